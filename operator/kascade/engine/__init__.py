@@ -1,0 +1,1 @@
+"""Pure pipeline engine: scheduling, templating and run logic, free of Kubernetes and clocks."""

@@ -1,0 +1,87 @@
+from datetime import timedelta
+
+import pytest
+
+from kascade.engine.durations import format_duration, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("5m", timedelta(minutes=5)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("2d", timedelta(days=2)),
+        ("1w", timedelta(weeks=1)),
+        ("500ms", timedelta(milliseconds=500)),
+        ("250us", timedelta(microseconds=250)),
+        ("1.5h", timedelta(hours=1, minutes=30)),
+        ("1.1s", timedelta(seconds=1, microseconds=100_000)),
+        (".5s", timedelta(milliseconds=500)),
+        ("1d2h3m4s5ms", timedelta(days=1, hours=2, minutes=3, seconds=4, milliseconds=5)),
+        (" 10m ", timedelta(minutes=10)),
+        ("90", timedelta(seconds=90)),
+        ("0", timedelta(0)),
+        ("0s", timedelta(0)),
+        (90, timedelta(seconds=90)),
+        (1.5, timedelta(seconds=1.5)),
+        (0, timedelta(0)),
+    ],
+)
+def test_parse_duration(text: str | int | float, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "-1s",
+        "-5",
+        -3,
+        -0.5,
+        "1x",
+        "h",
+        "1h 30m",
+        "1e3",
+        "1.5.h",
+        "1H",
+        "s1",
+        float("nan"),
+        float("inf"),
+        True,
+        "99999999999999999999w",
+    ],
+)
+def test_parse_duration_rejects(text: object) -> None:
+    with pytest.raises(ValueError, match="invalid duration") as info:
+        parse_duration(text)  # type: ignore[arg-type]
+    assert repr(text) in str(info.value)
+    assert "1h30m" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("td", "expected"),
+    [
+        (timedelta(0), "0s"),
+        (timedelta(milliseconds=500), "500ms"),
+        (timedelta(microseconds=1500), "1.5ms"),
+        (timedelta(seconds=1.5), "1.5s"),
+        (timedelta(seconds=9, milliseconds=250), "9.25s"),
+        (timedelta(seconds=45), "45s"),
+        (timedelta(seconds=45, milliseconds=400), "45s"),
+        (timedelta(hours=1, minutes=30), "1h30m"),
+        (timedelta(days=2, seconds=5), "2d5s"),
+        (timedelta(weeks=1), "7d"),
+        (timedelta(minutes=-5), "-5m"),
+    ],
+)
+def test_format_duration(td: timedelta, expected: str) -> None:
+    assert format_duration(td) == expected
+
+
+@pytest.mark.parametrize("text", ["90s", "1h30m", "2d", "500ms", "1.5s", "3d4h5m6s"])
+def test_round_trip(text: str) -> None:
+    td = parse_duration(text)
+    assert parse_duration(format_duration(td)) == td
