@@ -1,0 +1,1 @@
+"""The Kascade API (``kascade.io/v1alpha1``) as pydantic models; the CRDs are generated from them."""

@@ -1,0 +1,141 @@
+"""PipelineRun and TaskRun: one execution of a pipeline, and one task of it.
+
+A PipelineRun copies the pipeline spec it runs (``spec.pipelineSpec``), so that
+editing a Pipeline never changes a run in flight. Per-task detail lives in
+TaskRuns; the PipelineRun status keeps only a compact summary, so a run of
+thousands of tasks stays far below the etcd object size limit.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, WithJsonSchema
+
+from kascade.api.base import Condition, JsonValue, Model, ObjectRef
+from kascade.api.pipeline import PipelineSpec
+
+
+class TriggerKind(StrEnum):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    BACKFILL = "backfill"
+    TRIGGERED = "triggered"
+    """Started by another pipeline (Airflow TriggerDagRunOperator)."""
+
+
+class RunPhase(StrEnum):
+    """Airflow's DAG run states."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class Trigger(Model):
+    kind: TriggerKind = TriggerKind.MANUAL
+    by: str | None = None
+    """Who or what started it (user, pipeline/run name)."""
+
+
+class DataIntervalSpec(Model):
+    start: str
+    end: str
+
+
+class PipelineRunSpec(Model):
+    pipeline_ref: ObjectRef
+    pipeline_spec: Annotated[
+        PipelineSpec | None,
+        WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+    ] = None
+    """The spec this run executes, copied at creation (filled in by the operator when omitted)."""
+    spec_hash: str | None = None
+    logical_date: str | None = None
+    """ISO date-time; the data interval's start (default: now for manual runs)."""
+    data_interval: DataIntervalSpec | None = None
+    params: dict[str, JsonValue] | None = None
+    trigger: Trigger | None = None
+
+
+class TaskCounts(Model):
+    """How many tasks are in each state (Airflow's state names)."""
+
+    success: int = 0
+    failed: int = 0
+    skipped: int = 0
+    upstream_failed: int = 0
+    up_for_retry: int = 0
+    running: int = 0
+    queued: int = 0
+    scheduled: int = 0
+    none: int = 0
+    """Not yet decided."""
+
+
+class PipelineRunStatus(Model):
+    phase: RunPhase | None = None
+    conditions: list[Condition] | None = None
+    message: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    counts: TaskCounts | None = None
+    progress: str | None = None
+    """done/total, for printer columns."""
+    tasks: dict[str, str] | None = None
+    """Task id → state: the compact per-task summary (details are in TaskRuns)."""
+    next_wakeup: str | None = None
+    sla_missed: bool | None = None
+    observed_generation: int | None = None
+
+
+class TaskState(StrEnum):
+    """Airflow's task instance states."""
+
+    NONE = "none"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UPSTREAM_FAILED = "upstream_failed"
+    UP_FOR_RETRY = "up_for_retry"
+    UP_FOR_RESCHEDULE = "up_for_reschedule"
+    REMOVED = "removed"
+
+
+class Attempt(Model):
+    """One try of a task: one pod."""
+
+    number: Annotated[int, Field(ge=1)]
+    pod_name: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    """Why it ended: Completed, Error, DeadlineExceeded, Evicted, PodDeleted, StartTimeout..."""
+    message: str | None = None
+
+
+class TaskRunSpec(Model):
+    pipeline_run_ref: ObjectRef
+    task_name: str
+    """The qualified task id (``transform.clean``)."""
+    map_index: int | None = None
+    """For mapped tasks, which item this is."""
+
+
+class TaskRunStatus(Model):
+    state: TaskState = TaskState.NONE
+    attempts: list[Attempt] | None = None
+    outputs: dict[str, JsonValue] | None = None
+    next_retry_time: str | None = None
+    message: str | None = None
+    ready_time: str | None = None
+    """When its upstream allowed it to run (for the scheduling-delay metric)."""
+    pokes: int | None = None
+    """Sensors: pokes so far."""
+    first_poke_time: str | None = None
