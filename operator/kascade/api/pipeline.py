@@ -179,6 +179,8 @@ class ContainerFields(Model):
     env: list[EnvVar] | None = None
     env_from: list[KubeObject] | None = None
     resources: KubeObject | None = None
+    volumes: list[KubeObject] | None = None
+    """Pod volumes (emptyDir, configMap, secret, persistentVolumeClaim, ...)."""
     volume_mounts: list[KubeObject] | None = None
     security_context: KubeObject | None = None
     service_account_name: str | None = None
