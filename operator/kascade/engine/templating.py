@@ -1,0 +1,228 @@
+"""``{{ expr }}`` templating over plain data, for task specs and params.
+
+Only the expression language in :mod:`kascade.engine.expressions` runs
+inside the braces, so rendering a user's spec cannot reach Python objects.
+Rendering is deterministic and clock-free: every date comes from
+:func:`macro_context`, built from the run's logical date and data interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kascade.engine.expressions import (
+    MAX_STRING_LENGTH,
+    ExpressionError,
+    Path,
+    parse,
+    to_text,
+)
+from kascade.engine.schedule import DataInterval
+
+__all__ = [
+    "TemplateError",
+    "check",
+    "is_templated",
+    "macro_context",
+    "references",
+    "render",
+    "render_value",
+]
+
+_OPEN = "{{"
+_CLOSE = "}}"
+
+
+class TemplateError(ExpressionError):
+    """A template that cannot be split or rendered; names the column in the text."""
+
+
+@dataclass(frozen=True)
+class _Part:
+    literal: str
+    expression: str | None  # None for trailing literal text
+    column: int  # 1-based column of the expression's first character
+
+
+def _close_index(text: str, start: int) -> int:
+    """Index of the ``}}`` ending an expression that begins at ``start``.
+
+    Quotes are honoured so ``{{ '}}' }}`` works; -1 when there is none.
+    """
+    i = start
+    quote: str | None = None
+    while i < len(text):
+        ch = text[i]
+        if quote is not None:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif text.startswith(_CLOSE, i):
+            return i
+        i += 1
+    return -1
+
+
+def _split(text: str) -> Iterator[_Part]:
+    pos = 0
+    while True:
+        open_at = text.find(_OPEN, pos)
+        if open_at < 0:
+            yield _Part(text[pos:], None, 0)
+            return
+        body = open_at + len(_OPEN)
+        close_at = _close_index(text, body)
+        if close_at < 0:
+            raise TemplateError("unclosed '{{'", expression=text, column=open_at + 1)
+        yield _Part(text[pos:open_at], text[body:close_at], body + 1)
+        pos = close_at + len(_CLOSE)
+
+
+def _template_error(exc: ExpressionError, text: str, part: _Part) -> TemplateError:
+    """Re-anchor an expression error to the whole template's columns.
+
+    Syntax errors point into the expression; evaluation errors have no
+    column of their own, so they point at the opening braces.
+    """
+    assert part.expression is not None
+    column = part.column - len(_OPEN) if exc.column is None else part.column + exc.column - 1
+    shown = f"{{{{ {part.expression.strip()} }}}}" if part.expression.strip() else "{{ }}"
+    return TemplateError(f"{exc.reason} (in {shown!r})", expression=text, column=column)
+
+
+def is_templated(text: str) -> bool:
+    return _OPEN in text
+
+
+def render(text: str, ctx: Mapping[str, Any]) -> str:
+    """Replace each ``{{ expr }}``; raise TemplateError on any failure."""
+    if _OPEN not in text:
+        return text
+    out: list[str] = []
+    size = 0
+    for part in _split(text):
+        out.append(part.literal)
+        size += len(part.literal)
+        if part.expression is not None:
+            try:
+                value = to_text(parse(part.expression).evaluate(ctx))
+            except ExpressionError as exc:
+                raise _template_error(exc, text, part) from exc
+            out.append(value)
+            size += len(value)
+        if size > MAX_STRING_LENGTH:
+            raise TemplateError(
+                f"rendered text longer than {MAX_STRING_LENGTH} characters", expression=text
+            )
+    return "".join(out)
+
+
+def render_value(obj: Any, ctx: Mapping[str, Any]) -> Any:
+    """Render every string inside plain data; keys stay literal so specs keep shape."""
+    if isinstance(obj, str):
+        return render(obj, ctx)
+    if isinstance(obj, Mapping):
+        return {key: render_value(value, ctx) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [render_value(item, ctx) for item in obj]
+    return obj
+
+
+def _parsed(text: str) -> Iterator[tuple[_Part, list[Path]]]:
+    for part in _split(text):
+        if part.expression is not None:
+            try:
+                yield part, parse(part.expression).references()
+            except ExpressionError as exc:
+                raise _template_error(exc, text, part) from exc
+
+
+def check(text: str) -> list[str]:
+    """Syntax errors of every expression, without evaluating; [] when fine."""
+    errors: list[str] = []
+    try:
+        parts = list(_split(text))
+    except TemplateError as exc:
+        return [str(exc)]
+    for part in parts:
+        if part.expression is None:
+            continue
+        try:
+            parse(part.expression)
+        except ExpressionError as exc:
+            errors.append(str(_template_error(exc, text, part)))
+    return errors
+
+
+def references(text: str) -> list[Path]:
+    """Every path used in the template, in order, without duplicates."""
+    seen: dict[Path, None] = {}
+    for _, paths in _parsed(text):
+        for path in paths:
+            seen.setdefault(path, None)
+    return list(seen)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _task_tree(task_outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Nest qualified ids ("group.task") so ``tasks.group.task.outputs.x`` resolves.
+
+    A group and a task can share a prefix (task ``a`` and ``a.b``): both live
+    in the same dict, the task's ``outputs`` key beside the child names.
+    """
+    tree: dict[str, Any] = {}
+    for task_id, outputs in task_outputs.items():
+        node = tree
+        for name in task_id.split("."):
+            child = node.setdefault(name, {})
+            if not isinstance(child, dict):
+                child = node[name] = {}
+            node = child
+        node["outputs"] = dict(outputs)
+    return tree
+
+
+def macro_context(
+    *,
+    logical_date: datetime,
+    interval: DataInterval,
+    run_id: str,
+    pipeline_name: str,
+    namespace: str,
+    params: Mapping[str, Any],
+    task_outputs: Mapping[str, Mapping[str, Any]],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Airflow's template variables for one run, as plain strings and dicts.
+
+    Dates are rendered in UTC like Airflow's defaults, so ``ds`` of a run is
+    the same whatever the pipeline's schedule timezone.
+    """
+    logical = logical_date.astimezone(UTC)
+    ctx: dict[str, Any] = {
+        "ds": logical.strftime("%Y-%m-%d"),
+        "ds_nodash": logical.strftime("%Y%m%d"),
+        "ts": logical.isoformat(),
+        "ts_nodash": logical.strftime("%Y%m%dT%H%M%S"),
+        "ts_nodash_with_tz": logical.strftime("%Y%m%dT%H%M%S") + "+0000",
+        "logical_date": logical.isoformat(),
+        "data_interval_start": _iso(interval.start),
+        "data_interval_end": _iso(interval.end),
+        "run_id": run_id,
+        "params": dict(params),
+        "pipeline": {"name": pipeline_name, "namespace": namespace},
+        "tasks": _task_tree(task_outputs),
+    }
+    if extra:
+        ctx.update(extra)
+    return ctx
