@@ -21,8 +21,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NY = ZoneInfo("America/New_York")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def iv(start: datetime, end: datetime) -> DataInterval:
@@ -324,8 +324,10 @@ def test_naive_bounds_use_pipeline_timezone() -> None:
 # --- DST -----------------------------------------------------------------------
 
 
-def local(tz: ZoneInfo, *args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=tz, fold=fold)  # type: ignore[misc]
+def local(
+    tz: ZoneInfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0, fold: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=tz, fold=fold)
 
 
 def test_berlin_daily_spring_forward() -> None:
