@@ -21,8 +21,10 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NY = ZoneInfo("America/New_York")
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def iv(start: datetime, end: datetime) -> DataInterval:
