@@ -1,1 +1,1 @@
-"""The Kascade API (``kascade.io/v1alpha1``) as pydantic models; the CRDs are generated from them."""
+"""The Kascade API (``kascade.io/v1alpha1``) as pydantic models; CRDs are generated from them."""

@@ -76,12 +76,12 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"cannot express a union of {types} structurally")
     if "const" in node:
         node["enum"] = [node.pop("const")]
-    if node.get("type") == "object" and "additionalProperties" in node:
-        if node["additionalProperties"] is False:
-            del node["additionalProperties"]
+    if node.get("type") == "object" and node.get("additionalProperties") is False:
+        del node["additionalProperties"]
     if node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" in node:
         del node["additionalProperties"]
-    if node.get("type") == "object" and not node.get("properties") and "additionalProperties" not in node:
+    is_object = node.get("type") == "object"
+    if is_object and not node.get("properties") and "additionalProperties" not in node:
         node["x-kubernetes-preserve-unknown-fields"] = True
     return node
 
@@ -169,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         have = path.read_text() if path.exists() else ""
         if have != text:
             drift += 1
-            diff = difflib.unified_diff(have.splitlines(), text.splitlines(), str(path), "models", lineterm="")
+            diff = difflib.unified_diff(
+                have.splitlines(), text.splitlines(), str(path), "models", lineterm=""
+            )
             print("\n".join(list(diff)[:40]))
     extra = {p.name for p in args.check.glob(f"{GROUP}_*.yaml")} - set(wanted)
     for name in sorted(extra):

@@ -9,7 +9,7 @@ that a Kubernetes user recognises those.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -223,10 +223,9 @@ class TemplateUse(Model):
     """Values of the template's inputs, visible as ``{{ inputs.x }}``."""
 
 
-class Task(ContainerFields, TaskPolicy):
-    """One task: one pod per attempt on Kubernetes, one process in the local runner."""
+class TaskBody(ContainerFields, TaskPolicy):
+    """Everything a task sets but its name (what a task template holds)."""
 
-    name: Name
     description: str | None = None
     depends_on: list[Ref] | None = None
     """Upstream tasks or groups (sibling names, or qualified like ``extract.orders``)."""
@@ -244,6 +243,12 @@ class Task(ContainerFields, TaskPolicy):
     expand: Expand | None = None
     outputs: list[Name] | None = None
     """Declared outputs (optional): references to undeclared ones are then rejected."""
+
+
+class Task(TaskBody):
+    """One task: one pod per attempt on Kubernetes, one process in the local runner."""
+
+    name: Name
 
 
 class TaskGroup(Model):
@@ -273,8 +278,8 @@ class Template(Model):
     name: Name
     description: str | None = None
     inputs: list[TemplateInput] | None = None
-    task: Task | None = None
-    """A task template (its ``name`` is ignored)."""
+    task: TaskBody | None = None
+    """A task template."""
     tasks: list[Task] | None = None
     """A group template: these tasks form the group."""
     groups: list[TaskGroup] | None = None

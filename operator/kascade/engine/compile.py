@@ -1,0 +1,451 @@
+"""Compile a PipelineSpec into a flat Plan: groups, templates and defaults resolved.
+
+Everything downstream (the run engine, the local runner, the operator, the
+graph command) works on the Plan only, so group and template rules live in this
+one module. Group dependencies follow Airflow: ``extract >> transform`` makes
+every leaf of ``extract`` an upstream of every root of ``transform``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from kascade.api.pipeline import (
+    Notification,
+    PipelineSpec,
+    Task,
+    TaskDefaults,
+    TaskGroup,
+    Template,
+    TriggerRule,
+)
+from kascade.engine import durations
+from kascade.engine.dag import Graph
+from kascade.engine.errors import Issue, PipelineInvalid
+from kascade.engine.retries import DEFAULT_RETRY_DELAY
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """One task of the plan, with every default applied and durations parsed."""
+
+    id: str
+    """Qualified by groups: ``transform.clean``."""
+    index: int
+    spec: Task
+    path: str
+    """Where it is declared in the manifest (for error messages)."""
+    group: str | None
+    inputs: Mapping[str, Any]
+    upstream: tuple[str, ...]
+    retries: int
+    retry_delay: timedelta
+    retry_exponential_backoff: bool
+    max_retry_delay: timedelta | None
+    timeout: timedelta | None
+    start_timeout: timedelta | None
+    trigger_rule: TriggerRule
+    priority_weight: int
+    pool: str | None
+    pool_slots: int
+    sla: timedelta | None
+    notifications: tuple[Notification, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    spec: PipelineSpec
+    tasks: tuple[PlannedTask, ...]
+    graph: Graph
+    index: Mapping[str, int]
+    order: tuple[int, ...]
+    priority: tuple[int, ...]
+    """Effective priority: own weight plus every downstream weight (Airflow's default rule)."""
+    groups: Mapping[str, tuple[str, ...]]
+    """Group id → its task ids (recursively)."""
+    run_timeout: timedelta | None
+    sla: timedelta | None
+
+    def task(self, task_id: str) -> PlannedTask:
+        return self.tasks[self.index[task_id]]
+
+    def is_upstream(self, maybe_upstream: str, of: str) -> bool:
+        return self.index[maybe_upstream] in self.graph.ancestors(self.index[of])
+
+
+@dataclass
+class _Decl:
+    """A task or group as written, before edges are known."""
+
+    kind: str  # "task" | "group"
+    id: str
+    path: str
+    scope: tuple[str, ...]
+    raw_deps: list[tuple[str, str]]  # (ref, field path)
+    task: Task | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+    parent: str | None = None
+
+
+class _Compiler:
+    def __init__(self, spec: PipelineSpec) -> None:
+        self.spec = spec
+        self.issues: list[Issue] = []
+        self.decls: dict[str, _Decl] = {}
+        self.order: list[str] = []  # task ids in declaration order
+        self.templates: dict[str, Template] = {}
+        for i, tpl in enumerate(spec.templates or []):
+            if tpl.name in self.templates:
+                self.issues.append(
+                    Issue(f"spec.templates[{i}].name", f"duplicate template name {tpl.name!r}")
+                )
+            has_task = tpl.task is not None
+            has_group = bool(tpl.tasks or tpl.groups)
+            if has_task == has_group:
+                self.issues.append(
+                    Issue(
+                        f"spec.templates[{i}]",
+                        "a template sets exactly one of `task` (a task template) "
+                        "or `tasks`/`groups` (a group template)",
+                    )
+                )
+            self.templates[tpl.name] = tpl
+        self._leaves: dict[str, set[str]] = {}
+        self._roots: dict[str, set[str]] = {}
+
+    # -- declarations ---------------------------------------------------------
+    def walk(self) -> None:
+        defaults = [self.spec.defaults] if self.spec.defaults else []
+        self._walk_scope(
+            self.spec.tasks or [], self.spec.groups or [], (), "spec", defaults, None, {}, ()
+        )
+
+    def _register(self, decl: _Decl, name_path: str) -> bool:
+        if decl.id in self.decls:
+            self.issues.append(
+                Issue(
+                    name_path,
+                    f"duplicate name {decl.id!r} (task and group ids share one namespace)",
+                )
+            )
+            return False
+        self.decls[decl.id] = decl
+        return True
+
+    def _walk_scope(
+        self,
+        tasks: list[Task],
+        groups: list[TaskGroup],
+        scope: tuple[str, ...],
+        path: str,
+        defaults: list[TaskDefaults],
+        parent: str | None,
+        inputs: dict[str, Any],
+        template_stack: tuple[str, ...],
+    ) -> None:
+        prefix = ".".join(scope) + "." if scope else ""
+        for i, task in enumerate(tasks):
+            tpath = f"{path}.tasks[{i}]"
+            merged, task_inputs = self._merge_task(task, defaults, inputs, tpath)
+            decl = _Decl(
+                "task",
+                prefix + task.name,
+                tpath,
+                scope,
+                [(r, f"{tpath}.dependsOn[{j}]") for j, r in enumerate(task.depends_on or [])],
+                task=merged,
+                inputs=task_inputs,
+                parent=parent,
+            )
+            if self._register(decl, f"{tpath}.name"):
+                self.order.append(decl.id)
+                self._add_member(decl.id)
+        for i, group in enumerate(groups):
+            gpath = f"{path}.groups[{i}]"
+            gid = prefix + group.name
+            decl = _Decl(
+                "group",
+                gid,
+                gpath,
+                scope,
+                [(r, f"{gpath}.dependsOn[{j}]") for j, r in enumerate(group.depends_on or [])],
+                parent=parent,
+            )
+            if not self._register(decl, f"{gpath}.name"):
+                continue
+            inner_defaults = defaults + ([group.defaults] if group.defaults else [])
+            sub_tasks, sub_groups, sub_inputs = group.tasks or [], group.groups or [], inputs
+            stack = template_stack
+            if group.template is not None:
+                tpl = self._template(group.template.name, f"{gpath}.template.name", group=True)
+                if tpl is not None and tpl.name in template_stack:
+                    self.issues.append(
+                        Issue(
+                            f"{gpath}.template.name", f"template {tpl.name!r} instantiates itself"
+                        )
+                    )
+                    tpl = None
+                if tpl is not None:
+                    sub_tasks = list(tpl.tasks or []) + sub_tasks
+                    sub_groups = list(tpl.groups or []) + sub_groups
+                    sub_inputs = self._inputs(tpl, group.template.inputs, f"{gpath}.template")
+                    stack = (*template_stack, tpl.name)
+            if not sub_tasks and not sub_groups:
+                self.issues.append(Issue(gpath, f"group {gid!r} has no tasks"))
+            self._walk_scope(
+                sub_tasks,
+                sub_groups,
+                (*scope, group.name),
+                gpath,
+                inner_defaults,
+                gid,
+                sub_inputs,
+                stack,
+            )
+
+    def _add_member(self, task_id: str) -> None:
+        parent = self.decls[task_id].parent
+        while parent is not None:
+            self.decls[parent].members.append(task_id)
+            parent = self.decls[parent].parent
+
+    def _template(self, name: str, path: str, *, group: bool) -> Template | None:
+        tpl = self.templates.get(name)
+        if tpl is None:
+            known = ", ".join(sorted(self.templates)) or "none declared"
+            self.issues.append(Issue(path, f"unknown template {name!r} (templates: {known})"))
+            return None
+        if group and tpl.task is not None:
+            self.issues.append(
+                Issue(path, f"template {name!r} is a task template, used as a group")
+            )
+            return None
+        if not group and tpl.task is None:
+            self.issues.append(
+                Issue(path, f"template {name!r} is a group template, used as a task")
+            )
+            return None
+        return tpl
+
+    def _inputs(self, tpl: Template, given: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+        declared = {i.name: i for i in tpl.inputs or []}
+        values = {n: i.default for n, i in declared.items() if i.default is not None}
+        for key, value in (given or {}).items():
+            if key not in declared:
+                self.issues.append(
+                    Issue(f"{path}.inputs.{key}", f"template {tpl.name!r} has no input {key!r}")
+                )
+            values[key] = value
+        for name in declared:
+            if name not in values:
+                self.issues.append(
+                    Issue(
+                        f"{path}.inputs", f"input {name!r} of template {tpl.name!r} needs a value"
+                    )
+                )
+        return values
+
+    def _merge_task(
+        self, task: Task, defaults: list[TaskDefaults], inputs: dict[str, Any], path: str
+    ) -> tuple[Task, dict[str, Any]]:
+        """Layer defaults (outer to inner), then the template's task, then the task itself."""
+        values: dict[str, Any] = {}
+        for layer in defaults:
+            for name in layer.model_fields_set:
+                values[name] = getattr(layer, name)
+        task_inputs = dict(inputs)
+        if task.template is not None:
+            tpl = self._template(task.template.name, f"{path}.template.name", group=False)
+            if tpl is not None and tpl.task is not None:
+                for name in tpl.task.model_fields_set:
+                    values[name] = getattr(tpl.task, name)
+                task_inputs.update(self._inputs(tpl, task.template.inputs, f"{path}.template"))
+        for name in task.model_fields_set:
+            values[name] = getattr(task, name)
+        values["name"] = task.name
+        values.pop("template", None)
+        # The layers were validated already; construct keeps their fields-set record.
+        return Task.model_construct(**values), task_inputs
+
+    # -- edges ----------------------------------------------------------------
+    def resolve(self, ref: str, scope: tuple[str, ...], path: str) -> str | None:
+        for depth in range(len(scope), -1, -1):
+            candidate = ".".join((*scope[:depth], ref))
+            if candidate in self.decls:
+                return candidate
+        self.issues.append(Issue(path, f"unknown task or group {ref!r}{self._hint(ref)}"))
+        return None
+
+    def _hint(self, ref: str) -> str:
+        tail = ref.rsplit(".", 1)[-1]
+        near = sorted(d for d in self.decls if d.rsplit(".", 1)[-1] == tail)
+        return f" (did you mean {', '.join(near)}?)" if near else ""
+
+    def _inside(self, node: str, group: str) -> bool:
+        return node.startswith(group + ".")
+
+    def _sources(self, node: str) -> set[str]:
+        return {node} if self.decls[node].kind == "task" else self.leaves(node)
+
+    def _targets(self, node: str) -> set[str]:
+        return {node} if self.decls[node].kind == "task" else self.roots(node)
+
+    def _internal_edges(self, group: str) -> Iterator[tuple[str, str]]:
+        for decl in self.decls.values():
+            if not self._inside(decl.id, group):
+                continue
+            for _ref, path in decl.raw_deps:
+                target = self._resolved.get((decl.id, path))
+                if target is None or not self._inside(target, group):
+                    continue
+                for src in self._sources(target):
+                    for dst in self._targets(decl.id):
+                        yield src, dst
+
+    def leaves(self, group: str) -> set[str]:
+        if group not in self._leaves:
+            self._leaves[group] = set()  # guards against pathological recursion
+            members = set(self.decls[group].members)
+            has_down = {src for src, _ in self._internal_edges(group)}
+            self._leaves[group] = members - has_down
+        return self._leaves[group]
+
+    def roots(self, group: str) -> set[str]:
+        if group not in self._roots:
+            self._roots[group] = set()
+            members = set(self.decls[group].members)
+            has_up = {dst for _, dst in self._internal_edges(group)}
+            self._roots[group] = members - has_up
+        return self._roots[group]
+
+    def edges(self) -> dict[str, set[str]]:
+        self._resolved: dict[tuple[str, str], str] = {}
+        for decl in self.decls.values():
+            for ref, path in decl.raw_deps:
+                target = self.resolve(ref, decl.scope, path)
+                if target is None:
+                    continue
+                if target == decl.id or self._inside(decl.id, target):
+                    self.issues.append(
+                        Issue(
+                            path, f"{decl.id!r} cannot depend on itself or on a group containing it"
+                        )
+                    )
+                    continue
+                self._resolved[(decl.id, path)] = target
+        upstream: dict[str, set[str]] = {tid: set() for tid in self.order}
+        for decl in self.decls.values():
+            for _ref, path in decl.raw_deps:
+                target = self._resolved.get((decl.id, path))
+                if target is None:
+                    continue
+                for src in self._sources(target):
+                    for dst in self._targets(decl.id):
+                        upstream[dst].add(src)
+        return upstream
+
+
+def _duration(value: str | None, path: str, issues: list[Issue]) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return durations.parse_duration(value)
+    except ValueError as exc:
+        issues.append(Issue(path, str(exc)))
+        return None
+
+
+def _plan_task(
+    decl: _Decl, index: int, upstream: tuple[str, ...], issues: list[Issue]
+) -> PlannedTask:
+    task = decl.task
+    assert task is not None
+    p = decl.path
+    return PlannedTask(
+        id=decl.id,
+        index=index,
+        spec=task,
+        path=p,
+        group=decl.parent,
+        inputs=decl.inputs,
+        upstream=upstream,
+        retries=task.retries or 0,
+        retry_delay=_duration(task.retry_delay, f"{p}.retryDelay", issues) or DEFAULT_RETRY_DELAY,
+        retry_exponential_backoff=bool(task.retry_exponential_backoff),
+        max_retry_delay=_duration(task.max_retry_delay, f"{p}.maxRetryDelay", issues),
+        timeout=_duration(task.timeout, f"{p}.timeout", issues),
+        start_timeout=_duration(task.start_timeout, f"{p}.startTimeout", issues),
+        trigger_rule=TriggerRule(task.trigger_rule or TriggerRule.ALL_SUCCESS),
+        priority_weight=task.priority_weight if task.priority_weight is not None else 1,
+        pool=task.pool,
+        pool_slots=task.pool_slots or 1,
+        sla=_duration(task.sla, f"{p}.sla", issues),
+        notifications=tuple(task.notifications or ()),
+    )
+
+
+def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | None, list[Issue]]:
+    """The plan and every structural problem (the plan is None when the DAG is unusable)."""
+    comp = _Compiler(spec)
+    comp.walk()
+    upstream = comp.edges()
+    issues = comp.issues
+    if not comp.order:
+        issues.append(Issue("spec.tasks", "a pipeline needs at least one task"))
+    ids = comp.order
+    index = {tid: i for i, tid in enumerate(ids)}
+    graph = Graph.build(ids, [sorted(index[u] for u in upstream[t]) for t in ids])
+    cycle = graph.find_cycle()
+    if cycle:
+        first = comp.decls[cycle[0]].path
+        issues.append(Issue(f"{first}.dependsOn", "dependency cycle: " + " -> ".join(cycle)))
+    tasks = tuple(
+        _plan_task(comp.decls[t], i, tuple(ids[u] for u in graph.upstream[i]), issues)
+        for i, t in enumerate(ids)
+    )
+    if cycle or not ids:
+        return None, issues
+    order = graph.topological_order()
+    priority = _priorities(graph, order, [t.priority_weight for t in tasks])
+    groups = {g: tuple(d.members) for g, d in comp.decls.items() if d.kind == "group"}
+    plan = Plan(
+        name=name,
+        spec=spec,
+        tasks=tasks,
+        graph=graph,
+        index=index,
+        order=tuple(order),
+        priority=tuple(priority),
+        groups=groups,
+        run_timeout=_duration(spec.run_timeout, "spec.runTimeout", issues),
+        sla=_duration(spec.sla, "spec.sla", issues),
+    )
+    return plan, issues
+
+
+def _priorities(graph: Graph, order: list[int], weights: list[int]) -> list[int]:
+    """Airflow's ``downstream`` weight rule: own weight plus all descendants' weights."""
+    masks = graph.descendant_masks(order)
+    if all(w == 1 for w in weights):
+        return [1 + m.bit_count() for m in masks]
+    out = []
+    for node, mask in enumerate(masks):
+        total = weights[node]
+        while mask:
+            low = mask & -mask
+            total += weights[low.bit_length() - 1]
+            mask ^= low
+        out.append(total)
+    return out
+
+
+def compile_or_raise(spec: PipelineSpec, name: str = "pipeline") -> Plan:
+    plan, issues = compile_spec(spec, name)
+    if issues or plan is None:
+        raise PipelineInvalid(issues)
+    return plan

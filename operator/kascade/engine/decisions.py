@@ -1,0 +1,107 @@
+"""What the run engine tells its driver (the local runner or the operator) to do.
+
+The engine never acts: it returns these records, and the driver turns them into
+processes, pods, status patches, events and webhooks. That is what lets one
+engine serve both drivers and be tested without either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from kascade.api.pipeline import Notification, Sensor, Task
+from kascade.api.runs import RunPhase, TaskState
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Start attempt ``attempt`` of an instance: a process locally, a pod on Kubernetes."""
+
+    key: str
+    """Instance id: the task id, or ``task[3]`` for a mapped instance."""
+    task_id: str
+    map_index: int | None
+    attempt: int
+    spec: Task
+    """The task with its templated fields rendered."""
+    timeout: timedelta | None
+    """Kill the attempt after this long (execution timeout, or what is left of a sensor's)."""
+    sensor: Sensor | None
+    pool: str | None
+    pool_slots: int
+    ready_at: datetime | None
+    poke: int = 0
+    """Reschedule-mode sensors: which poke of the attempt this launch is."""
+
+
+@dataclass(frozen=True)
+class Fire:
+    """A notification to send once."""
+
+    notification: Notification
+    event: str
+    task: str | None
+    """The instance it is about, or None for the run."""
+    message: str
+
+
+@dataclass(frozen=True)
+class SlaMiss:
+    task: str | None
+    deadline: datetime
+
+
+@dataclass
+class Decisions:
+    launches: list[Launch] = field(default_factory=list)
+    changes: list[tuple[str, TaskState]] = field(default_factory=list)
+    """State transitions made, in order (for status, events and progress)."""
+    kills: list[tuple[str, str]] = field(default_factory=list)
+    """(instance, reason): attempts to stop now."""
+    notifications: list[Fire] = field(default_factory=list)
+    sla_misses: list[SlaMiss] = field(default_factory=list)
+    wake_at: datetime | None = None
+    finished: RunPhase | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """How an attempt ended, as its driver observed it."""
+
+    exit_code: int | None
+    outputs: dict[str, Any] | None = None
+    reason: str | None = None
+    """Set when the attempt did not simply exit: Timeout, Evicted, PodDeleted, OutputsTooLarge..."""
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.reason is None
+
+
+@dataclass
+class Instance:
+    """The engine's record of one task instance (what a TaskRun's status holds)."""
+
+    key: str
+    task: int
+    map_index: int | None = None
+    state: TaskState = TaskState.NONE
+    attempt: int = 0
+    ready_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    next_try_at: datetime | None = None
+    first_poke_at: datetime | None = None
+    pokes: int = 0
+    outputs: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    exit_code: int | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """History: {number, start, end, exitCode, reason, message}."""
+    holds_slot: bool = False
+    """Launched and not yet ended: counts against maxActiveTasks and its pool."""
+    rescheduled: bool = False
+    """The next launch is another poke of the same attempt (reschedule-mode sensor)."""

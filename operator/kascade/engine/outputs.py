@@ -1,0 +1,56 @@
+"""Parse a task's outputs file (the XCom protocol of ``kascade.api.protocol``).
+
+The same parser reads the local runner's file and the pod's termination message,
+so a task behaves the same in both places, limit included.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kascade.api.protocol import OUTPUTS_ENV, OUTPUTS_LIMIT_BYTES
+
+
+class OutputsError(ValueError):
+    pass
+
+
+def parse_outputs(raw: bytes | str) -> dict[str, Any]:
+    data = raw.encode() if isinstance(raw, str) else raw
+    if len(data) > OUTPUTS_LIMIT_BYTES:
+        raise OutputsError(
+            f"outputs are {len(data)} bytes, over the {OUTPUTS_LIMIT_BYTES}-byte limit "
+            f"(a Kubernetes termination message); write large data to storage and "
+            f"pass its location in ${OUTPUTS_ENV} instead"
+        )
+    text = data.decode("utf-8", errors="replace").strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OutputsError(f"outputs look like JSON but do not parse: {exc}") from None
+        if not isinstance(value, dict):
+            raise OutputsError("outputs JSON must be an object of name → value")
+        return {str(k): v for k, v in value.items()}
+    out: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise OutputsError(
+                f"outputs line {number} is not key=value or a JSON object: {line[:80]!r}"
+            )
+        out[key] = _typed(value.strip())
+    return out
+
+
+def _typed(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

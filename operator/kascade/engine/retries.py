@@ -1,0 +1,29 @@
+"""Retry delays: Airflow's retry_delay, retry_exponential_backoff and max_retry_delay.
+
+Airflow's backoff is ``retry_delay * 2 ** (try - 1)`` with a deterministic
+jitter; ours keeps the doubling but no jitter (the engine is deterministic), and
+never exceeds ``max_retry_delay``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+DEFAULT_RETRY_DELAY = timedelta(minutes=5)
+DEFAULT_MAX_RETRY_DELAY = timedelta(days=1)
+
+
+def retry_delay(
+    failed_attempt: int,
+    *,
+    delay: timedelta = DEFAULT_RETRY_DELAY,
+    exponential: bool = False,
+    max_delay: timedelta | None = None,
+) -> timedelta:
+    """The wait after attempt ``failed_attempt`` (1-based) failed, before the next one."""
+    cap = max_delay if max_delay is not None else DEFAULT_MAX_RETRY_DELAY
+    if not exponential:
+        return min(delay, cap) if max_delay is not None else delay
+    exponent = min(max(failed_attempt - 1, 0), 62)
+    seconds = delay.total_seconds() * (2**exponent)
+    return min(timedelta(seconds=min(seconds, cap.total_seconds())), cap)
