@@ -1,0 +1,1 @@
+"""End-to-end tests against a real Kubernetes cluster (pytest -m e2e)."""

@@ -1,0 +1,196 @@
+"""Smoke tests: the cluster behaves like a real one for what the operator relies on.
+
+CRDs with a status subresource, run-to-completion pods (phase, exit code, logs,
+termination message), locally built images, and owner-reference garbage collection.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from .conftest import Cluster, wait_until
+
+pytestmark = pytest.mark.e2e
+
+GROUP = "e2e.kascade.dev"
+
+
+def test_node_ready_and_version(cluster: Cluster) -> None:
+    version = client.VersionApi(cluster.api).get_code()
+    assert version.major == "1"
+    nodes = cluster.core.list_node().items
+    assert nodes, "no node registered"
+    ready = {
+        n.metadata.name: next(c.status for c in n.status.conditions if c.type == "Ready")
+        for n in nodes
+    }
+    assert "True" in ready.values(), ready
+
+
+@pytest.fixture(scope="module")
+def widget_crd(cluster: Cluster) -> str:
+    plural = f"widgets{uuid.uuid4().hex[:6]}"
+    name = f"{plural}.{GROUP}"
+    schema = client.V1JSONSchemaProps(
+        type="object",
+        properties={
+            "spec": client.V1JSONSchemaProps(
+                type="object", properties={"size": client.V1JSONSchemaProps(type="integer")}
+            ),
+            "status": client.V1JSONSchemaProps(
+                type="object",
+                properties={
+                    "phase": client.V1JSONSchemaProps(type="string"),
+                    "observedGeneration": client.V1JSONSchemaProps(type="integer"),
+                },
+            ),
+        },
+    )
+    crd = client.V1CustomResourceDefinition(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1CustomResourceDefinitionSpec(
+            group=GROUP,
+            scope="Namespaced",
+            names=client.V1CustomResourceDefinitionNames(
+                plural=plural, singular=plural[:-1], kind=f"Widget{plural[7:].upper()}"
+            ),
+            versions=[
+                client.V1CustomResourceDefinitionVersion(
+                    name="v1",
+                    served=True,
+                    storage=True,
+                    schema=client.V1CustomResourceValidation(open_apiv3_schema=schema),
+                    subresources=client.V1CustomResourceSubresources(status={}),
+                )
+            ],
+        ),
+    )
+    cluster.apiext.create_custom_resource_definition(crd)
+
+    def established() -> bool:
+        got = cluster.apiext.read_custom_resource_definition(name)
+        return any(
+            c.type == "Established" and c.status == "True" for c in got.status.conditions or []
+        )
+
+    wait_until(established, timeout=30, what=f"CRD {name} Established")
+    yield plural
+    cluster.apiext.delete_custom_resource_definition(name)
+
+
+def test_crd_status_subresource(cluster: Cluster, namespace: str, widget_crd: str) -> None:
+    plural = widget_crd
+    kind = cluster.apiext.read_custom_resource_definition(f"{plural}.{GROUP}").spec.names.kind
+    body = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": kind,
+        "metadata": {"name": "w1"},
+        "spec": {"size": 3},
+        "status": {"phase": "ignored-on-create"},
+    }
+    # The CRD may take a moment to be served after Established.
+    created = wait_until(
+        lambda: _try_create(cluster, namespace, plural, body), timeout=30, what="CR create"
+    )
+    assert created["metadata"]["generation"] == 1
+    assert "status" not in created or not created["status"], "status must be ignored on create"
+
+    patched = cluster.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        "v1",
+        namespace,
+        plural,
+        "w1",
+        {"status": {"phase": "Running", "observedGeneration": 1}},
+    )
+    assert patched["status"] == {"phase": "Running", "observedGeneration": 1}
+    assert patched["metadata"]["generation"] == 1, "status writes must not bump generation"
+
+    # Writes to the main resource cannot change status, and do bump generation.
+    updated = cluster.custom.patch_namespaced_custom_object(
+        GROUP, "v1", namespace, plural, "w1", {"spec": {"size": 4}, "status": {"phase": "X"}}
+    )
+    assert updated["spec"]["size"] == 4
+    assert updated["status"]["phase"] == "Running"
+    assert updated["metadata"]["generation"] == 2
+
+
+def _try_create(cluster: Cluster, namespace: str, plural: str, body: dict) -> dict | None:
+    try:
+        return cluster.custom.create_namespaced_custom_object(GROUP, "v1", namespace, plural, body)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def test_pod_succeeds_with_logs_and_termination_message(cluster: Cluster, namespace: str) -> None:
+    cmd = ["sh", "-c", "echo hello from kascade; id -u; printf 'all good' > /dev/termination-log"]
+    cluster.core.create_namespaced_pod(namespace, cluster.pod("ok", cmd))
+    pod = cluster.wait_pod_phase(namespace, "ok")
+    assert pod.status.phase == "Succeeded"
+    state = pod.status.container_statuses[0].state.terminated
+    assert state.exit_code == 0
+    assert state.reason == "Completed"
+    assert state.message == "all good"
+    logs = cluster.core.read_namespaced_pod_log("ok", namespace)
+    assert logs == "hello from kascade\n65534\n"
+
+
+def test_pod_fails_with_exit_code(cluster: Cluster, namespace: str) -> None:
+    cmd = ["sh", "-c", "echo about to fail; echo boom >&2; exit 3"]
+    pod = cluster.pod("fail", cmd, termination_message_policy="FallbackToLogsOnError")
+    cluster.core.create_namespaced_pod(namespace, pod)
+    pod = cluster.wait_pod_phase(namespace, "fail")
+    assert pod.status.phase == "Failed"
+    state = pod.status.container_statuses[0].state.terminated
+    assert state.exit_code == 3
+    assert state.reason == "Error"
+    # No termination-log written: the kubelet falls back to the tail of the log.
+    assert "boom" in state.message
+    logs = cluster.core.read_namespaced_pod_log("fail", namespace)
+    assert "about to fail" in logs and "boom" in logs
+
+
+def test_python_image(cluster: Cluster, namespace: str) -> None:
+    script = "import sys, json; print(json.dumps({'py': sys.version_info[:2]}))"
+    cmd = ["sh", "-c", f'python3 -c "{script}" && exec python -c "import ssl; print(42)"']
+    cluster.core.create_namespaced_pod(namespace, cluster.pod("py", cmd, image="python:3.11-slim"))
+    pod = cluster.wait_pod_phase(namespace, "py")
+    logs = cluster.core.read_namespaced_pod_log("py", namespace)
+    assert pod.status.phase == "Succeeded", logs
+    assert logs == '{"py": [3, 11]}\n42\n'
+
+
+def test_owner_deletion_garbage_collects_pods(cluster: Cluster, namespace: str) -> None:
+    owner = cluster.core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
+    ref = client.V1OwnerReference(
+        api_version="v1",
+        kind="ConfigMap",
+        name="owner",
+        uid=owner.metadata.uid,
+        block_owner_deletion=True,
+    )
+    names = [f"child-{i}" for i in range(2)]
+    for name in names:
+        cluster.core.create_namespaced_pod(
+            namespace, cluster.pod(name, ["sleep", "3600"], owner=ref, grace_seconds=0)
+        )
+    for name in names:
+        cluster.wait_pod_phase(namespace, name, phases=("Running",))
+
+    cluster.core.delete_namespaced_config_map("owner", namespace, propagation_policy="Background")
+    for name in names:
+        wait_until(
+            lambda name=name: cluster.gone(
+                lambda: cluster.core.read_namespaced_pod(name, namespace)
+            ),
+            timeout=90,
+            what=f"pod {name} garbage-collected",
+        )
