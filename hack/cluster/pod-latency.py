@@ -117,8 +117,8 @@ def main() -> int:
         values = sorted(lat.values())
         print(f"pod create -> Succeeded ({mode}, image {args.image})")
         print(
-            f"  min {values[0]:.2f}s  median {statistics.median(values):.2f}s  max {values[-1]:.2f}s"
-            f"  (n={len(values)})"
+            f"  min {values[0]:.2f}s  median {statistics.median(values):.2f}s"
+            f"  max {values[-1]:.2f}s  (n={len(values)})"
         )
         print("  per pod: " + " ".join(f"{v:.2f}" for v in lat.values()))
     finally:
