@@ -636,6 +636,13 @@ class RunEngine:
 
     def _ctx_for(self, task: PlannedTask, inst: Instance | None) -> dict[str, Any]:
         ctx = dict(self._macros)
+        if task.group is not None:
+            # Sibling outputs resolve relative to the group, as dependsOn does, so a
+            # group template can say ``tasks.a.outputs.x`` wherever it is instantiated.
+            node: Any = ctx["tasks"]
+            for part in task.group.split("."):
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            ctx["tasks"] = {**ctx["tasks"], **node}
         ctx["inputs"] = dict(task.inputs)
         ctx["task"] = {
             "id": task.id,
