@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 
@@ -34,6 +34,23 @@ DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
 DEFAULT_SENSOR_TIMEOUT = timedelta(days=7)
 _TEMPLATED_FIELDS = ("image", "command", "args", "script", "working_dir")
 _ENGINE_SENSORS = frozenset({SensorKind.TIME, SensorKind.DATETIME, SensorKind.EXTERNAL_TASK})
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One instance as the cluster shows it (TaskRun status, or the run's summary)."""
+
+    state: TaskState
+    attempt: int = 0
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    next_try_at: datetime | None = None
+    ready_at: datetime | None = None
+    first_poke_at: datetime | None = None
+    pokes: int = 0
+    launched: bool = False
+    """A pod of the current attempt exists (so the attempt is really in flight)."""
+    item: Any = None
 
 
 class Ledger(Protocol):
@@ -150,6 +167,90 @@ class RunEngine:
             if task.sla is not None:
                 self._timer(deadline_base + task.sla, "sla_task", task.id, 0)
         return self._flush(now)
+
+    def restore(self, observed: Mapping[str, Observed], now: datetime) -> Decisions:
+        """Rebuild after a restart from what the cluster shows, then decide what is missing.
+
+        Instances are replayed in topological order: terminal ones settle (successes
+        replay branch and short-circuit choices, deterministically), launched ones
+        hold their slot again, retries and pokes get their timers back. Anything the
+        replay makes ready that was never launched is launched now. Notifications
+        re-emitted by the replay must be de-duplicated by the driver.
+        """
+        self.started_at = self.started_at or now
+        self.phase = RunPhase.RUNNING
+        by_task: dict[str, list[str]] = {}
+        for k in observed:
+            base = k[: k.rindex("[")] if k.endswith("]") else k
+            by_task.setdefault(base, []).append(k)
+        for index in self.plan.order:
+            task = self.plan.tasks[index]
+            keys = by_task.get(task.id, [])
+            if not keys:
+                if not task.upstream or task.trigger_rule.value == "always":
+                    self._evaluate(index, now)
+                continue
+            if task.spec.expand is not None and not self.expanded[index]:
+                mapped = sorted(
+                    (k for k in keys if k != task.id), key=lambda k: int(k[len(task.id) + 1 : -1])
+                )
+                self.expanded[index] = True
+                if mapped:
+                    for down in self.plan.graph.downstream[index]:
+                        self.counts[down].total += len(mapped) - 1
+                    for k in mapped:
+                        inst = self._new_instance(k, index, int(k[len(task.id) + 1 : -1]))
+                        inst.outputs = {"__item__": observed[k].item}
+                else:
+                    self._new_instance(task.id, index, None)
+            for key in self.by_task[index]:
+                if key in observed:
+                    self._restore_one(self.instances[key], observed[key], now)
+        if self.plan.run_timeout is not None:
+            self._timer(self.started_at + self.plan.run_timeout, "run_timeout", "", 0)
+        return self._flush(now)
+
+    def _restore_one(self, inst: Instance, obs: Observed, now: datetime) -> None:
+        inst.attempt = obs.attempt
+        inst.message = obs.message
+        inst.ready_at = obs.ready_at
+        inst.first_poke_at = obs.first_poke_at
+        inst.pokes = obs.pokes
+        state = obs.state
+        if state is TaskState.SUCCESS:
+            self._succeeded(inst, dict(obs.outputs), now)
+        elif state in TERMINAL:
+            self._settle(inst, state, now, obs.message)
+        elif state in (TaskState.QUEUED, TaskState.RUNNING) and obs.launched:
+            task = self.plan.tasks[inst.task]
+            inst.state = state
+            inst.holds_slot = True
+            self.active += 1
+            self.active_per_task[inst.task] += 1
+            if task.pool is not None:
+                self.pools.try_acquire(task.pool, task.pool_slots)
+        elif state is TaskState.UP_FOR_RETRY and obs.next_try_at is not None:
+            inst.state = state
+            inst.next_try_at = obs.next_try_at
+            self._timer(obs.next_try_at, "retry", inst.key, inst.attempt)
+        elif state is TaskState.UP_FOR_RESCHEDULE and obs.next_try_at is not None:
+            inst.state = state
+            inst.next_try_at = obs.next_try_at
+            kind = "engine_poke" if self._is_engine_sensor(inst) else "poke"
+            self._timer(obs.next_try_at, kind, inst.key, inst.attempt)
+        else:
+            # Decided but never launched (or its pod is gone before it started):
+            # launch the same attempt number again; pod names make that idempotent.
+            inst.attempt = (
+                max(0, obs.attempt - 1)
+                if state in (TaskState.QUEUED, TaskState.RUNNING)
+                else obs.attempt
+            )
+            self._ready(inst, now)
+
+    def _is_engine_sensor(self, inst: Instance) -> bool:
+        sensor = self.plan.tasks[inst.task].spec.sensor
+        return sensor is not None and sensor.kind in _ENGINE_SENSORS
 
     def started(self, key: str, attempt: int, now: datetime) -> None:
         inst = self.instances[key]

@@ -1,0 +1,87 @@
+"""Read what happened to a pod: started or not, and how an attempt ended.
+
+Every way a pod can end is an attempt result that the engine retries by policy:
+a non-zero exit, the deadline (timeout), an eviction, a deletion by someone
+else, or an image that will never come (the peers' most common complaint is
+that these hang or are not retried).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kascade.api.protocol import OUTPUTS_LIMIT_BYTES
+from kascade.engine.decisions import Result
+from kascade.engine.outputs import OutputsError, parse_outputs
+
+#: Waiting reasons that will not fix themselves; fail the attempt at once.
+FATAL_WAITING = frozenset(
+    {"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"}
+)
+
+
+@dataclass(frozen=True)
+class PodView:
+    started: bool
+    result: Result | None
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+
+
+def _container(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for status in statuses:
+        if status.get("name") == "task":
+            return dict(status)
+    return {}
+
+
+def _outputs_result(exit_code: int, message: str) -> Result:
+    if len(message.encode()) >= OUTPUTS_LIMIT_BYTES:
+        return Result(
+            exit_code,
+            reason="OutputsTooLarge",
+            message=(
+                f"outputs reached the {OUTPUTS_LIMIT_BYTES}-byte limit of a termination message "
+                "and were cut by Kubernetes; pass large data by reference"
+            ),
+        )
+    try:
+        outputs = parse_outputs(message)
+    except OutputsError as exc:
+        return Result(exit_code, reason="BadOutputs", message=str(exc))
+    return Result(exit_code, outputs=outputs)
+
+
+def view(pod: dict[str, Any], *, deleted: bool = False) -> PodView:
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    container = _container(pod)
+    state = container.get("state") or {}
+    terminated = state.get("terminated")
+    running = "running" in state or phase in ("Running", "Succeeded", "Failed")
+    if status.get("reason") == "DeadlineExceeded":
+        return PodView(True, Result(None, reason="Timeout", message="the attempt hit its timeout"))
+    if status.get("reason") == "Evicted" or (phase == "Failed" and not terminated):
+        reason = status.get("reason") or "PodFailed"
+        return PodView(
+            running, Result(None, reason=reason, message=status.get("message") or reason)
+        )
+    if terminated and phase in ("Succeeded", "Failed"):
+        code = int(terminated.get("exitCode", 1))
+        message = terminated.get("message") or ""
+        if code == 0:
+            return PodView(True, _outputs_result(0, message))
+        detail = terminated.get("reason") or "Error"
+        return PodView(True, Result(code, message=f"exit code {code} ({detail})"))
+    if deleted:
+        return PodView(running, Result(None, reason="PodDeleted", message="the pod was deleted"))
+    waiting = state.get("waiting") or {}
+    reason = waiting.get("reason")
+    if reason in FATAL_WAITING:
+        return PodView(
+            False,
+            Result(None, reason=reason, message=f"{reason}: {waiting.get('message', '')}".strip()),
+        )
+    return PodView(running, None, reason, waiting.get("message"))

@@ -1,0 +1,186 @@
+"""Turn an engine Launch into a Pod manifest (plain data; creating it is kube's job).
+
+Secure by default: pods run as non-root with no privilege escalation, no
+capabilities and the RuntimeDefault seccomp profile (Pod Security "restricted"),
+and do not mount a service account token unless the task names an account.
+Outputs travel in the termination message, so the outputs file *is*
+``/dev/termination-log``.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from kascade.api.pipeline import PipelineSpec, SensorKind, SensorMode, Task
+from kascade.api.protocol import OUTPUTS_ENV, SENSOR_NOT_MET, TERMINATION_MESSAGE_PATH
+from kascade.controller.naming import label_value
+from kascade.engine.decisions import Launch
+from kascade.engine.durations import parse_duration
+
+LABEL_PIPELINE = "kascade.io/pipeline"
+LABEL_RUN = "kascade.io/run"
+LABEL_TASK = "kascade.io/task"
+LABEL_POOL = "kascade.io/pool"
+ANN_KEY = "kascade.io/task-key"
+ANN_ATTEMPT = "kascade.io/attempt"
+ANN_POKE = "kascade.io/poke"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "kascade"}
+
+DEFAULT_POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "runAsGroup": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+DEFAULT_CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    namespace: str
+    pipeline: str
+    run: str
+    run_id: str
+    logical_date: str
+    ds: str
+
+
+def _command(spec: Task) -> tuple[list[str] | None, list[str] | None]:
+    """Scripts are passed with ``-c`` to their interpreter (sh, bash, python all accept it)."""
+    if spec.script is None:
+        return spec.command, spec.args
+    interpreter = spec.command
+    if not interpreter:
+        first = spec.script.splitlines()[0] if spec.script else ""
+        interpreter = shlex.split(first[2:]) if first.startswith("#!") else ["sh", "-e"]
+    name = interpreter[0].rsplit("/", 1)[-1]
+    argv0 = ["kascade-script"] if name in ("sh", "bash", "ash", "dash", "zsh") else []
+    return [*interpreter, "-c", spec.script, *argv0], spec.args
+
+
+def _sensor_command(launch: Launch) -> tuple[list[str] | None, list[str] | None]:
+    """Built-in file/http sensors as a small shell poke; poke mode loops in the pod."""
+    spec = launch.spec
+    sensor = launch.sensor
+    assert sensor is not None
+    if sensor.kind is SensorKind.FILE:
+        poke = f'for f in {sensor.path}; do [ -e "$f" ] && exit 0; done; exit {SENSOR_NOT_MET}'
+        command: list[str] | None = ["sh", "-c", poke]
+        args: list[str] | None = None
+    elif sensor.kind is SensorKind.HTTP:
+        check = f"wget -q -O /tmp/body {shlex.quote(sensor.url or '')} || exit {SENSOR_NOT_MET}"
+        if sensor.response_contains:
+            check += f"; grep -q {shlex.quote(sensor.response_contains)} /tmp/body || exit {SENSOR_NOT_MET}"
+        command, args = ["sh", "-c", check], None
+    else:
+        command, args = _command(spec)
+    if sensor.mode is SensorMode.POKE and command is not None:
+        interval = parse_duration(sensor.poke_interval or "60s").total_seconds()
+        loop = (
+            f'while :; do "$@"; rc=$?; [ "$rc" = {SENSOR_NOT_MET} ] || exit $rc; '
+            f"sleep {max(1, math.ceil(interval))}; done"
+        )
+        return ["sh", "-c", loop, "kascade-sensor", *command, *(args or [])], None
+    return command, args
+
+
+def build_pod(
+    launch: Launch,
+    *,
+    name: str,
+    run: RunIdentity,
+    pipeline: PipelineSpec,
+    owner: dict[str, Any],
+) -> dict[str, Any]:
+    spec = launch.spec
+    if launch.sensor is not None:
+        command, args = _sensor_command(launch)
+    else:
+        command, args = _command(spec)
+    env: list[dict[str, Any]] = [
+        {"name": OUTPUTS_ENV, "value": TERMINATION_MESSAGE_PATH},
+        {"name": "KASCADE_RUN_ID", "value": run.run_id},
+        {"name": "KASCADE_PIPELINE", "value": run.pipeline},
+        {"name": "KASCADE_TASK", "value": launch.task_id},
+        {"name": "KASCADE_TRY_NUMBER", "value": str(launch.attempt)},
+        {"name": "KASCADE_LOGICAL_DATE", "value": run.logical_date},
+        {"name": "KASCADE_DS", "value": run.ds},
+    ]
+    if launch.map_index is not None:
+        env.append({"name": "KASCADE_MAP_INDEX", "value": str(launch.map_index)})
+    for e in spec.env or []:
+        env.append(e.dump())
+    env_from: list[dict[str, Any]] = list(spec.env_from or [])
+    for var in pipeline.variables or []:
+        env_from.append({"configMapRef": {"name": var.config_map}, "prefix": var.prefix})
+    for conn in pipeline.connections or []:
+        prefix = "CONN_" + conn.name.upper().replace("-", "_") + "_"
+        env_from.append({"secretRef": {"name": conn.secret}, "prefix": prefix})
+    container: dict[str, Any] = {
+        "name": "task",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy or "IfNotPresent",
+        "env": env,
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "File",
+        "securityContext": {**DEFAULT_CONTAINER_SECURITY, **(spec.security_context or {})},
+    }
+    if command:
+        container["command"] = command
+    if args:
+        container["args"] = args
+    if env_from:
+        container["envFrom"] = env_from
+    if spec.working_dir:
+        container["workingDir"] = spec.working_dir
+    if spec.resources:
+        container["resources"] = spec.resources
+    if spec.volume_mounts:
+        container["volumeMounts"] = spec.volume_mounts
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "securityContext": dict(DEFAULT_POD_SECURITY),
+        "automountServiceAccountToken": spec.service_account_name is not None,
+        "enableServiceLinks": False,
+    }
+    if launch.timeout is not None:
+        pod_spec["activeDeadlineSeconds"] = max(1, math.ceil(launch.timeout.total_seconds()))
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    if spec.volumes:
+        pod_spec["volumes"] = spec.volumes
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = spec.node_selector
+    if spec.tolerations:
+        pod_spec["tolerations"] = spec.tolerations
+    labels = {
+        **MANAGED_BY,
+        LABEL_PIPELINE: label_value(run.pipeline),
+        LABEL_RUN: label_value(run.run),
+        LABEL_TASK: label_value(launch.key),
+    }
+    if launch.pool:
+        labels[LABEL_POOL] = label_value(launch.pool)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": run.namespace,
+            "labels": labels,
+            "annotations": {
+                ANN_KEY: launch.key,
+                ANN_ATTEMPT: str(launch.attempt),
+                ANN_POKE: str(launch.poke),
+            },
+            "ownerReferences": [owner],
+        },
+        "spec": pod_spec,
+    }
