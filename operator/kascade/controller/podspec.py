@@ -76,7 +76,8 @@ def _sensor_command(launch: Launch) -> tuple[list[str] | None, list[str] | None]
     elif sensor.kind is SensorKind.HTTP:
         check = f"wget -q -O /tmp/body {shlex.quote(sensor.url or '')} || exit {SENSOR_NOT_MET}"
         if sensor.response_contains:
-            check += f"; grep -q {shlex.quote(sensor.response_contains)} /tmp/body || exit {SENSOR_NOT_MET}"
+            needle = shlex.quote(sensor.response_contains)
+            check += f"; grep -q {needle} /tmp/body || exit {SENSOR_NOT_MET}"
         command, args = ["sh", "-c", check], None
     else:
         command, args = _command(spec)
