@@ -50,7 +50,7 @@ stop etcd
 stop containerd
 # containerd-shim processes started by our containerd (their command line names our socket).
 for p in /proc/[0-9]*; do
-  if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $SOCK"; then
+  if tr "\\0" " " 2>/dev/null <"$p/cmdline" | grep -qF -- "-address $SOCK"; then
     kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}" || true
   fi
 done

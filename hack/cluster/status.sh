@@ -15,7 +15,7 @@ for name in etcd kube-apiserver kube-controller-manager kube-scheduler container
 done
 shims=0; total=0
 for p in /proc/[0-9]*; do
-  if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $STATE/containerd/containerd.sock"; then
+  if tr "\\0" " " 2>/dev/null <"$p/cmdline" | grep -qF -- "-address $STATE/containerd/containerd.sock"; then
     shims=$((shims + 1)); total=$((total + $(awk '/^VmRSS/ {print $2}' "$p/status" 2>/dev/null || echo 0)))
   fi
 done
