@@ -69,7 +69,8 @@ def decide(rule: TriggerRule, c: Counts) -> Verdict:
             return Verdict.RUN
         return Verdict.SKIP if all_done else Verdict.WAIT
     if rule is r.ONE_DONE:
-        if c.success or failures:
+        # Airflow counts success + failed here: an upstream_failed parent never ran.
+        if c.success or c.failed:
             return Verdict.RUN
         return Verdict.SKIP if all_done else Verdict.WAIT
     if rule is r.NONE_FAILED:
