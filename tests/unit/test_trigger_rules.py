@@ -15,18 +15,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from helpers_engine import FAIL, Recorder, engine, plan, scripted, task
 
 from kascade.api.pipeline import TriggerRule
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.trigger_rules import Counts, Verdict, decide
-from helpers_engine import FAIL, Recorder, engine, plan, scripted, task
 
 R = TriggerRule
 RUN, WAIT, SKIP, UF = Verdict.RUN, Verdict.WAIT, Verdict.SKIP, Verdict.UPSTREAM_FAILED
 
 
 def airflow(rule: TriggerRule, s: int, k: int, f: int, u: int, r: int) -> Verdict:
-    """Airflow's decision for upstream counts: success, skipped, failed, upstream_failed, running."""
+    """Airflow's verdict for counts of success, skipped, failed, upstream_failed, running."""
     upstream = s + k + f + u + r
     done = s + k + f + u
     upstream_done = done >= upstream
