@@ -1,0 +1,1 @@
+"""The ``kascade`` command line."""

@@ -1,0 +1,77 @@
+"""Reading manifests for the local commands: files → Pipeline documents → plans.
+
+Errors come back as lines ready to print (``path: message``); the commands
+decide the exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kascade.api.resources import Pipeline
+from kascade.engine.compile import Plan
+from kascade.engine.validation import load_documents, validate_document
+
+
+class InputError(Exception):
+    """A manifest that cannot be used; ``lines`` are every problem, one per line."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Checked:
+    name: str
+    pipeline: Pipeline | None
+    plan: Plan | None
+    problems: list[str] = field(default_factory=list)
+
+
+def read_documents(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError([f"cannot read: {exc.strerror or exc}"]) from None
+    try:
+        return load_documents(text)
+    except Exception as exc:  # yaml.YAMLError, imported lazily by validation
+        raise InputError([f"not valid YAML: {exc}".replace("\n", " ")]) from None
+
+
+def check(doc: dict[str, Any]) -> Checked:
+    pipeline, plan, issues = validate_document(doc)
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return Checked(str(name or "?"), pipeline, plan, [str(i) for i in issues])
+
+
+def select(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
+    """The one Pipeline to run: the only one, or the one named by ``--pipeline``."""
+
+    def doc_name(doc: dict[str, Any]) -> str:
+        meta = doc.get("metadata")
+        return str(meta.get("name") or "?") if isinstance(meta, dict) else "?"
+
+    if not docs:
+        raise InputError(["no Pipeline document found"])
+    if name is not None:
+        chosen = [d for d in docs if doc_name(d) == name]
+        if not chosen:
+            known = ", ".join(doc_name(d) for d in docs)
+            raise InputError([f"no pipeline named {name!r} (found: {known})"])
+        return chosen[0]
+    if len(docs) > 1:
+        known = ", ".join(doc_name(d) for d in docs)
+        raise InputError([f"several pipelines ({known}): choose one with --pipeline NAME"])
+    return docs[0]
+
+
+def load_plan(path: Path, name: str | None) -> tuple[Pipeline, Plan]:
+    checked = check(select(read_documents(path), name))
+    if checked.problems or checked.pipeline is None or checked.plan is None:
+        raise InputError(checked.problems or ["the pipeline is invalid"])
+    return checked.pipeline, checked.plan

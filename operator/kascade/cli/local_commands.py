@@ -1,0 +1,130 @@
+"""Commands that need no cluster: ``run``, ``validate`` and ``graph``.
+
+Only click is imported at module level; each command imports what it needs
+when it runs, so listing commands or asking for help stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_INVALID = 2
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command("run")
+@click.argument("file", type=_FILE)
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a param (repeatable)."
+)
+@click.option(
+    "--logical-date",
+    metavar="DATE",
+    help="A date or date-time (UTC unless an offset is given). Default: the schedule's "
+    "latest complete interval, or now without a schedule.",
+)
+@click.option(
+    "--pool", "pools", multiple=True, metavar="NAME=SLOTS", help="Size a pool (repeatable)."
+)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where logs and scripts go (default: next to the run's history file).",
+)
+@click.option("--pipeline", "pipeline_name", metavar="NAME", help="Which pipeline of FILE to run.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress; only the outcome.")
+def run_command(
+    file: Path,
+    params: tuple[str, ...],
+    logical_date: str | None,
+    pools: tuple[str, ...],
+    output: str,
+    workdir: Path | None,
+    pipeline_name: str | None,
+    quiet: bool,
+) -> None:
+    """Run a pipeline once on this machine, each task a local process.
+
+    Exit code: 0 if the run succeeded, 1 if it failed, 2 if the input is invalid,
+    130 when interrupted.
+    """
+    from kascade.cli.run_local import RunOptions, run_local
+
+    options = RunOptions(
+        file=file,
+        params=params,
+        logical_date=logical_date,
+        pools=pools,
+        output=output,
+        workdir=workdir,
+        pipeline_name=pipeline_name,
+        quiet=quiet,
+    )
+    sys.exit(run_local(options))
+
+
+@click.command("validate")
+@click.argument("files", nargs=-1, required=True, type=_FILE)
+def validate_command(files: tuple[Path, ...]) -> None:
+    """Check every Pipeline in FILES; print each problem with its field path.
+
+    Exit code 1 if any pipeline is invalid.
+    """
+    from kascade.cli.documents import InputError, check, read_documents
+
+    bad = False
+    for path in files:
+        try:
+            docs = read_documents(path)
+        except InputError as exc:
+            bad = True
+            for line in exc.lines:
+                click.echo(f"{path}: {line}")
+            continue
+        if not docs:
+            bad = True
+            click.echo(f"{path}: no Pipeline document found")
+        for doc in docs:
+            checked = check(doc)
+            prefix = f"{path}: {checked.name}: " if len(docs) > 1 else f"{path}: "
+            if checked.problems or checked.plan is None:
+                bad = True
+                for problem in checked.problems or ["invalid"]:
+                    click.echo(prefix + problem)
+            else:
+                click.echo(f"{prefix}OK ({len(checked.plan.tasks)} tasks)")
+    sys.exit(1 if bad else 0)
+
+
+@click.command("graph")
+@click.argument("file", type=_FILE)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--pipeline", "pipeline_name", metavar="NAME", help="Which pipeline of FILE.")
+def graph_command(file: Path, fmt: str, pipeline_name: str | None) -> None:
+    """Show the compiled DAG: groups expanded, ids qualified, special tasks marked."""
+    from kascade.cli.documents import InputError, load_plan
+    from kascade.cli.graph import RENDERERS
+
+    try:
+        _, plan = load_plan(file, pipeline_name)
+    except InputError as exc:
+        for line in exc.lines:
+            click.echo(f"{file}: {line}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(RENDERERS[fmt](plan), nl=False)
+
+
+def register(group: click.Group) -> None:
+    for command in (run_command, validate_command, graph_command):
+        group.add_command(command)

@@ -1,0 +1,113 @@
+"""``kascade run``: validate, set the run up, drive it locally, report and record it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from kascade.api.runs import RunPhase
+from kascade.cli.documents import InputError, load_plan
+from kascade.cli.run_setup import (
+    SetupError,
+    logical_date_of,
+    manual_run_id,
+    params_of,
+    pools_of,
+    run_interval,
+)
+from kascade.engine.run import RunContext
+from kascade.local.events import OnEvent, ignore
+from kascade.local.history import LocalHistory
+from kascade.local.progress import PlainProgress, headline, print_summary
+from kascade.local.runner import LocalRunner
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    file: Path
+    params: tuple[str, ...] = ()
+    logical_date: str | None = None
+    pools: tuple[str, ...] = ()
+    output: str = "text"
+    workdir: Path | None = None
+    pipeline_name: str | None = None
+    quiet: bool = False
+
+
+def run_local(opts: RunOptions) -> int:
+    try:
+        pipeline, plan = load_plan(opts.file, opts.pipeline_name)
+        spec = pipeline.spec
+        interval = run_interval(spec, opts.logical_date, datetime.now(UTC))
+        logical_date = logical_date_of(interval, opts.logical_date)
+        params = params_of(spec, opts.params)
+        pools = pools_of(opts.pools)
+    except (InputError, SetupError) as exc:
+        for line in exc.lines:
+            print(f"{opts.file}: {line}", file=sys.stderr)
+        return EXIT_INVALID
+    ctx = RunContext(
+        run_id=manual_run_id(logical_date),
+        logical_date=logical_date,
+        interval=interval,
+        params=params,
+        pipeline=pipeline.name,
+        namespace=pipeline.metadata.namespace or "default",
+    )
+    history = LocalHistory()
+    workdir = opts.workdir or history.run_dir(ctx.pipeline, ctx.run_id)
+    stream = sys.stderr if opts.output == "json" else sys.stdout
+    live = None
+    on_event: OnEvent = ignore
+    if not opts.quiet and stream.isatty():
+        from rich.console import Console
+
+        from kascade.local.live import LiveProgress
+
+        live = LiveProgress(Console(file=stream), len(plan.tasks))
+        on_event = live
+    elif not opts.quiet:
+        on_event = PlainProgress(stream)
+    runner = LocalRunner(
+        plan, ctx, pools=pools, workdir=workdir, on_event=on_event, external=history
+    )
+    if live is not None:
+        with live:
+            phase = runner.execute()
+    else:
+        phase = runner.execute()
+    if runner.interrupted:
+        print("interrupted: every task process was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    record = runner.record()
+    try:
+        history.save(record)
+    except OSError as exc:
+        print(f"note: could not record the run in {history.root}: {exc}", file=sys.stderr)
+    if opts.output == "json":
+        print(json.dumps(record, indent=2))
+    elif opts.quiet:
+        print(headline(record))
+    else:
+        _summary(stream, live is not None, record, runner, workdir)
+    return EXIT_OK if phase is RunPhase.SUCCESS else EXIT_FAILED
+
+
+def _summary(
+    stream: TextIO, tty: bool, record: dict[str, object], runner: LocalRunner, workdir: Path
+) -> None:
+    if tty:
+        from rich.console import Console
+
+        from kascade.local.live import print_summary_table
+
+        print_summary_table(Console(file=stream), record, runner.tails)
+    else:
+        print_summary(record, runner.tails, stream)
+    stream.write(f"logs: {workdir / 'logs'}\n")

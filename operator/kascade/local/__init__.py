@@ -1,0 +1,1 @@
+"""The local runner: a pipeline's tasks as subprocesses on this machine (``kascade run``)."""

@@ -1,0 +1,143 @@
+"""One attempt of a task as a local process: argv, environment, log file, outputs.
+
+Mirrors what the operator puts in a pod (the image is ignored locally), so a
+task that works with ``kascade run`` behaves the same on Kubernetes: same
+environment variables, same outputs file protocol, same 4 KiB limit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from kascade.api.pipeline import Task
+from kascade.api.protocol import OUTPUTS_ENV, OUTPUTS_LIMIT_BYTES
+from kascade.engine.decisions import Launch, Result
+from kascade.engine.outputs import OutputsError, parse_outputs
+from kascade.local import processes
+
+DEFAULT_INTERPRETER = ("sh", "-e")
+
+
+class Workspace:
+    """A run's directory (logs, scripts, outputs files) and the environment attempts share."""
+
+    def __init__(self, root: Path, base_env: dict[str, str], cwd: str) -> None:
+        self.root = root
+        self.base_env = base_env
+        self.cwd = cwd
+        self._made: set[Path] = set()
+
+    def _dir(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        if path not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add(path)
+        return path
+
+    def log_path(self, key: str, attempt: int) -> Path:
+        return self._dir("logs", key) / f"attempt-{attempt}.log"
+
+    def hook_log_path(self, name: str) -> Path:
+        return self._dir("logs", "_notifications") / f"{name}.log"
+
+    def outputs_path(self, key: str, attempt: int) -> Path:
+        return self._dir("outputs") / f"{key}.{attempt}"
+
+    def script_path(self, key: str, attempt: int | str) -> Path:
+        return self._dir("scripts") / f"{key}.{attempt}"
+
+
+def argv_for(
+    command: list[str] | None, args: list[str] | None, script: str | None, script_file: Path
+) -> list[str]:
+    """What to exec: the command (no shell), or the script through its interpreter."""
+    if script is None:
+        argv = [*(command or []), *(args or [])]
+        if not argv:
+            raise ValueError("the task has no command, args or script")
+        return argv
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    shebang = command is None and script.startswith("#!")
+    fd = os.open(script_file, flags, 0o755 if shebang else 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(script)
+    if shebang:
+        return [str(script_file), *(args or [])]
+    return [*(command or DEFAULT_INTERPRETER), str(script_file), *(args or [])]
+
+
+class AttemptRunner:
+    """Turns a Launch into a process and its exit into a Result."""
+
+    def __init__(self, ws: Workspace, warn: Callable[[str, str], None]) -> None:
+        self.ws = ws
+        self.warn = warn
+        """warn(task_id, message): shown once per task by the runner."""
+        self.tails: dict[str, tuple[Path, list[str]]] = {}
+        """Instance → (log, last lines) of its latest failed attempt."""
+
+    def env_for(self, launch: Launch, outputs: Path) -> dict[str, str]:
+        spec = launch.spec
+        env = dict(self.ws.base_env)
+        for var in spec.env or []:
+            if var.value is not None:
+                env[var.name] = var.value
+            elif var.value_from is not None:
+                self.warn(launch.task_id, f"env {var.name}: valueFrom is ignored locally")
+        if spec.env_from:
+            self.warn(launch.task_id, "envFrom is ignored locally")
+        env[OUTPUTS_ENV] = str(outputs)
+        env["KASCADE_TASK"] = launch.task_id
+        env["KASCADE_TRY_NUMBER"] = str(launch.attempt)
+        env["KASCADE_MAP_INDEX"] = "-1" if launch.map_index is None else str(launch.map_index)
+        return env
+
+    def _cwd(self, spec: Task, task_id: str) -> str:
+        wd = spec.working_dir
+        if wd and os.path.isdir(wd):
+            return wd
+        if wd:
+            self.warn(task_id, f"workingDir {wd} does not exist here; using {self.ws.cwd}")
+        return self.ws.cwd
+
+    async def run(self, launch: Launch, timeout: float | None, *, append: bool = False) -> Result:
+        """One process; ``append`` keeps earlier pokes of the same attempt in its log."""
+        key, n, spec = launch.key, launch.attempt, launch.spec
+        log = self.ws.log_path(key, n)
+        outputs = self.ws.outputs_path(key, n)
+        try:
+            argv = argv_for(spec.command, spec.args, spec.script, self.ws.script_path(key, n))
+            outputs.write_bytes(b"")
+            proc = await processes.spawn(
+                argv,
+                env=self.env_for(launch, outputs),
+                cwd=self._cwd(spec, launch.task_id),
+                log=log,
+                append=append,
+            )
+        except (OSError, ValueError) as exc:
+            message = f"cannot start: {exc}"
+            self.tails[key] = (log, [message])
+            return Result(127, reason="StartError", message=message)
+        code = await processes.wait_or_kill(proc, timeout)
+        if code is None:
+            self.tails[key] = (log, processes.tail(log))
+            return Result(None, reason="Timeout", message=f"timed out after {timeout:.1f}s")
+        if code != 0:
+            self.tails[key] = (log, processes.tail(log))
+            return Result(code)
+        return read_outputs(outputs)
+
+
+def read_outputs(path: Path) -> Result:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Result(0, outputs={})
+    try:
+        return Result(0, outputs=parse_outputs(raw))
+    except OutputsError as exc:
+        reason = "OutputsTooLarge" if len(raw) > OUTPUTS_LIMIT_BYTES else "BadOutputs"
+        return Result(0, reason=reason, message=str(exc))

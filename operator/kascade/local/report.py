@@ -1,0 +1,61 @@
+"""A finished (or running) run as JSON: ``--output json`` and the local history files.
+
+One shape for both, so that what a user scripts against is exactly what the
+externalTask lookup reads back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kascade.engine.decisions import Instance
+from kascade.engine.run import RunEngine
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def instance_duration(inst: Instance) -> float | None:
+    """Of the last attempt, as Airflow reports a task instance's duration."""
+    if inst.attempts:
+        last = inst.attempts[-1]
+        return _seconds(last["start"] or inst.started_at, last["end"])
+    return _seconds(inst.ready_at, inst.ended_at)
+
+
+def instance_json(inst: Instance) -> dict[str, Any]:
+    return {
+        "state": inst.state.value,
+        "attempts": inst.attempt,
+        "durationSeconds": instance_duration(inst),
+        "outputs": {k: v for k, v in inst.outputs.items() if k != "__item__"},
+        "message": inst.message if inst.state.value != "success" else None,
+        "exitCode": inst.exit_code,
+    }
+
+
+def run_json(engine: RunEngine, end: datetime | None) -> dict[str, Any]:
+    ctx = engine.ctx
+    return {
+        "pipeline": ctx.pipeline,
+        "runId": ctx.run_id,
+        "phase": engine.phase.value,
+        "logicalDate": ctx.logical_date.isoformat(),
+        "dataInterval": {
+            "start": ctx.interval.start.isoformat(),
+            "end": ctx.interval.end.isoformat(),
+        },
+        "startTime": _iso(engine.started_at),
+        "endTime": _iso(end),
+        "durationSeconds": _seconds(engine.started_at, end),
+        "message": engine.message,
+        "tasks": {key: instance_json(inst) for key, inst in engine.instances.items()},
+    }

@@ -1,0 +1,237 @@
+"""The local driver of a RunEngine: every Launch becomes a subprocess on this machine.
+
+The engine decides everything (order, retries, trigger rules, pools); this
+module only turns its decisions into processes and timers, and process exits
+back into events. One asyncio task per attempt puts its Result on a queue; the
+main loop sleeps until the next completion or the engine's next timer, so an
+idle run costs nothing and a finished process is handled at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kascade.api.pipeline import SensorKind
+from kascade.api.runs import RunPhase, TaskState
+from kascade.engine.compile import Plan
+from kascade.engine.decisions import Decisions, Launch, Result
+from kascade.engine.run import ExternalLookup, LocalPools, RunContext, RunEngine
+from kascade.local import report
+from kascade.local.attempts import AttemptRunner, Workspace
+from kascade.local.events import Event, OnEvent, ignore
+from kascade.local.notify import Notifier
+from kascade.local.sensors import run_sensor
+
+_DRIVER_SENSORS = frozenset({SensorKind.COMMAND, SensorKind.FILE, SensorKind.HTTP})
+_FINAL = frozenset({RunPhase.SUCCESS, RunPhase.FAILED})
+_SHOWN_DURATION = frozenset(
+    {
+        TaskState.SUCCESS,
+        TaskState.FAILED,
+        TaskState.UP_FOR_RETRY,
+        TaskState.UP_FOR_RESCHEDULE,
+    }
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _use_pidfd_watcher() -> None:
+    """Python 3.11 waits for each child in a thread of its own; a pidfd costs a file descriptor."""
+    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except OSError:
+            return  # kernel without pidfd support
+        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+
+
+class LocalRunner:
+    def __init__(
+        self,
+        plan: Plan,
+        ctx: RunContext,
+        *,
+        pools: Mapping[str, int] | None = None,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        on_event: OnEvent = ignore,
+        external: ExternalLookup | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        self.engine = RunEngine(plan, ctx, pools=LocalPools(pools or {}), external=external)
+        self.on_event = on_event
+        base_env = dict(os.environ)
+        base_env.update(env or {})
+        base_env.update(
+            {
+                "KASCADE_PIPELINE": ctx.pipeline,
+                "KASCADE_RUN_ID": ctx.run_id,
+                "KASCADE_LOGICAL_DATE": ctx.logical_date.isoformat(),
+                "KASCADE_DS": ctx.logical_date.strftime("%Y-%m-%d"),
+            }
+        )
+        self.workdir = workdir
+        self.ws = Workspace(workdir, base_env, cwd or os.getcwd())
+        self.attempts = AttemptRunner(self.ws, self._warn_task)
+        self.notifier = Notifier(self.ws, self._notice)
+        self.ended_at: datetime | None = None
+        self.interrupted = False
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._warned: set[tuple[str, str]] = set()
+        self._done: asyncio.Queue[tuple[Launch, Result, datetime]] | None = None
+
+    # -- entry points ------------------------------------------------------------
+    def execute(self) -> RunPhase:
+        """Run in a fresh event loop; Ctrl-C kills every child and sets ``interrupted``."""
+        _use_pidfd_watcher()
+        return asyncio.run(self.run())
+
+    async def run(self) -> RunPhase:
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        handled: list[signal.Signals] = []
+        if main is not None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self._interrupt, main)
+                    handled.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass  # not the main thread (tests): no signal handling
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            if not self.interrupted:
+                raise
+        finally:
+            await self._shutdown()
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        self.ended_at = self.ended_at or utcnow()
+        return self.engine.phase
+
+    def record(self) -> dict[str, Any]:
+        """The run as JSON (``--output json`` and the history file)."""
+        return report.run_json(self.engine, self.ended_at)
+
+    @property
+    def tails(self) -> Mapping[str, tuple[Path, list[str]]]:
+        return self.attempts.tails
+
+    # -- the loop ------------------------------------------------------------------
+    async def _loop(self) -> None:
+        done: asyncio.Queue[tuple[Launch, Result, datetime]] = asyncio.Queue()
+        self._done = done
+        engine = self.engine
+        self._apply(engine.start(utcnow()))
+        while engine.phase not in _FINAL:
+            wake = engine.wake_at()
+            if wake is None and not self._running:
+                engine.message = "the run is stuck: nothing is running and nothing is due"
+                break
+            try:
+                if wake is None:
+                    item = await done.get()
+                else:
+                    delay = max(0.0, (wake - utcnow()).total_seconds())
+                    item = await asyncio.wait_for(done.get(), delay)
+            except TimeoutError:
+                self._apply(engine.tick(utcnow()))
+                continue
+            self._completed(item)
+            while not done.empty() and engine.phase not in _FINAL:
+                self._completed(done.get_nowait())
+            if wake is not None and wake <= utcnow() and engine.phase not in _FINAL:
+                self._apply(engine.tick(utcnow()))
+        self.ended_at = utcnow()
+
+    def _completed(self, item: tuple[Launch, Result, datetime]) -> None:
+        launch, result, at = item
+        if self._running.get(launch.key) is not None:
+            del self._running[launch.key]
+        self._apply(self.engine.finished(launch.key, launch.attempt, result, at))
+
+    def _apply(self, decisions: Decisions) -> None:
+        while True:
+            for key, state in decisions.changes:
+                self._state_event(key, state)
+            for key, reason in decisions.kills:
+                task = self._running.pop(key, None)
+                if task is not None:
+                    task.cancel()
+                    self._keep(task)
+                    self._emit(Event("notice", utcnow(), key, message=f"killed ({reason})"))
+            for fire in decisions.notifications:
+                self._keep(asyncio.create_task(self.notifier.fire(fire)))
+            for miss in decisions.sla_misses:
+                what = miss.task or "the run"
+                self._emit(Event("sla", utcnow(), miss.task, message=f"{what} missed its SLA"))
+            if not decisions.launches:
+                return
+            now = utcnow()
+            for launch in decisions.launches:
+                self._running[launch.key] = asyncio.create_task(self._attempt(launch))
+                self.engine.started(launch.key, launch.attempt, now)
+            # Flush the RUNNING transitions now, so progress shows them when they happen.
+            decisions = self.engine.tick(now)
+
+    async def _attempt(self, launch: Launch) -> None:
+        try:
+            sensor = launch.sensor
+            if sensor is not None and sensor.kind in _DRIVER_SENSORS:
+                result = await run_sensor(launch, self.attempts)
+            else:
+                timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
+                result = await self.attempts.run(launch, timeout)
+        except Exception as exc:  # a runner bug must fail the attempt, not hang the run
+            result = Result(None, reason="RunnerError", message=f"{type(exc).__name__}: {exc}")
+        assert self._done is not None
+        self._done.put_nowait((launch, result, utcnow()))
+
+    # -- events ----------------------------------------------------------------------
+    def _state_event(self, key: str, state: TaskState) -> None:
+        inst = self.engine.instances[key]
+        duration = None
+        if state in _SHOWN_DURATION or state is TaskState.SKIPPED:
+            duration = report.instance_duration(inst)
+        message = None if state is TaskState.SUCCESS else inst.message
+        self._emit(Event("state", utcnow(), key, state, inst.attempt, duration, message))
+
+    def _emit(self, event: Event) -> None:
+        self.on_event(event)
+
+    def _notice(self, message: str) -> None:
+        self._emit(Event("notice", utcnow(), message=message))
+
+    def _warn_task(self, task_id: str, message: str) -> None:
+        if (task_id, message) not in self._warned:
+            self._warned.add((task_id, message))
+            self._emit(Event("notice", utcnow(), task_id, message=message))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _interrupt(self, main: asyncio.Task[Any]) -> None:
+        if not self.interrupted:
+            self.interrupted = True
+            main.cancel()
+
+    async def _shutdown(self) -> None:
+        """Kill what is still running (Ctrl-C, a stuck run) and let notifications finish."""
+        for task in self._running.values():
+            task.cancel()
+        pending = [*self._running.values(), *self._background]
+        self._running.clear()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
