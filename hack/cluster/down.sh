@@ -15,16 +15,20 @@ pid_of() {
   read -r pid exe <"$f"
   kill -0 "$pid" 2>/dev/null && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] && echo "$pid"
 }
-# stop NAME [TIMEOUT_S]: SIGTERM, wait for exit, then SIGKILL.
+# stop TIMEOUT_S NAME...: SIGTERM them all, wait for them to exit, then SIGKILL leftovers.
 stop() {
-  local name=$1 timeout=${2:-15} pid i
-  if pid=$(pid_of "$name"); then
-    kill -TERM "$pid" 2>/dev/null || true
+  local timeout=$1 name pid i; shift
+  local -A pids=()
+  for name in "$@"; do
+    if pid=$(pid_of "$name"); then kill -TERM "$pid" 2>/dev/null || true; pids[$name]=$pid; fi
+  done
+  for name in "${!pids[@]}"; do
+    pid=${pids[$name]}
     for ((i = 0; i < timeout * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then log "$name did not exit, killing"; kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
+    if kill -0 "$pid" 2>/dev/null; then log "$name did not exit in ${timeout}s, killing"; kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
     log "stopped $name (pid $pid)"
-  fi
-  rm -f "$STATE/pids/$name.pid"
+  done
+  for name in "$@"; do rm -f "$STATE/pids/$name.pid"; done
 }
 running_tasks() { "${CTR[@]}" tasks ls 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING"' | wc -l; }
 
@@ -35,7 +39,7 @@ if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null && [ -f "$KUBEC
   for ((i = 0; i < 100; i++)); do [ "$(running_tasks)" -eq 0 ] && break; sleep 0.2; done
 fi
 # 2. Stop order matters: node first, then the control plane, etcd last.
-stop kubelet 20
+stop 20 kubelet
 # 3. Whatever is left in containerd goes (without CNI DEL; host state is cleaned below).
 if pid_of containerd >/dev/null; then
   for id in $("${CTR[@]}" tasks ls -q 2>/dev/null); do "${CTR[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
@@ -43,11 +47,10 @@ if pid_of containerd >/dev/null; then
   for id in $("${CTR[@]}" tasks ls -q 2>/dev/null); do "${CTR[@]}" tasks rm -f "$id" >/dev/null 2>&1 || true; done
   for id in $("${CTR[@]}" containers ls -q 2>/dev/null); do "${CTR[@]}" containers rm "$id" >/dev/null 2>&1 || true; done
 fi
-stop kube-scheduler
-stop kube-controller-manager
-stop kube-apiserver 30
-stop etcd
-stop containerd
+stop 10 kube-scheduler kube-controller-manager
+stop 30 kube-apiserver
+stop 15 etcd
+stop 15 containerd
 # containerd-shim processes started by our containerd (their command line names our socket).
 for p in /proc/[0-9]*; do
   if tr "\\0" " " 2>/dev/null <"$p/cmdline" | grep -qF -- "-address $SOCK"; then

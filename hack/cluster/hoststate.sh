@@ -48,7 +48,7 @@ hoststate_restore() {
     done
     [ ${#new[@]} -gt 0 ] || continue
     local re; re=$(IFS='|'; echo "${new[*]}")
-    "$c-save" -t "$t" | grep -E -- "-j ($re)( |\$)" | sed 's/^-A /-D /' | while read -r rule; do
+    { "$c-save" -t "$t" | grep -E -- "-j ($re)( |\$)" || true; } | sed 's/^-A /-D /' | while read -r rule; do
       eval "$c -w -t $t $rule" 2>/dev/null || true
     done
     for chain in "${new[@]}"; do "$c" -w -t "$t" -F "$chain" 2>/dev/null || true; done
