@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the images the cluster and tests need, without a registry, and cache them as
 # docker-save tarballs in ~/.cache/kascade/images/:
-#   pause:3.10  static pause binary (containerd's sandbox_image)
+#   pause:3.10                  static pause binary (containerd's sandbox_image)
 #   busybox:1.36                Debian's busybox-static + applet symlinks
 #   python:3.11-slim            Debian bookworm rootfs (mmdebstrap) with python3, `python`, /bin/sh
 #   hack/cluster/images.sh build    build missing tarballs
@@ -72,7 +72,7 @@ import_all() {
     # Re-import only when the tarball changed or containerd lost the image.
     local sum; sum=$(stat -c '%s %Y' "$out")
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && \
-       ctr --address "$sock" -n k8s.io images ls -q | grep -qxF "$(normalise "$ref")"; then
+       have_image "$ref" ctr --address "$sock" -n k8s.io; then
       continue
     fi
     ctr --address "$sock" -n k8s.io images import --snapshotter overlayfs "$out" >/dev/null
@@ -81,14 +81,8 @@ import_all() {
   done
 }
 
-# busybox:1.36 -> busybox:1.36 (what containerd stores)
-normalise() {
-  local r=$1
-  case "$r" in
-    */*) case "${r%%/*}" in *.*|*:*|localhost) echo "$r";; *) echo "$r";; esac ;;
-    *) echo "$r" ;;
-  esac
-}
+# Is REF in containerd? It stores short names fully qualified, so match on the suffix.
+have_image() { "${@:2}" images ls -q | grep -qE "(^|/)$(printf '%s' "$1" | sed 's/[.]/[.]/g')\$"; }
 
 case "${1:-build}" in
   build)

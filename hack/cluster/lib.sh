@@ -33,7 +33,7 @@ ETCD_CLIENT_PORT="${KASCADE_ETCD_PORT:-2479}"   # off the default 2379 so a host
 ETCD_PEER_PORT="${KASCADE_ETCD_PEER_PORT:-2480}"
 
 # Images imported into containerd (k8s.io namespace) under their usual names.
-PAUSE_IMAGE="pause:3.10"
+PAUSE_IMAGE="pause:3.10"            # sandbox_image; containerd qualifies short names
 BUSYBOX_IMAGE="busybox:1.36"
 PYTHON_IMAGE="python:3.11-slim"
 
