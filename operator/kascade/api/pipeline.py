@@ -84,8 +84,8 @@ class Notification(Model):
     """Airflow's on_failure/on_success/on_retry/sla_miss callbacks, as webhooks or hook tasks."""
 
     name: Name
-    on: list[NotificationEvent] = Field(min_length=1)
-    """The events that fire it."""
+    events: list[NotificationEvent] = Field(min_length=1)
+    """The events that fire it (not ``on``: YAML 1.1 reads a bare ``on`` key as true)."""
     webhook: Webhook | None = None
     hook: HookTask | None = None
     """A container run once per event (its env gets KASCADE_EVENT, KASCADE_TASK, ...)."""

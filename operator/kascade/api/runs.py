@@ -88,6 +88,8 @@ class PipelineRunStatus(Model):
     """Task id → state: the compact per-task summary (details are in TaskRuns)."""
     next_wakeup: str | None = None
     sla_missed: bool | None = None
+    notified: list[str] | None = None
+    """Notifications already sent (event/task keys), so a restart never sends one twice."""
     observed_generation: int | None = None
 
 
@@ -112,6 +114,7 @@ class Attempt(Model):
 
     number: Annotated[int, Field(ge=1)]
     pod_name: str | None = None
+    """The pod of this attempt (kept for ``kubectl logs`` until the run is deleted)."""
     start_time: str | None = None
     end_time: str | None = None
     exit_code: int | None = None
@@ -126,6 +129,8 @@ class TaskRunSpec(Model):
     """The qualified task id (``transform.clean``)."""
     map_index: int | None = None
     """For mapped tasks, which item this is."""
+    item: JsonValue | None = None
+    """For mapped tasks, the item itself (so a restarted operator can retry it)."""
 
 
 class TaskRunStatus(Model):

@@ -515,9 +515,11 @@ class RunEngine:
             return f"branch output must be a task name or a list of names, got {raw!r}"
         direct = set(self.plan.graph.downstream[task.index])
         follow: set[int] = set()
-        scope = task.id.rsplit(".", 1)[0] + "." if "." in task.id else ""
+        # Innermost enclosing group first, then each outer one, as dependsOn resolves.
+        parts = task.id.split(".")[:-1]
+        scopes = [".".join(parts[:depth]) + "." for depth in range(len(parts), 0, -1)] + [""]
         for name in names:
-            targets = self._resolve_downstream(name, scope, direct)
+            targets = self._resolve_downstream(name, scopes, direct)
             if not targets:
                 options = ", ".join(self.plan.tasks[d].id for d in sorted(direct))
                 return (
@@ -526,8 +528,8 @@ class RunEngine:
             follow |= targets
         return follow
 
-    def _resolve_downstream(self, name: str, scope: str, direct: set[int]) -> set[int]:
-        for candidate in (scope + name, name):
+    def _resolve_downstream(self, name: str, scopes: list[str], direct: set[int]) -> set[int]:
+        for candidate in (scope + name for scope in scopes):
             if candidate in self.plan.index and self.plan.index[candidate] in direct:
                 return {self.plan.index[candidate]}
             members = self.plan.groups.get(candidate)
@@ -740,10 +742,13 @@ class RunEngine:
         if task.group is not None:
             # Sibling outputs resolve relative to the group, as dependsOn does, so a
             # group template can say ``tasks.a.outputs.x`` wherever it is instantiated.
+            # Every enclosing group is merged, outermost first, so the innermost wins.
             node: Any = ctx["tasks"]
+            merged = dict(node)
             for part in task.group.split("."):
                 node = node.get(part, {}) if isinstance(node, dict) else {}
-            ctx["tasks"] = {**ctx["tasks"], **node}
+                merged.update(node)
+            ctx["tasks"] = merged
         ctx["inputs"] = dict(task.inputs)
         ctx["task"] = {
             "id": task.id,
@@ -822,7 +827,7 @@ class RunEngine:
         self._out.sla_misses.append(SlaMiss(task_id, now))
         if task_id is None:
             for n in self.plan.spec.notifications or []:
-                if NotificationEvent.SLA_MISS in n.on:
+                if NotificationEvent.SLA_MISS in n.events:
                     self._out.notifications.append(
                         Fire(n, "slaMiss", None, f"run {self.ctx.run_id} missed its SLA")
                     )
@@ -846,7 +851,7 @@ class RunEngine:
 
     def _notify(self, task: PlannedTask, event: NotificationEvent, key: str, message: str) -> None:
         for n in task.notifications:
-            if event in n.on:
+            if event in n.events:
                 self._out.notifications.append(Fire(n, event.value, key, message))
 
     def _finish(self, now: datetime, forced: RunPhase | None = None) -> None:
@@ -880,7 +885,7 @@ class RunEngine:
             NotificationEvent.SUCCESS if phase is RunPhase.SUCCESS else NotificationEvent.FAILURE
         )
         for n in self.plan.spec.notifications or []:
-            if event in n.on:
+            if event in n.events:
                 self._out.notifications.append(
                     Fire(
                         n,
