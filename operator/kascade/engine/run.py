@@ -302,6 +302,13 @@ class RunEngine:
     def mark(self, key: str, state: TaskState, now: datetime, message: str = "") -> Decisions:
         """Force an instance's state (``kascade mark``); downstream follows the new state."""
         inst = self.instances[key]
+        if inst.state in TERMINAL:
+            # Re-marking a finished instance (Airflow's "mark success" on a failed task):
+            # undo what its first settle counted, then settle it again in the new state.
+            if inst.state is not state:
+                self._unsettle(inst)
+                self._settle(inst, state, now, message or f"marked {state.value} by a user")
+            return self._flush(now)
         if inst.holds_slot:
             self._release(inst)
             self._out.kills.append((key, "MarkedByUser"))
@@ -504,6 +511,21 @@ class RunEngine:
             else:
                 c.upstream_failed += 1
             self._evaluate(down, now)
+
+    def _unsettle(self, inst: Instance) -> None:
+        index = inst.task
+        if self.settled_per_task[index] == len(self.by_task[index]) and self.expanded[index]:
+            self.unsettled += 1
+        self.settled_per_task[index] -= 1
+        name = {
+            TaskState.SUCCESS: "success",
+            TaskState.SKIPPED: "skipped",
+            TaskState.FAILED: "failed",
+        }.get(inst.state, "upstream_failed")
+        for down in self.plan.graph.downstream[index]:
+            c = self.counts[down]
+            setattr(c, name, getattr(c, name) - 1)
+        inst.state = TaskState.NONE
 
     # -- branching --------------------------------------------------------------
     def _branch_choice(self, task: PlannedTask, outputs: Mapping[str, Any]) -> set[int] | str:
