@@ -74,3 +74,10 @@ class ObjectRef(Model):
 
     name: str
     namespace: str | None = None
+
+
+class Interval(Model):
+    """A data interval [start, end) as ISO date-times."""
+
+    start: str
+    end: str

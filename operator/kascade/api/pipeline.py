@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kascade.api.base import Condition, Duration, JsonValue, KubeObject, Model
+from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
 
 #: Task and group names: Airflow-style ids; '.' is reserved for group qualification.
 Name = Annotated[
@@ -383,8 +383,8 @@ class PipelineStatus(Model):
     observed_generation: int | None = None
     task_count: int | None = None
     next_run: str | None = None
-    last_scheduled_interval_end: str | None = None
-    """The schedule cursor: the data interval end of the latest scheduled run."""
+    last_scheduled_interval: Interval | None = None
+    """The schedule cursor: the data interval of the latest scheduled run."""
     last_run: str | None = None
     last_runs: list[RunSummary] | None = None
     active_runs: int | None = None

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field, WithJsonSchema
 
-from kascade.api.base import Condition, JsonValue, Model, ObjectRef
+from kascade.api.base import Condition, Interval, JsonValue, Model, ObjectRef
 from kascade.api.pipeline import PipelineSpec
 
 
@@ -40,9 +40,7 @@ class Trigger(Model):
     """Who or what started it (user, pipeline/run name)."""
 
 
-class DataIntervalSpec(Model):
-    start: str
-    end: str
+DataIntervalSpec = Interval
 
 
 class PipelineRunSpec(Model):

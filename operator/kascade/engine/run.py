@@ -320,6 +320,11 @@ class RunEngine:
 
     # -- queries ------------------------------------------------------------------
     @property
+    def has_queued(self) -> bool:
+        """Instances are ready but wait for a slot (another run may free one)."""
+        return bool(self._queue)
+
+    @property
     def done(self) -> bool:
         return self.unsettled == 0
 

@@ -1,0 +1,464 @@
+"""A RunDriver applies one PipelineRun's engine decisions to the cluster.
+
+The engine lives in memory for speed (an upstream pod's end leads to the next
+pod's creation without re-reading anything), and is rebuilt from TaskRuns and
+pods after a restart (``boot``), so memory is a cache, never the truth.
+All decisions of one event are applied under the run's lock, in order: the
+TaskRun before its pod (the pod is owned by it), status last and coalesced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kascade import metrics
+from kascade.api.runs import RunPhase, TaskState
+from kascade.controller import naming, notify, observe
+from kascade.controller.podspec import (
+    ANN_ATTEMPT,
+    ANN_KEY,
+    LABEL_PIPELINE,
+    LABEL_RUN,
+    LABEL_TASK,
+    MANAGED_BY,
+    RunIdentity,
+    build_pod,
+)
+from kascade.engine.compile import Plan
+from kascade.engine.decisions import Decisions, Instance, Launch, Result
+from kascade.engine.run import Observed, RunContext, RunEngine
+from kascade.kube.client import Kube
+
+log = logging.getLogger("kascade.driver")
+STATUS_FLUSH_SECONDS = 0.5
+DEFAULT_START_TIMEOUT_SECONDS = 300.0
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+class RunDriver:
+    def __init__(
+        self,
+        kube: Kube,
+        run: dict[str, Any],
+        plan: Plan,
+        ctx: RunContext,
+        engine: RunEngine,
+        *,
+        on_wake: Callable[[RunDriver], None],
+        emit: Callable[[dict[str, Any], str, str, str], None],
+    ) -> None:
+        meta = run["metadata"]
+        self.kube = kube
+        self.name: str = meta["name"]
+        self.namespace: str = meta["namespace"]
+        self.uid: str = meta["uid"]
+        self.run = run
+        self.plan = plan
+        self.ctx = ctx
+        self.engine = engine
+        self.lock = asyncio.Lock()
+        self.on_wake = on_wake
+        self.emit = emit
+        self.taskruns: dict[str, dict[str, Any]] = {}  # key → TaskRun metadata (name, uid)
+        self.pods: dict[str, str] = {}  # key → pod name of the attempt in flight
+        self.pod_created: dict[str, datetime] = {}
+        self.notified: set[str] = set((run.get("status") or {}).get("notified") or [])
+        self.dirty_keys: set[str] = set()
+        self.status_dirty = False
+        self.flush_handle: asyncio.TimerHandle | None = None
+        self.finished = False
+        self.reload_token: str | None = None
+        self.pool_version_seen = -1
+        self.run_label = naming.label_value(self.name)
+        self.waiting: dict[str, str] = {}  # key → why its pod is not running yet
+        self.identity = RunIdentity(
+            namespace=self.namespace,
+            pipeline=plan.name,
+            run=self.name,
+            run_id=ctx.run_id,
+            logical_date=ctx.logical_date.isoformat(),
+            ds=ctx.logical_date.astimezone(UTC).strftime("%Y-%m-%d"),
+        )
+        self.labels = {LABEL_PIPELINE: naming.label_value(plan.name)}
+
+    # -- life cycle ----------------------------------------------------------------
+    async def boot(self, now: datetime) -> None:
+        """Start fresh, or rebuild from the cluster after an operator restart."""
+        async with self.lock:
+            taskruns = await asyncio.to_thread(
+                self.kube.list_objects,
+                "taskruns",
+                self.namespace,
+                f"{LABEL_RUN}={naming.label_value(self.name)}",
+            )
+            pods = await asyncio.to_thread(
+                self.kube.list_pods, self.namespace, f"{LABEL_RUN}={naming.label_value(self.name)}"
+            )
+            status = self.run.get("status") or {}
+            if not taskruns and not status.get("tasks"):
+                metrics.RUNS_STARTED.labels(self.namespace, self.plan.name, self._trigger()).inc()
+                decisions = self.engine.start(now)
+            else:
+                observed = self._observed(taskruns, pods, status)
+                decisions = self.engine.restore(observed, now)
+            self.status_dirty = True
+            await self._apply(decisions, now)
+        for pod in pods:  # pods that ended while we were away
+            await self.on_pod(pod, deleted=False, now=now)
+
+    def _trigger(self) -> str:
+        return str(((self.run.get("spec") or {}).get("trigger") or {}).get("kind", "manual"))
+
+    def _observed(
+        self, taskruns: list[dict[str, Any]], pods: list[dict[str, Any]], status: dict[str, Any]
+    ) -> dict[str, Observed]:
+        live: dict[str, tuple[int, str]] = {}
+        for pod in pods:
+            ann = pod["metadata"].get("annotations") or {}
+            key, attempt = ann.get(ANN_KEY), int(ann.get(ANN_ATTEMPT, "0"))
+            if key and attempt >= live.get(key, (0, ""))[0]:
+                live[key] = (attempt, pod["metadata"]["name"])
+        observed: dict[str, Observed] = {}
+        for key, state in (status.get("tasks") or {}).items():
+            observed[key] = Observed(state=TaskState(state))
+        for tr in taskruns:
+            key = tr["spec"]["taskName"]
+            if tr["spec"].get("mapIndex") is not None:
+                key = f"{key}[{tr['spec']['mapIndex']}]"
+            self.taskruns[key] = tr["metadata"]
+            st = tr.get("status") or {}
+            attempts = st.get("attempts") or []
+            attempt = max([a.get("number", 0) for a in attempts] + [live.get(key, (0, ""))[0]])
+            state = TaskState(st.get("state", "none"))
+            launched = key in live and live[key][0] == attempt
+            if launched:
+                self.pods[key] = live[key][1]
+                if state not in (TaskState.QUEUED, TaskState.RUNNING) and not _final(state):
+                    state = TaskState.QUEUED
+            observed[key] = Observed(
+                state=state,
+                attempt=attempt,
+                outputs=st.get("outputs") or {},
+                message=st.get("message"),
+                next_try_at=parse_iso(st.get("nextRetryTime")),
+                ready_at=parse_iso(st.get("readyTime")),
+                first_poke_at=parse_iso(st.get("firstPokeTime")),
+                pokes=st.get("pokes") or 0,
+                launched=launched,
+                item=(tr["spec"].get("item")),
+            )
+        return observed
+
+    # -- events ----------------------------------------------------------------------
+    async def on_pod(self, pod: dict[str, Any], *, deleted: bool, now: datetime) -> None:
+        ann = pod["metadata"].get("annotations") or {}
+        key, attempt = ann.get(ANN_KEY), int(ann.get(ANN_ATTEMPT, "0"))
+        if key is None:
+            return
+        async with self.lock:
+            if self.pods.get(key) != pod["metadata"]["name"]:
+                return  # an older attempt's pod, or one we already handled
+            seen = observe.view(pod, deleted=deleted)
+            if seen.started:
+                self.engine.started(key, attempt, now)
+                self.pod_created.pop(key, None)
+            if seen.result is None:
+                if seen.waiting_reason:
+                    detail = seen.waiting_message or ""
+                    self.waiting[key] = f"{seen.waiting_reason} {detail}".strip()
+                self.dirty_keys.add(key)
+                self._schedule_flush()
+                return
+            self.waiting.pop(key, None)
+            self.pods.pop(key, None)
+            self.pod_created.pop(key, None)
+            result = seen.result
+            inst = self.engine.instances.get(key)
+            task_id = self.plan.tasks[inst.task].id if inst else key
+            state = "success" if result.ok else (result.reason or "failed")
+            metrics.TASK_ATTEMPTS.labels(self.namespace, self.plan.name, task_id, state).inc()
+            if inst and inst.started_at:
+                metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
+                    (now - inst.started_at).total_seconds()
+                )
+            decisions = self.engine.finished(key, attempt, result, now)
+            await self._apply(decisions, now)
+            if not deleted and result.reason not in ("PodDeleted",):
+                pass  # finished pods stay for `kubectl logs`; the TaskRun owns them
+
+    async def tick(self, now: datetime) -> None:
+        async with self.lock:
+            await self._apply(self.engine.tick(now), now)
+
+    async def check_start_timeouts(self, now: datetime) -> None:
+        """Fail attempts whose pod never started (unschedulable, image missing...)."""
+        async with self.lock:
+            for key, created in list(self.pod_created.items()):
+                inst = self.engine.instances.get(key)
+                if inst is None or inst.state is not TaskState.QUEUED:
+                    self.pod_created.pop(key, None)
+                    continue
+                planned = self.plan.tasks[inst.task].start_timeout
+                limit = planned.total_seconds() if planned else DEFAULT_START_TIMEOUT_SECONDS
+                if (now - created).total_seconds() < limit:
+                    continue
+                pod = self.pods.pop(key, None)
+                self.pod_created.pop(key, None)
+                why = self.waiting.pop(key, "the pod was not scheduled or its image not found")
+                message = f"the pod did not start within {int(limit)}s: {why}"
+                result = Result(None, reason="StartTimeout", message=message)
+                decisions = self.engine.finished(key, inst.attempt, result, now)
+                if pod:
+                    await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
+                await self._apply(decisions, now)
+
+    # -- applying decisions ---------------------------------------------------------------
+    async def _apply(self, d: Decisions, now: datetime) -> None:
+        for launch in d.launches:
+            await self._launch(launch, now)
+        for key, reason in d.kills:
+            pod = self.pods.pop(key, None)
+            if pod:
+                log.info("Stopping pod %s of %s: %s", pod, self.name, reason)
+                await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
+        for key, state in d.changes:
+            self.dirty_keys.add(key)
+            if state is TaskState.UP_FOR_RETRY:
+                inst = self.engine.instances[key]
+                metrics.TASK_RETRIES.labels(
+                    self.namespace, self.plan.name, self.plan.tasks[inst.task].id
+                ).inc()
+        for fire in d.notifications:
+            ident = f"{fire.notification.name}/{fire.event}/{fire.task or '-'}"
+            if fire.task is not None and fire.event in ("retry", "failure"):
+                about = self.engine.instances.get(fire.task)
+                ident += f"/{about.attempt if about else 0}"
+            if ident in self.notified:
+                continue
+            self.notified.add(ident)
+            self.status_dirty = True
+            asyncio.get_running_loop().create_task(
+                notify.send(self.kube, self.namespace, self.plan.name, self.ctx.run_id, fire)
+            )
+        for miss in d.sla_misses:
+            metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()
+            self.emit(self.run, "Warning", "SlaMissed", f"{miss.task or 'run'} missed its SLA")
+            self.status_dirty = True
+        if d.changes:
+            self.status_dirty = True
+        if d.finished is not None:
+            await self._finish(d.finished, now)
+        else:
+            self._schedule_flush()
+        self.on_wake(self)
+
+    async def _launch(self, launch: Launch, now: datetime) -> None:
+        owner = await self._ensure_taskrun(launch)
+        trname = owner["name"]
+        name = naming.pod_name(trname, launch.attempt, launch.poke)
+        body = build_pod(launch, name=name, run=self.identity, pipeline=self.plan.spec, owner=owner)
+        self.pods[launch.key] = name
+        self.pod_created[launch.key] = now
+        await asyncio.to_thread(self.kube.create_pod, self.namespace, body)
+        if launch.ready_at is not None:
+            metrics.TASK_SCHEDULING_DELAY.labels(self.namespace, self.plan.name).observe(
+                max(0.0, (datetime.now(UTC) - launch.ready_at).total_seconds())
+            )
+        self.dirty_keys.add(launch.key)
+
+    async def _ensure_taskrun(self, launch: Launch) -> dict[str, Any]:
+        meta = self.taskruns.get(launch.key)
+        if meta is None:
+            name = naming.taskrun_name(self.name, launch.key)
+            spec: dict[str, Any] = {
+                "pipelineRunRef": {"name": self.name},
+                "taskName": launch.task_id,
+            }
+            if launch.map_index is not None:
+                spec["mapIndex"] = launch.map_index
+                spec["item"] = self.engine.instances[launch.key].outputs.get("__item__")
+            body = {
+                "apiVersion": "kascade.io/v1alpha1",
+                "kind": "TaskRun",
+                "metadata": {
+                    "name": name,
+                    "namespace": self.namespace,
+                    "labels": {
+                        **MANAGED_BY,
+                        **self.labels,
+                        LABEL_RUN: naming.label_value(self.name),
+                        LABEL_TASK: naming.label_value(launch.key),
+                    },
+                    "ownerReferences": [self._owner_ref()],
+                },
+                "spec": spec,
+            }
+            created = await asyncio.to_thread(self.kube.create, "taskruns", self.namespace, body)
+            if created is None:
+                created = await asyncio.to_thread(self.kube.get, "taskruns", self.namespace, name)
+            assert created is not None
+            meta = created["metadata"]
+            self.taskruns[launch.key] = meta
+        return {
+            "apiVersion": "kascade.io/v1alpha1",
+            "kind": "TaskRun",
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    def _owner_ref(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "kascade.io/v1alpha1",
+            "kind": "PipelineRun",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    # -- status ---------------------------------------------------------------------------
+    def _schedule_flush(self) -> None:
+        if self.flush_handle is None and (self.dirty_keys or self.status_dirty):
+            loop = asyncio.get_running_loop()
+            self.flush_handle = loop.call_later(
+                STATUS_FLUSH_SECONDS, lambda: loop.create_task(self.flush())
+            )
+
+    async def flush(self) -> None:
+        """Write what changed: TaskRun statuses, then one PipelineRun status patch."""
+        async with self.lock:
+            self.flush_handle = None
+            await self._write_status()
+
+    async def _write_status(self) -> None:
+        keys, self.dirty_keys = self.dirty_keys, set()
+        for key in sorted(keys):
+            meta = self.taskruns.get(key)
+            inst = self.engine.instances.get(key)
+            if meta is None or inst is None:
+                continue
+            await asyncio.to_thread(
+                self.kube.patch_status,
+                "taskruns",
+                self.namespace,
+                meta["name"],
+                _taskrun_status(inst, self.pods.get(key), meta["name"]),
+            )
+        if keys or self.status_dirty:
+            self.status_dirty = False
+            await asyncio.to_thread(
+                self.kube.patch_status, "pipelineruns", self.namespace, self.name, self.run_status()
+            )
+
+    def run_status(self) -> dict[str, Any]:
+        states = self.engine.states()
+        counts: dict[str, int] = {}
+        for state in states.values():
+            counts[state.value] = counts.get(state.value, 0) + 1
+        done = sum(counts.get(s, 0) for s in ("success", "failed", "skipped", "upstream_failed"))
+        phase = self.engine.phase
+        status: dict[str, Any] = {
+            "phase": phase.value,
+            "startTime": iso(self.engine.started_at),
+            "counts": counts,
+            "progress": f"{done}/{len(states)}",
+            "tasks": {k: v.value for k, v in states.items()},
+            "nextWakeup": iso(self.engine.wake_at()),
+            "notified": sorted(self.notified),
+        }
+        if self.engine.message:
+            status["message"] = self.engine.message
+        if phase in (RunPhase.SUCCESS, RunPhase.FAILED):
+            status["conditions"] = [
+                {
+                    "type": "Succeeded",
+                    "status": "True" if phase is RunPhase.SUCCESS else "False",
+                    "reason": "RunSucceeded" if phase is RunPhase.SUCCESS else "RunFailed",
+                    "message": self.engine.message or phase.value,
+                    "lastTransitionTime": iso(datetime.now(UTC)),
+                }
+            ]
+        return status
+
+    async def _finish(self, phase: RunPhase, now: datetime) -> None:
+        self.finished = True
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        status = self.run_status()
+        status["endTime"] = iso(now)
+        self.status_dirty = False
+        keys, self.dirty_keys = self.dirty_keys, set()
+        for key in sorted(keys):
+            meta = self.taskruns.get(key)
+            inst = self.engine.instances.get(key)
+            if meta is not None and inst is not None:
+                await asyncio.to_thread(
+                    self.kube.patch_status,
+                    "taskruns",
+                    self.namespace,
+                    meta["name"],
+                    _taskrun_status(inst, None, meta["name"]),
+                )
+        await asyncio.to_thread(
+            self.kube.patch_status, "pipelineruns", self.namespace, self.name, status
+        )
+        metrics.RUNS_FINISHED.labels(self.namespace, self.plan.name, phase.value).inc()
+        if self.engine.started_at:
+            metrics.RUN_DURATION.labels(self.namespace, self.plan.name, phase.value).observe(
+                (now - self.engine.started_at).total_seconds()
+            )
+        kind = "Normal" if phase is RunPhase.SUCCESS else "Warning"
+        self.emit(
+            self.run, kind, f"Run{phase.value.capitalize()}", self.engine.message or phase.value
+        )
+
+
+def _final(state: TaskState) -> bool:
+    return state in (
+        TaskState.SUCCESS,
+        TaskState.FAILED,
+        TaskState.SKIPPED,
+        TaskState.UPSTREAM_FAILED,
+    )
+
+
+def _taskrun_status(inst: Instance, pod: str | None, taskrun: str) -> dict[str, Any]:
+    attempts = [
+        {
+            "number": a["number"],
+            "podName": naming.pod_name(taskrun, a["number"]),
+            "startTime": iso(a.get("start")),
+            "endTime": iso(a.get("end")),
+            "exitCode": a.get("exitCode"),
+            "reason": a.get("reason"),
+            "message": a.get("message"),
+        }
+        for a in inst.attempts
+    ]
+    if pod and (not attempts or attempts[-1]["number"] != inst.attempt):
+        attempts.append({"number": inst.attempt, "podName": pod, "startTime": iso(inst.started_at)})
+    status: dict[str, Any] = {
+        "state": inst.state.value,
+        "attempts": attempts,
+        "outputs": {k: v for k, v in inst.outputs.items() if k != "__item__"} or None,
+        "message": inst.message,
+        "nextRetryTime": iso(inst.next_try_at) if inst.state.value.startswith("up_for") else None,
+        "readyTime": iso(inst.ready_at),
+        "pokes": inst.pokes or None,
+        "firstPokeTime": iso(inst.first_poke_at),
+    }
+    return status

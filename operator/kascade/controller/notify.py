@@ -1,0 +1,104 @@
+"""Send notifications: Slack-compatible webhooks and hook pods.
+
+A notification never changes a run's outcome: failures are logged and counted.
+Webhook URLs are usually credentials, so they are read from Secrets at send
+time and never written to logs, events or status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.request
+from typing import Any
+
+from kascade import metrics
+from kascade.controller.naming import bounded
+from kascade.controller.podspec import DEFAULT_CONTAINER_SECURITY, DEFAULT_POD_SECURITY, MANAGED_BY
+from kascade.engine.decisions import Fire
+from kascade.kube.client import Kube
+
+log = logging.getLogger("kascade.notify")
+
+
+def _post(url: str, text: str) -> int:
+    data = json.dumps({"text": text}).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+def hook_pod(namespace: str, pipeline: str, run_id: str, fire: Fire) -> dict[str, Any]:
+    hook = fire.notification.hook
+    assert hook is not None
+    command = hook.command
+    args = hook.args
+    if hook.script is not None:
+        command = [*(command or ["sh", "-e"]), "-c", hook.script]
+    env = [
+        {"name": "KASCADE_EVENT", "value": fire.event},
+        {"name": "KASCADE_TASK", "value": fire.task or ""},
+        {"name": "KASCADE_MESSAGE", "value": fire.message},
+        {"name": "KASCADE_PIPELINE", "value": pipeline},
+        {"name": "KASCADE_RUN_ID", "value": run_id},
+    ] + [e.dump() for e in hook.env or []]
+    container: dict[str, Any] = {
+        "name": "hook",
+        "image": hook.image,
+        "imagePullPolicy": "IfNotPresent",
+        "env": env,
+        "securityContext": DEFAULT_CONTAINER_SECURITY,
+    }
+    if command:
+        container["command"] = command
+    if args:
+        container["args"] = args
+    key = f"{run_id}/{fire.notification.name}/{fire.event}/{fire.task}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": bounded(f"{pipeline}-hook-{fire.notification.name}-{fire.event}", key),
+            "namespace": namespace,
+            "labels": {**MANAGED_BY, "kascade.io/hook": "true"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [container],
+            "securityContext": DEFAULT_POD_SECURITY,
+            "automountServiceAccountToken": False,
+            "activeDeadlineSeconds": 600,
+        },
+    }
+
+
+async def send(kube: Kube, namespace: str, pipeline: str, run_id: str, fire: Fire) -> None:
+    n = fire.notification
+    outcome = "sent"
+    try:
+        if n.webhook is not None:
+            url = n.webhook.url
+            if n.webhook.url_from is not None:
+                ref = n.webhook.url_from
+                url = await asyncio.to_thread(kube.read_secret_key, namespace, ref.name, ref.key)
+            if url:
+                await asyncio.to_thread(_post, url, f"[kascade] {pipeline}: {fire.message}")
+            else:
+                outcome = "no_url"
+        if n.hook is not None:
+            await asyncio.to_thread(
+                kube.create_pod, namespace, hook_pod(namespace, pipeline, run_id, fire)
+            )
+    except Exception as exc:  # a notification must never break a run
+        outcome = "error"
+        log.warning(
+            "Notification %s (%s) of %s failed: %s",
+            n.name,
+            fire.event,
+            pipeline,
+            type(exc).__name__,
+        )
+    metrics.NOTIFICATIONS.labels(namespace, pipeline, fire.event, outcome).inc()

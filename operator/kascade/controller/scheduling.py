@@ -1,0 +1,191 @@
+"""Which PipelineRuns a Pipeline should have now: Airflow's scheduler, as pure functions.
+
+The schedule cursor is derived from the runs that exist (the newest scheduled
+interval), with the Pipeline status as a fallback once history limits have
+deleted old runs, so a missed tick or an operator restart can never skip or
+double a run: names are derived from the logical date, and creating a run that
+exists is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kascade.api.pipeline import PipelineSpec
+from kascade.api.runs import TriggerKind
+from kascade.controller import naming
+from kascade.controller.podspec import LABEL_PIPELINE, MANAGED_BY
+from kascade.engine.schedule import DataInterval, due_intervals, next_run_at, parse_schedule
+from kascade.engine.validation import parse_date
+
+ACTIVE_PHASES = frozenset({"queued", "running", None, ""})
+LABEL_TRIGGER = "kascade.io/trigger"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    name: str
+    phase: str | None
+    trigger: str
+    interval: DataInterval | None
+    created: datetime | None = None
+    ended: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.phase in ACTIVE_PHASES
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    due: list[DataInterval]
+    next_run: datetime | None
+    cursor: DataInterval | None
+
+
+def _dates(spec: PipelineSpec) -> tuple[datetime | None, datetime | None]:
+    issues: list[Any] = []
+    start = parse_date(spec.start_date, "", issues) if spec.start_date else None
+    end = parse_date(spec.end_date, "", issues) if spec.end_date else None
+    return start, end
+
+
+def plan_schedule(
+    spec: PipelineSpec,
+    runs: list[RunRecord],
+    stored_cursor: DataInterval | None,
+    now: datetime,
+) -> SchedulePlan:
+    tt = parse_schedule(spec.schedule, spec.timezone)
+    start, end = _dates(spec)
+    scheduled = [r.interval for r in runs if r.trigger == TriggerKind.SCHEDULED and r.interval]
+    cursor = max(scheduled, key=lambda i: i.end, default=None)
+    if stored_cursor is not None and (cursor is None or stored_cursor.end > cursor.end):
+        cursor = stored_cursor
+    if spec.suspend:
+        return SchedulePlan([], None, cursor)
+    slots = spec.max_active_runs - sum(1 for r in runs if r.active)
+    due = (
+        due_intervals(
+            tt,
+            last=cursor,
+            start_date=start,
+            end_date=end,
+            catchup=spec.catchup,
+            now=now,
+            limit=slots,
+        )
+        if slots > 0
+        else []
+    )
+    last = due[-1] if due else cursor
+    upcoming = next_run_at(
+        tt, last=last, start_date=start, end_date=end, catchup=spec.catchup, now=now
+    )
+    return SchedulePlan(due, upcoming, last)
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y%m%dt%H%M%S")
+
+
+def run_manifest(
+    pipeline: dict[str, Any],
+    interval: DataInterval,
+    trigger: TriggerKind,
+    *,
+    params: dict[str, Any] | None = None,
+    by: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A PipelineRun that freezes the pipeline's spec as it is now."""
+    meta = pipeline["metadata"]
+    spec = pipeline["spec"]
+    pname = meta["name"]
+    run_name = name or naming.run_name(pname, trigger.value, stamp(interval.start))
+    body: dict[str, Any] = {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": {
+            "name": run_name,
+            "namespace": meta["namespace"],
+            "labels": {
+                **MANAGED_BY,
+                LABEL_PIPELINE: naming.label_value(pname),
+                LABEL_TRIGGER: trigger.value,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "kascade.io/v1alpha1",
+                    "kind": "Pipeline",
+                    "name": pname,
+                    "uid": meta["uid"],
+                    "controller": False,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "spec": {
+            "pipelineRef": {"name": pname},
+            "pipelineSpec": spec,
+            "specHash": spec_hash(spec),
+            "logicalDate": interval.start.isoformat(),
+            "dataInterval": {"start": interval.start.isoformat(), "end": interval.end.isoformat()},
+            "trigger": {"kind": trigger.value, **({"by": by} if by else {})},
+        },
+    }
+    if params:
+        body["spec"]["params"] = params
+    return body
+
+
+def record_of(run: dict[str, Any]) -> RunRecord:
+    spec = run.get("spec") or {}
+    status = run.get("status") or {}
+    interval = None
+    di = spec.get("dataInterval")
+    if di:
+        interval = DataInterval(
+            datetime.fromisoformat(di["start"]), datetime.fromisoformat(di["end"])
+        )
+    created = run["metadata"].get("creationTimestamp")
+    ended = status.get("endTime")
+    return RunRecord(
+        name=run["metadata"]["name"],
+        phase=status.get("phase"),
+        trigger=str((spec.get("trigger") or {}).get("kind", "manual")),
+        interval=interval,
+        created=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+        ended=datetime.fromisoformat(ended.replace("Z", "+00:00")) if ended else None,
+    )
+
+
+def runs_to_prune(
+    runs: list[RunRecord], *, successful: int, failed: int, ttl_seconds: float | None, now: datetime
+) -> list[str]:
+    """Finished runs beyond the history limits or older than the TTL, oldest first."""
+    finished = sorted(
+        (r for r in runs if not r.active),
+        key=lambda r: r.ended or r.created or now,
+        reverse=True,
+    )
+    keep = {"success": successful, "failed": failed}
+    seen = {"success": 0, "failed": 0}
+    prune: list[str] = []
+    for r in finished:
+        phase = r.phase if r.phase in keep else "failed"
+        seen[phase] += 1
+        too_old = (
+            ttl_seconds is not None and r.ended and (now - r.ended).total_seconds() > ttl_seconds
+        )
+        if seen[phase] > keep[phase] or too_old:
+            prune.append(r.name)
+    return list(reversed(prune))

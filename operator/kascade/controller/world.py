@@ -1,0 +1,401 @@
+"""The operator's in-memory world: run drivers, pipelines, pools and one clock.
+
+kopf handlers only forward watch events here. Everything here is rebuilt from
+the API after a restart: drivers from TaskRuns and pods, the schedule cursor
+from existing runs, pool usage from the instances holding slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kascade import metrics
+from kascade.api.resources import PipelineRun
+from kascade.api.runs import RunPhase, TriggerKind
+from kascade.controller import scheduling
+from kascade.controller.driver import RunDriver, iso
+from kascade.engine import durations
+from kascade.engine.params import resolve_params
+from kascade.engine.run import RunContext, RunEngine
+from kascade.engine.schedule import DataInterval, parse_schedule
+from kascade.engine.validation import validate_document, validate_spec
+from kascade.kube.client import Kube
+
+log = logging.getLogger("kascade.world")
+Key = tuple[str, str]
+Emit = Callable[[dict[str, Any], str, str, str], None]
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class ClusterPools:
+    """Pool slots per namespace, counted from the instances that hold them."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[Key, int] = {}
+        self.used: dict[Key, int] = {}
+        self.version = 0
+
+    def for_namespace(self, namespace: str) -> NamespacePools:
+        return NamespacePools(self, namespace)
+
+
+class NamespacePools:
+    def __init__(self, pools: ClusterPools, namespace: str) -> None:
+        self.pools = pools
+        self.namespace = namespace
+
+    def try_acquire(self, pool: str, slots: int) -> bool:
+        key = (self.namespace, pool)
+        size = self.pools.sizes.get(key)
+        used = self.pools.used.get(key, 0)
+        if size is not None and used + slots > size and used > 0:
+            return False
+        self.pools.used[key] = used + slots
+        metrics.POOL_SLOTS_USED.labels(self.namespace, pool).set(used + slots)
+        return True
+
+    def release(self, pool: str, slots: int) -> None:
+        key = (self.namespace, pool)
+        left = max(0, self.pools.used.get(key, 0) - slots)
+        self.pools.used[key] = left
+        self.pools.version += 1
+        metrics.POOL_SLOTS_USED.labels(self.namespace, pool).set(left)
+
+
+class World:
+    def __init__(self, kube: Kube, emit: Emit) -> None:
+        self.kube = kube
+        self.emit = emit
+        self.drivers: dict[Key, RunDriver] = {}
+        self.pipelines: dict[Key, dict[str, Any]] = {}
+        self.runs: dict[Key, dict[str, scheduling.RunRecord]] = {}
+        self.pools = ClusterPools()
+        self._wakes: list[tuple[datetime, int, str, Key]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._booting: set[Key] = set()
+
+    # -- clock ---------------------------------------------------------------------
+    def wake(self, at: datetime | None, kind: str, key: Key) -> None:
+        if at is None:
+            return
+        heapq.heappush(self._wakes, (at, next(self._seq), kind, key))
+        self._wake.set()
+
+    def driver_woke(self, driver: RunDriver) -> None:
+        self.wake(driver.engine.wake_at(), "run", (driver.namespace, driver.name))
+
+    async def clock(self) -> None:
+        """One loop for every timer: retries, pokes, SLAs, timeouts, schedules."""
+        while True:
+            self._wake.clear()
+            delay = 30.0
+            if self._wakes:
+                delay = max(0.0, (self._wakes[0][0] - now_utc()).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 30.0))
+            now = now_utc()
+            due: dict[tuple[str, Key], None] = {}
+            while self._wakes and self._wakes[0][0] <= now:
+                _, _, kind, key = heapq.heappop(self._wakes)
+                due[(kind, key)] = None
+            for kind, key in due:
+                try:
+                    if kind == "run" and key in self.drivers:
+                        await self.drivers[key].tick(now)
+                    elif kind == "pipeline" and key in self.pipelines:
+                        await self.schedule(key, now)
+                except Exception:
+                    metrics.RECONCILE_ERRORS.labels(kind).inc()
+                    log.exception("Timer %s for %s/%s failed", kind, *key)
+            await self._start_timeouts(now)
+
+    async def _start_timeouts(self, now: datetime) -> None:
+        for driver in list(self.drivers.values()):
+            if driver.pod_created:
+                await driver.check_start_timeouts(now)
+
+    # -- pools -----------------------------------------------------------------------
+    def on_pool(self, event: str, body: dict[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if event == "DELETED":
+            self.pools.sizes.pop(key, None)
+        else:
+            self.pools.sizes[key] = int((body.get("spec") or {}).get("slots", 0))
+            metrics.POOL_SLOTS.labels(*key).set(self.pools.sizes[key])
+        self._readmit(key[0])
+
+    def _readmit(self, namespace: str) -> None:
+        """Freed slots may let queued tasks of other runs go: give those runs a tick."""
+        for (ns, _), driver in self.drivers.items():
+            if ns == namespace and driver.engine.has_queued:
+                self.wake(now_utc(), "run", (ns, driver.name))
+
+    # -- pipelines ----------------------------------------------------------------------
+    async def on_pipeline(self, event: str, body: dict[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if event == "DELETED":
+            self.pipelines.pop(key, None)
+            return
+        self.pipelines[key] = body
+        status = body.get("status") or {}
+        generation = body["metadata"].get("generation")
+        if status.get("observedGeneration") != generation:
+            await self._validate(key, body)
+        await self.schedule(key, now_utc())
+
+    async def _validate(self, key: Key, body: dict[str, Any]) -> None:
+        _, plan, issues = validate_document(body)
+        errors = [str(i) for i in issues]
+        condition = {
+            "type": "Valid",
+            "status": "False" if errors else "True",
+            "reason": "ValidationFailed" if errors else "Valid",
+            "message": "; ".join(errors)[:1000] if errors else "the pipeline is valid",
+            "lastTransitionTime": iso(now_utc()),
+        }
+        status: dict[str, Any] = {
+            "conditions": [condition],
+            "errors": errors or None,
+            "observedGeneration": body["metadata"].get("generation"),
+            "taskCount": len(plan.tasks) if plan else None,
+        }
+        await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], status)
+        body.setdefault("status", {}).update(status)
+        if errors:
+            self.emit(body, "Warning", "Invalid", "; ".join(errors)[:1000])
+
+    def _valid(self, body: dict[str, Any]) -> bool:
+        for cond in (body.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "Valid":
+                return bool(cond.get("status") == "True")
+        return False
+
+    async def schedule(self, key: Key, now: datetime) -> None:
+        body = self.pipelines.get(key)
+        if body is None or not self._valid(body):
+            return
+        pipeline = validate_document(body)[0]
+        if pipeline is None:
+            return
+        spec = pipeline.spec
+        runs = list(self.runs.get(key, {}).values())
+        status = body.get("status") or {}
+        stored = status.get("lastScheduledInterval")
+        cursor = None
+        if stored:
+            cursor = DataInterval(
+                datetime.fromisoformat(stored["start"]), datetime.fromisoformat(stored["end"])
+            )
+        plan = scheduling.plan_schedule(spec, runs, cursor, now)
+        for interval in plan.due:
+            manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED)
+            created = await asyncio.to_thread(self.kube.create, "pipelineruns", key[0], manifest)
+            if created is not None:
+                metrics.RUN_SCHEDULING_DELAY.labels(*key).observe(
+                    max(0.0, (now - interval.end).total_seconds())
+                )
+                self._record_run(created)
+        patch: dict[str, Any] = {"nextRun": iso(plan.next_run)}
+        if plan.cursor is not None:
+            patch["lastScheduledInterval"] = {
+                "start": plan.cursor.start.isoformat(),
+                "end": plan.cursor.end.isoformat(),
+            }
+        runs = list(self.runs.get(key, {}).values())
+        patch["activeRuns"] = sum(1 for r in runs if r.active)
+        last = max(runs, key=lambda r: r.created or now, default=None)
+        if last is not None:
+            patch["lastRun"] = last.name
+        patch["runsSucceeded"] = sum(1 for r in runs if r.phase == "success")
+        patch["runsFailed"] = sum(1 for r in runs if r.phase == "failed")
+        if any(status.get(k) != v for k, v in patch.items()):
+            await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], patch)
+            body.setdefault("status", {}).update(patch)
+        self.wake(plan.next_run, "pipeline", key)
+        await self._prune(key, spec.history, now)
+
+    async def _prune(self, key: Key, history: Any, now: datetime) -> None:
+        runs = list(self.runs.get(key, {}).values())
+        ttl = (
+            durations.parse_duration(history.ttl).total_seconds()
+            if history and history.ttl
+            else None
+        )
+        names = scheduling.runs_to_prune(
+            runs,
+            successful=history.successful if history and history.successful is not None else 10,
+            failed=history.failed if history and history.failed is not None else 10,
+            ttl_seconds=ttl,
+            now=now,
+        )
+        for name in names:
+            await asyncio.to_thread(self.kube.delete, "pipelineruns", key[0], name)
+            self.runs.get(key, {}).pop(name, None)
+
+    # -- runs ----------------------------------------------------------------------------
+    def _record_run(self, body: dict[str, Any]) -> scheduling.RunRecord:
+        record = scheduling.record_of(body)
+        pipeline = (body.get("spec") or {}).get("pipelineRef", {}).get("name", "")
+        self.runs.setdefault((body["metadata"]["namespace"], pipeline), {})[record.name] = record
+        return record
+
+    async def on_run(self, event: str, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        pipeline = (body.get("spec") or {}).get("pipelineRef", {}).get("name", "")
+        pkey = (meta["namespace"], pipeline)
+        if event == "DELETED":
+            self.drivers.pop(key, None)
+            self.runs.get(pkey, {}).pop(meta["name"], None)
+            return
+        record = self._record_run(body)
+        active = sum(1 for r in self.runs.get(pkey, {}).values() if r.active)
+        metrics.ACTIVE_RUNS.labels(*pkey).set(active)
+        if not record.active:
+            if self.drivers.pop(key, None) is not None and pkey in self.pipelines:
+                self.wake(now_utc(), "pipeline", pkey)  # a slot under maxActiveRuns freed
+            return
+        reload = (meta.get("annotations") or {}).get("kascade.io/reload")
+        driver = self.drivers.get(key)
+        if driver is not None and driver.reload_token != reload:
+            self.drivers.pop(key, None)
+            driver = None
+        if driver is None and key not in self._booting:
+            self._booting.add(key)
+            try:
+                await self._start_driver(key, body, reload)
+            finally:
+                self._booting.discard(key)
+
+    async def _start_driver(self, key: Key, body: dict[str, Any], reload: str | None) -> None:
+        spec = body.get("spec") or {}
+        if not spec.get("pipelineSpec"):
+            await self._freeze_spec(key, body)
+            return  # the update comes back as a watch event
+        try:
+            run = PipelineRun.model_validate(body)
+        except Exception as exc:
+            await self._fail_run(key, f"invalid PipelineRun: {exc}")
+            return
+        assert run.spec.pipeline_spec is not None
+        pname = run.spec.pipeline_ref.name
+        plan, issues = validate_spec(run.spec.pipeline_spec, pname)
+        params, param_issues = resolve_params(run.spec.pipeline_spec.params, run.spec.params)
+        issues += param_issues
+        if plan is None or issues:
+            await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
+            return
+        now = now_utc()
+        tt = parse_schedule(run.spec.pipeline_spec.schedule, run.spec.pipeline_spec.timezone)
+        if run.spec.data_interval is not None:
+            interval = DataInterval(
+                datetime.fromisoformat(run.spec.data_interval.start),
+                datetime.fromisoformat(run.spec.data_interval.end),
+            )
+        else:
+            created = body["metadata"].get("creationTimestamp")
+            at = datetime.fromisoformat(created.replace("Z", "+00:00")) if created else now
+            if run.spec.logical_date:
+                at = datetime.fromisoformat(run.spec.logical_date.replace("Z", "+00:00"))
+                interval = DataInterval(at, at)
+            else:
+                interval = tt.manual_interval(at)
+        trigger = run.spec.trigger.kind.value if run.spec.trigger else "manual"
+        ctx = RunContext(
+            run_id=f"{trigger}__{interval.start.isoformat()}",
+            logical_date=interval.start,
+            interval=interval,
+            params=params,
+            pipeline=pname,
+            namespace=key[0],
+        )
+        engine = RunEngine(plan, ctx, pools=self.pools.for_namespace(key[0]))
+        driver = RunDriver(
+            self.kube, body, plan, ctx, engine, on_wake=self._on_driver_wake, emit=self.emit
+        )
+        driver.reload_token = reload
+        self.drivers[key] = driver
+        await driver.boot(now)
+
+    def _on_driver_wake(self, driver: RunDriver) -> None:
+        version = self.pools.version
+        self.driver_woke(driver)
+        if driver.pool_version_seen != version:
+            driver.pool_version_seen = version
+            self._readmit(driver.namespace)
+        if driver.finished:
+            self.drivers.pop((driver.namespace, driver.name), None)
+            pkey = (driver.namespace, driver.plan.name)
+            if pkey in self.pipelines:
+                self.wake(now_utc(), "pipeline", pkey)  # a slot under maxActiveRuns freed
+
+    async def _freeze_spec(self, key: Key, body: dict[str, Any]) -> None:
+        pname = (body.get("spec") or {}).get("pipelineRef", {}).get("name")
+        pipeline = self.pipelines.get((key[0], pname or "")) or await asyncio.to_thread(
+            self.kube.get, "pipelines", key[0], pname or ""
+        )
+        if pipeline is None:
+            await self._fail_run(key, f"pipeline {pname!r} not found in namespace {key[0]}")
+            return
+        spec = pipeline["spec"]
+        await asyncio.to_thread(
+            self.kube.patch,
+            "pipelineruns",
+            key[0],
+            key[1],
+            {"spec": {"pipelineSpec": spec, "specHash": scheduling.spec_hash(spec)}},
+        )
+
+    async def _fail_run(self, key: Key, message: str) -> None:
+        status = {
+            "phase": RunPhase.FAILED.value,
+            "message": message[:2000],
+            "endTime": iso(now_utc()),
+            "conditions": [
+                {
+                    "type": "Succeeded",
+                    "status": "False",
+                    "reason": "Invalid",
+                    "message": message[:1000],
+                    "lastTransitionTime": iso(now_utc()),
+                }
+            ],
+        }
+        await asyncio.to_thread(self.kube.patch_status, "pipelineruns", key[0], key[1], status)
+
+    # -- pods ----------------------------------------------------------------------------
+    async def on_pod(self, event: str, body: dict[str, Any]) -> None:
+        from kascade.controller.podspec import LABEL_RUN
+
+        meta = body["metadata"]
+        run_label = (meta.get("labels") or {}).get(LABEL_RUN)
+        owner_run = None
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("kind") == "TaskRun":
+                owner_run = ref
+        if run_label is None or owner_run is None:
+            return
+        driver = self._driver_for_label(meta["namespace"], run_label)
+        if driver is None:
+            return  # its run is finished, or not booted yet (boot replays live pods)
+        await driver.on_pod(body, deleted=event == "DELETED", now=now_utc())
+
+    def _driver_for_label(self, namespace: str, label: str) -> RunDriver | None:
+        driver = self.drivers.get((namespace, label))
+        if driver is not None:
+            return driver
+        for (ns, _), d in self.drivers.items():  # long names are hashed in labels
+            if ns == namespace and d.run_label == label:
+                return d
+        return None

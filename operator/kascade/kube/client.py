@@ -1,0 +1,144 @@
+"""Thin, counted access to the Kubernetes API (the official client, called from threads).
+
+Every write goes through ``_count`` so the API economy of the operator (writes
+per task attempt) is measured, not guessed, and exported as a metric.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kascade.api.base import GROUP, VERSION
+
+log = logging.getLogger("kascade.kube")
+
+WRITES: Counter[str] = Counter()
+"""(verb resource) → calls; read by the metrics module and the benchmarks."""
+
+
+def load_config(kubeconfig: str | None = None) -> None:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig)
+
+
+def _count(verb: str, resource: str) -> None:
+    WRITES[f"{verb} {resource}"] += 1
+    from kascade import metrics  # local import: metrics is optional for CLI users
+
+    metrics.API_WRITES.labels(verb=verb, resource=resource).inc()
+
+
+class Kube:
+    """The handful of calls the operator and the CLI make."""
+
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.api = api_client or client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.coordination = client.CoordinationV1Api(self.api)
+
+    # -- kascade objects -------------------------------------------------------
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj)
+
+    def list_objects(
+        self, plural: str, namespace: str | None, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
+        if namespace is None:
+            out = self.custom.list_cluster_custom_object(GROUP, VERSION, plural, **kwargs)
+        else:
+            out = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, **kwargs
+            )
+        return list(out.get("items", []))
+
+    def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create; None when it already exists (deterministic names make that a no-op)."""
+        _count("create", plural)
+        try:
+            obj = self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, body
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+        return dict(obj)
+
+    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        _count("patch", plural)
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        _count("patch", f"{plural}/status")
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": status}
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+    def delete(self, plural: str, namespace: str, name: str) -> None:
+        _count("delete", plural)
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, propagation_policy="Background"
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    # -- pods ----------------------------------------------------------------------
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> bool:
+        """True if created, False if a pod of that name already existed."""
+        _count("create", "pods")
+        try:
+            self.core.create_namespaced_pod(namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def delete_pod(self, namespace: str, name: str, grace: int = 5) -> None:
+        _count("delete", "pods")
+        try:
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def list_pods(self, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+        if namespace is None:
+            pods = self.core.list_pod_for_all_namespaces(label_selector=selector)
+        else:
+            pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
+        return [self.api.sanitize_for_serialization(p) for p in pods.items]
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """A Secret value, for webhooks whose URL is a credential; never logged."""
+        import base64
+
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw = (secret.data or {}).get(key)
+        return base64.b64decode(raw).decode() if raw else None
