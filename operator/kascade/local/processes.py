@@ -1,9 +1,12 @@
-"""Local processes: spawning into their own process group, timeouts, kills, log tails.
+"""Local processes: spawning into their own process group, exits, timeouts, kills, log tails.
 
-Each process gets its own session (``start_new_session``) so that a timeout or
-Ctrl-C kills the whole tree a shell script started, not just the shell. Output
-goes straight to a log file descriptor: no pipe is read in Python, which keeps
-hundreds of parallel tasks cheap.
+Spawning happens on a small thread pool: ``fork_exec`` releases the GIL while
+the child execs, so a fan-out of 100 tasks starts several processes at once
+instead of one after another on the event loop. Exits are watched with a
+pidfd on the event loop (no thread per child). Each process gets its own
+session (``start_new_session``) so that a timeout or Ctrl-C kills the whole
+tree a shell script started, not just the shell. Output goes straight to a log
+file descriptor: no pipe is read in Python.
 """
 
 from __future__ import annotations
@@ -12,11 +15,64 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 KILL_GRACE_SECONDS = 5.0
 TAIL_BYTES = 8192
+SPAWN_THREADS = 4
+
+_spawner: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _spawner
+    if _spawner is None:
+        _spawner = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="kascade-spawn")
+    return _spawner
+
+
+class Child:
+    """A started process; ``wait`` may be awaited any number of times."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._exit: asyncio.Future[int] | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        if self._exit is None:
+            self._exit = self._watch()
+        return await asyncio.shield(self._exit)
+
+    def _watch(self) -> asyncio.Future[int]:
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            return loop.run_in_executor(None, self.popen.wait)  # no pidfd: a thread waits
+        exited: asyncio.Future[int] = loop.create_future()
+
+        def ready() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            code = self.popen.wait()  # it has exited: this only reaps it
+            if not exited.done():
+                exited.set_result(code)
+
+        loop.add_reader(fd, ready)
+        return exited
+
+
+def exit_status(code: int) -> int:
+    """A shell's view of a signal death (SIGTERM → 143), as Kubernetes reports it too."""
+    return 128 - code if code < 0 else code
 
 
 async def spawn(
@@ -26,22 +82,27 @@ async def spawn(
     cwd: str,
     log: Path,
     append: bool = False,
-) -> asyncio.subprocess.Process:
+) -> Child:
     """Start ``argv`` with stdout and stderr in ``log``; OSError if it cannot start."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(log, flags, 0o644)
     try:
-        return await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=fd,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-        )
+
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+
+        popen = await asyncio.get_running_loop().run_in_executor(_pool(), start)
     finally:
         os.close(fd)  # the child has its own copy; ours would only leak
+    return Child(popen)
 
 
 def _signal_group(pid: int, sig: int) -> bool:
@@ -52,33 +113,33 @@ def _signal_group(pid: int, sig: int) -> bool:
     return True
 
 
-async def kill_group(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE_SECONDS) -> None:
+async def kill_group(child: Child, grace: float = KILL_GRACE_SECONDS) -> None:
     """SIGTERM the process group, SIGKILL it after ``grace`` seconds if the leader lingers."""
-    if proc.returncode is None and _signal_group(proc.pid, signal.SIGTERM):
+    if child.returncode is None and _signal_group(child.pid, signal.SIGTERM):
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+            await asyncio.wait_for(child.wait(), grace)
         except TimeoutError:
-            _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            _signal_group(child.pid, signal.SIGKILL)
+            await child.wait()
     # Children that ignored SIGTERM or outlived the leader go too.
-    _signal_group(proc.pid, signal.SIGKILL)
+    _signal_group(child.pid, signal.SIGKILL)
 
 
-async def wait_or_kill(proc: asyncio.subprocess.Process, timeout: float | None) -> int | None:
-    """The exit code, or None when ``timeout`` ran out and the group was killed.
+async def wait_or_kill(child: Child, timeout: float | None) -> int | None:
+    """The exit status, or None when ``timeout`` ran out and the group was killed.
 
     A cancelled wait (a kill decided by the engine, Ctrl-C) kills the group too,
     so no process outlives the attempt that started it.
     """
     try:
         if timeout is None:
-            return await proc.wait()
-        return await asyncio.wait_for(asyncio.shield(proc.wait()), max(timeout, 0.0))
+            return exit_status(await child.wait())
+        return exit_status(await asyncio.wait_for(child.wait(), max(timeout, 0.0)))
     except TimeoutError:
-        await kill_group(proc)
+        await kill_group(child)
         return None
     except asyncio.CancelledError:
-        await kill_group(proc)
+        await kill_group(child)
         raise
 
 

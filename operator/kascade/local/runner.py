@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,16 +42,6 @@ _SHOWN_DURATION = frozenset(
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _use_pidfd_watcher() -> None:
-    """Python 3.11 waits for each child in a thread of its own; a pidfd costs a file descriptor."""
-    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
-        try:
-            os.close(os.pidfd_open(os.getpid()))
-        except OSError:
-            return  # kernel without pidfd support
-        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
 
 
 class LocalRunner:
@@ -94,7 +83,6 @@ class LocalRunner:
     # -- entry points ------------------------------------------------------------
     def execute(self) -> RunPhase:
         """Run in a fresh event loop; Ctrl-C kills every child and sets ``interrupted``."""
-        _use_pidfd_watcher()
         return asyncio.run(self.run())
 
     async def run(self) -> RunPhase:
