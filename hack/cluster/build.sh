@@ -58,6 +58,8 @@ build_k8s() {
   mkdir -p "$K8S_BIN.tmp"
   for c in "${missing[@]}"; do
     t0=$(now_ms); log "go build $c ($K8S_VERSION) ..."
+    # A component added to K8S_COMPONENTS later may need its staging modules required.
+    (cd "$dir" && go list -deps "k8s.io/kubernetes/cmd/$c" >/dev/null 2>&1 || go get "k8s.io/kubernetes/cmd/$c@$K8S_VERSION")
     (cd "$dir" && go build -trimpath -ldflags "$ld" -o "$K8S_BIN.tmp/$c" "k8s.io/kubernetes/cmd/$c")
     record "$c" "$(elapsed "$t0")"
   done

@@ -39,7 +39,7 @@ if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null && [ -f "$KUBEC
   for ((i = 0; i < 100; i++)); do [ "$(running_tasks)" -eq 0 ] && break; sleep 0.2; done
 fi
 # 2. Stop order matters: node first, then the control plane, etcd last.
-stop 20 kubelet
+stop 20 kubelet kube-proxy
 # 3. Whatever is left in containerd goes (without CNI DEL; host state is cleaned below).
 if pid_of containerd >/dev/null; then
   for id in $("${CTR[@]}" tasks ls -q 2>/dev/null); do "${CTR[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done

@@ -1,7 +1,7 @@
 # Host state the cluster changes, saved once before the first start and put back by
 # cluster-down (sourced by up.sh / down.sh; needs lib.sh).
 HOSTSTATE="$STATE/hoststate"
-HOST_SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward)
+HOST_SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward net.ipv4.conf.all.route_localnet)
 # Paths the kubelet, containerd and the CNI plugins create on the host.
 HOST_PATHS=(/var/lib/kubelet /var/log/pods /var/log/containers /run/containerd /var/run/netns /var/lib/cni /etc/cni /opt/cni)
 IPT_TABLES=(filter nat mangle)
@@ -15,8 +15,8 @@ cgroup_kubepods() { ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods 2>/d
 hoststate_save() {
   [ -f "$HOSTSTATE/saved" ] && return
   mkdir -p "$HOSTSTATE"
-  local k p c t
-  for k in "${HOST_SYSCTLS[@]}"; do echo "$k=$(sysctl -n "$k")"; done >"$HOSTSTATE/sysctl"
+  local k v p c t
+  for k in "${HOST_SYSCTLS[@]}"; do v=$(sysctl -n "$k" 2>/dev/null) && echo "$k=$v"; done >"$HOSTSTATE/sysctl" || true
   for p in "${HOST_PATHS[@]}"; do [ -e "$p" ] && echo "$p"; done >"$HOSTSTATE/paths" || true
   ls /var/run/netns 2>/dev/null >"$HOSTSTATE/netns" || true
   cgroup_kubepods >"$HOSTSTATE/cgroups"

@@ -19,7 +19,7 @@ IMAGE_CACHE="$KASCADE_CACHE/images"
 STATE="${KASCADE_CLUSTER_STATE:-$HOME/.local/state/kascade/cluster}"
 KUBECONFIG_PATH="$STATE/kubeconfig"
 
-K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy)
 
 # Node identity / networking.
 NODE_NAME="${KASCADE_NODE_NAME:-$(hostname)}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create the cluster PKI (CA, serving and client certs, service-account key pair)
-# and kubeconfigs under $STATE/pki. Idempotent: existing files are kept unless the
-# host name / address they were made for changed.
+# and kubeconfigs under $STATE/pki. Idempotent: existing files are kept (missing ones are
+# added) unless the host name / address they were made for changed, then all are redone.
 source "$(dirname "$0")/lib.sh"
 
 PKI="$STATE/pki"
@@ -9,21 +9,21 @@ HOST_IP="$(host_ip)"
 STAMP="$NODE_NAME $HOST_IP $KUBERNETES_SVC_IP"
 mkdir -p "$PKI"; chmod 700 "$PKI"
 
-if [ -f "$PKI/.stamp" ] && [ "$(cat "$PKI/.stamp")" = "$STAMP" ] && [ -f "$KUBECONFIG_PATH" ]; then
-  exit 0
+if [ ! -f "$PKI/.stamp" ] || [ "$(cat "$PKI/.stamp")" != "$STAMP" ]; then
+  [ -f "$PKI/ca.crt" ] && log "host identity changed: recreating PKI"
+  rm -f "$PKI"/*.crt "$PKI"/*.key "$PKI"/*.csr "$PKI"/*.pub "$PKI"/*.srl "$STATE"/*.kubeconfig "$KUBECONFIG_PATH"
 fi
-log "creating PKI in $PKI (node $NODE_NAME, address $HOST_IP)"
-rm -f "$PKI"/*.crt "$PKI"/*.key "$PKI"/*.csr "$PKI"/*.pub "$PKI"/*.srl "$STATE"/*.kubeconfig
 
 openssl_q() { openssl "$@" 2>/dev/null; }
 
-openssl_q req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
+[ -f "$PKI/ca.crt" ] || { log "creating PKI in $PKI (node $NODE_NAME, address $HOST_IP)"; openssl_q req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
   -days 3650 -subj "/CN=kascade-local-ca" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"; }
 
 # cert NAME SUBJECT EXTKEYUSAGE [SAN]
 cert() {
   local name=$1 subj=$2 eku=$3 san=${4:-} ext
+  [ -f "$PKI/$name.crt" ] && [ -f "$PKI/$name.key" ] && return
   ext=$(mktemp)
   {
     echo "basicConstraints=critical,CA:FALSE"
@@ -44,16 +44,20 @@ cert admin "/O=system:masters/CN=kubernetes-admin" clientAuth
 cert controller-manager "/CN=system:kube-controller-manager" clientAuth
 cert scheduler "/CN=system:kube-scheduler" clientAuth
 cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+cert kube-proxy "/CN=system:kube-proxy" clientAuth
 cert kubelet-serving "/O=system:nodes/CN=system:node:$NODE_NAME" serverAuth \
   "DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$HOST_IP"
 # Service-account token signing key pair.
-openssl_q genrsa -out "$PKI/sa.key" 2048
-openssl_q rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
+if [ ! -f "$PKI/sa.pub" ]; then
+  openssl_q genrsa -out "$PKI/sa.key" 2048
+  openssl_q rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
+fi
 chmod 600 "$PKI"/*.key
 
 # kubeconfig FILE CERTNAME USER
 kubeconfig() {
   local file=$1 name=$2 user=$3
+  [ -f "$file" ] && return
   cat >"$file" <<KC
 apiVersion: v1
 kind: Config
@@ -76,6 +80,7 @@ KC
 }
 kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
 kubeconfig "$STATE/scheduler.kubeconfig" scheduler system:kube-scheduler
+kubeconfig "$STATE/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
 kubeconfig "$STATE/kubelet.kubeconfig" kubelet-client "system:node:$NODE_NAME"
 kubeconfig "$KUBECONFIG_PATH" admin kubernetes-admin
 echo "$STAMP" >"$PKI/.stamp"

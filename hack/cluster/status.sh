@@ -3,7 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 rc=0
 printf '%-24s %-8s %-10s %s\n' COMPONENT PID RSS LOG
-for name in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet; do
+for name in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
   f="$STATE/pids/$name.pid"; pid=""; exe=""
   [ -f "$f" ] && read -r pid exe <"$f"
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a single-node Kubernetes as local processes: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, containerd (+runc, bridge CNI) and kubelet.
+# kube-controller-manager, kube-scheduler, containerd (+runc, bridge CNI), kubelet, kube-proxy.
 # Builds binaries and images first when they are missing. Idempotent: components that
 # are already running (by recorded pid) are left alone.
 source "$(dirname "$0")/lib.sh"
@@ -125,7 +125,14 @@ node_ready() {
 wait_for "node $NODE_NAME Ready" 120 kubelet node_ready
 stage_done
 
-for c in kube-controller-manager kube-scheduler; do
+stage "kube-proxy"
+sed -e "s|@STATE@|$STATE|g" -e "s|@NODE_NAME@|$NODE_NAME|g" -e "s|@POD_CIDR@|$POD_CIDR|g" \
+  "$HACK_CLUSTER_DIR/config/kube-proxy.yaml" >"$STATE/kube-proxy.yaml"
+start kube-proxy "$K/kube-proxy" --config "$STATE/kube-proxy.yaml" --v=1
+wait_for "kube-proxy healthz" 30 kube-proxy curl -fsS http://127.0.0.1:10256/healthz
+stage_done
+
+for c in kube-controller-manager kube-scheduler kube-proxy; do
   running "$c" || { tail -n 30 "$STATE/logs/$c.log" >&2; die "$c is not running (log: $STATE/logs/$c.log)"; }
 done
 log "cluster up: node $NODE_NAME Ready $(elapsed "$T_START") after start (total $(elapsed "$T_ALL"))"

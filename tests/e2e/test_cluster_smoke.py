@@ -194,3 +194,31 @@ def test_owner_deletion_garbage_collects_pods(cluster: Cluster, namespace: str) 
             timeout=90,
             what=f"pod {name} garbage-collected",
         )
+
+
+IN_CLUSTER_SCRIPT = """
+import json, os, ssl, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+host = os.environ["KUBERNETES_SERVICE_HOST"]
+port = os.environ["KUBERNETES_SERVICE_PORT"]
+token = open(sa + "/token").read()
+ctx = ssl.create_default_context(cafile=sa + "/ca.crt")
+req = urllib.request.Request(
+    f"https://{host}:{port}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+    data=b'{"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}',
+    headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+)
+review = json.load(urllib.request.urlopen(req, context=ctx, timeout=10))
+print(review["status"]["userInfo"]["username"])
+"""
+
+
+def test_pod_reaches_api_through_kubernetes_service(cluster: Cluster, namespace: str) -> None:
+    """In-cluster config works: Service IP (kube-proxy), TLS SANs, service-account tokens."""
+    pod = cluster.pod("incluster", ["python3", "-c", IN_CLUSTER_SCRIPT], image="python:3.11-slim")
+    pod.spec.automount_service_account_token = True
+    cluster.core.create_namespaced_pod(namespace, pod)
+    pod = cluster.wait_pod_phase(namespace, "incluster")
+    logs = cluster.core.read_namespaced_pod_log("incluster", namespace)
+    assert pod.status.phase == "Succeeded", logs
+    assert logs.strip() == f"system:serviceaccount:{namespace}:default"
