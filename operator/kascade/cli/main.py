@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from kascade.cli.local_commands import register
+from kascade.cli import cluster_commands, local_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +17,8 @@ def cli() -> None:
     """Kascade: Airflow-style data pipelines as Kubernetes manifests."""
 
 
-register(cli)
+local_commands.register(cli)
+cluster_commands.register(cli)
 
 
 def main() -> None:

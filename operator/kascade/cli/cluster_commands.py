@@ -1,0 +1,291 @@
+"""Commands that talk to a cluster: operator, trigger, backfill, clear, mark.
+
+clear and mark change what the operator observes (TaskRuns and the run's task
+summary), then ask it to rebuild the run (the ``kascade.io/reload`` annotation):
+the engine's restore turns the new observations into the right next steps, so
+there is no second code path for "re-run from here".
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+RELOAD = "kascade.io/reload"
+TERMINAL = ("success", "failed")
+
+
+def _kube(kubeconfig: str | None) -> Any:
+    from kascade.kube.client import Kube, load_config
+
+    load_config(kubeconfig)
+    return Kube()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _date(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _params(pairs: tuple[str, ...], spec: dict[str, Any]) -> dict[str, Any]:
+    from kascade.api.pipeline import Param
+    from kascade.engine.params import coerce_cli_value
+
+    declared = spec.get("params") or {}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
+        param = Param.model_validate(declared[key]) if key in declared else None
+        out[key] = coerce_cli_value(param, raw)
+    return out
+
+
+def _wait(kube: Any, namespace: str, name: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = kube.get("pipelineruns", namespace, name) or {}
+        phase = str((run.get("status") or {}).get("phase") or "")
+        if phase in TERMINAL:
+            return phase
+        time.sleep(1)
+    return "timeout"
+
+
+common = [
+    click.option("-n", "--namespace", default="default", show_default=True),
+    click.option("--kubeconfig", envvar="KUBECONFIG", default=None),
+]
+
+
+def _common(f: Any) -> Any:
+    for option in reversed(common):
+        f = option(f)
+    return f
+
+
+@click.command()
+@click.option("--namespace", "namespaces", multiple=True, help="Watch this namespace (repeat).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace.")
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
+@click.option("--metrics-port", default=8080, show_default=True, help="0 turns metrics off.")
+@click.option("--liveness", default="http://0.0.0.0:8081/healthz", show_default=True)
+@click.option(
+    "--leader-election-namespace",
+    envvar="KASCADE_LEADER_NAMESPACE",
+    default=None,
+    help="Hold a Lease there before acting (run several replicas safely).",
+)
+def operator(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    kubeconfig: str | None,
+    metrics_port: int,
+    liveness: str,
+    leader_election_namespace: str | None,
+) -> None:
+    """Run the Kascade operator (in-cluster, or with a kubeconfig)."""
+    if not namespaces and not all_namespaces:
+        raise click.UsageError("give --namespace NS (repeatable) or --all-namespaces")
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig
+    os.environ["KASCADE_METRICS_PORT"] = str(metrics_port)
+    if leader_election_namespace:
+        os.environ["KASCADE_LEADER_NAMESPACE"] = leader_election_namespace
+    from kascade.controller import handlers
+
+    handlers.run(list(namespaces), all_namespaces, liveness or None)
+
+
+@click.command()
+@click.argument("pipeline")
+@_common
+@click.option("--param", "params", multiple=True, metavar="K=V")
+@click.option("--logical-date", default=None, help="ISO date(-time); default: now.")
+@click.option("--wait", is_flag=True, help="Wait for the run to end; exit 1 if it failed.")
+@click.option("--timeout", default=3600.0, show_default=True)
+def trigger(
+    pipeline: str,
+    namespace: str,
+    kubeconfig: str | None,
+    params: tuple[str, ...],
+    logical_date: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Start a manual run of PIPELINE (Airflow's "Trigger DAG")."""
+    from kascade.api.runs import TriggerKind
+    from kascade.controller import naming, scheduling
+    from kascade.engine.schedule import parse_schedule
+
+    kube = _kube(kubeconfig)
+    body = kube.get("pipelines", namespace, pipeline)
+    if body is None:
+        raise click.ClickException(f"pipeline {namespace}/{pipeline} not found")
+    spec = body["spec"]
+    now = _now()
+    tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
+    interval = tt.manual_interval(_date(logical_date) if logical_date else now)
+    name = naming.run_name(pipeline, "manual", now.strftime("%Y%m%dt%H%M%S%f"))
+    manifest = scheduling.run_manifest(
+        body,
+        interval,
+        TriggerKind.MANUAL,
+        params=_params(params, spec),
+        by=os.environ.get("USER", "kascade-cli"),
+        name=name,
+    )
+    kube.create("pipelineruns", namespace, manifest)
+    click.echo(f"pipelinerun/{name} created")
+    if wait:
+        phase = _wait(kube, namespace, name, timeout)
+        click.echo(f"pipelinerun/{name} {phase}")
+        raise SystemExit(0 if phase == "success" else 1)
+
+
+@click.command()
+@click.argument("pipeline")
+@_common
+@click.option("--from", "start", required=True, help="First logical date (ISO).")
+@click.option("--to", "end", required=True, help="Last logical date (ISO, inclusive).")
+def backfill(pipeline: str, namespace: str, kubeconfig: str | None, start: str, end: str) -> None:
+    """Create runs for every interval between --from and --to (maxActiveRuns at a time)."""
+    from kascade.api.runs import TriggerKind
+    from kascade.controller import scheduling
+    from kascade.engine.schedule import due_intervals, parse_schedule
+
+    kube = _kube(kubeconfig)
+    body = kube.get("pipelines", namespace, pipeline)
+    if body is None:
+        raise click.ClickException(f"pipeline {namespace}/{pipeline} not found")
+    spec = body["spec"]
+    tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
+    first, last = _date(start), _date(end)
+    intervals = due_intervals(
+        tt, last=None, start_date=first, end_date=last, catchup=True, now=max(_now(), last)
+    )
+    if not intervals:
+        raise click.ClickException("no schedule interval starts in that range")
+    for interval in intervals:
+        manifest = scheduling.run_manifest(body, interval, TriggerKind.BACKFILL)
+        created = kube.create("pipelineruns", namespace, manifest)
+        state = "created" if created else "exists"
+        click.echo(f"pipelinerun/{manifest['metadata']['name']} {state}")
+
+
+def _run_and_plan(kube: Any, namespace: str, run: str) -> tuple[dict[str, Any], Any]:
+    from kascade.api.pipeline import PipelineSpec
+    from kascade.engine.compile import compile_or_raise
+
+    body = kube.get("pipelineruns", namespace, run)
+    if body is None:
+        raise click.ClickException(f"pipelinerun {namespace}/{run} not found")
+    spec = PipelineSpec.model_validate(body["spec"]["pipelineSpec"])
+    return body, compile_or_raise(spec, body["spec"]["pipelineRef"]["name"])
+
+
+def _reload(kube: Any, namespace: str, run: str, tasks: dict[str, Any]) -> None:
+    kube.patch_status(
+        "pipelineruns",
+        namespace,
+        run,
+        {"phase": "running", "endTime": None, "conditions": None, "message": None, "tasks": tasks},
+    )
+    kube.patch(
+        "pipelineruns", namespace, run, {"metadata": {"annotations": {RELOAD: uuid.uuid4().hex}}}
+    )
+
+
+def _taskruns(kube: Any, namespace: str, run: str) -> dict[str, dict[str, Any]]:
+    from kascade.controller import naming
+    from kascade.controller.podspec import LABEL_RUN
+
+    out = {}
+    for tr in kube.list_objects("taskruns", namespace, f"{LABEL_RUN}={naming.label_value(run)}"):
+        key = tr["spec"]["taskName"]
+        if tr["spec"].get("mapIndex") is not None:
+            key = f"{key}[{tr['spec']['mapIndex']}]"
+        out[key] = tr
+    return out
+
+
+@click.command()
+@click.argument("run")
+@_common
+@click.option("--task", "tasks", multiple=True, help="Clear this task (default: every failed one).")
+@click.option("--downstream/--no-downstream", default=True, show_default=True)
+def clear(
+    run: str, namespace: str, kubeconfig: str | None, tasks: tuple[str, ...], downstream: bool
+) -> None:
+    """Re-run tasks of a run (Airflow's Clear, Argo's retry): failed ones by default."""
+    kube = _kube(kubeconfig)
+    body, plan = _run_and_plan(kube, namespace, run)
+    states: dict[str, str] = dict((body.get("status") or {}).get("tasks") or {})
+
+    def base(key: str) -> str:
+        return key[: key.rindex("[")] if key.endswith("]") else key
+
+    if tasks:
+        unknown = [t for t in tasks if t not in plan.index]
+        if unknown:
+            raise click.ClickException(f"unknown task(s): {', '.join(unknown)}")
+        chosen = set(tasks)
+    else:
+        chosen = {base(k) for k, s in states.items() if s in ("failed", "upstream_failed")}
+    if downstream:
+        for task_id in list(chosen):
+            chosen |= {plan.tasks[i].id for i in plan.graph.descendants(plan.index[task_id])}
+    keys = [k for k in states if base(k) in chosen]
+    if not keys:
+        click.echo("nothing to clear")
+        return
+    trs = _taskruns(kube, namespace, run)
+    for key in keys:
+        if key in trs:
+            kube.delete("taskruns", namespace, trs[key]["metadata"]["name"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(k in _taskruns(kube, namespace, run) for k in keys):
+        time.sleep(0.5)  # a TaskRun of the same name must be gone before it is made again
+    _reload(kube, namespace, run, {k: None for k in keys})
+    click.echo(f"cleared {len(keys)} task instance(s) of {run}: {', '.join(sorted(keys))}")
+
+
+@click.command()
+@click.argument("run")
+@_common
+@click.option("--task", "task", required=True)
+@click.argument("state", type=click.Choice(["success", "failed", "skipped"]))
+def mark(run: str, namespace: str, kubeconfig: str | None, task: str, state: str) -> None:
+    """Set a task's state by hand (Airflow's Mark Success / Mark Failed)."""
+    kube = _kube(kubeconfig)
+    body, plan = _run_and_plan(kube, namespace, run)
+    base = task[: task.rindex("[")] if task.endswith("]") else task
+    if base not in plan.index:
+        raise click.ClickException(f"unknown task {task!r}")
+    trs = _taskruns(kube, namespace, run)
+    if task in trs:
+        kube.patch_status("taskruns", namespace, trs[task]["metadata"]["name"], {"state": state})
+    descendants = {plan.tasks[i].id for i in plan.graph.descendants(plan.index[base])}
+    states = (body.get("status") or {}).get("tasks") or {}
+    reset: dict[str, Any] = {k: None for k in states if k.split("[")[0] in descendants}
+    for key in reset:
+        if key in trs:
+            kube.delete("taskruns", namespace, trs[key]["metadata"]["name"])
+    reset[task] = state
+    _reload(kube, namespace, run, reset)
+    click.echo(f"{run}: {task} marked {state}")
+
+
+def register(group: click.Group) -> None:
+    for command in (operator, trigger, backfill, clear, mark):
+        group.add_command(command)
