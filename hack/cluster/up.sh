@@ -50,6 +50,15 @@ wait_for() {
   done
 }
 
+# render TEMPLATE DEST: fill in @VARS@; DEST is only replaced when its content changes
+# (kube-proxy exits when its config file is rewritten under it).
+render() {
+  local tmp; tmp=$(mktemp "$2.XXXX")
+  sed -e "s|@STATE@|$STATE|g" -e "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|g" -e "s|@BRIDGE@|$CNI_BRIDGE|g" \
+    -e "s|@POD_CIDR@|$POD_CIDR|g" -e "s|@NODE_NAME@|$NODE_NAME|g" "$HACK_CLUSTER_DIR/config/$1" >"$tmp"
+  if cmp -s "$tmp" "$2"; then rm -f "$tmp"; else mv -f "$tmp" "$2"; fi
+}
+
 T_START=$(now_ms)
 
 stage "etcd"
@@ -102,17 +111,15 @@ start kube-scheduler "$K/kube-scheduler" \
 stage_done
 
 stage "containerd"
-sed -e "s|@STATE@|$STATE|g" -e "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|g" \
-  "$HACK_CLUSTER_DIR/config/containerd.toml" >"$STATE/containerd/config.toml"
-sed -e "s|@STATE@|$STATE|g" -e "s|@BRIDGE@|$CNI_BRIDGE|g" -e "s|@POD_CIDR@|$POD_CIDR|g" \
-  "$HACK_CLUSTER_DIR/config/cni.conflist" >"$STATE/cni/net.d/10-kascade.conflist"
+render containerd.toml "$STATE/containerd/config.toml"
+render cni.conflist "$STATE/cni/net.d/10-kascade.conflist"
 start containerd /usr/bin/containerd --config "$STATE/containerd/config.toml"
 wait_for "containerd socket" 30 containerd ctr --address "$STATE/containerd/containerd.sock" version
 "$HACK_CLUSTER_DIR/images.sh" import
 stage_done
 
 stage "kubelet"
-sed -e "s|@STATE@|$STATE|g" "$HACK_CLUSTER_DIR/config/kubelet.yaml" >"$STATE/kubelet/config.yaml"
+render kubelet.yaml "$STATE/kubelet/config.yaml"
 mkdir -p /var/lib/kubelet /var/log/pods
 start kubelet "$K/kubelet" \
   --config "$STATE/kubelet/config.yaml" \
@@ -126,8 +133,7 @@ wait_for "node $NODE_NAME Ready" 120 kubelet node_ready
 stage_done
 
 stage "kube-proxy"
-sed -e "s|@STATE@|$STATE|g" -e "s|@NODE_NAME@|$NODE_NAME|g" -e "s|@POD_CIDR@|$POD_CIDR|g" \
-  "$HACK_CLUSTER_DIR/config/kube-proxy.yaml" >"$STATE/kube-proxy.yaml"
+render kube-proxy.yaml "$STATE/kube-proxy.yaml"
 start kube-proxy "$K/kube-proxy" --config "$STATE/kube-proxy.yaml" --v=1
 wait_for "kube-proxy healthz" 30 kube-proxy curl -fsS http://127.0.0.1:10256/healthz
 stage_done
