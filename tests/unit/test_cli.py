@@ -1,0 +1,240 @@
+"""The ``kascade`` command line: run, validate and graph, with their exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kascade.cli.main import cli
+
+OPERATOR = Path(__file__).resolve().parents[2] / "operator"
+
+CHAIN = """
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {name: chain}
+spec:
+  schedule: "@daily"
+  params:
+    rows: {type: integer, default: 1}
+  defaults: {image: busybox:1.36}
+  tasks:
+    - name: extract
+      script: echo "rows={{ params.rows }}" >> "$KASCADE_OUTPUTS"
+    - name: load
+      dependsOn: [extract]
+      command: [sh, -c, "echo loaded {{ tasks.extract.outputs.rows }} on {{ ds }}"]
+"""
+
+FAILING = """
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {name: failing}
+spec:
+  defaults: {image: busybox:1.36}
+  tasks:
+    - {name: a, script: "echo oops; exit 2"}
+    - {name: b, command: ["true"], dependsOn: [a]}
+"""
+
+INVALID = """
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {name: broken}
+spec:
+  schedule: "not a cron"
+  tasks:
+    - {name: a, image: busybox, command: ["true"], dependsOn: [nope]}
+"""
+
+GROUPS = """
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {name: grouped}
+spec:
+  defaults: {image: busybox:1.36, command: ["true"]}
+  tasks:
+    - {name: start, branch: true}
+    - {name: end, dependsOn: [etl], triggerRule: none_failed}
+  groups:
+    - name: etl
+      dependsOn: [start]
+      tasks:
+        - {name: extract, sensor: {kind: file, path: /tmp/x}}
+        - {name: load, dependsOn: [extract], expand: {items: [1, 2]}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KASCADE_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
+    path = write(tmp_path, "chain.yaml", CHAIN)
+    code, out, _ = invoke(
+        "run", str(path), "--output", "json", "--param", "rows=7", "--logical-date", "2026-03-01"
+    )
+    assert code == 0
+    record = json.loads(out)
+    assert set(record) == {
+        "pipeline",
+        "runId",
+        "phase",
+        "logicalDate",
+        "dataInterval",
+        "startTime",
+        "endTime",
+        "durationSeconds",
+        "message",
+        "tasks",
+    }
+    assert record["runId"] == "manual__2026-03-01T00:00:00+00:00"
+    assert record["dataInterval"] == {
+        "start": "2026-03-01T00:00:00+00:00",
+        "end": "2026-03-02T00:00:00+00:00",
+    }
+    assert record["phase"] == "success"
+    extract = record["tasks"]["extract"]
+    assert set(extract) == {
+        "state",
+        "attempts",
+        "durationSeconds",
+        "outputs",
+        "message",
+        "exitCode",
+    }
+    assert extract["outputs"] == {"rows": 7}
+    assert extract["state"] == "success" and extract["exitCode"] == 0
+    saved = home / "local-runs" / "chain" / f"{record['runId']}.json"
+    assert json.loads(saved.read_text()) == record
+    log = home / "local-runs/chain" / record["runId"] / "logs/load/attempt-1.log"
+    assert log.read_text() == "loaded 7 on 2026-03-01\n"
+
+
+def test_run_text_output_and_workdir(tmp_path: Path) -> None:
+    path = write(tmp_path, "chain.yaml", CHAIN)
+    code, out, _ = invoke("run", str(path), "--workdir", str(tmp_path / "wd"))
+    assert code == 0
+    assert " extract success (" in out and "TASK" in out and "STATE" in out
+    assert "of chain: success" in out
+    assert (tmp_path / "wd/logs/extract/attempt-1.log").exists()
+
+
+def test_run_failure_exit_code_and_table(tmp_path: Path) -> None:
+    path = write(tmp_path, "failing.yaml", FAILING)
+    code, out, _ = invoke("run", str(path))
+    assert code == 1
+    assert "upstream_failed" in out
+    assert "oops" in out  # the failed task's last log lines
+    assert "of failing: failed" in out
+
+
+def test_run_invalid_input_exits_2_with_every_issue(tmp_path: Path) -> None:
+    path = write(tmp_path, "invalid.yaml", INVALID)
+    code, _, err = invoke("run", str(path))
+    assert code == 2
+    assert "spec.schedule:" in err
+    assert "spec.tasks[0].dependsOn[0]: unknown task or group 'nope'" in err
+
+
+def test_run_bad_param_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, "chain.yaml", CHAIN)
+    code, _, err = invoke("run", str(path), "--param", "rows=many")
+    assert code == 2
+    assert "params.rows" in err
+
+
+def test_run_several_pipelines_needs_a_choice(tmp_path: Path) -> None:
+    path = write(tmp_path, "two.yaml", CHAIN + "---\n" + FAILING)
+    code, _, err = invoke("run", str(path))
+    assert code == 2 and "--pipeline" in err
+    code, out, _ = invoke("run", str(path), "--pipeline", "chain", "-q")
+    assert code == 0 and "of chain: success" in out
+
+
+def test_validate_reports_ok_and_issues(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.yaml", CHAIN)
+    bad = write(tmp_path, "bad.yaml", INVALID)
+    code, out, _ = invoke("validate", str(good))
+    assert code == 0
+    assert out == f"{good}: OK (2 tasks)\n"
+    code, out, _ = invoke("validate", str(good), str(bad))
+    assert code == 1
+    assert f"{good}: OK (2 tasks)" in out
+    assert f"{bad}: spec.tasks[0].dependsOn[0]: unknown task or group 'nope'" in out
+    assert f"{bad}: spec.schedule: " in out
+
+
+def test_validate_bad_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", "kind: Pipeline\nspec: [unclosed\n")
+    code, out, _ = invoke("validate", str(path))
+    assert code == 1 and "not valid YAML" in out
+
+
+def test_graph_mermaid_and_dot_have_groups_and_edges(tmp_path: Path) -> None:
+    path = write(tmp_path, "groups.yaml", GROUPS)
+    code, out, _ = invoke("graph", str(path), "--format", "mermaid")
+    assert code == 0
+    assert out.startswith("flowchart LR\n")
+    assert 'subgraph g_etl["etl"]' in out
+    assert "t_start --> t_etl_extract" in out
+    assert "t_etl_extract --> t_etl_load" in out
+    assert "t_etl_load --> t_end" in out
+    code, out, _ = invoke("graph", str(path), "--format", "dot")
+    assert code == 0
+    assert 'subgraph "cluster_etl"' in out
+    assert '"start" -> "etl.extract";' in out
+    assert '"etl.load" -> "end";' in out
+    code, out, _ = invoke("graph", str(path))
+    assert "etl.load  [mapped]  <- etl.extract" in out
+    assert "end  [trigger:none_failed]" in out
+    assert "start  [branch]" in out
+
+
+def _module(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(OPERATOR)}
+    return subprocess.run(
+        [sys.executable, "-m", "kascade", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_python_m_kascade_run_json(tmp_path: Path) -> None:
+    path = write(tmp_path, "failing.yaml", FAILING)
+    proc = _module("run", str(path), "--output", "json", cwd=tmp_path)
+    assert proc.returncode == 1
+    record = json.loads(proc.stdout)
+    assert record["tasks"]["a"]["exitCode"] == 2
+    assert record["tasks"]["b"]["state"] == "upstream_failed"
+    assert " a failed " in proc.stderr  # progress goes to stderr with --output json
+
+
+def test_python_m_kascade_validate(tmp_path: Path) -> None:
+    path = write(tmp_path, "invalid.yaml", INVALID)
+    proc = _module("validate", str(path), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "unknown task or group 'nope'" in proc.stdout
