@@ -135,7 +135,8 @@ def trigger(
     spec = body["spec"]
     now = _now()
     tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
-    interval = tt.manual_interval(_date(logical_date) if logical_date else now)
+    at = _date(logical_date) if logical_date else now
+    interval = tt.manual_interval(at)
     name = naming.run_name(pipeline, "manual", now.strftime("%Y%m%dt%H%M%S%f"))
     manifest = scheduling.run_manifest(
         body,
@@ -144,6 +145,7 @@ def trigger(
         params=_params(params, spec),
         by=os.environ.get("USER", "kascade-cli"),
         name=name,
+        logical_date=at,
     )
     kube.create("pipelineruns", namespace, manifest)
     click.echo(f"pipelinerun/{name} created")

@@ -105,8 +105,14 @@ def run_manifest(
     params: dict[str, Any] | None = None,
     by: str | None = None,
     name: str | None = None,
+    logical_date: datetime | None = None,
 ) -> dict[str, Any]:
-    """A PipelineRun that freezes the pipeline's spec as it is now."""
+    """A PipelineRun that freezes the pipeline's spec as it is now.
+
+    The logical date is the interval's start for scheduled and backfill runs; a
+    manual run's is the moment it was triggered (as in Airflow), so that two
+    manual runs never share a run id.
+    """
     meta = pipeline["metadata"]
     spec = pipeline["spec"]
     pname = meta["name"]
@@ -137,7 +143,7 @@ def run_manifest(
             "pipelineRef": {"name": pname},
             "pipelineSpec": spec,
             "specHash": spec_hash(spec),
-            "logicalDate": interval.start.isoformat(),
+            "logicalDate": (logical_date or interval.start).isoformat(),
             "dataInterval": {"start": interval.start.isoformat(), "end": interval.end.isoformat()},
             "trigger": {"kind": trigger.value, **({"by": by} if by else {})},
         },

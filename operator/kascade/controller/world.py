@@ -312,9 +312,12 @@ class World:
             else:
                 interval = tt.manual_interval(at)
         trigger = run.spec.trigger.kind.value if run.spec.trigger else "manual"
+        logical = interval.start
+        if run.spec.logical_date:
+            logical = datetime.fromisoformat(run.spec.logical_date.replace("Z", "+00:00"))
         ctx = RunContext(
-            run_id=f"{trigger}__{interval.start.isoformat()}",
-            logical_date=interval.start,
+            run_id=f"{trigger}__{logical.isoformat()}",
+            logical_date=logical,
             interval=interval,
             params=params,
             pipeline=pname,
