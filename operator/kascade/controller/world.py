@@ -84,6 +84,8 @@ class World:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._booting: set[Key] = set()
+        self._booting_for: dict[Key, set[Key]] = {}
+        self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
 
     # -- clock ---------------------------------------------------------------------
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -256,8 +258,10 @@ class World:
         pipeline = (body.get("spec") or {}).get("pipelineRef", {}).get("name", "")
         pkey = (meta["namespace"], pipeline)
         if event == "DELETED":
-            self.drivers.pop(key, None)
+            if self.drivers.pop(key, None) is not None:
+                self._start_waiting(pkey)
             self.runs.get(pkey, {}).pop(meta["name"], None)
+            self.waiting.get(pkey, {}).pop(meta["name"], None)
             return
         record = self._record_run(body)
         active = sum(1 for r in self.runs.get(pkey, {}).values() if r.active)
@@ -272,11 +276,46 @@ class World:
             self.drivers.pop(key, None)
             driver = None
         if driver is None and key not in self._booting:
+            if not await self._admit_run(key, pkey, body):
+                return
             self._booting.add(key)
             try:
                 await self._start_driver(key, body, reload)
             finally:
                 self._booting.discard(key)
+                self._booting_for.get(pkey, set()).discard(key)
+
+    def _running(self, pkey: Key) -> int:
+        drivers = sum(1 for d in self.drivers.values() if (d.namespace, d.plan.name) == pkey)
+        return drivers + len(self._booting_for.get(pkey, set()))
+
+    async def _admit_run(self, key: Key, pkey: Key, body: dict[str, Any]) -> bool:
+        """maxActiveRuns holds every kind of run (manual and backfill too) in the queue."""
+        spec = (body.get("spec") or {}).get("pipelineSpec") or {}
+        limit = int(spec.get("maxActiveRuns", 16))
+        waiting = self.waiting.setdefault(pkey, {})
+        if self._running(pkey) >= limit:
+            waiting[key[1]] = body
+            if (body.get("status") or {}).get("phase") != RunPhase.QUEUED.value:
+                await asyncio.to_thread(
+                    self.kube.patch_status,
+                    "pipelineruns",
+                    key[0],
+                    key[1],
+                    {"phase": RunPhase.QUEUED.value, "message": f"waiting: maxActiveRuns={limit}"},
+                )
+            return False
+        waiting.pop(key[1], None)
+        self._booting_for.setdefault(pkey, set()).add(key)
+        return True
+
+    def _start_waiting(self, pkey: Key) -> None:
+        waiting = self.waiting.get(pkey)
+        if not waiting:
+            return
+        name = min(waiting, key=lambda n: str(waiting[n]["spec"].get("logicalDate", "")))
+        body = waiting.pop(name)
+        asyncio.get_running_loop().create_task(self.on_run("MODIFIED", body))
 
     async def _start_driver(self, key: Key, body: dict[str, Any], reload: str | None) -> None:
         spec = body.get("spec") or {}
@@ -340,6 +379,7 @@ class World:
         if driver.finished:
             self.drivers.pop((driver.namespace, driver.name), None)
             pkey = (driver.namespace, driver.plan.name)
+            self._start_waiting(pkey)
             if pkey in self.pipelines:
                 self.wake(now_utc(), "pipeline", pkey)  # a slot under maxActiveRuns freed
 
