@@ -109,13 +109,13 @@ class AttemptRunner:
         outputs = self.ws.outputs_path(key, n)
         try:
             argv = argv_for(spec.command, spec.args, spec.script, self.ws.script_path(key, n))
-            outputs.write_bytes(b"")
             proc = await processes.spawn(
                 argv,
                 env=self.env_for(launch, outputs),
                 cwd=self._cwd(spec, launch.task_id),
                 log=log,
                 append=append,
+                empty=outputs,
             )
         except (OSError, ValueError) as exc:
             message = f"cannot start: {exc}"
@@ -133,8 +133,14 @@ class AttemptRunner:
 
 def read_outputs(path: Path) -> Result:
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
+        return Result(0, outputs={})
+    try:
+        raw = b"".join(iter(lambda: os.read(fd, 65536), b""))
+    finally:
+        os.close(fd)
+    if not raw:
         return Result(0, outputs={})
     try:
         return Result(0, outputs=parse_outputs(raw))

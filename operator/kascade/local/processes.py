@@ -82,13 +82,20 @@ async def spawn(
     cwd: str,
     log: Path,
     append: bool = False,
+    empty: Path | None = None,
 ) -> Child:
-    """Start ``argv`` with stdout and stderr in ``log``; OSError if it cannot start."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    fd = os.open(log, flags, 0o644)
-    try:
+    """Start ``argv`` with stdout and stderr in ``log``; OSError if it cannot start.
 
-        def start() -> subprocess.Popen[bytes]:
+    ``empty`` is a file to create or truncate first (the outputs file): like the
+    log's, that system call is made on the spawning thread, off the event loop.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+
+    def start() -> subprocess.Popen[bytes]:
+        if empty is not None:
+            os.close(os.open(empty, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        fd = os.open(log, flags, 0o644)
+        try:
             return subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
@@ -98,11 +105,10 @@ async def spawn(
                 cwd=cwd,
                 start_new_session=True,
             )
+        finally:
+            os.close(fd)  # the child has its own copy; ours would only leak
 
-        popen = await asyncio.get_running_loop().run_in_executor(_pool(), start)
-    finally:
-        os.close(fd)  # the child has its own copy; ours would only leak
-    return Child(popen)
+    return Child(await asyncio.get_running_loop().run_in_executor(_pool(), start))
 
 
 def _signal_group(pid: int, sig: int) -> bool:
