@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kascade.api.pipeline import PipelineSpec
+from kascade.api.pipeline import PipelineSpec, TriggerRule
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.compile import Plan, compile_or_raise
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.run import Ledger, RunContext, RunEngine
 from kascade.engine.schedule import DataInterval
+from kascade.engine.trigger_rules import Verdict
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 IMAGE = "busybox:1.36"
@@ -167,3 +168,51 @@ def run(
     eng_kw = {k: kw.pop(k) for k in ("pools", "max_active_tasks") if k in kw}
     eng = engine(p, params, **eng_kw)
     return Recorder(eng, scripted(script or {}, default), **kw).run()
+
+
+def airflow(rule: TriggerRule, s: int, k: int, f: int, u: int, r: int) -> Verdict:
+    """Airflow's verdict for counts of success, skipped, failed, upstream_failed, running."""
+    upstream = s + k + f + u + r
+    done = s + k + f + u
+    upstream_done = done >= upstream
+    if rule is TriggerRule.ALWAYS:
+        return Verdict.RUN
+    # 1. flag_upstream_failed: settle without running
+    new: Verdict | None = None
+    if rule is TriggerRule.ALL_SUCCESS:
+        new = Verdict.UPSTREAM_FAILED if (u or f) else Verdict.SKIP if k else None
+    elif rule is TriggerRule.ALL_FAILED:
+        new = Verdict.SKIP if (s or k) else None
+    elif rule is TriggerRule.ONE_SUCCESS:
+        if upstream_done and done == k:
+            new = Verdict.SKIP
+        elif upstream_done and s <= 0:
+            new = Verdict.UPSTREAM_FAILED
+    elif rule is TriggerRule.ONE_FAILED:
+        new = Verdict.SKIP if upstream_done and not (f or u) else None
+    elif rule is TriggerRule.ONE_DONE:
+        new = Verdict.SKIP if upstream_done and not (f or s) else None
+    elif rule is TriggerRule.NONE_FAILED:
+        new = Verdict.UPSTREAM_FAILED if (u or f) else None
+    elif rule is TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS:
+        new = Verdict.UPSTREAM_FAILED if (u or f) else Verdict.SKIP if k == upstream else None
+    elif rule is TriggerRule.NONE_SKIPPED:
+        new = Verdict.SKIP if k else None
+    elif rule is TriggerRule.ALL_SKIPPED:
+        new = Verdict.SKIP if (s or f or u) else None
+    if new is not None:
+        return new
+    # 2. the dependency is met, or the task waits
+    waiting = {
+        TriggerRule.ONE_SUCCESS: s <= 0,
+        TriggerRule.ONE_FAILED: not f and not u,
+        TriggerRule.ONE_DONE: s + f <= 0,
+        TriggerRule.ALL_SUCCESS: upstream - s > 0,
+        TriggerRule.ALL_FAILED: upstream - f - u > 0,
+        TriggerRule.ALL_DONE: not upstream_done,
+        TriggerRule.NONE_FAILED: upstream - s - k > 0,
+        TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS: upstream - s - k > 0,
+        TriggerRule.NONE_SKIPPED: not upstream_done or k > 0,
+        TriggerRule.ALL_SKIPPED: upstream - k > 0,
+    }[rule]
+    return Verdict.WAIT if waiting else Verdict.RUN

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -238,3 +240,50 @@ def test_python_m_kascade_validate(tmp_path: Path) -> None:
     proc = _module("validate", str(path), cwd=tmp_path)
     assert proc.returncode == 1
     assert "unknown task or group 'nope'" in proc.stdout
+
+
+def test_interrupt_kills_every_task_and_exits_130(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    path = write(
+        tmp_path,
+        "long.yaml",
+        f"""
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {{name: long}}
+spec:
+  defaults: {{image: busybox}}
+  tasks:
+    - {{name: a, script: "sleep 41 & echo $! > {tmp_path}/child; touch {ready}; wait"}}
+""",
+    )
+    env = {**os.environ, "PYTHONPATH": str(OPERATOR)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kascade", "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    assert "interrupted" in err
+    child = int((tmp_path / "child").read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the task's background child survived Ctrl-C"
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie waiting for init to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

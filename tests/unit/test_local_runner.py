@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -354,3 +357,56 @@ def test_plain_progress_prints_state_changes(tmp_path: Path) -> None:
     for e in events:
         PlainProgress(sink)(e)  # type: ignore[arg-type]
     assert sink.text.count("\n") == len(lines)
+
+
+def test_value_from_is_ignored_with_one_warning(tmp_path: Path) -> None:
+    events: list[Event] = []
+    run(
+        tmp_path,
+        """
+    - name: a
+      expand: {items: [1, 2]}
+      env: [{name: SECRET, valueFrom: {secretKeyRef: {name: s, key: k}}}]
+      command: ["true"]
+""",
+        events=events,
+    )
+    notices = [e.message for e in events if e.kind == "notice"]
+    assert notices == ["env SECRET: valueFrom is ignored locally"]
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    hits: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(1)
+            ready = len(hits) >= 3
+            body = b"status: ready" if ready else b"status: starting"
+            self.send_response(200 if ready else 503)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    server.shutdown()
+
+
+def test_http_sensor_pokes_in_process(tmp_path: Path, http_server: str) -> None:
+    runner = run(
+        tmp_path,
+        f"""
+    - name: up
+      sensor: {{kind: http, url: "{http_server}", responseContains: ready,
+               pokeInterval: 100ms, timeout: 10s}}
+    - {{name: after, command: ["true"], dependsOn: [up]}}
+""",
+    )
+    assert states(runner) == {"up": "success", "after": "success"}
+    assert not (tmp_path / "work/logs/up").exists()  # no process was started

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from helpers_engine import FAIL, Recorder, engine, plan, scripted, task
+from helpers_engine import FAIL, Recorder, airflow, engine, plan, scripted, task
 
 from kascade.api.pipeline import TriggerRule
 from kascade.api.runs import RunPhase, TaskState
@@ -23,54 +23,6 @@ from kascade.engine.trigger_rules import Counts, Verdict, decide
 
 R = TriggerRule
 RUN, WAIT, SKIP, UF = Verdict.RUN, Verdict.WAIT, Verdict.SKIP, Verdict.UPSTREAM_FAILED
-
-
-def airflow(rule: TriggerRule, s: int, k: int, f: int, u: int, r: int) -> Verdict:
-    """Airflow's verdict for counts of success, skipped, failed, upstream_failed, running."""
-    upstream = s + k + f + u + r
-    done = s + k + f + u
-    upstream_done = done >= upstream
-    if rule is R.ALWAYS:
-        return RUN
-    # 1. flag_upstream_failed: settle without running
-    new: Verdict | None = None
-    if rule is R.ALL_SUCCESS:
-        new = UF if (u or f) else SKIP if k else None
-    elif rule is R.ALL_FAILED:
-        new = SKIP if (s or k) else None
-    elif rule is R.ONE_SUCCESS:
-        if upstream_done and done == k:
-            new = SKIP
-        elif upstream_done and s <= 0:
-            new = UF
-    elif rule is R.ONE_FAILED:
-        new = SKIP if upstream_done and not (f or u) else None
-    elif rule is R.ONE_DONE:
-        new = SKIP if upstream_done and not (f or s) else None
-    elif rule is R.NONE_FAILED:
-        new = UF if (u or f) else None
-    elif rule is R.NONE_FAILED_MIN_ONE_SUCCESS:
-        new = UF if (u or f) else SKIP if k == upstream else None
-    elif rule is R.NONE_SKIPPED:
-        new = SKIP if k else None
-    elif rule is R.ALL_SKIPPED:
-        new = SKIP if (s or f or u) else None
-    if new is not None:
-        return new
-    # 2. the dependency is met, or the task waits
-    waiting = {
-        R.ONE_SUCCESS: s <= 0,
-        R.ONE_FAILED: not f and not u,
-        R.ONE_DONE: s + f <= 0,
-        R.ALL_SUCCESS: upstream - s > 0,
-        R.ALL_FAILED: upstream - f - u > 0,
-        R.ALL_DONE: not upstream_done,
-        R.NONE_FAILED: upstream - s - k > 0,
-        R.NONE_FAILED_MIN_ONE_SUCCESS: upstream - s - k > 0,
-        R.NONE_SKIPPED: not upstream_done or k > 0,
-        R.ALL_SKIPPED: upstream - k > 0,
-    }[rule]
-    return WAIT if waiting else RUN
 
 
 def counts(s: int = 0, k: int = 0, f: int = 0, u: int = 0, r: int = 0) -> Counts:

@@ -101,13 +101,17 @@ class LiveProgress:
             lines.append(Text.assemble(("  ▶ ", "bright_green"), key, f"  {now - since:.1f}s"))
         if more > 0:
             lines.append(Text(f"  … and {more} more running", style="dim"))
-        bar = ProgressBar(total=total or 1, completed=done, width=40)
-        summary = "  ".join(
-            f"[{_STYLES.get(k, 'white')}]{k}[/] {n}" for k, n in sorted(counts.items())
+        status = Table.grid(padding=(0, 1))
+        status.add_row(
+            ProgressBar(total=total or 1, completed=done, width=30),
+            Text(f"{done}/{total} done", style="bold"),
+            Text.from_markup(
+                "  ".join(
+                    f"[{_STYLES.get(k, 'white')}]{k}[/] {n}" for k, n in sorted(counts.items())
+                )
+            ),
         )
-        lines.append(Text.assemble(f"{done}/{total} "))
-        lines.append(bar)
-        lines.append(Text.from_markup(summary))
+        lines.append(status)
         return Group(*lines)
 
 
