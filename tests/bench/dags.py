@@ -7,7 +7,7 @@ from typing import Any
 
 
 def layered(layers: int, width: int, fan_in: int, seed: int = 7) -> dict[str, Any]:
-    """``layers`` × ``width`` tasks; each depends on ``fan_in`` random tasks of the layer above."""
+    """``layers`` x ``width`` tasks; each depends on ``fan_in`` random tasks of the layer above."""
     rng = random.Random(seed)
     tasks: list[dict[str, Any]] = []
     for layer in range(layers):
