@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from collections.abc import Callable
 
 from kascade.engine.decisions import Fire
@@ -20,6 +19,8 @@ HOOK_TIMEOUT_SECONDS = 60.0
 
 
 def post_webhook(url: str, text: str) -> None:
+    import urllib.request  # only runs that notify pay for http.client and ssl
+
     body = json.dumps({"text": text}).encode()
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}

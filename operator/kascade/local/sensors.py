@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import glob
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 from kascade.api.pipeline import Sensor, SensorKind, SensorMode
@@ -31,6 +29,9 @@ def file_met(pattern: str) -> bool:
 
 def http_met(sensor: Sensor, timeout: float) -> bool:
     """Blocking; run in a thread. Connection errors mean 'not yet', like a server still starting."""
+    import urllib.error  # only runs with http sensors pay for http.client and ssl
+    import urllib.request
+
     request = urllib.request.Request(sensor.url or "", method=sensor.method.upper())
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
