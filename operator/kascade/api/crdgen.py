@@ -10,6 +10,7 @@ into an open object that the operator validates with the full models.
 from __future__ import annotations
 
 import argparse
+import functools
 import difflib
 import sys
 from pathlib import Path
@@ -146,7 +147,9 @@ def render(info: KindInfo) -> str:
     return HEADER + yaml.safe_dump(crd(info), sort_keys=False, width=100)
 
 
+@functools.cache
 def files() -> dict[str, str]:
+    """Every CRD file by name (computed once: schema generation is not cheap)."""
     return {f"{GROUP}_{info.plural}.yaml": render(info) for info in KINDS}
 
 

@@ -1,0 +1,70 @@
+"""crds/ is generated from the models, is structural, and carries what kubectl users need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kascade.api import crdgen
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+def test_checked_in_crds_match_the_models() -> None:
+    assert crdgen.main(["--check", str(CRDS)]) == 0, "run `make crds`"
+
+
+def test_drift_is_detected(tmp_path: Path) -> None:
+    for name, text in crdgen.files().items():
+        (tmp_path / name).write_text(text.replace("pokeInterval", "pokeIntervall"))
+    assert crdgen.main(["--check", str(tmp_path)]) == 1
+
+
+def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        out.append((path, node))
+        for key in ("properties",):
+            for name, sub in (node.get(key) or {}).items():
+                out.extend(_walk(sub, f"{path}.{name}"))
+        if isinstance(node.get("items"), dict):
+            out.extend(_walk(node["items"], f"{path}[]"))
+        if isinstance(node.get("additionalProperties"), dict):
+            out.extend(_walk(node["additionalProperties"], f"{path}{{}}"))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(crdgen.files()))
+def test_schema_is_structural(name: str) -> None:
+    crd = yaml.safe_load(crdgen.files()[name])
+    version = crd["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        open_node = node.get("x-kubernetes-preserve-unknown-fields") or node.get(
+            "x-kubernetes-int-or-string"
+        )
+        assert "type" in node or open_node, f"{name}{path}: no type"
+        assert "default" not in node, f"{name}{path}: defaults make the API server rewrite objects"
+        assert "$ref" not in node and "anyOf" not in node, f"{name}{path}: not structural"
+        assert "title" not in node
+    assert version["subresources"] == {"status": {}}
+    assert version["additionalPrinterColumns"]
+    assert crd["spec"]["names"]["categories"] == ["kascade"]
+    assert crd["spec"]["names"]["shortNames"]
+
+
+def test_fields_have_descriptions_for_kubectl_explain() -> None:
+    crd = yaml.safe_load(crdgen.files()["kascade.io_pipelines.yaml"])
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    task = spec["properties"]["tasks"]["items"]["properties"]
+    for field in ("dependsOn", "triggerRule", "retryDelay", "sensor", "expand", "branch"):
+        assert task[field].get("description"), field
+    assert spec["properties"]["schedule"]["description"]
+
+
+def test_header_says_do_not_edit() -> None:
+    for path in CRDS.glob("*.yaml"):
+        assert path.read_text().startswith("# DO NOT EDIT"), path
