@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 
 from kascade.engine.schedule import (
     CronTimetable,
@@ -517,3 +518,64 @@ def test_once() -> None:
     assert due(tt, start_date=start, end_date=utc(2026, 1, 1), now=utc(2026, 3, 1)) == []
     # Without a start date it runs immediately, once.
     assert due(tt, now=utc(2026, 3, 1)) == [iv(utc(2026, 3, 1), utc(2026, 3, 1))]
+
+
+def test_every_hour_weekday_schedule_across_spring_weekend() -> None:
+    # Friday 23:45 CET -> Monday 00:00 CEST: the weekend's DST change must not
+    # shift Monday's first run to 01:00.
+    tt = parse_schedule("*/15 * * * 1-5", "Europe/Berlin")
+    got = tt.next_interval(
+        iv(utc(2026, 3, 27, 22, 30), utc(2026, 3, 27, 22, 45)),
+        start_date=utc(2026, 3, 1),
+        end_date=None,
+        catchup=True,
+        now=utc(2026, 4, 1),
+    )
+    assert got == iv(utc(2026, 3, 27, 22, 45), utc(2026, 3, 29, 22, 0))
+
+
+def test_every_hour_on_first_of_month_across_dst() -> None:
+    tt = parse_schedule("0 * 1 * *", "Europe/Berlin")
+    got = tt.next_interval(
+        iv(utc(2026, 3, 1, 21), utc(2026, 3, 1, 22)),
+        start_date=utc(2026, 1, 1),
+        end_date=None,
+        catchup=True,
+        now=utc(2026, 5, 1),
+    )
+    # 2026-03-01 23:00 CET -> 2026-04-01 00:00 CEST
+    assert got == iv(utc(2026, 3, 1, 22), utc(2026, 3, 31, 22))
+
+
+def _brute_force(expr: str, tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """Every 5-minute instant whose local wall-clock time matches the cron."""
+    out = []
+    t = start
+    while t < end:
+        if croniter.match(expr, t.astimezone(tz).replace(tzinfo=None)):
+            out.append(t)
+        t += timedelta(minutes=5)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("zone", "start"),
+    [
+        ("Europe/Berlin", utc(2026, 3, 28, 12)),
+        ("Europe/Berlin", utc(2026, 10, 24, 12)),
+        ("America/New_York", utc(2026, 3, 7, 18)),
+        ("America/New_York", utc(2026, 10, 31, 18)),
+        ("Australia/Lord_Howe", utc(2026, 4, 4, 6)),  # 30-minute DST shift
+        ("America/Santiago", utc(2026, 4, 4, 18)),  # transition at local midnight
+        ("America/Santiago", utc(2026, 9, 5, 18)),
+    ],
+)
+@pytest.mark.parametrize("expr", ["*/20 * * * *", "0 * * * *", "30 * * * 0,6"])
+def test_every_hour_fire_times_match_brute_force(zone: str, start: datetime, expr: str) -> None:
+    tz = ZoneInfo(zone)
+    end = start + timedelta(hours=24)
+    expected = _brute_force(expr, tz, start, end)
+    tt = parse_schedule(expr, zone)
+    got = due(tt, start_date=start, now=end - timedelta(seconds=1))
+    assert [i.end for i in got] == expected[1:]
+    assert [i.start for i in got] == expected[:-1]

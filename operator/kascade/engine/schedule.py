@@ -7,9 +7,10 @@ passed in so schedules are reproducible in tests and replays.
 Daylight-saving time (cron schedules are evaluated in the pipeline's zone):
 
 * Expressions whose hour field fires every hour (``0 * * * *``,
-  ``*/15 * * * *``) step through real elapsed time, like Airflow: hourly runs
-  stay one real hour apart, the repeated hour on fall-back day runs twice and
-  the skipped hour on spring-forward day does not exist.
+  ``*/15 * * * 1-5``) fire at every real instant whose local wall-clock time
+  matches: hourly runs stay one real hour apart, the repeated hour on
+  fall-back day runs twice and the skipped hour on spring-forward day has no
+  runs (Airflow behaves the same way for such schedules).
 * All other expressions are matched against local wall-clock time and fire
   once per matching local time. An ambiguous time (fall-back) fires only at
   its first occurrence, so a daily job runs exactly once per local day. A
@@ -31,6 +32,7 @@ read in the pipeline's timezone (as Airflow does); ``now`` must be aware.
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,6 +66,8 @@ PRESETS: dict[str, str] = {
 _NULL_FORMS = frozenset({"", "@none", "none"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_WALL_STEPS = 1000
+_PROBE = timedelta(days=7)
+_TICK = timedelta(microseconds=1)
 
 
 class ScheduleError(ValueError):
@@ -242,18 +246,86 @@ class CronTimetable(_PeriodicTimetable):
         return f"{prefix}cron {self.expression} ({self.tz.key})"
 
     def _step(self, t: datetime, forward: bool) -> datetime:
-        local = t.astimezone(self.tz)
-        naive = local.replace(tzinfo=None, fold=0)
-        it = croniter(self.expression, naive)
-        cand: datetime = it.get_next(datetime) if forward else it.get_prev(datetime)
         if self._real_time:
-            return t.astimezone(UTC) + (cand - naive)
+            return self._instant_next(t) if forward else self._instant_prev(t)
+        return self._wall_step(t, forward)
+
+    def _wall_step(self, t: datetime, forward: bool) -> datetime:
+        """Match local wall-clock times; gaps shift forward, folds fire once."""
+        naive = t.astimezone(self.tz).replace(tzinfo=None, fold=0)
+        it = croniter(self.expression, naive)
         for _ in range(_MAX_WALL_STEPS):
+            cand: datetime = it.get_next(datetime) if forward else it.get_prev(datetime)
             aware = cand.replace(tzinfo=self.tz)
             if (aware > t) if forward else (aware < t):
                 return aware.astimezone(UTC)
-            cand = it.get_next(datetime) if forward else it.get_prev(datetime)
         raise ScheduleError(f"cron {self.expression!r} has no fire time near {t.isoformat()}")
+
+    # Every-hour expressions match real instants: within a stretch of constant
+    # UTC offset, wall time is instant + offset, so croniter can run on wall
+    # time there. When a candidate lands past an offset change, the search
+    # restarts at the change with the new offset.
+
+    def _offset(self, t: datetime) -> timedelta:
+        return t.astimezone(self.tz).utcoffset() or timedelta(0)
+
+    def _offset_change(
+        self, origin: datetime, target: datetime, off: timedelta
+    ) -> tuple[datetime, datetime] | None:
+        """(last probe with ``off``, first probe without) between origin and target.
+
+        Probing weekly catches a change even when a later one restores the
+        offset (e.g. a yearly schedule spanning summer time).
+        """
+        step = _PROBE if target >= origin else -_PROBE
+        inside = origin
+        probe = origin + step
+        while (probe < target) if step > timedelta(0) else (probe > target):
+            if self._offset(probe) != off:
+                return inside, probe
+            inside, probe = probe, probe + step
+        return None if self._offset(target) == off else (inside, target)
+
+    def _boundary(self, inside: datetime, outside: datetime) -> datetime:
+        """First instant of the offset stretch nearer ``outside`` (forward) or
+        of ``inside``'s stretch (backward); zone transitions are whole seconds."""
+        off = self._offset(inside)
+        a = math.floor(inside.timestamp())
+        b = math.ceil(outside.timestamp()) if outside > inside else math.floor(outside.timestamp())
+        while abs(b - a) > 1:
+            mid = (a + b) // 2
+            if self._offset(datetime.fromtimestamp(mid, UTC)) == off:
+                a = mid
+            else:
+                b = mid
+        return datetime.fromtimestamp(max(a, b), UTC)
+
+    def _instant_next(self, t: datetime) -> datetime:
+        cur, inclusive = t.astimezone(UTC), False
+        for _ in range(_MAX_WALL_STEPS):
+            off = self._offset(cur)
+            wall = (cur + off).replace(tzinfo=None)
+            start = wall - _TICK if inclusive else wall
+            cand: datetime = croniter(self.expression, start).get_next(datetime)
+            found = (cand - off).replace(tzinfo=UTC)
+            change = self._offset_change(cur, found, off)
+            if change is None:
+                return found
+            cur, inclusive = self._boundary(*change), True
+        raise ScheduleError(f"cron {self.expression!r} has no fire time after {t.isoformat()}")
+
+    def _instant_prev(self, t: datetime) -> datetime:
+        cur = t.astimezone(UTC)
+        for _ in range(_MAX_WALL_STEPS):
+            off = self._offset(cur - _TICK)
+            wall = (cur + off).replace(tzinfo=None)
+            cand: datetime = croniter(self.expression, wall).get_prev(datetime)
+            found = (cand - off).replace(tzinfo=UTC)
+            change = self._offset_change(cur - _TICK, found, off)
+            if change is None:
+                return found
+            cur = self._boundary(*change)
+        raise ScheduleError(f"cron {self.expression!r} has no fire time before {t.isoformat()}")
 
     def _next_fire(self, t: datetime) -> datetime:
         return self._step(t, forward=True)
