@@ -252,6 +252,8 @@ class CronTimetable(_PeriodicTimetable):
 
     def _wall_step(self, t: datetime, forward: bool) -> datetime:
         """Match local wall-clock times; gaps shift forward, folds fire once."""
+        # Compare in UTC: datetimes sharing a tzinfo compare by wall time, fold ignored.
+        t = t.astimezone(UTC)
         naive = t.astimezone(self.tz).replace(tzinfo=None, fold=0)
         it = croniter(self.expression, naive)
         for _ in range(_MAX_WALL_STEPS):
