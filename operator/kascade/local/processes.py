@@ -108,7 +108,14 @@ async def spawn(
         finally:
             os.close(fd)  # the child has its own copy; ours would only leak
 
-    return Child(await asyncio.get_running_loop().run_in_executor(_pool(), start))
+    started = asyncio.get_running_loop().run_in_executor(_pool(), start)
+    try:
+        return Child(await asyncio.shield(started))
+    except asyncio.CancelledError:
+        # Killed while starting: the process may still appear; it must not outlive us.
+        with contextlib.suppress(OSError):
+            await kill_group(Child(await started))
+        raise
 
 
 def _signal_group(pid: int, sig: int) -> bool:
