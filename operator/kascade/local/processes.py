@@ -22,7 +22,8 @@ from pathlib import Path
 
 KILL_GRACE_SECONDS = 5.0
 TAIL_BYTES = 8192
-SPAWN_THREADS = 4
+SPAWN_THREADS = 8
+"""Measured on 2 cores: a 50-wide layer starts ~25% faster than with 4, no gain beyond 8."""
 
 _spawner: ThreadPoolExecutor | None = None
 
