@@ -41,7 +41,17 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
     try:
         return _load(text)
     except yaml.YAMLError as exc:
-        raise InputError([f"not valid YAML: {exc}".replace("\n", " ")]) from None
+        raise InputError([_yaml_problem(exc)]) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return "not valid YAML: " + " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    return f"not valid YAML at {where}: {problem}" + (f" ({context})" if context else "")
 
 
 def _load(text: str) -> list[dict[str, Any]]:
