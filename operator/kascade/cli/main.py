@@ -6,9 +6,13 @@ the command body, so ``kascade --help`` and every command start fast.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from kascade.cli import cluster_commands, local_commands
+from kascade.cli.local_commands import register
+
+EXIT_INTERRUPTED = 130
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,9 +21,17 @@ def cli() -> None:
     """Kascade: Airflow-style data pipelines as Kubernetes manifests."""
 
 
-local_commands.register(cli)
-cluster_commands.register(cli)
+register(cli)
 
 
 def main() -> None:
-    cli(prog_name="kascade")
+    """Like click's standalone mode, except that Ctrl-C exits 130 as shells expect."""
+    try:
+        code = cli.main(prog_name="kascade", standalone_mode=False)
+    except click.Abort as exc:
+        click.echo("Aborted!", err=True)
+        sys.exit(EXIT_INTERRUPTED if isinstance(exc.__cause__, KeyboardInterrupt) else 1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
