@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from kascade.cli.local_commands import register
+from kascade.cli import cluster_commands, local_commands
 
 EXIT_INTERRUPTED = 130
 
@@ -21,7 +21,8 @@ def cli() -> None:
     """Kascade: Airflow-style data pipelines as Kubernetes manifests."""
 
 
-register(cli)
+local_commands.register(cli)
+cluster_commands.register(cli)
 
 
 def main() -> None:
