@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from kascade.api.pipeline import PipelineSpec
 from kascade.cli.main import cli
+from kascade.cli.run_setup import logical_date_of, manual_run_id, run_interval
 
 OPERATOR = Path(__file__).resolve().parents[2] / "operator"
 
@@ -287,3 +290,25 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_logical_date_follows_airflow_trigger_semantics() -> None:
+    daily = PipelineSpec(schedule="@daily")
+    now = datetime(2026, 3, 5, 15, 30, tzinfo=UTC)
+    latest = run_interval(daily, None, now)
+    assert (latest.start, latest.end) == (
+        datetime(2026, 3, 4, tzinfo=UTC),
+        datetime(2026, 3, 5, tzinfo=UTC),
+    )
+    assert logical_date_of(latest, None) == datetime(2026, 3, 4, tzinfo=UTC)
+    aligned = run_interval(daily, "2026-03-01", now)
+    assert (aligned.start, aligned.end) == (
+        datetime(2026, 3, 1, tzinfo=UTC),
+        datetime(2026, 3, 2, tzinfo=UTC),
+    )
+    odd = run_interval(daily, "2026-03-01T12:00:00+02:00", now)
+    assert odd.end == datetime(2026, 3, 1, tzinfo=UTC)
+    when = logical_date_of(odd, "2026-03-01T12:00:00+02:00")
+    assert manual_run_id(when) == "manual__2026-03-01T10:00:00+00:00"
+    manual = run_interval(PipelineSpec(), None, now)
+    assert manual.start == manual.end == now
