@@ -71,6 +71,17 @@ class Child:
         return exited
 
 
+def raise_fd_limit(wanted: int = 65536) -> None:
+    """Each running task holds a pidfd: lift the usual soft limit of 1024 towards the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def exit_status(code: int) -> int:
     """A shell's view of a signal death (SIGTERM → 143), as Kubernetes reports it too."""
     return 128 - code if code < 0 else code

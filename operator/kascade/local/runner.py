@@ -22,7 +22,7 @@ from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.run import ExternalLookup, LocalPools, RunContext, RunEngine
-from kascade.local import report
+from kascade.local import processes, report
 from kascade.local.attempts import AttemptRunner, Workspace
 from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.notify import Notifier
@@ -83,6 +83,7 @@ class LocalRunner:
     # -- entry points ------------------------------------------------------------
     def execute(self) -> RunPhase:
         """Run in a fresh event loop; Ctrl-C kills every child and sets ``interrupted``."""
+        processes.raise_fd_limit()
         return asyncio.run(self.run())
 
     async def run(self) -> RunPhase:
