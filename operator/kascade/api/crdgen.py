@@ -10,8 +10,8 @@ into an open object that the operator validates with the full models.
 from __future__ import annotations
 
 import argparse
-import functools
 import difflib
+import functools
 import sys
 from pathlib import Path
 from typing import Any
