@@ -234,6 +234,7 @@ class RunDriver:
                 await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
         for key, state in d.changes:
             self.dirty_keys.add(key)
+            self._event(key, state)
             if state is TaskState.UP_FOR_RETRY:
                 inst = self.engine.instances[key]
                 metrics.TASK_RETRIES.labels(
@@ -262,6 +263,29 @@ class RunDriver:
         else:
             self._schedule_flush()
         self.on_wake(self)
+
+    def _event(self, key: str, state: TaskState) -> None:
+        """Every state change is an Event: on the TaskRun, or on the run if it has none."""
+        if state is TaskState.SCHEDULED:
+            return  # transient: the next change (queued) follows at once
+        inst = self.engine.instances.get(key)
+        message = f"{key} is {state.value}"
+        if inst is not None and inst.message and state.value in ("failed", "up_for_retry"):
+            message += f": {inst.message}"
+        kind = (
+            "Warning" if state.value in ("failed", "upstream_failed", "up_for_retry") else "Normal"
+        )
+        reason = "Task" + "".join(p.capitalize() for p in state.value.split("_"))
+        meta = self.taskruns.get(key)
+        if meta is not None:
+            target = {
+                "apiVersion": "kascade.io/v1alpha1",
+                "kind": "TaskRun",
+                "metadata": {"name": meta["name"], "namespace": self.namespace, "uid": meta["uid"]},
+            }
+            self.emit(target, kind, reason, message)
+        else:
+            self.emit(self.run, kind, reason, message)
 
     async def _launch(self, launch: Launch, now: datetime) -> None:
         owner = await self._ensure_taskrun(launch)

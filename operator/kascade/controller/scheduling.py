@@ -34,6 +34,7 @@ class RunRecord:
     interval: DataInterval | None
     created: datetime | None = None
     ended: datetime | None = None
+    logical_date: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -164,6 +165,7 @@ def record_of(run: dict[str, Any]) -> RunRecord:
         )
     created = run["metadata"].get("creationTimestamp")
     ended = status.get("endTime")
+    logical = spec.get("logicalDate")
     return RunRecord(
         name=run["metadata"]["name"],
         phase=status.get("phase"),
@@ -171,6 +173,7 @@ def record_of(run: dict[str, Any]) -> RunRecord:
         interval=interval,
         created=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
         ended=datetime.fromisoformat(ended.replace("Z", "+00:00")) if ended else None,
+        logical_date=datetime.fromisoformat(logical.replace("Z", "+00:00")) if logical else None,
     )
 
 

@@ -13,7 +13,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kascade import metrics
@@ -72,6 +72,23 @@ class NamespacePools:
         metrics.POOL_SLOTS_USED.labels(self.namespace, pool).set(left)
 
 
+class WatchedRuns:
+    """Answers externalTask sensors from the runs the operator already watches."""
+
+    def __init__(self, world: World, namespace: str) -> None:
+        self.world = world
+        self.namespace = namespace
+
+    def state(self, pipeline: str, task: str | None, logical_date: datetime) -> str | None:
+        for name, record in self.world.runs.get((self.namespace, pipeline), {}).items():
+            if record.logical_date is None or record.logical_date != logical_date:
+                continue
+            if task is None:
+                return record.phase
+            return self.world.run_tasks.get((self.namespace, name), {}).get(task)
+        return None
+
+
 class World:
     def __init__(self, kube: Kube, emit: Emit) -> None:
         self.kube = kube
@@ -84,6 +101,7 @@ class World:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._booting: set[Key] = set()
+        self.run_tasks: dict[Key, dict[str, str]] = {}  # run → task → state (external sensors)
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
 
@@ -244,6 +262,10 @@ class World:
         for name in names:
             await asyncio.to_thread(self.kube.delete, "pipelineruns", key[0], name)
             self.runs.get(key, {}).pop(name, None)
+        if ttl is not None:  # come back when the next finished run expires
+            ends = [r.ended for r in self.runs.get(key, {}).values() if r.ended and not r.active]
+            if ends:
+                self.wake(min(ends) + timedelta(seconds=ttl + 1), "pipeline", key)
 
     # -- runs ----------------------------------------------------------------------------
     def _record_run(self, body: dict[str, Any]) -> scheduling.RunRecord:
@@ -262,8 +284,10 @@ class World:
                 self._start_waiting(pkey)
             self.runs.get(pkey, {}).pop(meta["name"], None)
             self.waiting.get(pkey, {}).pop(meta["name"], None)
+            self.run_tasks.pop(key, None)
             return
         record = self._record_run(body)
+        self.run_tasks[key] = dict((body.get("status") or {}).get("tasks") or {})
         active = sum(1 for r in self.runs.get(pkey, {}).values() if r.active)
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
         if not record.active:
@@ -362,7 +386,12 @@ class World:
             pipeline=pname,
             namespace=key[0],
         )
-        engine = RunEngine(plan, ctx, pools=self.pools.for_namespace(key[0]))
+        engine = RunEngine(
+            plan,
+            ctx,
+            pools=self.pools.for_namespace(key[0]),
+            external=WatchedRuns(self, key[0]),
+        )
         driver = RunDriver(
             self.kube, body, plan, ctx, engine, on_wake=self._on_driver_wake, emit=self.emit
         )
