@@ -18,6 +18,7 @@ from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.run import RunContext
 from kascade.engine.schedule import DataInterval
 from kascade.engine.validation import validate_document
+from kascade.local import processes
 from kascade.local.events import Event
 from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, describe
@@ -410,3 +411,18 @@ def test_http_sensor_pokes_in_process(tmp_path: Path, http_server: str) -> None:
     )
     assert states(runner) == {"up": "success", "after": "success"}
     assert not (tmp_path / "work/logs/up").exists()  # no process was started
+
+
+def test_timeout_escalates_to_sigkill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processes, "KILL_GRACE_SECONDS", 0.3)
+    started = time.monotonic()
+    runner = run(
+        tmp_path,
+        """
+    - {name: stubborn, timeout: 300ms, script: "trap '' TERM; echo ready; sleep 30"}
+""",
+    )
+    assert time.monotonic() - started < 3
+    inst = runner.engine.instances["stubborn"]
+    assert inst.state is TaskState.FAILED and inst.attempts[0]["reason"] == "Timeout"
+    assert runner.tails["stubborn"][1] == ["ready"]

@@ -138,11 +138,11 @@ def _signal_group(pid: int, sig: int) -> bool:
     return True
 
 
-async def kill_group(child: Child, grace: float = KILL_GRACE_SECONDS) -> None:
+async def kill_group(child: Child, grace: float | None = None) -> None:
     """SIGTERM the process group, SIGKILL it after ``grace`` seconds if the leader lingers."""
     if child.returncode is None and _signal_group(child.pid, signal.SIGTERM):
         try:
-            await asyncio.wait_for(child.wait(), grace)
+            await asyncio.wait_for(child.wait(), KILL_GRACE_SECONDS if grace is None else grace)
         except TimeoutError:
             _signal_group(child.pid, signal.SIGKILL)
             await child.wait()
