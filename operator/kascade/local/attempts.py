@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kascade.api.pipeline import Task
-from kascade.api.protocol import OUTPUTS_ENV, OUTPUTS_LIMIT_BYTES
+from kascade.api.protocol import OUTPUTS_ENV, OUTPUTS_LIMIT_BYTES, SENSOR_NOT_MET
 from kascade.engine.decisions import Launch, Result
 from kascade.engine.outputs import OutputsError, parse_outputs
 from kascade.local import processes
@@ -126,7 +126,8 @@ class AttemptRunner:
             self.tails[key] = (log, processes.tail(log))
             return Result(None, reason="Timeout", message=f"timed out after {timeout:.1f}s")
         if code != 0:
-            self.tails[key] = (log, processes.tail(log))
+            if not (launch.sensor is not None and code == SENSOR_NOT_MET):
+                self.tails[key] = (log, processes.tail(log))
             return Result(code)
         return read_outputs(outputs)
 
