@@ -69,8 +69,9 @@ class LocalRunner:
                 "KASCADE_DS": ctx.logical_date.strftime("%Y-%m-%d"),
             }
         )
-        self.workdir = workdir
-        self.ws = Workspace(workdir, base_env, cwd or os.getcwd())
+        # Absolute: tasks get these paths (outputs file, script) and may run elsewhere.
+        self.workdir = workdir.absolute()
+        self.ws = Workspace(self.workdir, base_env, cwd or os.getcwd())
         self.attempts = AttemptRunner(self.ws, self._warn_task)
         self.notifier = Notifier(self.ws, self._notice)
         self.ended_at: datetime | None = None
