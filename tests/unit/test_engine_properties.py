@@ -28,9 +28,7 @@ TERMINAL = {TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UP
 POOLS = {"p1": 1, "p2": 3}
 RULES = list(TriggerRule)
 DELAYS = ["1s", "10s", "1m", "5m"]
-SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @dataclass
@@ -119,7 +117,9 @@ def cases(draw: st.DrawFn, max_tasks: int = 40) -> Case:
             choice = draw(
                 st.lists(st.sampled_from(downstream[name]), min_size=1, max_size=2, unique=True)
             )
-            script[name] = [Result(0, outputs={"branch": choice}) if r.ok else r for r in script[name]]
+            script[name] = [
+                Result(0, outputs={"branch": choice}) if r.ok else r for r in script[name]
+            ]
         elif special == "short":
             t["shortCircuit"] = True
             cond = draw(st.booleans())
