@@ -21,7 +21,10 @@ DEFAULT_INTERPRETER = ("sh", "-e")
 
 
 class Workspace:
-    """A run's directory (logs, scripts, outputs files) and the environment attempts share."""
+    """One directory per run, so its logs, scripts and outputs can be read or deleted together.
+
+    Directories are made once and remembered: a mkdir per attempt adds up on wide runs.
+    """
 
     def __init__(self, root: Path, base_env: dict[str, str], cwd: str) -> None:
         self.root = root
@@ -69,7 +72,11 @@ def argv_for(
 
 
 class AttemptRunner:
-    """Turns a Launch into a process and its exit into a Result."""
+    """Turns a Launch into a process and its exit into a Result.
+
+    Keeps the last log lines of failed attempts: the engine records only exit codes,
+    and a user reading the final table wants to know why.
+    """
 
     def __init__(self, ws: Workspace, warn: Callable[[str, str], None]) -> None:
         self.ws = ws
