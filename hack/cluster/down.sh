@@ -59,8 +59,11 @@ for p in /proc/[0-9]*; do
 done
 
 # Container processes orphaned by a killed shim are still in the kubelet's cgroups.
-for f in $(find /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods -name cgroup.procs 2>/dev/null); do
-  while read -r pid; do kill -KILL "$pid" 2>/dev/null && log "killed leftover container process $pid" || true; done <"$f"
+for d in $(cgroup_kubepods); do
+  grep -qxF "$d" "$HOSTSTATE/cgroups" 2>/dev/null && continue   # not ours: was there before
+  for f in $(find "$d" -name cgroup.procs 2>/dev/null); do
+    while read -r pid; do kill -KILL "$pid" 2>/dev/null && log "killed leftover container process $pid" || true; done <"$f"
+  done
 done
 
 # 4. Mounts: kubelet root (bind-mounted onto itself, volumes), container rootfs/shm.
