@@ -250,7 +250,14 @@ class RunDriver:
             self.notified.add(ident)
             self.status_dirty = True
             asyncio.get_running_loop().create_task(
-                notify.send(self.kube, self.namespace, self.plan.name, self.ctx.run_id, fire)
+                notify.send(
+                    self.kube,
+                    self.namespace,
+                    self.plan.name,
+                    self.ctx.run_id,
+                    fire,
+                    self._owner_ref(),
+                )
             )
         for miss in d.sla_misses:
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()

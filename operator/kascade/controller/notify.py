@@ -8,14 +8,20 @@ time and never written to logs, events or status.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import urllib.request
 from typing import Any
 
 from kascade import metrics
-from kascade.controller.naming import bounded
-from kascade.controller.podspec import DEFAULT_CONTAINER_SECURITY, DEFAULT_POD_SECURITY, MANAGED_BY
+from kascade.controller.naming import bounded, label_value
+from kascade.controller.podspec import (
+    DEFAULT_CONTAINER_SECURITY,
+    DEFAULT_POD_SECURITY,
+    LABEL_PIPELINE,
+    MANAGED_BY,
+)
 from kascade.engine.decisions import Fire
 from kascade.kube.client import Kube
 
@@ -31,7 +37,10 @@ def _post(url: str, text: str) -> int:
         return int(response.status)
 
 
-def hook_pod(namespace: str, pipeline: str, run_id: str, fire: Fire) -> dict[str, Any]:
+def hook_pod(
+    namespace: str, pipeline: str, run_id: str, fire: Fire, owner: dict[str, Any]
+) -> dict[str, Any]:
+    """A hook pod named after (run, notification, event, task): created once, owned by the run."""
     hook = fire.notification.hook
     assert hook is not None
     command = hook.command
@@ -56,14 +65,20 @@ def hook_pod(namespace: str, pipeline: str, run_id: str, fire: Fire) -> dict[str
         container["command"] = command
     if args:
         container["args"] = args
-    key = f"{run_id}/{fire.notification.name}/{fire.event}/{fire.task}"
+    key = f"{owner['name']}/{fire.notification.name}/{fire.event}/{fire.task}"
+    base = f"{owner['name']}-hook-{fire.notification.name}-{fire.event}-{fire.task or 'run'}"
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": bounded(f"{pipeline}-hook-{fire.notification.name}-{fire.event}", key),
+            "name": bounded(base, key, 57) + "-" + hashlib.sha256(key.encode()).hexdigest()[:5],
             "namespace": namespace,
-            "labels": {**MANAGED_BY, "kascade.io/hook": "true"},
+            "labels": {
+                **MANAGED_BY,
+                "kascade.io/hook": "true",
+                LABEL_PIPELINE: label_value(pipeline),
+            },
+            "ownerReferences": [owner],
         },
         "spec": {
             "restartPolicy": "Never",
@@ -75,7 +90,9 @@ def hook_pod(namespace: str, pipeline: str, run_id: str, fire: Fire) -> dict[str
     }
 
 
-async def send(kube: Kube, namespace: str, pipeline: str, run_id: str, fire: Fire) -> None:
+async def send(
+    kube: Kube, namespace: str, pipeline: str, run_id: str, fire: Fire, owner: dict[str, Any]
+) -> None:
     n = fire.notification
     outcome = "sent"
     try:
@@ -90,7 +107,7 @@ async def send(kube: Kube, namespace: str, pipeline: str, run_id: str, fire: Fir
                 outcome = "no_url"
         if n.hook is not None:
             await asyncio.to_thread(
-                kube.create_pod, namespace, hook_pod(namespace, pipeline, run_id, fire)
+                kube.create_pod, namespace, hook_pod(namespace, pipeline, run_id, fire, owner)
             )
     except Exception as exc:  # a notification must never break a run
         outcome = "error"
