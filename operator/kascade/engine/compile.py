@@ -99,6 +99,7 @@ class _Compiler:
         self.decls: dict[str, _Decl] = {}
         self.order: list[str] = []  # task ids in declaration order
         self.templates: dict[str, Template] = {}
+        self.template_paths: dict[str, str] = {}
         for i, tpl in enumerate(spec.templates or []):
             if tpl.name in self.templates:
                 self.issues.append(
@@ -115,6 +116,7 @@ class _Compiler:
                     )
                 )
             self.templates[tpl.name] = tpl
+            self.template_paths.setdefault(tpl.name, f"spec.templates[{i}]")
         self._leaves: dict[str, set[str]] = {}
         self._roots: dict[str, set[str]] = {}
 
@@ -147,10 +149,13 @@ class _Compiler:
         parent: str | None,
         inputs: dict[str, Any],
         template_stack: tuple[str, ...],
+        paths: tuple[list[str], list[str]] | None = None,
     ) -> None:
+        """``paths``: where each task and group is written, when not ``path``'s own lists
+        (a group template's members are written in the template, not in the group)."""
         prefix = ".".join(scope) + "." if scope else ""
         for i, task in enumerate(tasks):
-            tpath = f"{path}.tasks[{i}]"
+            tpath = paths[0][i] if paths else f"{path}.tasks[{i}]"
             merged, task_inputs = self._merge_task(task, defaults, inputs, tpath)
             decl = _Decl(
                 "task",
@@ -166,7 +171,7 @@ class _Compiler:
                 self.order.append(decl.id)
                 self._add_member(decl.id)
         for i, group in enumerate(groups):
-            gpath = f"{path}.groups[{i}]"
+            gpath = paths[1][i] if paths else f"{path}.groups[{i}]"
             gid = prefix + group.name
             decl = _Decl(
                 "group",
@@ -180,6 +185,8 @@ class _Compiler:
                 continue
             inner_defaults = defaults + ([group.defaults] if group.defaults else [])
             sub_tasks, sub_groups, sub_inputs = group.tasks or [], group.groups or [], inputs
+            task_paths = [f"{gpath}.tasks[{j}]" for j in range(len(sub_tasks))]
+            group_paths = [f"{gpath}.groups[{j}]" for j in range(len(sub_groups))]
             stack = template_stack
             if group.template is not None:
                 tpl = self._template(group.template.name, f"{gpath}.template.name", group=True)
@@ -193,6 +200,11 @@ class _Compiler:
                 if tpl is not None:
                     sub_tasks = list(tpl.tasks or []) + sub_tasks
                     sub_groups = list(tpl.groups or []) + sub_groups
+                    tp = self.template_paths[tpl.name]
+                    task_paths = [f"{tp}.tasks[{j}]" for j in range(len(tpl.tasks or []))]
+                    task_paths += [f"{gpath}.tasks[{j}]" for j in range(len(group.tasks or []))]
+                    group_paths = [f"{tp}.groups[{j}]" for j in range(len(tpl.groups or []))]
+                    group_paths += [f"{gpath}.groups[{j}]" for j in range(len(group.groups or []))]
                     sub_inputs = self._inputs(tpl, group.template.inputs, f"{gpath}.template")
                     stack = (*template_stack, tpl.name)
             if not sub_tasks and not sub_groups:
@@ -206,6 +218,7 @@ class _Compiler:
                 gid,
                 sub_inputs,
                 stack,
+                (task_paths, group_paths),
             )
 
     def _add_member(self, task_id: str) -> None:
