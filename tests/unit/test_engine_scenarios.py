@@ -636,3 +636,18 @@ def test_late_and_duplicate_reports_are_ignored() -> None:
     assert not dup.launches and eng.states()["a"] is TaskState.UP_FOR_RETRY
     d = eng.tick(T0 + timedelta(minutes=2))
     assert [(launch.key, launch.attempt) for launch in d.launches] == [("a", 2)]
+
+
+def test_time_sensor_target_is_in_the_pipeline_timezone() -> None:
+    """Airflow's TimeSensor reads target_time in the DAG's timezone."""
+    p = plan(
+        [
+            {"name": "wait", "sensor": {"kind": "time", "targetTime": "06:30"}},
+            task("after", "wait"),
+        ],
+        timezone="Europe/Berlin",
+    )
+    rec = Recorder(engine(p), scripted({})).run(start=T0 + DAY)
+    # The interval ends 2026-01-02 00:00 UTC (01:00 in Berlin): 06:30 Berlin is 05:30 UTC.
+    ((at, _),) = rec.launches
+    assert at == T0 + DAY + timedelta(hours=5, minutes=30)
