@@ -1,0 +1,402 @@
+"""The Helm chart (helm/kascade): lint, rendering, RBAC modes, Pod Security, generated files.
+
+Rendering needs the helm binary: $HELM, the one ``make cluster-build`` builds
+(~/.cache/kascade/helm-*/helm) or one on PATH. Without it those tests skip (unit tests
+stay hermetic: nothing is downloaded); the e2e tier installs the chart for real.
+The checks that need no helm (CRD copy, README, schema, values) always run.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "kascade"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+def _load_render_module() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "render_install_manifest", ROOT / "hack" / "image" / "render-install-manifest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RENDER = _load_render_module()
+HELM = RENDER.find_helm()
+needs_helm = pytest.mark.skipif(
+    HELM is None,
+    reason="helm not found: `make cluster-build` builds it into ~/.cache/kascade/helm-*/, "
+    "or put helm on PATH / set HELM (the e2e tier installs the chart for real)",
+)
+
+
+def helm(*args: str) -> str:
+    assert HELM is not None
+    proc = subprocess.run([HELM, *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stderr}\n{proc.stdout}"
+    return proc.stdout
+
+
+def render(*args: str, namespace: str = "kascade-system") -> list[dict[str, Any]]:
+    """Rendered documents (cached per arguments: helm renders the big CRDs slowly)."""
+    return copy.deepcopy(_render(args, namespace))
+
+
+@functools.cache
+def _render(args: tuple[str, ...], namespace: str) -> list[dict[str, Any]]:
+    out = helm("template", "kascade", str(CHART), "--namespace", namespace, *args)
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def rule_resources(rules: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    for rule in rules:
+        for group in rule.get("apiGroups", []):
+            for resource in rule.get("resources", []):
+                yield group, resource
+
+
+# --------------------------------------------------------------------------- no helm needed
+
+
+def test_chart_crds_are_an_exact_copy_of_crds_dir() -> None:
+    source = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    copy = {p.name: p.read_text() for p in (CHART / "files" / "crds").glob("*.yaml")}
+    assert source, "crds/ is empty"
+    assert copy == source, "helm/kascade/files/crds drifted from crds/: run make helm-crds"
+    assert not any(p.is_symlink() for p in (CHART / "files" / "crds").iterdir())
+
+
+def test_readme_is_generated_from_values() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "helm-docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + " (run make helm-docs)"
+
+
+def test_every_top_level_value_is_documented() -> None:
+    text = (CHART / "values.yaml").read_text()
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load(text)
+    for key in values:
+        assert f"| {key}" in readme, f"values.yaml key {key!r} has no `# --` doc in the README"
+
+
+def test_values_match_the_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
+    for path in CI_VALUES:
+        merged = yaml.safe_load((CHART / "values.yaml").read_text())
+        _merge(merged, yaml.safe_load(path.read_text()))
+        jsonschema.validate(merged, schema)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def test_webhook_path_matches_the_admission_handler() -> None:
+    from kascade.controller import admission
+
+    template = (CHART / "templates" / "webhook.yaml").read_text()
+    assert f"path: {admission.WEBHOOK_PATH}" in template
+    assert str(admission.DEFAULT_PORT) in (CHART / "values.yaml").read_text()
+
+
+# --------------------------------------------------------------------------- with helm
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    "values", [None, *CI_VALUES], ids=["defaults", *(p.name for p in CI_VALUES)]
+)
+def test_lint_and_render(values: Path | None) -> None:
+    extra = ["-f", str(values)] if values else []
+    helm("lint", "--strict", str(CHART), *extra)
+    docs = render(*extra)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ServiceAccount"} <= kinds
+    for doc in docs:
+        assert doc.get("apiVersion") and doc["metadata"].get("name"), doc
+    assert_restricted(one(docs, "Deployment")["spec"]["template"]["spec"])
+
+
+@needs_helm
+def test_schema_rejects_bad_values() -> None:
+    assert HELM is not None
+    proc = subprocess.run(
+        [HELM, "template", "x", str(CHART), "--set", "scope=everything"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0 and "scope" in proc.stderr
+
+
+def assert_restricted(pod: dict[str, Any]) -> None:
+    """The fields Pod Security "restricted" checks, on the pod and every container."""
+    psc = pod.get("securityContext") or {}
+    assert psc.get("runAsNonRoot") is True
+    assert (psc.get("seccompProfile") or {}).get("type") == "RuntimeDefault"
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    for volume in pod.get("volumes") or []:
+        assert "hostPath" not in volume, volume
+    for container in pod["containers"] + pod.get("initContainers", []):
+        sc = container.get("securityContext") or {}
+        assert sc.get("allowPrivilegeEscalation") is False, container["name"]
+        assert sc.get("capabilities", {}).get("drop") == ["ALL"], container["name"]
+        assert not sc.get("capabilities", {}).get("add"), container["name"]
+        assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True
+        assert sc.get("runAsUser", psc.get("runAsUser", 1)) != 0
+        assert not sc.get("privileged")
+
+
+@needs_helm
+def test_deployment_defaults() -> None:
+    docs = render()
+    deploy = one(docs, "Deployment")
+    spec = deploy["spec"]
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert spec["replicas"] == 2
+    assert "--leader-election-namespace=kascade-system" in container["args"]
+    assert "--all-namespaces" in container["args"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["health"] == 8081 and ports["http-metrics"] == 8080
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert_restricted(pod)
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    service = next(s for s in by_kind(docs, "Service") if s["metadata"]["name"].endswith("metrics"))
+    assert service["spec"]["ports"][0]["name"] == "http-metrics"
+    assert service["spec"]["ports"][0]["port"] == 8080
+    assert not by_kind(docs, "ServiceMonitor") and not by_kind(docs, "PodMonitor")
+    assert not by_kind(docs, "ValidatingWebhookConfiguration")
+
+
+@needs_helm
+def test_cluster_scope_rbac() -> None:
+    docs = render("--set", "scope=cluster")
+    cluster_roles = {r["metadata"]["name"]: r for r in by_kind(docs, "ClusterRole")}
+    operator = cluster_roles["kascade-kascade-system"]
+    resources = set(rule_resources(operator["rules"]))
+    assert ("kascade.io", "pipelines") in resources
+    assert ("kascade.io", "pipelineruns/status") in resources
+    assert ("", "pods") in resources and ("", "secrets") in resources
+    assert ("", "events") in resources and ("events.k8s.io", "events") in resources
+    discovery = set(rule_resources(cluster_roles["kascade-kascade-system-discovery"]["rules"]))
+    assert discovery == {
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("", "namespaces"),
+    }
+    bindings = {b["roleRef"]["name"] for b in by_kind(docs, "ClusterRoleBinding")}
+    assert bindings == set(cluster_roles)
+    # Leases only in the release namespace, through a Role.
+    roles = by_kind(docs, "Role")
+    assert [r["metadata"]["namespace"] for r in roles] == ["kascade-system"]
+    assert set(rule_resources(roles[0]["rules"])) == {("coordination.k8s.io", "leases")}
+    for rule in roles[0]["rules"]:
+        assert set(rule["verbs"]) <= {"get", "create", "update"}
+    assert not any(
+        ("coordination.k8s.io", "leases") in set(rule_resources(r["rules"]))
+        for r in cluster_roles.values()
+    )
+
+
+@needs_helm
+def test_namespaced_scope_rbac() -> None:
+    docs = render("--set", "scope=namespaced", "--set", "watchNamespaces={team-a,team-b}")
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--namespace=team-a" in container["args"] and "--namespace=team-b" in container["args"]
+    assert "--all-namespaces" not in container["args"]
+    for cluster_role in by_kind(docs, "ClusterRole"):
+        groups = {g for g, _ in rule_resources(cluster_role["rules"])}
+        assert "kascade.io" not in groups, cluster_role["metadata"]["name"]
+        assert set(rule_resources(cluster_role["rules"])) == {
+            ("apiextensions.k8s.io", "customresourcedefinitions"),
+            ("", "namespaces"),
+        }
+        for rule in cluster_role["rules"]:
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}
+    operator_roles = {
+        r["metadata"]["namespace"]
+        for r in by_kind(docs, "Role")
+        if ("kascade.io", "pipelines") in set(rule_resources(r["rules"]))
+    }
+    assert operator_roles == {"team-a", "team-b"}
+    bound = {
+        (b["metadata"]["namespace"], b["roleRef"]["kind"], b["subjects"][0]["namespace"])
+        for b in by_kind(docs, "RoleBinding")
+    }
+    assert ("team-a", "Role", "kascade-system") in bound
+    assert ("team-b", "Role", "kascade-system") in bound
+
+
+@needs_helm
+def test_namespaced_scope_defaults_to_release_namespace() -> None:
+    docs = render("--set", "scope=namespaced", namespace="pipelines")
+    roles = by_kind(docs, "Role")
+    assert {r["metadata"]["namespace"] for r in roles} == {"pipelines"}
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=pipelines" in args
+
+
+@needs_helm
+def test_secrets_permission_can_be_turned_off() -> None:
+    docs = render("--set", "rbac.readSecrets=false")
+    for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
+        assert ("", "secrets") not in set(rule_resources(role["rules"]))
+
+
+@needs_helm
+def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
+    docs = render()
+    crds = {c["metadata"]["name"]: c for c in by_kind(docs, "CustomResourceDefinition")}
+    source = {
+        d["metadata"]["name"]: d
+        for d in (yaml.safe_load(p.read_text()) for p in (ROOT / "crds").glob("*.yaml"))
+    }
+    assert set(crds) == set(source)
+    for name, crd in crds.items():
+        assert crd["spec"] == source[name]["spec"], name
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    unkept = render("--set", "crds.keep=false")
+    for crd in by_kind(unkept, "CustomResourceDefinition"):
+        assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+    assert not by_kind(render("--set", "crds.install=false"), "CustomResourceDefinition")
+
+
+@needs_helm
+def test_webhook_generated_certificate() -> None:
+    docs = render("--set", "webhook.enabled=true")
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    hook = vwc["webhooks"][0]
+    assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 10
+    assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    assert hook["rules"][0]["resources"] == ["pipelines"]
+    assert hook["clientConfig"]["service"]["path"] == "/validate-pipeline"
+    secret = one(docs, "Secret")
+    assert secret["type"] == "kubernetes.io/tls"
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    assert {"tls.crt", "tls.key"} <= set(secret["data"])
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KASCADE_WEBHOOK"] == "1"
+    assert any(p["name"] == "webhook" and p["containerPort"] == 9443 for p in container["ports"])
+    assert "namespaceSelector" not in hook  # cluster scope: every namespace
+
+
+@needs_helm
+def test_webhook_cert_manager_and_namespaced_selector() -> None:
+    docs = render(
+        "--set",
+        "webhook.enabled=true",
+        "--set",
+        "webhook.certManager.enabled=true",
+        "--set",
+        "scope=namespaced",
+        "--set",
+        "watchNamespaces={a,b}",
+    )
+    assert not by_kind(docs, "Secret")
+    cert = one(docs, "Certificate")
+    assert cert["spec"]["secretName"] == "kascade-webhook-tls"
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        "kascade-system/kascade-webhook"
+    )
+    selector = vwc["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]
+    assert selector["key"] == "kubernetes.io/metadata.name" and selector["values"] == ["a", "b"]
+
+
+@needs_helm
+def test_monitors_and_dashboards() -> None:
+    docs = render(
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.podMonitor.enabled=true",
+    )
+    assert one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http-metrics"
+    assert one(docs, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["port"] == "http-metrics"
+    dashboards = [
+        c for c in by_kind(docs, "ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard")
+    ]
+    files = sorted(p.name for p in (CHART / "dashboards").glob("*.json"))
+    assert sorted(k for c in dashboards for k in c["data"]) == files
+    for cm in dashboards:
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        for text in cm["data"].values():
+            assert json.loads(text)["uid"].startswith("kascade")
+    custom = render("--set", "dashboards.label=my_dash", "--set", "dashboards.labelValue=yes")
+    assert all(
+        c["metadata"]["labels"].get("my_dash") == "yes" for c in by_kind(custom, "ConfigMap")
+    )
+
+
+@needs_helm
+def test_helm_test_pod_is_restricted_and_local() -> None:
+    out = helm("template", "kascade", str(CHART), "--namespace", "kascade-system")
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    tests = [
+        d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
+    ]
+    assert len(tests) == 1 and tests[0]["kind"] == "Pod"
+    pod = tests[0]["spec"]
+    assert pod["automountServiceAccountToken"] is False  # no API access, nothing cluster-wide
+    assert_restricted(pod)
+
+
+@needs_helm
+def test_install_manifest_in_sync() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "image" / "render-install-manifest.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HELM": str(HELM)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = (ROOT / "manifests" / "install.yaml").read_text()
+    assert text.startswith("# DO NOT EDIT")
+    kinds = {d["kind"] for d in yaml.safe_load_all(text) if d}
+    assert {"Namespace", "CustomResourceDefinition", "Deployment", "ClusterRole"} <= kinds
+    assert "helm.sh/hook" not in text  # no test pod in the plain manifest
