@@ -1,0 +1,222 @@
+"""The operator at scale and in active/standby: a 2,000-task run, and leader election.
+
+A wide run must stay a small object (Argo's workflow status famously outgrows
+etcd's limit); two replicas must never act together, and the standby must take
+over a run mid-flight without running any attempt twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import kubeconfig_path, wait_until
+from .operator_support import (
+    Kascade,
+    OperatorProcess,
+    apply_crds,
+    delete_namespace,
+    make_namespace,
+)
+
+pytestmark = pytest.mark.e2e
+
+WIDE_TASKS = 2000
+REAL_TASKS = 10
+LEASE = "kascade-operator"
+LEASE_SECONDS = 15  # leader.py
+
+
+def pipeline(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": name},
+        "spec": {"defaults": {"image": "busybox:1.36"}, "tasks": tasks, **spec},
+    }
+
+
+def gauge(text: str, name: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                return float(s.value)
+    return None
+
+
+def api_writes(text: str) -> dict[str, float]:
+    return {
+        f"{s.labels['verb']} {s.labels['resource']}": float(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "kascade_api_writes_total"
+    }
+
+
+def kubectl() -> str | None:
+    found = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    if found:
+        return found
+    cached = sorted(Path.home().glob(".cache/kascade/k8s-v*/kubectl"))
+    return str(cached[-1]) if cached else None
+
+
+@pytest.fixture
+def ns(cluster: Any) -> Iterator[str]:
+    apply_crds(cluster.api)
+    name = make_namespace(cluster, "scale-ha", "restricted")
+    try:
+        yield name
+    finally:
+        delete_namespace(cluster, name)
+
+
+def _pods(k: Kascade, run: str) -> list[Any]:
+    return [p for p in k.core.list_namespaced_pod(k.ns).items if p.metadata.name.startswith(run)]
+
+
+@pytest.mark.timeout(900)
+def test_a_2000_task_run_succeeds_and_stays_small(cluster: Any, ns: str, tmp_path: Path) -> None:
+    tasks: list[dict[str, Any]] = [
+        {"name": f"skip-{i:04d}", "command": ["true"], "when": "false"}
+        for i in range(WIDE_TASKS - REAL_TASKS)
+    ]
+    tasks += [{"name": f"real-{i}", "command": ["true"]} for i in range(REAL_TASKS)]
+    k = Kascade(cluster.api, ns)
+    op = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "operator.log")
+    op.start()
+    try:
+        k.apply_pipeline(pipeline("wide", tasks))
+        started = time.monotonic()
+        name = k.create_run("wide", name="wide-run")
+        run = k.wait_run(name, timeout=600)
+        took = time.monotonic() - started
+    finally:
+        op.kill()
+        print(op.log.read_text()[-3000:])
+    status = run["status"]
+    size = len(json.dumps(run))
+    print(
+        f"\n{WIDE_TASKS}-task run ({REAL_TASKS} pods): {status['phase']} in {took:.1f} s; "
+        f"PipelineRun object {size / 1000:.0f} KB as JSON "
+        f"(spec.pipelineSpec {len(json.dumps(run['spec']['pipelineSpec'])) / 1000:.0f} KB, "
+        f"status {len(json.dumps(status)) / 1000:.0f} KB, "
+        f"managedFields {len(json.dumps(run['metadata'].get('managedFields'))) / 1000:.0f} KB)"
+    )
+    assert status["phase"] == "success", status.get("message")
+    assert size < 400_000
+    states = k.task_states(run)
+    assert set(states) == {t["name"] for t in tasks}
+    assert sum(1 for s in states.values() if s == "skipped") == WIDE_TASKS - REAL_TASKS
+    assert sum(1 for s in states.values() if s == "success") == REAL_TASKS
+    assert status["progress"] == f"{WIDE_TASKS}/{WIDE_TASKS}"
+    assert [t["name"] for t in run["spec"]["pipelineSpec"]["tasks"]] == [t["name"] for t in tasks]
+    pods = sorted(p.metadata.name for p in _pods(k, name))
+    assert pods == sorted(f"{name}-real-{i}-a1" for i in range(REAL_TASKS)), pods
+
+    tool = kubectl()
+    if tool is None:
+        print("kubectl not found (set KUBECTL): `kubectl get kpr` not timed")
+        return
+    env = {**os.environ, "KUBECONFIG": kubeconfig_path()}
+    for argv in (["get", "kpr", "-n", ns], ["get", "kpr", name, "-n", ns, "-o", "json"]):
+        t = time.monotonic()
+        out = subprocess.run([tool, *argv], env=env, capture_output=True, text=True, check=True)
+        elapsed = time.monotonic() - t
+        shown = out.stdout.strip().splitlines()
+        print(f"kubectl {' '.join(argv)}: {elapsed * 1000:.0f} ms ({len(out.stdout)} bytes)")
+        if "json" not in argv:
+            print("\n".join(shown))
+        assert elapsed < 10
+
+
+def _holder(coordination: client.CoordinationV1Api, ns: str) -> str | None:
+    try:
+        return str(coordination.read_namespaced_lease(LEASE, ns).spec.holder_identity)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+@pytest.mark.timeout(600)
+def test_leader_election_standby_takes_over_without_running_anything_twice(
+    cluster: Any, ns: str, tmp_path: Path
+) -> None:
+    k = Kascade(cluster.api, ns)
+    coordination = client.CoordinationV1Api(cluster.api)
+    host = socket.gethostname()
+    election = ("--leader-election-namespace", ns)
+    first = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "first.log")
+    second = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "second.log")
+    try:
+        first.start(*election)
+        assert first.proc is not None
+        leader_id = f"{host}-{first.proc.pid}"
+        wait_until(lambda: _holder(coordination, ns) == leader_id, 30, what="the first leader")
+        second.start(*election)  # its metrics server is up; it waits for the Lease
+        assert second.proc is not None
+        standby_id = f"{host}-{second.proc.pid}"
+        time.sleep(3)  # more than one acquire attempt (every 2 s) of the standby
+
+        assert _holder(coordination, ns) == leader_id
+        assert gauge(first.metrics(), "kascade_is_leader") == 1
+        assert gauge(second.metrics(), "kascade_is_leader") == 0
+        tasks = [
+            {"name": "a", "command": ["sleep", "6"]},
+            {"name": "b", "command": ["sleep", "3"], "dependsOn": ["a"]},
+            {"name": "c", "command": ["true"], "dependsOn": ["b"]},
+        ]
+        k.apply_pipeline(pipeline("ha", tasks))
+        name = k.create_run("ha", name="ha-run")
+        wait_until(
+            lambda: any(
+                p.metadata.name == f"{name}-a-a1" and p.status.phase == "Running"
+                for p in _pods(k, name)
+            ),
+            90,
+            what="task a running",
+        )
+        standby_writes = api_writes(second.metrics())
+        assert sum(standby_writes.values()) == 0, standby_writes  # only the leader acts
+        assert api_writes(first.metrics()).get("create pods", 0) >= 1
+
+        first.kill(hard=True)  # SIGKILL the leader while `a` runs
+        killed = time.monotonic()
+        wait_until(
+            lambda: _holder(coordination, ns) == standby_id,
+            LEASE_SECONDS + 15,
+            interval=0.2,
+            what="the standby to take the Lease",
+        )
+        takeover = time.monotonic() - killed
+        wait_until(lambda: gauge(second.metrics(), "kascade_is_leader") == 1, 10)
+        lease = coordination.read_namespaced_lease(LEASE, ns).spec
+        print(
+            f"\nstandby took the Lease {takeover:.1f} s after SIGKILL of the leader "
+            f"(lease {LEASE_SECONDS} s, transitions {lease.lease_transitions})"
+        )
+        assert takeover <= 20.0
+        run = k.wait_run(name, timeout=180)
+        took_over_writes = api_writes(second.metrics())
+    finally:
+        for op in (first, second):
+            op.kill()
+        for op in (first, second):
+            print(f"--- {op.log.name}\n{op.log.read_text()[-2500:]}")
+    assert run["status"]["phase"] == "success", run["status"]
+    pods = sorted(p.metadata.name for p in _pods(k, name))
+    assert pods == [f"{name}-{t}-a1" for t in ("a", "b", "c")], pods
+    assert took_over_writes.get("create pods", 0) == 2, took_over_writes  # b and c, never a
