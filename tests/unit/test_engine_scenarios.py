@@ -22,6 +22,7 @@ from helpers_engine import (
 
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.decisions import Result
+from kascade.engine.run import RunEngine
 
 S, F, K, UF = TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED
 DAY = timedelta(days=1)
@@ -651,3 +652,81 @@ def test_time_sensor_target_is_in_the_pipeline_timezone() -> None:
     # The interval ends 2026-01-02 00:00 UTC (01:00 in Berlin): 06:30 Berlin is 05:30 UTC.
     ((at, _),) = rec.launches
     assert at == T0 + DAY + timedelta(hours=5, minutes=30)
+
+
+class FakeRuns:
+    """An externalTask lookup whose answer changes at a given time."""
+
+    def __init__(self, state_after: dict[Any, str], clock: list[Any]) -> None:
+        self.state_after = state_after
+        self.clock = clock
+        self.asked: list[tuple[str, str | None, Any]] = []
+
+    def state(self, pipeline: str, task: str | None, logical_date: Any) -> str | None:
+        self.asked.append((pipeline, task, logical_date))
+        now = self.clock[0]
+        found = [s for at, s in sorted(self.state_after.items()) if at <= now]
+        return found[-1] if found else None
+
+
+def external_dag(**sensor: Any) -> Any:
+    base = {"kind": "externalTask", "pipeline": "up", "task": "load", "pokeInterval": "1m"}
+    return plan([{"name": "wait", "sensor": base | sensor}, task("after", "wait")])
+
+
+def drive_external(p: Any, runs: FakeRuns, clock: list[Any]) -> RunEngine:
+
+    eng = RunEngine(p, engine(p).ctx, external=runs)
+    d = eng.start(T0)
+    for _ in range(100):
+        if d.finished is not None:
+            break
+        for launch in d.launches:
+            eng.started(launch.key, launch.attempt, clock[0])
+            d = eng.finished(launch.key, launch.attempt, OK, clock[0])
+            break
+        else:
+            assert d.wake_at is not None
+            clock[0] = d.wake_at
+            d = eng.tick(clock[0])
+    return eng
+
+
+def test_external_task_sensor_waits_for_success_of_the_offset_run() -> None:
+    clock = [T0]
+    runs = FakeRuns({T0 + timedelta(minutes=3): "success"}, clock)
+    eng = drive_external(external_dag(logicalDateOffset="1d"), runs, clock)
+    assert eng.states() == {"wait": S, "after": S}
+    assert clock[0] == T0 + timedelta(minutes=3)
+    assert {a[2] for a in runs.asked} == {T0 - DAY}
+    assert {(a[0], a[1]) for a in runs.asked} == {("up", "load")}
+
+
+def test_external_task_sensor_fails_on_a_failed_state() -> None:
+    clock = [T0]
+    runs = FakeRuns({T0 + timedelta(minutes=2): "failed"}, clock)
+    eng = drive_external(external_dag(), runs, clock)
+    assert eng.states() == {"wait": F, "after": UF}
+
+
+def test_external_task_sensor_times_out() -> None:
+    clock = [T0]
+    runs = FakeRuns({}, clock)
+    eng = drive_external(external_dag(timeout="10m", softFail=True), runs, clock)
+    assert eng.states() == {"wait": K, "after": K}
+    assert clock[0] == T0 + timedelta(minutes=10)
+
+
+def test_datetime_sensor() -> None:
+    p = plan(
+        [
+            {
+                "name": "wait",
+                "sensor": {"kind": "datetime", "targetTime": "{{ data_interval_end }}"},
+            },
+            task("after", "wait"),
+        ]
+    )
+    rec = Recorder(engine(p), scripted({})).run(start=T0)
+    ((at, _),) = rec.launches
+    assert at == T0 + DAY
