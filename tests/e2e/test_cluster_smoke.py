@@ -6,7 +6,11 @@ termination message), locally built images, and owner-reference garbage collecti
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
+from base64 import b64encode
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -222,3 +226,144 @@ def test_pod_reaches_api_through_kubernetes_service(cluster: Cluster, namespace:
     logs = cluster.core.read_namespaced_pod_log("incluster", namespace)
     assert pod.status.phase == "Succeeded", logs
     assert logs.strip() == f"system:serviceaccount:{namespace}:default"
+
+
+WEBHOOK_SERVER = """
+import http.server, json, ssl
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        request = review["request"]
+        data = (request.get("object") or {}).get("data") or {}
+        response = {"uid": request["uid"], "allowed": data.get("verdict") != "deny"}
+        if not response["allowed"]:
+            response["status"] = {"code": 403, "message": "denied by the e2e webhook"}
+        body = json.dumps(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+server = http.server.HTTPServer(("0.0.0.0", 8443), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("/tls/tls.crt", "/tls/tls.key")
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+def _self_signed(tmp_path: Path, dns: str) -> tuple[bytes, bytes]:
+    crt, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={dns}", "-addext", f"subjectAltName=DNS:{dns}",
+         "-keyout", str(key), "-out", str(crt)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return crt.read_bytes(), key.read_bytes()
+
+
+def test_validating_admission_webhook(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """The API server calls a webhook served by a pod, found through its Service."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make the webhook's certificate")
+    name = "e2e-webhook"
+    crt, key = _self_signed(tmp_path, f"{name}.{namespace}.svc")
+    cluster.core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            type="kubernetes.io/tls",
+            data={"tls.crt": b64encode(crt).decode(), "tls.key": b64encode(key).decode()},
+        ),
+    )
+    pod = cluster.pod(name, ["python3", "-c", WEBHOOK_SERVER], image="python:3.11-slim")
+    pod.metadata.labels["app"] = name
+    container = pod.spec.containers[0]
+    container.ports = [client.V1ContainerPort(container_port=8443)]
+    container.readiness_probe = client.V1Probe(
+        tcp_socket=client.V1TCPSocketAction(port=8443), period_seconds=1
+    )
+    container.volume_mounts = [client.V1VolumeMount(name="tls", mount_path="/tls")]
+    pod.spec.volumes = [
+        client.V1Volume(name="tls", secret=client.V1SecretVolumeSource(secret_name=name))
+    ]
+    cluster.core.create_namespaced_pod(namespace, pod)
+    cluster.core.create_namespaced_service(
+        namespace,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1ServiceSpec(
+                selector={"app": name},
+                ports=[client.V1ServicePort(port=443, target_port=8443)],
+            ),
+        ),
+    )
+    admission = client.AdmissionregistrationV1Api(cluster.api)
+    config_name = f"{name}-{namespace}"
+    admission.create_validating_webhook_configuration(
+        client.V1ValidatingWebhookConfiguration(
+            metadata=client.V1ObjectMeta(name=config_name),
+            webhooks=[
+                client.V1ValidatingWebhook(
+                    name=f"configmaps.{namespace}.e2e.kascade.dev",
+                    client_config=client.AdmissionregistrationV1WebhookClientConfig(
+                        service=client.AdmissionregistrationV1ServiceReference(
+                            namespace=namespace, name=name, port=443, path="/validate"
+                        ),
+                        ca_bundle=b64encode(crt).decode(),
+                    ),
+                    rules=[
+                        client.V1RuleWithOperations(
+                            operations=["CREATE"],
+                            api_groups=[""],
+                            api_versions=["v1"],
+                            resources=["configmaps"],
+                        )
+                    ],
+                    namespace_selector=client.V1LabelSelector(
+                        match_labels={"kubernetes.io/metadata.name": namespace}
+                    ),
+                    object_selector=client.V1LabelSelector(match_labels={"e2e-webhook": "yes"}),
+                    failure_policy="Fail",
+                    side_effects="None",
+                    admission_review_versions=["v1"],
+                    timeout_seconds=5,
+                )
+            ],
+        )
+    )
+    try:
+        cluster.wait_pod_phase(namespace, name, phases=("Running",))
+
+        def config_map(cm_name: str, verdict: str) -> client.V1ConfigMap:
+            return client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=cm_name, labels={"e2e-webhook": "yes"}),
+                data={"verdict": verdict},
+            )
+
+        attempt = iter(range(1000))
+
+        def allowed_once_reachable() -> bool:
+            # Until the pod is Ready and in the Service's endpoints, the call fails.
+            try:
+                cluster.core.create_namespaced_config_map(
+                    namespace, config_map(f"allowed-{next(attempt)}", "allow")
+                )
+                return True
+            except ApiException as e:
+                if "failed calling webhook" in str(e.body):
+                    return False
+                raise
+
+        wait_until(allowed_once_reachable, timeout=60, interval=0.5, what="webhook reachable")
+        with pytest.raises(ApiException) as denied:
+            cluster.core.create_namespaced_config_map(namespace, config_map("denied", "deny"))
+        assert denied.value.status == 403
+        assert "denied by the e2e webhook" in denied.value.body
+    finally:
+        admission.delete_validating_webhook_configuration(config_name)
