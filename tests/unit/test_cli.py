@@ -312,3 +312,26 @@ def test_logical_date_follows_airflow_trigger_semantics() -> None:
     assert manual_run_id(when) == "manual__2026-03-01T10:00:00+00:00"
     manual = run_interval(PipelineSpec(), None, now)
     assert manual.start == manual.end == now
+
+
+def test_pool_option_limits_concurrency(tmp_path: Path) -> None:
+    task = "{name: t%d, pool: db, script: 'mkdir lock || exit 9; sleep 0.4; rmdir lock'}"
+    tasks = "\n".join(f"    - {task % i}" for i in range(3))
+    path = write(
+        tmp_path,
+        "pool.yaml",
+        f"""
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {{name: pooled}}
+spec:
+  defaults: {{image: busybox}}
+  tasks:
+{tasks}
+""",
+    )
+    code, out, _ = invoke("run", str(path), "--pool", "db=1", "--output", "json")
+    assert code == 0, out
+    code, out, _ = invoke("run", str(path), "--output", "json")  # unlimited: they collide
+    assert code == 1
+    assert 9 in {t["exitCode"] for t in json.loads(out)["tasks"].values()}
