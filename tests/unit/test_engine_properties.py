@@ -174,8 +174,14 @@ def drive(case: Case) -> Checked:
             return Verdict.RUN
         return airflow(p.task(task_id).trigger_rule, c["s"], c["k"], c["f"], c["u"], c["r"])
 
+    terminal_batch: dict[str, int] = {}
+    batch = [0]
+
     def check(d: Any) -> None:
+        batch[0] += 1
         for key, state in d.changes:
+            if state in TERMINAL:
+                terminal_batch.setdefault(key, batch[0])
             inst = eng.instances[key]
             task_id = p.tasks[inst.task].id
             prev = states.get(key, TaskState.NONE)
@@ -256,7 +262,36 @@ def drive(case: Case) -> Checked:
             d = eng.finished(launch.key, launch.attempt, outcome(launch), now)
         else:
             d = eng.tick(now)
+    problems.extend(_skip_problems(eng, terminal_batch))
     return Checked(eng, launches, phase, problems)
+
+
+def _skip_problems(eng: RunEngine, terminal_batch: dict[str, int]) -> list[str]:
+    """Branch and short-circuit skips, checked after the run from the change log."""
+    p = eng.plan
+    problems = []
+    for t in p.tasks:
+        (key,) = eng.by_task[t.index] if t.spec.branch or t.spec.short_circuit else ("",)
+        if not key or eng.instances[key].state is not TaskState.SUCCESS:
+            continue
+        outputs = eng.instances[key].outputs
+        if t.spec.short_circuit:
+            if outputs.get("condition"):
+                continue
+            must_skip = p.graph.descendants(t.index)
+        else:
+            chosen = {p.index[n] for n in outputs["branch"]}
+            keep = set(chosen)
+            for c in chosen:
+                keep |= p.graph.descendants(c)
+            must_skip = set(p.graph.downstream[t.index]) - keep
+        for d in must_skip:
+            for k in eng.by_task[d]:
+                inst = eng.instances[k]
+                earlier = terminal_batch.get(k, 0) < terminal_batch[key]
+                if inst.state is not TaskState.SKIPPED and not earlier:
+                    problems.append(f"{k}: {inst.state.value}, but {key} skips it")
+    return problems
 
 
 @SETTINGS
