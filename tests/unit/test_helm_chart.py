@@ -38,6 +38,13 @@ def _load_render_module() -> Any:
 
 
 RENDER = _load_render_module()
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the CRDs are big
+
+
+def load_all(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.load_all(text, Loader=LOADER) if doc]
+
+
 HELM = RENDER.find_helm()
 needs_helm = pytest.mark.skipif(
     HELM is None,
@@ -60,8 +67,7 @@ def render(*args: str, namespace: str = "kascade-system") -> list[dict[str, Any]
 
 @functools.cache
 def _render(args: tuple[str, ...], namespace: str) -> list[dict[str, Any]]:
-    out = helm("template", "kascade", str(CHART), "--namespace", namespace, *args)
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return load_all(helm("template", "kascade", str(CHART), "--namespace", namespace, *args))
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -292,7 +298,7 @@ def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
     crds = {c["metadata"]["name"]: c for c in by_kind(docs, "CustomResourceDefinition")}
     source = {
         d["metadata"]["name"]: d
-        for d in (yaml.safe_load(p.read_text()) for p in (ROOT / "crds").glob("*.yaml"))
+        for d in (yaml.load(p.read_text(), Loader=LOADER) for p in (ROOT / "crds").glob("*.yaml"))
     }
     assert set(crds) == set(source)
     for name, crd in crds.items():
@@ -374,8 +380,7 @@ def test_monitors_and_dashboards() -> None:
 
 @needs_helm
 def test_helm_test_pod_is_restricted_and_local() -> None:
-    out = helm("template", "kascade", str(CHART), "--namespace", "kascade-system")
-    docs = [d for d in yaml.safe_load_all(out) if d]
+    docs = load_all(helm("template", "kascade", str(CHART), "--namespace", "kascade-system"))
     tests = [
         d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
     ]
@@ -397,6 +402,6 @@ def test_install_manifest_in_sync() -> None:
     assert proc.returncode == 0, proc.stderr
     text = (ROOT / "manifests" / "install.yaml").read_text()
     assert text.startswith("# DO NOT EDIT")
-    kinds = {d["kind"] for d in yaml.safe_load_all(text) if d}
+    kinds = {d["kind"] for d in load_all(text)}
     assert {"Namespace", "CustomResourceDefinition", "Deployment", "ClusterRole"} <= kinds
     assert "helm.sh/hook" not in text  # no test pod in the plain manifest
