@@ -16,13 +16,20 @@ fi
 
 openssl_q() { openssl "$@" 2>/dev/null; }
 
-[ -f "$PKI/ca.crt" ] || { log "creating PKI in $PKI (node $NODE_NAME, address $HOST_IP)"; openssl_q req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
-  -days 3650 -subj "/CN=kascade-local-ca" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"; }
+# ca NAME CN: a self-signed CA (the cluster CA, and the front-proxy CA for aggregated APIs).
+ca() {
+  [ -f "$PKI/$1.crt" ] && return
+  openssl_q req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/$1.key" -out "$PKI/$1.crt" \
+    -days 3650 -subj "/CN=$2" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+}
+[ -f "$PKI/ca.crt" ] || log "creating PKI in $PKI (node $NODE_NAME, address $HOST_IP)"
+ca ca kascade-local-ca
+ca front-proxy-ca kascade-front-proxy-ca
 
-# cert NAME SUBJECT EXTKEYUSAGE [SAN]
+# cert NAME SUBJECT EXTKEYUSAGE [SAN]   (signed by $CA, default: the cluster CA)
 cert() {
-  local name=$1 subj=$2 eku=$3 san=${4:-} ext
+  local name=$1 subj=$2 eku=$3 san=${4:-} ext signer=${CA:-ca}
   [ -f "$PKI/$name.crt" ] && [ -f "$PKI/$name.key" ] && return
   ext=$(mktemp)
   {
@@ -32,7 +39,7 @@ cert() {
     [ -n "$san" ] && echo "subjectAltName=$san"
   } >"$ext"
   openssl_q req -newkey rsa:2048 -nodes -keyout "$PKI/$name.key" -out "$PKI/$name.csr" -subj "$subj"
-  openssl_q x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+  openssl_q x509 -req -in "$PKI/$name.csr" -CA "$PKI/$signer.crt" -CAkey "$PKI/$signer.key" -CAcreateserial \
     -days 3650 -extfile "$ext" -out "$PKI/$name.crt"
   rm -f "$ext" "$PKI/$name.csr"
 }
@@ -45,6 +52,7 @@ cert controller-manager "/CN=system:kube-controller-manager" clientAuth
 cert scheduler "/CN=system:kube-scheduler" clientAuth
 cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
 cert kube-proxy "/CN=system:kube-proxy" clientAuth
+CA=front-proxy-ca cert front-proxy-client "/CN=front-proxy-client" clientAuth
 cert kubelet-serving "/O=system:nodes/CN=system:node:$NODE_NAME" serverAuth \
   "DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$HOST_IP"
 # Service-account token signing key pair.

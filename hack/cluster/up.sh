@@ -53,7 +53,7 @@ wait_for() {
 # render TEMPLATE DEST: fill in @VARS@; DEST is only replaced when its content changes
 # (kube-proxy exits when its config file is rewritten under it).
 render() {
-  local tmp; tmp=$(mktemp "$2.XXXX")
+  local tmp; tmp=$(mktemp "$STATE/.render.XXXXXX")   # not next to DEST: containerd watches net.d
   sed -e "s|@STATE@|$STATE|g" -e "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|g" -e "s|@BRIDGE@|$CNI_BRIDGE|g" \
     -e "s|@POD_CIDR@|$POD_CIDR|g" -e "s|@NODE_NAME@|$NODE_NAME|g" "$HACK_CLUSTER_DIR/config/$1" >"$tmp"
   if cmp -s "$tmp" "$2"; then rm -f "$tmp"; else mv -f "$tmp" "$2"; fi
@@ -85,6 +85,10 @@ start kube-apiserver "$K/kube-apiserver" \
   --authorization-mode Node,RBAC \
   --enable-admission-plugins NodeRestriction \
   --enable-aggregator-routing=true \
+  --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
   --allow-privileged=true \
   --profiling=false \
   --v=1
