@@ -344,3 +344,66 @@ def test_simulate_reaches_the_same_end(case: Case) -> None:
     assert all(s in TERMINAL for s in eng.states().values())
     for launch in trace.launches:
         assert launch.attempt <= p.task(launch.task_id).retries + 1
+
+
+MARKS = [TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cases(max_tasks=20),
+    st.lists(st.tuples(st.integers(0, 60), st.integers(0, 1000), st.sampled_from(MARKS))),
+)
+def test_marks_at_random_moments_keep_the_books_straight(
+    case: Case, marks: list[tuple[int, int, TaskState]]
+) -> None:
+    """``kascade mark`` at any moment, on any instance (finished or not): the run still
+    ends, every instance is terminal, and each task's upstream counts match its
+    upstream instances' states."""
+    p = plan(case.tasks)
+    eng = engine(p, pools=LocalPools(POOLS), max_active_tasks=case.max_active)
+    outcome = scripted(case.script)
+    now = T0
+    running: list[tuple[Any, int, Launch]] = []
+    seq = 0
+    d = eng.start(now)
+    pending = sorted(marks, key=lambda m: m[0])
+    for step in range(20_000):
+        for launch in d.launches:
+            eng.started(launch.key, launch.attempt, now)
+            running.append((now + case.durations[launch.task_id], seq, launch))
+            seq += 1
+        if d.finished is not None:
+            break
+        if pending and pending[0][0] <= step:
+            _, pick, state = pending.pop(0)
+            keys = sorted(eng.instances)
+            d = eng.mark(keys[pick % len(keys)], state, now)
+            continue
+        running.sort(key=lambda r: (r[0], r[1]))
+        candidates = [t for t in (d.wake_at, running[0][0] if running else None) if t]
+        assert candidates, "stuck"
+        now = max(now, min(candidates))
+        if running and running[0][0] <= now:
+            _, _, launch = running.pop(0)
+            d = eng.finished(launch.key, launch.attempt, outcome(launch), now)
+        else:
+            d = eng.tick(now)
+    assert d.finished is not None
+    assert eng.done
+    assert all(s in TERMINAL for s in eng.states().values())
+    for t in p.tasks:
+        want = {"success": 0, "skipped": 0, "failed": 0, "upstream_failed": 0}
+        total = 0
+        for up in p.graph.upstream[t.index]:
+            for key in eng.by_task[up]:
+                total += 1
+                want[eng.instances[key].state.value] += 1
+        c = eng.counts[t.index]
+        got = {
+            "success": c.success,
+            "skipped": c.skipped,
+            "failed": c.failed,
+            "upstream_failed": c.upstream_failed,
+        }
+        assert (c.total, got) == (total, want), t.id
