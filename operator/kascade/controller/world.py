@@ -311,7 +311,9 @@ class World:
 
     def _running(self, pkey: Key) -> int:
         drivers = sum(1 for d in self.drivers.values() if (d.namespace, d.plan.name) == pkey)
-        return drivers + len(self._booting_for.get(pkey, set()))
+        # A booting run joins self.drivers before its boot ends: count it once.
+        booting = {k for k in self._booting_for.get(pkey, set()) if k not in self.drivers}
+        return drivers + len(booting)
 
     async def _admit_run(self, key: Key, pkey: Key, body: dict[str, Any]) -> bool:
         """maxActiveRuns holds every kind of run (manual and backfill too) in the queue."""
