@@ -312,7 +312,8 @@ class RunEngine:
         if inst.holds_slot:
             self._release(inst)
             self._out.kills.append((key, "MarkedByUser"))
-        if state is TaskState.SUCCESS:
+        spec = self.plan.tasks[inst.task].spec
+        if state is TaskState.SUCCESS and not (spec.branch or spec.short_circuit):
             self._succeeded(inst, inst.outputs, now)
         else:
             self._settle(inst, state, now, message or f"marked {state.value} by a user")
