@@ -730,3 +730,19 @@ def test_datetime_sensor() -> None:
     rec = Recorder(engine(p), scripted({})).run(start=T0)
     ((at, _),) = rec.launches
     assert at == T0 + DAY
+
+
+@pytest.mark.parametrize("special", [{"branch": True}, {"shortCircuit": True}])
+def test_mark_success_on_a_running_branch_or_short_circuit_lets_downstream_run(
+    special: dict[str, Any],
+) -> None:
+    """Airflow's "mark success" sets the state: no branch or condition is evaluated (the
+    task never returned one), so downstream tasks follow their trigger rules."""
+    p = plan([task("a", **special), task("b", "a"), task("c", "a")])
+    eng = engine(p)
+    d = eng.start(T0)
+    (a,) = d.launches
+    eng.started(a.key, a.attempt, T0)
+    d = eng.mark("a", S, T0)
+    assert eng.states()["a"] is S
+    assert sorted(launch.key for launch in d.launches) == ["b", "c"]
