@@ -61,7 +61,7 @@ def run_local(opts: RunOptions) -> int:
         namespace=pipeline.metadata.namespace or "default",
     )
     history = LocalHistory()
-    workdir = opts.workdir or history.run_dir(ctx.pipeline, ctx.run_id)
+    workdir = _workdir(opts.workdir or history.run_dir(ctx.pipeline, ctx.run_id))
     stream = sys.stderr if opts.output == "json" else sys.stdout
     live = None
     on_event: OnEvent = ignore
@@ -97,6 +97,19 @@ def run_local(opts: RunOptions) -> int:
     else:
         _summary(stream, live is not None, record, runner, workdir)
     return EXIT_OK if phase is RunPhase.SUCCESS else EXIT_FAILED
+
+
+def _workdir(wanted: Path) -> Path:
+    """The run's directory; a temporary one when the wanted one cannot be made (read-only home)."""
+    try:
+        wanted.mkdir(parents=True, exist_ok=True)
+        return wanted
+    except OSError as exc:
+        import tempfile
+
+        fallback = Path(tempfile.mkdtemp(prefix="kascade-run-"))
+        print(f"note: cannot use {wanted} ({exc.strerror}); logs go to {fallback}", file=sys.stderr)
+        return fallback
 
 
 def _summary(
