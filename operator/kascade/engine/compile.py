@@ -89,6 +89,8 @@ class _Decl:
     task: Task | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     members: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    """Field name → the path of the defaults or template that set it (not the task)."""
     parent: str | None = None
 
 
@@ -100,6 +102,7 @@ class _Compiler:
         self.order: list[str] = []  # task ids in declaration order
         self.templates: dict[str, Template] = {}
         self.template_paths: dict[str, str] = {}
+        self.layer_paths: dict[int, str] = {}  # id(defaults object) → its field path
         for i, tpl in enumerate(spec.templates or []):
             if tpl.name in self.templates:
                 self.issues.append(
@@ -123,6 +126,8 @@ class _Compiler:
     # -- declarations ---------------------------------------------------------
     def walk(self) -> None:
         defaults = [self.spec.defaults] if self.spec.defaults else []
+        if self.spec.defaults:
+            self.layer_paths[id(self.spec.defaults)] = "spec.defaults"
         self._walk_scope(
             self.spec.tasks or [], self.spec.groups or [], (), "spec", defaults, None, {}, ()
         )
@@ -156,7 +161,7 @@ class _Compiler:
         prefix = ".".join(scope) + "." if scope else ""
         for i, task in enumerate(tasks):
             tpath = paths[0][i] if paths else f"{path}.tasks[{i}]"
-            merged, task_inputs = self._merge_task(task, defaults, inputs, tpath)
+            merged, task_inputs, sources = self._merge_task(task, defaults, inputs, tpath)
             decl = _Decl(
                 "task",
                 prefix + task.name,
@@ -164,6 +169,7 @@ class _Compiler:
                 scope,
                 [(r, f"{tpath}.dependsOn[{j}]") for j, r in enumerate(task.depends_on or [])],
                 task=merged,
+                sources=sources,
                 inputs=task_inputs,
                 parent=parent,
             )
@@ -184,6 +190,8 @@ class _Compiler:
             if not self._register(decl, f"{gpath}.name"):
                 continue
             inner_defaults = defaults + ([group.defaults] if group.defaults else [])
+            if group.defaults:
+                self.layer_paths[id(group.defaults)] = f"{gpath}.defaults"
             sub_tasks, sub_groups, sub_inputs = group.tasks or [], group.groups or [], inputs
             task_paths = [f"{gpath}.tasks[{j}]" for j in range(len(sub_tasks))]
             group_paths = [f"{gpath}.groups[{j}]" for j in range(len(sub_groups))]
@@ -265,25 +273,29 @@ class _Compiler:
 
     def _merge_task(
         self, task: Task, defaults: list[TaskDefaults], inputs: dict[str, Any], path: str
-    ) -> tuple[Task, dict[str, Any]]:
+    ) -> tuple[Task, dict[str, Any], dict[str, str]]:
         """Layer defaults (outer to inner), then the template's task, then the task itself."""
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
         for layer in defaults:
             for name in layer.model_fields_set:
                 values[name] = getattr(layer, name)
+                sources[name] = self.layer_paths.get(id(layer), path)
         task_inputs = dict(inputs)
         if task.template is not None:
             tpl = self._template(task.template.name, f"{path}.template.name", group=False)
             if tpl is not None and tpl.task is not None:
                 for name in tpl.task.model_fields_set:
                     values[name] = getattr(tpl.task, name)
+                    sources[name] = f"{self.template_paths[tpl.name]}.task"
                 task_inputs.update(self._inputs(tpl, task.template.inputs, f"{path}.template"))
         # The task's own fields win; copying the validated task with the inherited
         # fields is ~10x cheaper than constructing a model from scratch.
         inherited = {k: v for k, v in values.items() if k not in task.model_fields_set}
         if task.template is not None:
             inherited["template"] = None
-        return (task.model_copy(update=inherited) if inherited else task), task_inputs
+        sources = {k: v for k, v in sources.items() if k in inherited}
+        return (task.model_copy(update=inherited) if inherited else task), task_inputs, sources
 
     # -- edges ----------------------------------------------------------------
     def resolve(self, ref: str, scope: tuple[str, ...], path: str) -> str | None:
@@ -379,6 +391,11 @@ def _plan_task(
     task = decl.task
     assert task is not None
     p = decl.path
+
+    def at(name: str, wire: str) -> str:
+        """Where the value was written: the task, or the defaults/template it came from."""
+        return f"{decl.sources.get(name, p)}.{wire}"
+
     return PlannedTask(
         id=decl.id,
         index=index,
@@ -388,16 +405,19 @@ def _plan_task(
         inputs=decl.inputs,
         upstream=upstream,
         retries=task.retries or 0,
-        retry_delay=_duration(task.retry_delay, f"{p}.retryDelay", issues) or DEFAULT_RETRY_DELAY,
+        retry_delay=_duration(task.retry_delay, at("retry_delay", "retryDelay"), issues)
+        or DEFAULT_RETRY_DELAY,
         retry_exponential_backoff=bool(task.retry_exponential_backoff),
-        max_retry_delay=_duration(task.max_retry_delay, f"{p}.maxRetryDelay", issues),
-        timeout=_duration(task.timeout, f"{p}.timeout", issues),
-        start_timeout=_duration(task.start_timeout, f"{p}.startTimeout", issues),
+        max_retry_delay=_duration(
+            task.max_retry_delay, at("max_retry_delay", "maxRetryDelay"), issues
+        ),
+        timeout=_duration(task.timeout, at("timeout", "timeout"), issues),
+        start_timeout=_duration(task.start_timeout, at("start_timeout", "startTimeout"), issues),
         trigger_rule=TriggerRule(task.trigger_rule or TriggerRule.ALL_SUCCESS),
         priority_weight=task.priority_weight if task.priority_weight is not None else 1,
         pool=task.pool,
         pool_slots=task.pool_slots or 1,
-        sla=_duration(task.sla, f"{p}.sla", issues),
+        sla=_duration(task.sla, at("sla", "sla"), issues),
         notifications=tuple(task.notifications or ()),
     )
 
@@ -422,7 +442,7 @@ def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | Non
         for i, t in enumerate(ids)
     )
     if cycle or not ids:
-        return None, issues
+        return None, list(dict.fromkeys(issues))
     order = graph.topological_order()
     priority = _priorities(graph, order, [t.priority_weight for t in tasks])
     groups = {g: tuple(d.members) for g, d in comp.decls.items() if d.kind == "group"}
@@ -438,7 +458,8 @@ def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | Non
         run_timeout=_duration(spec.run_timeout, "spec.runTimeout", issues),
         sla=_duration(spec.sla, "spec.sla", issues),
     )
-    return plan, issues
+    # A bad value in shared defaults or a template is one issue, not one per task.
+    return plan, list(dict.fromkeys(issues))
 
 
 def _priorities(graph: Graph, order: list[int], weights: list[int]) -> list[int]:
