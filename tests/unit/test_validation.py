@@ -232,12 +232,24 @@ def test_bad_pipeline_durations() -> None:
     assert sorted(i.path for i in found) == ["spec.history.ttl", "spec.runTimeout", "spec.sla"]
 
 
-def test_bad_defaults_duration_is_reported_on_the_task_that_gets_it() -> None:
+def test_bad_defaults_duration_is_reported_once_where_it_is_written() -> None:
     found = issues(defaults={"retryDelay": "bogus"}, tasks=[task("a"), task("b")])
-    assert sorted(i.path for i in found) == [
-        "spec.tasks[0].retryDelay",
-        "spec.tasks[1].retryDelay",
-    ]
+    assert [i.path for i in found] == ["spec.defaults.retryDelay"]
+
+
+def test_bad_group_defaults_duration_is_reported_on_the_group_defaults() -> None:
+    found = issues(
+        groups=[{"name": "g", "defaults": {"sla": "x"}, "tasks": [task("a"), task("b", sla="1h")]}]
+    )
+    assert [i.path for i in found] == ["spec.groups[0].defaults.sla"]
+
+
+def test_bad_template_duration_is_reported_on_the_template() -> None:
+    found = issues(
+        templates=[{"name": "t", "task": {"command": ["x"], "timeout": "zz"}}],
+        tasks=[task("a", template={"name": "t"}), task("b", template={"name": "t"})],
+    )
+    assert [i.path for i in found] == ["spec.templates[0].task.timeout"]
 
 
 def test_dates() -> None:
