@@ -119,7 +119,7 @@ class _Compiler:
                     )
                 )
             self.templates[tpl.name] = tpl
-            self.template_paths.setdefault(tpl.name, f"spec.templates[{i}]")
+            self.template_paths[tpl.name] = f"spec.templates[{i}]"  # the one used: the last
         self._leaves: dict[str, set[str]] = {}
         self._roots: dict[str, set[str]] = {}
 
