@@ -746,3 +746,37 @@ def test_mark_success_on_a_running_branch_or_short_circuit_lets_downstream_run(
     d = eng.mark("a", S, T0)
     assert eng.states()["a"] is S
     assert sorted(launch.key for launch in d.launches) == ["b", "c"]
+
+
+@pytest.mark.parametrize(("soft", "state"), [(False, F), (True, K)])
+def test_poke_mode_sensor_killed_at_its_timeout(soft: bool, state: TaskState) -> None:
+    p = plan(
+        [
+            task("wait", retries=3, sensor={"mode": "poke", "timeout": "10m", "softFail": soft}),
+            task("after", "wait"),
+        ]
+    )
+    eng = engine(p)
+    (launch,) = eng.start(T0).launches
+    assert launch.timeout == timedelta(minutes=10)
+    eng.started(launch.key, launch.attempt, T0)
+    d = eng.finished("wait", 1, Result(None, reason="Timeout"), T0 + timedelta(minutes=10))
+    assert eng.states() == {"wait": state, "after": K if soft else UF}
+    assert d.finished is (RunPhase.SUCCESS if soft else RunPhase.FAILED)
+
+
+def test_reschedule_sensor_launch_timeout_is_what_is_left() -> None:
+    p = plan([sensor_task(timeout="5m", pokeInterval="2m")])
+    rec = run(p, {"wait": [NOT_MET, NOT_MET, OK]})
+    assert [launch.timeout for launch in rec.launched("wait")] == [
+        timedelta(minutes=5),
+        timedelta(minutes=5) - timedelta(minutes=2, seconds=1),
+        timedelta(minutes=5) - timedelta(minutes=4, seconds=2),
+    ]
+
+
+def test_sensor_error_exit_is_retried_like_a_failure() -> None:
+    p = plan([task("wait", retries=1, retryDelay="10s", sensor={"mode": "reschedule"})])
+    rec = run(p, {"wait": [FAIL, OK]})
+    assert [launch.attempt for launch in rec.launched("wait")] == [1, 2]
+    assert rec.states == {"wait": S}
