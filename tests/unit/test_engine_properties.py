@@ -407,3 +407,30 @@ def test_marks_at_random_moments_keep_the_books_straight(
             "upstream_failed": c.upstream_failed,
         }
         assert (c.total, got) == (total, want), t.id
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 3600),
+    st.one_of(st.none(), st.integers(1, 86_400 * 2)),
+    st.booleans(),
+    st.integers(1, 80),
+)
+def test_retry_delay_sequence(delay_s: int, cap_s: int | None, exponential: bool, n: int) -> None:
+    """Airflow: retry_delay, doubled per failed try with exponential backoff, never
+    above max_retry_delay (and never above Airflow's own one-day ceiling)."""
+    from kascade.engine.retries import retry_delay
+
+    delay = timedelta(seconds=delay_s)
+    cap = timedelta(seconds=cap_s) if cap_s is not None else None
+    seq = [
+        retry_delay(k, delay=delay, exponential=exponential, max_delay=cap) for k in range(1, n + 1)
+    ]
+    limit = cap if cap is not None else (timedelta(days=1) if exponential else delay)
+    assert all(d <= limit for d in seq)
+    assert seq == sorted(seq)
+    if exponential:
+        for k, d in enumerate(seq, start=1):
+            assert d == timedelta(seconds=min(delay_s * 2 ** (k - 1), limit.total_seconds()))
+    else:
+        assert set(seq) == {min(delay, limit)}
