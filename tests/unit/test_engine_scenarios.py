@@ -780,3 +780,31 @@ def test_sensor_error_exit_is_retried_like_a_failure() -> None:
     rec = run(p, {"wait": [FAIL, OK]})
     assert [launch.attempt for launch in rec.launched("wait")] == [1, 2]
     assert rec.states == {"wait": S}
+
+
+def test_env_script_and_args_are_templated_and_value_from_is_untouched() -> None:
+    secret = {"secretKeyRef": {"name": "s", "key": "k"}}
+    p = plan(
+        [
+            task("a"),
+            task(
+                "b",
+                "a",
+                command=None,
+                script="echo {{ tasks.a.outputs.n }} {{ params.who }}",
+                args=["--day={{ ds_nodash }}"],
+                env=[
+                    {"name": "N", "value": "{{ tasks.a.outputs.n }}"},
+                    {"name": "S", "valueFrom": secret},
+                ],
+            ),
+        ],
+        params={"who": {"type": "string", "default": "me"}},
+    )
+    rec = run(p, {"a": out(n=3)}, params={"who": "you"})
+    (b,) = rec.launched("b")
+    assert b.spec.script == "echo 3 you"
+    assert b.spec.args == ["--day=20260101"]
+    env = {e.name: e for e in b.spec.env or []}
+    assert env["N"].value == "3"
+    assert env["S"].value_from == secret
