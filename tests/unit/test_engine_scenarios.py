@@ -808,3 +808,22 @@ def test_env_script_and_args_are_templated_and_value_from_is_untouched() -> None
     env = {e.name: e for e in b.spec.env or []}
     assert env["N"].value == "3"
     assert env["S"].value_from == secret
+
+
+def test_a_task_blocked_on_its_pool_does_not_block_others() -> None:
+    from kascade.engine.run import LocalPools
+
+    p = plan(
+        [
+            task("a", pool="p", priorityWeight=10),
+            task("b", pool="p", priorityWeight=9),
+            task("c", priorityWeight=1),
+        ],
+        maxActiveTasks=2,
+    )
+    pools = LocalPools({"p": 1})
+    rec = run(p, pools=pools)
+    starts = {launch.key: at for at, launch in rec.launches}
+    assert starts["a"] == T0 and starts["c"] == T0
+    assert starts["b"] == T0 + timedelta(seconds=1)
+    assert pools.used == {"p": 0}
