@@ -405,3 +405,63 @@ def test_install_manifest_in_sync() -> None:
     kinds = {d["kind"] for d in load_all(text)}
     assert {"Namespace", "CustomResourceDefinition", "Deployment", "ClusterRole"} <= kinds
     assert "helm.sh/hook" not in text  # no test pod in the plain manifest
+
+
+# --------------------------------------------------------------------------- the webhook's handler
+# (operator/kascade/controller/admission.py, served behind the chart's webhook Service)
+
+
+def _pipeline(tasks: list[dict[str, Any]], **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "p", **meta},
+        "spec": {"tasks": tasks},
+    }
+
+
+CYCLE = [
+    {"name": "a", "image": "busybox:1.36", "command": ["true"], "dependsOn": ["b"]},
+    {"name": "b", "image": "busybox:1.36", "command": ["true"], "dependsOn": ["a"]},
+]
+GOOD = [{"name": "a", "image": "busybox:1.36", "command": ["true"]}]
+
+
+def test_admission_rejects_with_every_issue() -> None:
+    import kopf
+
+    from kascade.controller import admission
+
+    with pytest.raises(kopf.AdmissionError) as err:
+        admission.judge("CREATE", _pipeline(CYCLE), None)
+    assert err.value.code == 422
+    assert "spec.tasks[0].dependsOn: dependency cycle: a -> b -> a" in str(err.value)
+    two = [{"name": "a", "dependsOn": ["zzz"]}]
+    with pytest.raises(kopf.AdmissionError) as err:
+        admission.judge("CREATE", _pipeline(two), None)
+    lines = str(err.value).splitlines()
+    assert len(lines) >= 2 and all(": " in line for line in lines), lines
+
+
+def test_admission_accepts_valid_and_metadata_only_updates() -> None:
+    from kascade.controller import admission
+
+    admission.judge("CREATE", _pipeline(GOOD), None)
+    old = _pipeline(CYCLE)  # stored before the webhook existed
+    relabelled = _pipeline(CYCLE, labels={"team": "x"})
+    admission.judge("UPDATE", relabelled, old)  # spec unchanged: allowed
+    leaving = _pipeline(CYCLE, deletionTimestamp="2026-01-01T00:00:00Z", finalizers=[])
+    admission.judge("UPDATE", leaving, old)
+    admission.judge("DELETE", None, old)
+
+
+def test_admission_handler_takes_kopf_bodies() -> None:
+    import kopf
+
+    from kascade.controller import admission
+
+    with pytest.raises(kopf.AdmissionError):
+        admission.validate_pipeline(body=kopf.Body(_pipeline(CYCLE)), operation="CREATE")
+    admission.validate_pipeline(
+        body=kopf.Body(_pipeline(GOOD)), old=kopf.Body(_pipeline(CYCLE)), operation="UPDATE"
+    )
