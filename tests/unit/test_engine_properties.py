@@ -191,6 +191,10 @@ def drive(case: Case) -> Checked:
                 v = verdict_for(task_id)
                 if v is not Verdict.UPSTREAM_FAILED:
                     problems.append(f"{key}: upstream_failed but Airflow says {v.value}")
+            if state is TaskState.SKIPPED and (inst.message or "").startswith("trigger rule"):
+                v = verdict_for(task_id)
+                if v is not Verdict.SKIP:
+                    problems.append(f"{key}: skipped by its rule but Airflow says {v.value}")
             if (
                 state in (TaskState.SCHEDULED, TaskState.RUNNING)
                 and prev is TaskState.NONE
