@@ -293,7 +293,8 @@ def install(cluster: Cluster) -> Iterator[Install]:
         yield inst
     finally:
         if os.environ.get("KASCADE_E2E_KEEP") != "1":
-            inst.helm("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
+            if "not found" not in inst.helm("status", RELEASE, "-n", namespace, check=False):
+                inst.helm("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
             delete_namespace(cluster, namespace)
         print("\n".join(inst.log)[-6000:])
 
@@ -316,8 +317,9 @@ def test_both_replicas_available_one_leader(install: Install) -> None:
 def test_webhook_rejects_a_cycle(install: Install) -> None:
     if not install.webhook:
         pytest.skip(
-            "controller/handlers.py does not import kascade.controller.admission when "
-            "KASCADE_WEBHOOK is set yet (see docs/install.md); installed with the webhook off"
+            "`kascade operator` does not register the admission handler: "
+            "kascade/controller/handlers.py must import kascade.controller.admission when "
+            "KASCADE_WEBHOOK is set; installed with webhook.enabled=false"
         )
     bad = {
         "apiVersion": "kascade.io/v1alpha1",
