@@ -221,6 +221,34 @@ def _taskruns(kube: Any, namespace: str, run: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _forget(kube: Any, namespace: str, run: str, keys: list[str]) -> None:
+    """Delete the TaskRuns and pods of these task instances, and wait until they are gone.
+
+    Their names are reused when the tasks run again, so the old objects must be gone.
+    """
+    from kascade.controller import naming
+    from kascade.controller.podspec import LABEL_RUN, LABEL_TASK
+
+    trs = _taskruns(kube, namespace, run)
+    selectors = [
+        f"{LABEL_RUN}={naming.label_value(run)},{LABEL_TASK}={naming.label_value(k)}" for k in keys
+    ]
+    for key in keys:
+        if key in trs:
+            kube.delete("taskruns", namespace, trs[key]["metadata"]["name"])
+    for selector in selectors:
+        for pod in kube.list_pods(namespace, selector):
+            kube.delete_pod(namespace, pod["metadata"]["name"], grace=0)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        left = any(k in _taskruns(kube, namespace, run) for k in keys) or any(
+            kube.list_pods(namespace, sel) for sel in selectors
+        )
+        if not left:
+            return
+        time.sleep(0.5)
+
+
 @click.command()
 @click.argument("run")
 @_common
@@ -251,13 +279,7 @@ def clear(
     if not keys:
         click.echo("nothing to clear")
         return
-    trs = _taskruns(kube, namespace, run)
-    for key in keys:
-        if key in trs:
-            kube.delete("taskruns", namespace, trs[key]["metadata"]["name"])
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and any(k in _taskruns(kube, namespace, run) for k in keys):
-        time.sleep(0.5)  # a TaskRun of the same name must be gone before it is made again
+    _forget(kube, namespace, run, keys)
     _reload(kube, namespace, run, {k: None for k in keys})
     click.echo(f"cleared {len(keys)} task instance(s) of {run}: {', '.join(sorted(keys))}")
 
@@ -280,9 +302,7 @@ def mark(run: str, namespace: str, kubeconfig: str | None, task: str, state: str
     descendants = {plan.tasks[i].id for i in plan.graph.descendants(plan.index[base])}
     states = (body.get("status") or {}).get("tasks") or {}
     reset: dict[str, Any] = {k: None for k in states if k.split("[")[0] in descendants}
-    for key in reset:
-        if key in trs:
-            kube.delete("taskruns", namespace, trs[key]["metadata"]["name"])
+    _forget(kube, namespace, run, list(reset))
     reset[task] = state
     _reload(kube, namespace, run, reset)
     click.echo(f"{run}: {task} marked {state}")

@@ -76,6 +76,8 @@ class RunDriver:
         self.notified: set[str] = set((run.get("status") or {}).get("notified") or [])
         self.dirty_keys: set[str] = set()
         self.status_dirty = False
+        self.written: dict[str, dict[str, Any]] = {}  # last TaskRun status patched, per key
+        self.written_run: dict[str, Any] | None = None
         self.flush_handle: asyncio.TimerHandle | None = None
         self.finished = False
         self.reload_token: str | None = None
@@ -171,13 +173,18 @@ class RunDriver:
                 return  # an older attempt's pod, or one we already handled
             seen = observe.view(pod, deleted=deleted)
             if seen.started:
+                inst = self.engine.instances.get(key)
+                before = inst.state if inst else None
                 self.engine.started(key, attempt, now)
                 self.pod_created.pop(key, None)
+                if inst is not None and inst.state is not before:
+                    # Only a real change is written: most pod events change nothing.
+                    self.dirty_keys.add(key)
+                    self._event(key, inst.state)
             if seen.result is None:
                 if seen.waiting_reason:
                     detail = seen.waiting_message or ""
                     self.waiting[key] = f"{seen.waiting_reason} {detail}".strip()
-                self.dirty_keys.add(key)
                 self._schedule_flush()
                 return
             self.waiting.pop(key, None)
@@ -225,15 +232,18 @@ class RunDriver:
 
     # -- applying decisions ---------------------------------------------------------------
     async def _apply(self, d: Decisions, now: datetime) -> None:
-        for launch in d.launches:
-            await self._launch(launch, now)
+        if d.launches:  # independent: create them all at once
+            await asyncio.gather(*(self._launch(launch, now) for launch in d.launches))
         for key, reason in d.kills:
             pod = self.pods.pop(key, None)
             if pod:
                 log.info("Stopping pod %s of %s: %s", pod, self.name, reason)
                 await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
         for key, state in d.changes:
+            if state in _QUIET:
+                continue  # scheduled/queued are not written; running is handled in on_pod
             self.dirty_keys.add(key)
+            self.status_dirty = True
             self._event(key, state)
             if state is TaskState.UP_FOR_RETRY:
                 inst = self.engine.instances[key]
@@ -262,8 +272,6 @@ class RunDriver:
         for miss in d.sla_misses:
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()
             self.emit(self.run, "Warning", "SlaMissed", f"{miss.task or 'run'} missed its SLA")
-            self.status_dirty = True
-        if d.changes:
             self.status_dirty = True
         if d.finished is not None:
             await self._finish(d.finished, now)
@@ -295,13 +303,24 @@ class RunDriver:
             self.emit(self.run, kind, reason, message)
 
     async def _launch(self, launch: Launch, now: datetime) -> None:
-        owner = await self._ensure_taskrun(launch)
-        trname = owner["name"]
+        """The TaskRun and the pod are created together: neither waits for the other.
+
+        The pod is owned by the PipelineRun (its name is derived from the TaskRun's,
+        which is deterministic), so the TaskRun's uid is not needed first; this keeps
+        one API round trip, not two, between an upstream's end and the next pod.
+        """
+        trname = self.taskruns[launch.key]["name"] if launch.key in self.taskruns else None
+        trname = trname or naming.taskrun_name(self.name, launch.key)
         name = naming.pod_name(trname, launch.attempt, launch.poke)
-        body = build_pod(launch, name=name, run=self.identity, pipeline=self.plan.spec, owner=owner)
+        body = build_pod(
+            launch, name=name, run=self.identity, pipeline=self.plan.spec, owner=self._owner_ref()
+        )
         self.pods[launch.key] = name
         self.pod_created[launch.key] = now
-        await asyncio.to_thread(self.kube.create_pod, self.namespace, body)
+        await asyncio.gather(
+            self._ensure_taskrun(launch),
+            asyncio.to_thread(self.kube.create_pod, self.namespace, body),
+        )
         if launch.ready_at is not None:
             metrics.TASK_SCHEDULING_DELAY.labels(self.namespace, self.plan.name).observe(
                 max(0.0, (datetime.now(UTC) - launch.ready_at).total_seconds())
@@ -374,24 +393,29 @@ class RunDriver:
             self.flush_handle = None
             await self._write_status()
 
-    async def _write_status(self) -> None:
+    async def _write_status(self, final: dict[str, Any] | None = None) -> None:
+        """Patch what differs from what was last written (most flushes write one object)."""
         keys, self.dirty_keys = self.dirty_keys, set()
         for key in sorted(keys):
             meta = self.taskruns.get(key)
             inst = self.engine.instances.get(key)
             if meta is None or inst is None:
                 continue
+            status = _taskrun_status(inst, self.pods.get(key), meta["name"])
+            if self.written.get(key) == status:
+                continue
+            self.written[key] = status
             await asyncio.to_thread(
-                self.kube.patch_status,
-                "taskruns",
-                self.namespace,
-                meta["name"],
-                _taskrun_status(inst, self.pods.get(key), meta["name"]),
+                self.kube.patch_status, "taskruns", self.namespace, meta["name"], status
             )
-        if keys or self.status_dirty:
+        if final is not None or self.status_dirty:
             self.status_dirty = False
+            run_status = final or self.run_status()
+            if run_status == self.written_run:
+                return
+            self.written_run = run_status
             await asyncio.to_thread(
-                self.kube.patch_status, "pipelineruns", self.namespace, self.name, self.run_status()
+                self.kube.patch_status, "pipelineruns", self.namespace, self.name, run_status
             )
 
     def run_status(self) -> dict[str, Any]:
@@ -407,7 +431,6 @@ class RunDriver:
             "counts": counts,
             "progress": f"{done}/{len(states)}",
             "tasks": {k: v.value for k, v in states.items()},
-            "nextWakeup": iso(self.engine.wake_at()),
             "notified": sorted(self.notified),
         }
         if self.engine.message:
@@ -431,22 +454,7 @@ class RunDriver:
             self.flush_handle = None
         status = self.run_status()
         status["endTime"] = iso(now)
-        self.status_dirty = False
-        keys, self.dirty_keys = self.dirty_keys, set()
-        for key in sorted(keys):
-            meta = self.taskruns.get(key)
-            inst = self.engine.instances.get(key)
-            if meta is not None and inst is not None:
-                await asyncio.to_thread(
-                    self.kube.patch_status,
-                    "taskruns",
-                    self.namespace,
-                    meta["name"],
-                    _taskrun_status(inst, None, meta["name"]),
-                )
-        await asyncio.to_thread(
-            self.kube.patch_status, "pipelineruns", self.namespace, self.name, status
-        )
+        await self._write_status(final=status)
         metrics.RUNS_FINISHED.labels(self.namespace, self.plan.name, phase.value).inc()
         if self.engine.started_at:
             metrics.RUN_DURATION.labels(self.namespace, self.plan.name, phase.value).observe(
@@ -456,6 +464,9 @@ class RunDriver:
         self.emit(
             self.run, kind, f"Run{phase.value.capitalize()}", self.engine.message or phase.value
         )
+
+
+_QUIET = frozenset({TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
 
 
 def _final(state: TaskState) -> bool:

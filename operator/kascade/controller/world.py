@@ -454,11 +454,11 @@ class World:
 
         meta = body["metadata"]
         run_label = (meta.get("labels") or {}).get(LABEL_RUN)
-        owner_run = None
-        for ref in meta.get("ownerReferences") or []:
-            if ref.get("kind") == "TaskRun":
-                owner_run = ref
-        if run_label is None or owner_run is None:
+        owned = any(
+            ref.get("kind") in ("PipelineRun", "TaskRun")
+            for ref in meta.get("ownerReferences") or []
+        )
+        if run_label is None or not owned or "kascade.io/hook" in (meta.get("labels") or {}):
             return
         driver = self._driver_for_label(meta["namespace"], run_label)
         if driver is None:
