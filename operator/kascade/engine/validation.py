@@ -54,8 +54,9 @@ NO_PROCESS_SENSORS = frozenset(
 
 def load_documents(text: str) -> list[dict[str, Any]]:
     """The Pipeline documents of a YAML stream (other kinds and empty docs are ignored)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~6x faster
     docs = []
-    for doc in yaml.safe_load_all(text):
+    for doc in yaml.load_all(text, Loader=loader):
         if isinstance(doc, dict) and doc.get("kind", "Pipeline") == "Pipeline":
             docs.append(doc)
     return docs
