@@ -278,7 +278,7 @@ def install(cluster: Cluster) -> Iterator[Install]:
     try:
         adopt_crds(cluster, namespace)
         t0 = time.monotonic()
-        inst.helm(
+        out = inst.helm(
             "install",
             RELEASE,
             str(CHART),
@@ -287,8 +287,15 @@ def install(cluster: Cluster) -> Iterator[Install]:
             *inst.values(),
             "--wait",
             "--timeout",
-            "4m",
+            "3m",
+            check=False,
         )
+        if "STATUS: deployed" not in out:
+            pytest.fail(
+                f"helm install did not become ready: {out.strip()[-500:]}\n"
+                "Both replicas must pass the readiness probe (kopf's /healthz), including the "
+                "standby that waits for the leader Lease.\n" + inst.diagnose()
+            )
         print(f"helm install took {time.monotonic() - t0:.0f}s")
         yield inst
     finally:
