@@ -75,6 +75,12 @@ def _common(f: Any) -> Any:
 
 
 @click.command()
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
 @click.option("--namespace", "namespaces", multiple=True, help="Watch this namespace (repeat).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace.")
 @click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
@@ -87,6 +93,7 @@ def _common(f: Any) -> Any:
     help="Hold a Lease there before acting (run several replicas safely).",
 )
 def operator(
+    log_level: str,
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     kubeconfig: str | None,
@@ -97,6 +104,12 @@ def operator(
     """Run the Kascade operator (in-cluster, or with a kubeconfig)."""
     if not namespaces and not all_namespaces:
         raise click.UsageError("give --namespace NS (repeatable) or --all-namespaces")
+    import logging
+
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig
     os.environ["KASCADE_METRICS_PORT"] = str(metrics_port)

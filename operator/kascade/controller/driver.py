@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,12 @@ from kascade.engine.run import Observed, RunContext, RunEngine
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.driver")
-STATUS_FLUSH_SECONDS = 0.5
+STATUS_FLUSH_SECONDS = 1.0
+"""TaskRun statuses are coalesced over this window."""
+RUN_STATUS_SECONDS = 10.0
+"""The PipelineRun's summary is written at most this often while it runs (and at its end)."""
+RUNNING_WRITE_SECONDS = 10.0
+"""A TaskRun's "running" state is written once it has lasted this long."""
 DEFAULT_START_TIMEOUT_SECONDS = 300.0
 
 
@@ -78,6 +84,7 @@ class RunDriver:
         self.status_dirty = False
         self.written: dict[str, dict[str, Any]] = {}  # last TaskRun status patched, per key
         self.written_run: dict[str, Any] | None = None
+        self.run_written_at = -RUN_STATUS_SECONDS
         self.flush_handle: asyncio.TimerHandle | None = None
         self.finished = False
         self.reload_token: str | None = None
@@ -178,9 +185,12 @@ class RunDriver:
                 self.engine.started(key, attempt, now)
                 self.pod_created.pop(key, None)
                 if inst is not None and inst.state is not before:
-                    # Only a real change is written: most pod events change nothing.
-                    self.dirty_keys.add(key)
+                    # "running" is written only if it lasts: a short task gets one
+                    # status write (its end) instead of two.
                     self._event(key, inst.state)
+                    asyncio.get_running_loop().call_later(
+                        RUNNING_WRITE_SECONDS, self._still_running, key, attempt
+                    )
             if seen.result is None:
                 if seen.waiting_reason:
                     detail = seen.waiting_message or ""
@@ -203,6 +213,12 @@ class RunDriver:
             await self._apply(decisions, now)
             if not deleted and result.reason not in ("PodDeleted",):
                 pass  # finished pods stay for `kubectl logs`; the TaskRun owns them
+
+    def _still_running(self, key: str, attempt: int) -> None:
+        inst = self.engine.instances.get(key)
+        if inst is not None and inst.attempt == attempt and inst.state is TaskState.RUNNING:
+            self.dirty_keys.add(key)
+            self._schedule_flush()
 
     async def tick(self, now: datetime) -> None:
         async with self.lock:
@@ -380,12 +396,10 @@ class RunDriver:
         }
 
     # -- status ---------------------------------------------------------------------------
-    def _schedule_flush(self) -> None:
+    def _schedule_flush(self, delay: float = STATUS_FLUSH_SECONDS) -> None:
         if self.flush_handle is None and (self.dirty_keys or self.status_dirty):
             loop = asyncio.get_running_loop()
-            self.flush_handle = loop.call_later(
-                STATUS_FLUSH_SECONDS, lambda: loop.create_task(self.flush())
-            )
+            self.flush_handle = loop.call_later(delay, lambda: loop.create_task(self.flush()))
 
     async def flush(self) -> None:
         """Write what changed: TaskRun statuses, then one PipelineRun status patch."""
@@ -408,8 +422,14 @@ class RunDriver:
             await asyncio.to_thread(
                 self.kube.patch_status, "taskruns", self.namespace, meta["name"], status
             )
+        if final is None and self.status_dirty:
+            wait = RUN_STATUS_SECONDS - (time.monotonic() - self.run_written_at)
+            if wait > 0:  # the run's summary is written at most every few seconds
+                self._schedule_flush(wait)
+                return
         if final is not None or self.status_dirty:
             self.status_dirty = False
+            self.run_written_at = time.monotonic()
             run_status = final or self.run_status()
             if run_status == self.written_run:
                 return

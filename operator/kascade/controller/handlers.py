@@ -24,6 +24,11 @@ from kascade.kube.client import Kube, load_config
 
 log = logging.getLogger("kascade.operator")
 STATE: dict[str, Any] = {}
+LEADING = asyncio.Event()
+"""Set while this replica may act: it holds the Lease, or runs without election."""
+
+if os.environ.get("KASCADE_WEBHOOK"):  # the Pipeline admission webhook (helm: webhook.enabled)
+    from kascade.controller import admission  # noqa: F401  (registers its kopf handlers)
 
 
 def _emit(obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
@@ -55,12 +60,24 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         metrics.serve(port)
     lease_ns = os.environ.get("KASCADE_LEADER_NAMESPACE")
     if lease_ns:
+        # A standby finishes starting (liveness, admission webhook) and waits for the
+        # Lease in the background; no handler acts before it holds the Lease.
         elector = LeaderElector(kube, lease_ns)
-        await elector.acquire()  # standby replicas wait here; no watcher runs before
-        STATE["leader"] = asyncio.get_running_loop().create_task(elector.keep())
+        STATE["leader"] = asyncio.get_running_loop().create_task(_lead(elector))
     else:
         metrics.IS_LEADER.set(1)
+        _act()
+
+
+def _act() -> None:
     STATE["clock"] = asyncio.get_running_loop().create_task(world().clock())
+    LEADING.set()
+
+
+async def _lead(elector: LeaderElector) -> None:
+    await elector.acquire()
+    _act()
+    await elector.keep()
 
 
 @kopf.on.cleanup()
@@ -72,6 +89,7 @@ async def cleanup(**_: Any) -> None:
 
 
 async def _guard(kind: str, coro: Any) -> None:
+    await LEADING.wait()
     try:
         await coro
     except Exception:
@@ -91,6 +109,7 @@ async def run_event(event: dict[str, Any], **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, "pools")
 async def pool_event(event: dict[str, Any], **_: Any) -> None:
+    await LEADING.wait()
     world().on_pool(str(event.get("type")), event["object"])
 
 

@@ -12,6 +12,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,9 @@ from kascade.engine.validation import validate_document, validate_spec
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.world")
+COUNTS_SECONDS = 30.0
+"""A Pipeline's run counters (active, succeeded, failed, last run) are written this often."""
+_SCHEDULE_FIELDS = ("nextRun", "lastScheduledInterval")
 Key = tuple[str, str]
 Emit = Callable[[dict[str, Any], str, str, str], None]
 
@@ -101,6 +105,7 @@ class World:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._booting: set[Key] = set()
+        self._counts_written: dict[Key, float] = {}
         self.run_tasks: dict[Key, dict[str, str]] = {}  # run → task → state (external sensors)
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
@@ -239,9 +244,15 @@ class World:
             patch["lastRun"] = last.name
         patch["runsSucceeded"] = sum(1 for r in runs if r.phase == "success")
         patch["runsFailed"] = sum(1 for r in runs if r.phase == "failed")
-        if any(status.get(k) != v for k, v in patch.items()):
+        schedule_changed = any(status.get(k) != patch.get(k) for k in _SCHEDULE_FIELDS)
+        counts_changed = any(status.get(k) != v for k, v in patch.items())
+        since = time.monotonic() - self._counts_written.get(key, -COUNTS_SECONDS)
+        if schedule_changed or (counts_changed and since >= COUNTS_SECONDS):
+            self._counts_written[key] = time.monotonic()
             await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], patch)
             body.setdefault("status", {}).update(patch)
+        elif counts_changed:  # run counters are a summary: refreshed at most every 30 s
+            self.wake(now + timedelta(seconds=COUNTS_SECONDS - since), "pipeline", key)
         self.wake(plan.next_run, "pipeline", key)
         await self._prune(key, spec.history, now)
 

@@ -85,6 +85,13 @@ class Kube:
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         _count("patch", f"{plural}/status")
+        log.debug(
+            "Patching %s/%s status: %s %s",
+            plural,
+            name,
+            status.get("state") or status.get("phase"),
+            sorted(status),
+        )
         try:
             self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, plural, name, {"status": status}
