@@ -137,6 +137,8 @@ def running_operator(
 class Kascade:
     """Small helpers over the custom objects API for tests."""
 
+    operator: OperatorProcess
+
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
@@ -246,3 +248,30 @@ def make_namespace(cluster: Any, stem: str, pod_security: str = "restricted") ->
 def delete_namespace(cluster: Any, name: str) -> None:
     with suppress(ApiException):
         cluster.core.delete_namespace(name)
+
+
+def pipeline(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """A Pipeline manifest whose tasks default to busybox."""
+    return {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": name},
+        "spec": {"defaults": {"image": "busybox:1.36"}, "tasks": tasks, **spec},
+    }
+
+
+@contextmanager
+def operator_namespace(
+    cluster: Any, kubeconfig: str, stem: str, log: Path, pod_security: str = "restricted"
+) -> Iterator[Kascade]:
+    """A fresh namespace with the CRDs applied and a `kascade operator` watching it."""
+    namespace = make_namespace(cluster, stem, pod_security)
+    apply_crds(cluster.api)
+    k = Kascade(cluster.api, namespace)
+    try:
+        with running_operator(kubeconfig, [namespace], log) as op:
+            k.operator = op
+            yield k
+    finally:
+        print(log.read_text()[-5000:] if log.exists() else "(no operator log)")
+        delete_namespace(cluster, namespace)

@@ -8,47 +8,25 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from .conftest import kubeconfig_path
-from .operator_support import (
-    Kascade,
-    apply_crds,
-    delete_namespace,
-    make_namespace,
-    running_operator,
-)
+from .operator_support import Kascade, operator_namespace, pipeline
 
 pytestmark = pytest.mark.e2e
 
 SECURE = {"runAsNonRoot": True, "runAsUser": 65534, "allowPrivilegeEscalation": False}
 
 
-def pipeline(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "kascade.io/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": name},
-        "spec": {"defaults": {"image": "busybox:1.36"}, "tasks": tasks, **spec},
-    }
-
-
 @pytest.fixture(scope="module")
-def env(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    namespace = make_namespace(cluster, "operator", "restricted")
-    apply_crds(cluster.api)
-    k = Kascade(cluster.api, namespace)
+def env(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kascade]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    try:
-        with running_operator(kubeconfig_path(), [namespace], log) as op:
-            k.operator = op
-            yield k
-    finally:
-        print(log.read_text()[-5000:])
-        delete_namespace(cluster, namespace)
+    with operator_namespace(cluster, kubeconfig_path(), "operator", log) as k:
+        yield k
 
 
 def _taskruns(k: Kascade, run: str) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ tests, so the two drivers of the engine are held to one truth.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,7 @@ import pytest
 import yaml
 
 from .conftest import kubeconfig_path
-from .operator_support import (
-    ROOT,
-    Kascade,
-    apply_crds,
-    delete_namespace,
-    make_namespace,
-    running_operator,
-)
+from .operator_support import ROOT, Kascade, operator_namespace
 
 pytestmark = pytest.mark.e2e
 
@@ -38,32 +32,24 @@ def _cases() -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def kas(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def kas(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kascade]:
     # Two examples mount a hostPath (a file landing zone), which Pod Security
     # "restricted" and "baseline" forbid; this namespace is labelled privileged.
-    namespace = make_namespace(cluster, "examples", "privileged")
-    apply_crds(cluster.api)
-    k = Kascade(cluster.api, namespace)
-    k.custom.create_namespaced_custom_object(
-        "kascade.io",
-        "v1alpha1",
-        namespace,
-        "pools",
-        {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "Pool",
-            "metadata": {"name": "heavy"},
-            "spec": {"slots": 2},
-        },
-    )
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    try:
-        with running_operator(kubeconfig_path(), [namespace], log) as op:
-            k.operator = op
-            yield k
-    finally:
-        print(log.read_text()[-4000:])
-        delete_namespace(cluster, namespace)
+    with operator_namespace(cluster, kubeconfig_path(), "examples", log, "privileged") as k:
+        k.custom.create_namespaced_custom_object(
+            "kascade.io",
+            "v1alpha1",
+            k.ns,
+            "pools",
+            {
+                "apiVersion": "kascade.io/v1alpha1",
+                "kind": "Pool",
+                "metadata": {"name": "heavy"},
+                "spec": {"slots": 2},
+            },
+        )
+        yield k
 
 
 @pytest.mark.parametrize(("case", "entry"), _cases(), ids=[c for c, _ in _cases()])

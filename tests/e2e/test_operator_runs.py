@@ -6,31 +6,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from .conftest import kubeconfig_path
-from .operator_support import (
-    ROOT,
-    Kascade,
-    apply_crds,
-    delete_namespace,
-    make_namespace,
-    running_operator,
-)
+from .operator_support import ROOT, Kascade, operator_namespace, pipeline
 
 pytestmark = pytest.mark.e2e
-
-
-def pipeline(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "kascade.io/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": name},
-        "spec": {"defaults": {"image": "busybox:1.36"}, "tasks": tasks, **spec},
-    }
 
 
 def kascade_cli(*args: str) -> str:
@@ -47,18 +32,10 @@ def kascade_cli(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def env(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    namespace = make_namespace(cluster, "runs", "restricted")
-    apply_crds(cluster.api)
-    k = Kascade(cluster.api, namespace)
+def env(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kascade]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    try:
-        with running_operator(kubeconfig_path(), [namespace], log) as op:
-            k.operator = op
-            yield k
-    finally:
-        print(log.read_text()[-5000:])
-        delete_namespace(cluster, namespace)
+    with operator_namespace(cluster, kubeconfig_path(), "runs", log) as k:
+        yield k
 
 
 def _pods(k: Kascade, prefix: str) -> list[str]:

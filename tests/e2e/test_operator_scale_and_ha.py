@@ -29,6 +29,7 @@ from .operator_support import (
     apply_crds,
     delete_namespace,
     make_namespace,
+    pipeline,
 )
 
 pytestmark = pytest.mark.e2e
@@ -37,15 +38,6 @@ WIDE_TASKS = 2000
 REAL_TASKS = 10
 LEASE = "kascade-operator"
 LEASE_SECONDS = 15  # leader.py
-
-
-def pipeline(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "kascade.io/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": name},
-        "spec": {"defaults": {"image": "busybox:1.36"}, "tasks": tasks, **spec},
-    }
 
 
 def gauge(text: str, name: str) -> float | None:
