@@ -125,11 +125,22 @@ stage_done
 stage "kubelet"
 render kubelet.yaml "$STATE/kubelet/config.yaml"
 mkdir -p /var/lib/kubelet /var/log/pods
-start kubelet "$K/kubelet" \
-  --config "$STATE/kubelet/config.yaml" \
-  --kubeconfig "$STATE/kubelet.kubeconfig" \
-  --hostname-override "$NODE_NAME" --node-ip "$HOST_IP" \
-  --v=1
+# containerd answers on its socket before its CRI service has finished initialising; a
+# kubelet started in that window exits at once with "server is not initialized yet".
+# ctr cannot ask the CRI service, so start the kubelet again until it stays up.
+cri_deadline=$(( $(date +%s) + 60 ))
+while :; do
+  start kubelet "$K/kubelet" \
+    --config "$STATE/kubelet/config.yaml" \
+    --kubeconfig "$STATE/kubelet.kubeconfig" \
+    --hostname-override "$NODE_NAME" --node-ip "$HOST_IP" \
+    --v=1
+  sleep 1.5
+  running kubelet && break
+  tail -n 5 "$STATE/logs/kubelet.log" | grep -q "server is not initialized yet" || break
+  [ "$(date +%s)" -lt "$cri_deadline" ] || die "containerd's CRI service did not initialise in 60s (log: $STATE/logs/containerd.log)"
+  log "containerd's CRI service is still initialising; starting the kubelet again"
+done
 node_ready() {
   [ "$("${KUBECTL[@]}" get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
