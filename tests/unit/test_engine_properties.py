@@ -73,8 +73,9 @@ def cases(draw: st.DrawFn, max_tasks: int = 40) -> Case:
             fields["retryDelay"] = delay
             if draw(st.booleans()):
                 fields["retryExponentialBackoff"] = True
-                if draw(st.booleans()):
-                    fields["maxRetryDelay"] = draw(st.sampled_from(["5s", "30s", "2m"]))
+            if draw(st.booleans()):
+                # Also without backoff, where Airflow ignores it (checked by the gaps).
+                fields["maxRetryDelay"] = draw(st.sampled_from(["5s", "30s", "2m"]))
             kind = draw(st.sampled_from(["plain"] * 6 + ["sensor", "pool", "when", "mapped"]))
             results = [OK, FAIL]
             if kind == "sensor":
@@ -217,7 +218,11 @@ def drive(case: Case) -> Checked:
                     expected = min(expected, cap)
                 if gap != expected:
                     problems.append(f"{key}: retry after {gap}, expected {expected}")
-                if t.max_retry_delay is not None and gap > t.max_retry_delay:
+                if (
+                    t.retry_exponential_backoff
+                    and t.max_retry_delay is not None
+                    and gap > t.max_retry_delay
+                ):
                     problems.append(f"{key}: retry gap {gap} above maxRetryDelay")
             states[key] = state
         for key, _reason in d.kills:
@@ -421,8 +426,9 @@ def test_marks_at_random_moments_keep_the_books_straight(
     st.integers(1, 80),
 )
 def test_retry_delay_sequence(delay_s: int, cap_s: int | None, exponential: bool, n: int) -> None:
-    """Airflow: retry_delay, doubled per failed try with exponential backoff, never
-    above max_retry_delay (and never above Airflow's own one-day ceiling)."""
+    """Airflow: retry_delay, doubled per failed try with exponential backoff and then
+    never above max_retry_delay (or Airflow's own one-day ceiling). Without backoff the
+    delay is retry_delay as written: Airflow applies max_retry_delay only to the backoff."""
     from kascade.engine.retries import retry_delay
 
     delay = timedelta(seconds=delay_s)
@@ -430,11 +436,10 @@ def test_retry_delay_sequence(delay_s: int, cap_s: int | None, exponential: bool
     seq = [
         retry_delay(k, delay=delay, exponential=exponential, max_delay=cap) for k in range(1, n + 1)
     ]
-    limit = cap if cap is not None else (timedelta(days=1) if exponential else delay)
-    assert all(d <= limit for d in seq)
     assert seq == sorted(seq)
     if exponential:
+        limit = cap if cap is not None else timedelta(days=1)
         for k, d in enumerate(seq, start=1):
             assert d == timedelta(seconds=min(delay_s * 2 ** (k - 1), limit.total_seconds()))
     else:
-        assert set(seq) == {min(delay, limit)}
+        assert set(seq) == {delay}

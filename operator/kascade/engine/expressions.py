@@ -34,6 +34,7 @@ __all__ = [
     "MAX_STRING_LENGTH",
     "Expression",
     "ExpressionError",
+    "NullMap",
     "UndefinedError",
     "evaluate",
     "parse",
@@ -70,6 +71,16 @@ class ExpressionError(ValueError):
 
 class UndefinedError(ExpressionError):
     """A path that does not resolve; ``| default(...)`` turns it into a value."""
+
+
+class NullMap(dict[str, Any]):
+    """A mapping in which every missing key reads as null instead of being undefined.
+
+    It stands for the outputs of a task that ended without succeeding: Airflow's
+    ``xcom_pull`` returns None for such a task, so a downstream task that runs anyway
+    (a join after a branch, an ``all_done`` cleanup) must render, not fail. It stays
+    empty, so ``in``, ``length`` and JSON still see a task that wrote nothing.
+    """
 
 
 def _shorten(text: str, limit: int = 200) -> str:
@@ -273,6 +284,8 @@ def _lookup(value: Any, segments: Sequence[Segment], shown: str) -> Any:
                 value = value[seg]
             elif isinstance(seg, int) and str(seg) in value:
                 value = value[str(seg)]
+            elif isinstance(value, NullMap):
+                value = None
             else:
                 raise UndefinedError(f"{shown!r} is not defined (no key {seg!r} in {here!r})")
         elif isinstance(value, list | tuple) and isinstance(seg, int):

@@ -134,6 +134,7 @@ class RunEngine:
         self._timers: list[tuple[datetime, int, str, str, int]] = []
         self._seq = itertools.count()
         self._outputs: dict[str, dict[str, Any]] = {}
+        self._short_circuited: set[int] = set()
         self._macros = templating.macro_context(
             logical_date=ctx.logical_date,
             interval=ctx.interval,
@@ -290,7 +291,7 @@ class RunEngine:
             self._succeeded(inst, result.outputs or {}, now)
         else:
             msg = result.message or result.reason or f"exit code {result.exit_code}"
-            self._failed_attempt(inst, msg, now, retry=True)
+            self._failed_attempt(inst, msg, now)
         return self._flush(now)
 
     def tick(self, now: datetime) -> Decisions:
@@ -351,6 +352,8 @@ class RunEngine:
 
     def _evaluate(self, index: int, now: datetime) -> None:
         """Apply the trigger rule of a task whose upstream counts changed."""
+        if index in self._short_circuited:
+            return
         task = self.plan.tasks[index]
         keys = self.by_task[index]
         if self.expanded[index]:
@@ -434,29 +437,40 @@ class RunEngine:
 
     def _succeeded(self, inst: Instance, outputs: dict[str, Any], now: datetime) -> None:
         task = self.plan.tasks[inst.task]
+        spec = task.spec
+        follow: set[int] | None = None
+        if spec.branch:
+            choice = self._branch_choice(task, outputs)
+            if isinstance(choice, str):
+                # Airflow's BranchPythonOperator raises here, which is an ordinary task
+                # failure: retries apply, and the attempt's outputs never count.
+                self._failed_attempt(inst, choice, now)
+                return
+            follow = choice
         item = inst.outputs.get("__item__")
         inst.outputs = dict(outputs)
         if inst.map_index is not None:
             inst.outputs["__item__"] = item
         self._record_outputs(inst)
-        spec = task.spec
         # Skips are made before the success propagates, so that nothing downstream is
         # scheduled and then unscheduled.
-        if spec.branch:
-            follow = self._branch_choice(task, outputs)
-            if isinstance(follow, str):
-                self._failed_attempt(inst, follow, now, retry=False)
-                return
+        if follow is not None:
             self._skip_unfollowed(task, follow, now)
         elif spec.short_circuit and not expressions.truthy(outputs.get(CONDITION_OUTPUT)):
-            for down in sorted(self.plan.graph.descendants(task.index)):
+            # Airflow skips every descendant in one update. Skipped one by one, a later
+            # descendant would meanwhile be decided by its own trigger rule (say
+            # upstream_failed, below a failed upstream outside the short circuit).
+            doomed = self.plan.graph.descendants(task.index)
+            self._short_circuited |= doomed
+            for down in sorted(doomed):
                 self._settle_task(down, TaskState.SKIPPED, now, f"short-circuited by {task.id}")
+            self._short_circuited -= doomed
         self._settle(inst, TaskState.SUCCESS, now, None)
 
-    def _failed_attempt(self, inst: Instance, message: str, now: datetime, *, retry: bool) -> None:
+    def _failed_attempt(self, inst: Instance, message: str, now: datetime) -> None:
         task = self.plan.tasks[inst.task]
         inst.message = message
-        if retry and inst.attempt <= task.retries:
+        if inst.attempt <= task.retries:
             delay = retry_delay(
                 inst.attempt,
                 delay=task.retry_delay,
@@ -500,13 +514,18 @@ class RunEngine:
         task = self.plan.tasks[inst.task]
         if state is TaskState.SUCCESS:
             self._notify(task, NotificationEvent.SUCCESS, inst.key, f"{inst.key} succeeded")
-        elif state is TaskState.FAILED:
-            self._notify(task, NotificationEvent.FAILURE, inst.key, f"{inst.key} failed: {message}")
+        else:
+            if state is TaskState.FAILED:
+                self._notify(
+                    task, NotificationEvent.FAILURE, inst.key, f"{inst.key} failed: {message}"
+                )
+            self._record_no_outputs(task)
         index = inst.task
         self.settled_per_task[index] += 1
         if self.settled_per_task[index] == len(self.by_task[index]) and self.expanded[index]:
             self.unsettled -= 1
-        for down in self.plan.graph.downstream[index]:
+        downstream = self.plan.graph.downstream[index]
+        for down in downstream:
             c = self.counts[down]
             if state is TaskState.SUCCESS:
                 c.success += 1
@@ -516,6 +535,10 @@ class RunEngine:
                 c.failed += 1
             else:
                 c.upstream_failed += 1
+        # Counted for every downstream task before any reacts: a reaction settles more
+        # tasks, and one of them may share this downstream task, which must then see
+        # this state too, as Airflow's scheduler sees all states at once.
+        for down in downstream:
             self._evaluate(down, now)
 
     def _unsettle(self, inst: Instance) -> None:
@@ -712,7 +735,9 @@ class RunEngine:
         except expressions.ExpressionError as exc:
             if task.pool is not None:
                 self.pools.release(task.pool, task.pool_slots)
-            self._settle(inst, TaskState.FAILED, now, f"template: {exc}")
+            # Airflow renders templates inside the task's try, so a rendering error is an
+            # ordinary failed attempt and retries apply (no pod ran, so none is recorded).
+            self._failed_attempt(inst, f"template: {exc}", now)
             return
         self.active += 1
         self.active_per_task[inst.task] += 1
@@ -763,10 +788,26 @@ class RunEngine:
             for name, value in visible.items():
                 values = collected.setdefault(name, [None] * size)
                 values[inst.map_index] = value
-        node = self._macros["tasks"]
-        for part in task.id.split("."):
+        self._task_node(task.id)["outputs"] = self._outputs[task.id]
+
+    def _record_no_outputs(self, task: PlannedTask) -> None:
+        """Let ``tasks.<id>.outputs.<name>`` read null once the task ended unsuccessfully.
+
+        Airflow's ``xcom_pull`` gives None for a skipped or failed task, so a downstream
+        task that still runs (a join after a branch, an ``all_done`` cleanup) renders
+        instead of failing on an undefined path. Outputs a successful instance of the
+        task recorded (a mapped task's other instances) are kept.
+        """
+        if task.id not in self._outputs:
+            node = self._task_node(task.id)
+            if not isinstance(node.get("outputs"), expressions.NullMap):
+                node["outputs"] = expressions.NullMap()
+
+    def _task_node(self, task_id: str) -> dict[str, Any]:
+        node: dict[str, Any] = self._macros["tasks"]
+        for part in task_id.split("."):
             node = node.setdefault(part, {})
-        node["outputs"] = self._outputs[task.id]
+        return node
 
     def _ctx_for(self, task: PlannedTask, inst: Instance | None) -> dict[str, Any]:
         ctx = dict(self._macros)
