@@ -13,22 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
+from example_cases import EXAMPLES, cases
+
 from .conftest import kubeconfig_path
-from .operator_support import ROOT, Kascade, operator_namespace
+from .operator_support import Kascade, operator_namespace
 
 pytestmark = pytest.mark.e2e
-
-EXAMPLES = ROOT / "manifests" / "examples"
-EXPECTED: dict[str, Any] = yaml.safe_load((EXAMPLES / "expected.yaml").read_text())
-
-
-def _cases() -> list[tuple[str, dict[str, Any]]]:
-    cases = []
-    for path, entry in EXPECTED.items():
-        cases.append((path, entry))
-        for i, variant in enumerate(entry.get("variants") or []):
-            cases.append((f"{path}#{i + 1}", variant))
-    return cases
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +42,7 @@ def kas(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kasc
         yield k
 
 
-@pytest.mark.parametrize(("case", "entry"), _cases(), ids=[c for c, _ in _cases()])
+@pytest.mark.parametrize(("case", "entry"), cases(), ids=[c for c, _ in cases()])
 def test_example_runs_on_cluster(kas: Kascade, case: str, entry: dict[str, Any]) -> None:
     path = EXAMPLES / case.split("#")[0]
     doc = yaml.safe_load(Path(path).read_text())

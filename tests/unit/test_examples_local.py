@@ -14,23 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "manifests" / "examples"
-EXPECTED: dict[str, Any] = yaml.safe_load((EXAMPLES / "expected.yaml").read_text())
+from example_cases import EXAMPLES, ROOT, cases
 
 
-def _cases() -> list[tuple[str, dict[str, Any]]]:
-    cases = []
-    for path, entry in EXPECTED.items():
-        cases.append((path, entry))
-        for i, variant in enumerate(entry.get("variants") or []):
-            cases.append((f"{path}#{i + 1}", variant))
-    return cases
-
-
-@pytest.mark.parametrize(("case", "entry"), _cases(), ids=[c for c, _ in _cases()])
+@pytest.mark.parametrize(("case", "entry"), cases(), ids=[c for c, _ in cases()])
 def test_example_runs_locally(case: str, entry: dict[str, Any], tmp_path: Path) -> None:
     args = [sys.executable, "-m", "kascade", "run", str(EXAMPLES / case.split("#")[0])]
     args += ["--output", "json", "--workdir", str(tmp_path / "work")]

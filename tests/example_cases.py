@@ -1,0 +1,26 @@
+"""The cases of manifests/examples/expected.yaml, shared by the local-runner and e2e tiers.
+
+Both drivers of the engine (the local runner and the operator) are held to this one
+list, so a case can never exist in one tier and be forgotten in the other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "manifests" / "examples"
+EXPECTED: dict[str, Any] = yaml.safe_load((EXAMPLES / "expected.yaml").read_text())
+
+
+def cases() -> list[tuple[str, dict[str, Any]]]:
+    """(id, expectation) per example and per variant; a variant's id is ``path#n``."""
+    found = []
+    for path, entry in EXPECTED.items():
+        found.append((path, entry))
+        for i, variant in enumerate(entry.get("variants") or []):
+            found.append((f"{path}#{i + 1}", variant))
+    return found
