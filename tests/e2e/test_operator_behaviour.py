@@ -115,6 +115,40 @@ def test_operator_killed_mid_run_finishes_without_running_anything_twice(env: Ka
     assert pods == [f"{name}-{t}-a1" for t in ("a", "b", "c")], pods
 
 
+def test_a_pod_that_cannot_start_is_shown_at_once_then_times_out(env: Kascade) -> None:
+    """Argo and Airflow users complain that such tasks hang silently in pending."""
+    env.apply_pipeline(
+        pipeline(
+            "stuck",
+            [
+                {
+                    "name": "huge",
+                    "command": ["true"],
+                    "nodeSelector": {"kascade.io/no-such-node": "x"},
+                    "startTimeout": "25s",
+                }
+            ],
+        )
+    )
+    name = env.create_run("stuck")
+    deadline = time.monotonic() + 20
+    message = None
+    while time.monotonic() < deadline:
+        tr = _taskruns(env, name).get("huge")
+        message = ((tr or {}).get("status") or {}).get("message")
+        if message:
+            break
+        time.sleep(0.5)
+    assert message is not None and message.startswith("the pod cannot start: Unschedulable")
+    assert (tr or {})["status"]["state"] == "queued"
+    run = env.wait_run(name, timeout=120)
+    assert run["status"]["phase"] == "failed"
+    final = _taskruns(env, name)["huge"]["status"]
+    assert final["state"] == "failed"
+    assert final["attempts"][-1]["reason"] == "StartTimeout", final
+    assert "did not start within 25s" in final["message"], final
+
+
 def test_catchup_creates_every_missed_interval(env: Kascade) -> None:
     start = (datetime.now(UTC) - timedelta(minutes=3)).replace(second=0, microsecond=0)
     doc = pipeline(

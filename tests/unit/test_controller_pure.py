@@ -10,6 +10,7 @@ import pytest
 from kascade.api.pipeline import PipelineSpec, Task
 from kascade.api.protocol import OUTPUTS_LIMIT_BYTES
 from kascade.controller import naming, observe, scheduling
+from kascade.controller.driver import run_status_interval
 from kascade.controller.podspec import RunIdentity, build_pod
 from kascade.engine.decisions import Launch
 from kascade.engine.schedule import DataInterval
@@ -145,6 +146,49 @@ def test_outputs_cut_by_the_kubelet_are_reported_clearly() -> None:
 def test_pending_pod_is_not_a_result_yet() -> None:
     seen = observe.view(_pod_status("Pending", {"waiting": {"reason": "ContainerCreating"}}))
     assert seen.result is None and seen.waiting_reason == "ContainerCreating"
+
+
+def test_a_pod_that_is_merely_starting_is_no_trouble() -> None:
+    starting = observe.view(_pod_status("Pending", {"waiting": {"reason": "ContainerCreating"}}))
+    assert observe.trouble(starting) is None
+    assert observe.trouble(observe.view(_pod_status("Pending", {}))) is None
+    assert observe.trouble(observe.view(_pod_status("Running", {"running": {}}))) is None
+
+
+def test_a_pod_that_cannot_start_says_why() -> None:
+    pulling = observe.view(
+        _pod_status(
+            "Pending",
+            {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling "nope:1"'}},
+        )
+    )
+    assert observe.trouble(pulling) == 'ImagePullBackOff: Back-off pulling "nope:1"'
+    unschedulable = observe.view(
+        {
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 Insufficient cpu.",
+                    }
+                ],
+            }
+        }
+    )
+    assert unschedulable.result is None
+    assert observe.trouble(unschedulable) == (
+        "Unschedulable: 0/1 nodes are available: 1 Insufficient cpu."
+    )
+
+
+@pytest.mark.parametrize(
+    ("active", "lag"), [(0, 10.0), (1, 10.0), (20, 10.0), (50, 25.0), (120, 60.0), (5000, 60.0)]
+)
+def test_run_summaries_lag_more_only_when_many_runs_are_active(active: int, lag: float) -> None:
+    assert run_status_interval(active) == lag
 
 
 def test_names_are_dns_safe_bounded_unique_and_deterministic() -> None:

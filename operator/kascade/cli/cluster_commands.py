@@ -92,6 +92,14 @@ def _common(f: Any) -> Any:
     default=None,
     help="Hold a Lease there before acting (run several replicas safely).",
 )
+@click.option(
+    "--task-events",
+    type=click.Choice(["all", "warnings"]),
+    envvar="KASCADE_TASK_EVENTS",
+    default="all",
+    show_default=True,
+    help="Post an Event for every task state change, or only for failures and retries.",
+)
 def operator(
     log_level: str,
     namespaces: tuple[str, ...],
@@ -100,6 +108,7 @@ def operator(
     metrics_port: int,
     liveness: str,
     leader_election_namespace: str | None,
+    task_events: str,
 ) -> None:
     """Run the Kascade operator (in-cluster, or with a kubeconfig)."""
     if not namespaces and not all_namespaces:
@@ -113,6 +122,7 @@ def operator(
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig
     os.environ["KASCADE_METRICS_PORT"] = str(metrics_port)
+    os.environ["KASCADE_TASK_EVENTS"] = task_events
     if leader_election_namespace:
         os.environ["KASCADE_LEADER_NAMESPACE"] = leader_election_namespace
     from kascade.controller import handlers

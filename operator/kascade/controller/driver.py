@@ -39,8 +39,29 @@ STATUS_FLUSH_SECONDS = 1.0
 """TaskRun statuses are coalesced over this window."""
 RUN_STATUS_SECONDS = 10.0
 """The PipelineRun's summary is written at most this often while it runs (and at its end)."""
+RUN_STATUS_MAX_SECONDS = 60.0
+RUN_STATUS_WRITES_PER_SECOND = 2.0
+"""What all running summaries may cost together, until each lags RUN_STATUS_MAX_SECONDS."""
+
+
+def run_status_interval(active_runs: int) -> float:
+    """How long a running PipelineRun's summary may lag, given how many runs are active.
+
+    The TaskRuns carry each task's state as it happens; the run's summary (phase,
+    progress, the task map) is a convenience for `kubectl get`. With many runs in flight
+    the summaries would dominate the operator's writes, so together they are held to
+    RUN_STATUS_WRITES_PER_SECOND: 10 s for up to 20 active runs, 25 s for 50, at most
+    60 s. The first and the last summary of a run are never delayed by this.
+    """
+    spread = active_runs / RUN_STATUS_WRITES_PER_SECOND
+    return min(RUN_STATUS_MAX_SECONDS, max(RUN_STATUS_SECONDS, spread))
+
+
 RUNNING_WRITE_SECONDS = 10.0
-"""A TaskRun's "running" state is written once it has lasted this long."""
+"""A TaskRun's running state is written once it has lasted this long; a shorter one is
+folded into the write of the attempt's end. A pod that is starting normally is not
+written at all (the run's summary shows the task queued); one that cannot start
+(image pull, unschedulable) is written at once, with why."""
 DEFAULT_START_TIMEOUT_SECONDS = 300.0
 
 
@@ -63,6 +84,7 @@ class RunDriver:
         *,
         on_wake: Callable[[RunDriver], None],
         emit: Callable[[dict[str, Any], str, str, str], None],
+        active_runs: Callable[[], int] = lambda: 1,
     ) -> None:
         meta = run["metadata"]
         self.kube = kube
@@ -76,6 +98,7 @@ class RunDriver:
         self.lock = asyncio.Lock()
         self.on_wake = on_wake
         self.emit = emit
+        self.active_runs = active_runs
         self.taskruns: dict[str, dict[str, Any]] = {}  # key → TaskRun metadata (name, uid)
         self.pods: dict[str, str] = {}  # key → pod name of the attempt in flight
         self.pod_created: dict[str, datetime] = {}
@@ -84,13 +107,14 @@ class RunDriver:
         self.status_dirty = False
         self.written: dict[str, dict[str, Any]] = {}  # last TaskRun status patched, per key
         self.written_run: dict[str, Any] | None = None
-        self.run_written_at = -RUN_STATUS_SECONDS
+        self.run_written_at = -RUN_STATUS_MAX_SECONDS
         self.flush_handle: asyncio.TimerHandle | None = None
         self.finished = False
         self.reload_token: str | None = None
         self.pool_version_seen = -1
         self.run_label = naming.label_value(self.name)
         self.waiting: dict[str, str] = {}  # key → why its pod is not running yet
+        self.trouble: dict[str, str | None] = {}  # key → why its pod cannot start, as shown
         self.identity = RunIdentity(
             namespace=self.namespace,
             pipeline=plan.name,
@@ -188,15 +212,20 @@ class RunDriver:
                     # "running" is written only if it lasts: a short task gets one
                     # status write (its end) instead of two.
                     self._event(key, inst.state)
-                    asyncio.get_running_loop().call_later(
-                        RUNNING_WRITE_SECONDS, self._still_running, key, attempt
-                    )
+                    self._write_if_still(RUNNING_WRITE_SECONDS, key, attempt, TaskState.RUNNING)
             if seen.result is None:
                 if seen.waiting_reason:
                     detail = seen.waiting_message or ""
                     self.waiting[key] = f"{seen.waiting_reason} {detail}".strip()
+                stuck = observe.trouble(seen)
+                if stuck != self.trouble.get(key):
+                    # A pod that cannot start is shown on its TaskRun at once; one that
+                    # is merely starting is not written (the run's summary shows queued).
+                    self.trouble[key] = stuck
+                    self.dirty_keys.add(key)
                 self._schedule_flush()
                 return
+            self.trouble.pop(key, None)
             self.waiting.pop(key, None)
             self.pods.pop(key, None)
             self.pod_created.pop(key, None)
@@ -214,11 +243,20 @@ class RunDriver:
             if not deleted and result.reason not in ("PodDeleted",):
                 pass  # finished pods stay for `kubectl logs`; the TaskRun owns them
 
-    def _still_running(self, key: str, attempt: int) -> None:
-        inst = self.engine.instances.get(key)
-        if inst is not None and inst.attempt == attempt and inst.state is TaskState.RUNNING:
-            self.dirty_keys.add(key)
-            self._schedule_flush()
+    def _write_if_still(self, delay: float, key: str, attempt: int, state: TaskState) -> None:
+        """Write a transient state (queued, running) only if it lasts.
+
+        A short attempt then costs one TaskRun status write (its end) instead of three;
+        a long one still shows its pod and state in `kubectl get` after `delay`.
+        """
+
+        def check() -> None:
+            inst = self.engine.instances.get(key)
+            if inst is not None and inst.attempt == attempt and inst.state is state:
+                self.dirty_keys.add(key)
+                self._schedule_flush()
+
+        asyncio.get_running_loop().call_later(delay, check)
 
     async def tick(self, now: datetime) -> None:
         async with self.lock:
@@ -341,7 +379,7 @@ class RunDriver:
             metrics.TASK_SCHEDULING_DELAY.labels(self.namespace, self.plan.name).observe(
                 max(0.0, (datetime.now(UTC) - launch.ready_at).total_seconds())
             )
-        self.dirty_keys.add(launch.key)
+        self.trouble.pop(launch.key, None)
 
     async def _ensure_taskrun(self, launch: Launch) -> dict[str, Any]:
         meta = self.taskruns.get(launch.key)
@@ -397,9 +435,20 @@ class RunDriver:
 
     # -- status ---------------------------------------------------------------------------
     def _schedule_flush(self, delay: float = STATUS_FLUSH_SECONDS) -> None:
-        if self.flush_handle is None and (self.dirty_keys or self.status_dirty):
-            loop = asyncio.get_running_loop()
-            self.flush_handle = loop.call_later(delay, lambda: loop.create_task(self.flush()))
+        """One pending flush; a sooner need (a TaskRun to write) pulls it forward.
+
+        The run's summary may wait tens of seconds (run_status_interval); the TaskRuns
+        must not wait with it.
+        """
+        if not (self.dirty_keys or self.status_dirty):
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        if self.flush_handle is not None:
+            if self.flush_handle.when() <= when:
+                return
+            self.flush_handle.cancel()
+        self.flush_handle = loop.call_at(when, lambda: loop.create_task(self.flush()))
 
     async def flush(self) -> None:
         """Write what changed: TaskRun statuses, then one PipelineRun status patch."""
@@ -415,7 +464,7 @@ class RunDriver:
             inst = self.engine.instances.get(key)
             if meta is None or inst is None:
                 continue
-            status = _taskrun_status(inst, self.pods.get(key), meta["name"])
+            status = _taskrun_status(inst, self.pods.get(key), meta["name"], self.trouble.get(key))
             if self.written.get(key) == status:
                 continue
             self.written[key] = status
@@ -423,7 +472,8 @@ class RunDriver:
                 self.kube.patch_status, "taskruns", self.namespace, meta["name"], status
             )
         if final is None and self.status_dirty:
-            wait = RUN_STATUS_SECONDS - (time.monotonic() - self.run_written_at)
+            lag = run_status_interval(self.active_runs())
+            wait = lag - (time.monotonic() - self.run_written_at)
             if wait > 0:  # the run's summary is written at most every few seconds
                 self._schedule_flush(wait)
                 return
@@ -498,7 +548,9 @@ def _final(state: TaskState) -> bool:
     )
 
 
-def _taskrun_status(inst: Instance, pod: str | None, taskrun: str) -> dict[str, Any]:
+def _taskrun_status(
+    inst: Instance, pod: str | None, taskrun: str, trouble: str | None = None
+) -> dict[str, Any]:
     attempts = [
         {
             "number": a["number"],
@@ -517,7 +569,11 @@ def _taskrun_status(inst: Instance, pod: str | None, taskrun: str) -> dict[str, 
         "state": inst.state.value,
         "attempts": attempts,
         "outputs": {k: v for k, v in inst.outputs.items() if k != "__item__"} or None,
-        "message": inst.message,
+        "message": (
+            f"the pod cannot start: {trouble}"
+            if trouble and inst.state is TaskState.QUEUED
+            else inst.message
+        ),
         "nextRetryTime": iso(inst.next_try_at) if inst.state.value.startswith("up_for") else None,
         "readyTime": iso(inst.ready_at),
         "pokes": inst.pokes or None,

@@ -32,10 +32,16 @@ if os.environ.get("KASCADE_WEBHOOK"):  # the Pipeline admission webhook (helm: w
 
 
 def _emit(obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    if kind == "Normal" and reason.startswith("Task") and not TASK_EVENTS_ALL:
+        return  # --task-events=warnings: a busy installation keeps only what needs a look
     try:
         kopf.event(obj, type=kind, reason=reason, message=message[:1000])
     except Exception as exc:  # events are best effort
         log.debug("Event not posted: %s", exc)
+
+
+TASK_EVENTS_ALL = os.environ.get("KASCADE_TASK_EVENTS", "all") != "warnings"
+"""Events for every task state change (as Argo's node events), or only the warnings."""
 
 
 def world() -> World:

@@ -84,4 +84,25 @@ def view(pod: dict[str, Any], *, deleted: bool = False) -> PodView:
             False,
             Result(None, reason=reason, message=f"{reason}: {waiting.get('message', '')}".strip()),
         )
+    if reason is None and not running:
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                return PodView(
+                    False, None, cond.get("reason") or "Unschedulable", cond.get("message")
+                )
     return PodView(running, None, reason, waiting.get("message"))
+
+
+#: Waiting reasons of a pod that is starting normally; any other is worth showing.
+STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+
+
+def trouble(seen: PodView) -> str | None:
+    """Why a pod that has not started is stuck (image pull, unschedulable...), if it is."""
+    if seen.started or seen.result is not None or seen.waiting_reason in (None, *STARTING):
+        return None
+    return (
+        f"{seen.waiting_reason}: {seen.waiting_message}"
+        if seen.waiting_message
+        else seen.waiting_reason
+    )

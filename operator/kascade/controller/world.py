@@ -406,7 +406,14 @@ class World:
             external=WatchedRuns(self, key[0]),
         )
         driver = RunDriver(
-            self.kube, body, plan, ctx, engine, on_wake=self._on_driver_wake, emit=self.emit
+            self.kube,
+            body,
+            plan,
+            ctx,
+            engine,
+            on_wake=self._on_driver_wake,
+            emit=self.emit,
+            active_runs=lambda: len(self.drivers),
         )
         driver.reload_token = reload
         self.drivers[key] = driver
