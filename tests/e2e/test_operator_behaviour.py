@@ -190,6 +190,24 @@ def test_max_active_runs_queues_the_rest(env: Kascade) -> None:
         assert start >= end, spans  # never two at once
 
 
+def test_max_active_tasks_holds_across_the_runs_of_a_pipeline(env: Kascade) -> None:
+    """Airflow's max_active_tasks counts every active run of the DAG, not each run."""
+    tasks = [{"name": f"w{i}", "command": ["sleep", "1"]} for i in range(2)]
+    env.apply_pipeline(pipeline("narrow", tasks, maxActiveTasks=1))
+    names = [env.create_run("narrow", name=f"narrow-{i}") for i in range(2)]
+    runs = [env.wait_run(n, timeout=180) for n in names]
+    assert [r["status"]["phase"] for r in runs] == ["success", "success"]
+    spans = sorted(
+        (a["startTime"], a["endTime"])
+        for name in names
+        for tr in _taskruns(env, name).values()
+        for a in tr["status"]["attempts"]
+    )
+    assert len(spans) == 4, spans
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end, spans  # one task at a time, whichever run it belongs to
+
+
 def test_pool_limits_concurrent_tasks_across_the_namespace(env: Kascade) -> None:
     env.custom.create_namespaced_custom_object(
         "kascade.io",

@@ -26,6 +26,7 @@ from kascade.engine import durations
 from kascade.engine.params import resolve_params
 from kascade.engine.run import RunContext, RunEngine
 from kascade.engine.schedule import DataInterval, parse_schedule
+from kascade.engine.slots import SharedSlots
 from kascade.engine.validation import validate_document, validate_spec
 from kascade.kube.client import Kube
 
@@ -52,6 +53,10 @@ class ClusterPools:
     def for_namespace(self, namespace: str) -> NamespacePools:
         return NamespacePools(self, namespace)
 
+    def changed(self) -> None:
+        """Capacity was freed (a pool slot or a maxActiveTasks slot)."""
+        self.version += 1
+
 
 class NamespacePools:
     def __init__(self, pools: ClusterPools, namespace: str) -> None:
@@ -72,7 +77,7 @@ class NamespacePools:
         key = (self.namespace, pool)
         left = max(0, self.pools.used.get(key, 0) - slots)
         self.pools.used[key] = left
-        self.pools.version += 1
+        self.pools.changed()
         metrics.POOL_SLOTS_USED.labels(self.namespace, pool).set(left)
 
 
@@ -101,6 +106,9 @@ class World:
         self.pipelines: dict[Key, dict[str, Any]] = {}
         self.runs: dict[Key, dict[str, scheduling.RunRecord]] = {}
         self.pools = ClusterPools()
+        # maxActiveTasks is per pipeline, across its runs (as in Airflow); freeing a
+        # slot bumps the pools' version, which re-admits queued tasks of other runs.
+        self.task_slots: dict[Key, SharedSlots] = {}
         self._wakes: list[tuple[datetime, int, str, Key]] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
@@ -291,7 +299,7 @@ class World:
         pipeline = (body.get("spec") or {}).get("pipelineRef", {}).get("name", "")
         pkey = (meta["namespace"], pipeline)
         if event == "DELETED":
-            if self.drivers.pop(key, None) is not None:
+            if self._drop_driver(key) is not None:
                 self._start_waiting(pkey)
             self.runs.get(pkey, {}).pop(meta["name"], None)
             self.waiting.get(pkey, {}).pop(meta["name"], None)
@@ -302,13 +310,13 @@ class World:
         active = sum(1 for r in self.runs.get(pkey, {}).values() if r.active)
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
         if not record.active:
-            if self.drivers.pop(key, None) is not None and pkey in self.pipelines:
+            if self._drop_driver(key) is not None and pkey in self.pipelines:
                 self.wake(now_utc(), "pipeline", pkey)  # a slot under maxActiveRuns freed
             return
         reload = (meta.get("annotations") or {}).get("kascade.io/reload")
         driver = self.drivers.get(key)
         if driver is not None and driver.reload_token != reload:
-            self.drivers.pop(key, None)
+            self._drop_driver(key)
             driver = None
         if driver is None and key not in self._booting:
             if not await self._admit_run(key, pkey, body):
@@ -403,6 +411,7 @@ class World:
             plan,
             ctx,
             pools=self.pools.for_namespace(key[0]),
+            slots=self._slots((key[0], pname)).for_run(plan.spec.max_active_tasks),
             external=WatchedRuns(self, key[0]),
         )
         driver = RunDriver(
@@ -418,6 +427,19 @@ class World:
         driver.reload_token = reload
         self.drivers[key] = driver
         await driver.boot(now)
+
+    def _slots(self, pkey: Key) -> SharedSlots:
+        if pkey not in self.task_slots:
+            self.task_slots[pkey] = SharedSlots(on_give=self.pools.changed)
+        return self.task_slots[pkey]
+
+    def _drop_driver(self, key: Key) -> RunDriver | None:
+        """Forget a run's driver; one that did not finish gives its slots back first."""
+        driver = self.drivers.pop(key, None)
+        if driver is not None and not driver.finished:
+            driver.engine.release_all()
+            self._readmit(key[0])
+        return driver
 
     def _on_driver_wake(self, driver: RunDriver) -> None:
         version = self.pools.version

@@ -25,6 +25,7 @@ from kascade.engine.decisions import Decisions, Fire, Instance, Launch, Result, 
 from kascade.engine.durations import parse_duration
 from kascade.engine.retries import retry_delay
 from kascade.engine.schedule import DataInterval, _zone
+from kascade.engine.slots import RunSlots, TaskSlots
 from kascade.engine.trigger_rules import Counts, Verdict, decide
 
 TERMINAL = frozenset(
@@ -115,12 +116,13 @@ class RunEngine:
         pools: Ledger | None = None,
         external: ExternalLookup | None = None,
         max_active_tasks: int | None = None,
+        slots: TaskSlots | None = None,
     ) -> None:
         self.plan = plan
         self.ctx = ctx
         self.pools = pools or UnlimitedPools()
         self.external = external
-        self.max_active = max_active_tasks or plan.spec.max_active_tasks
+        self.slots = slots or RunSlots(max_active_tasks or plan.spec.max_active_tasks)
         n = len(plan.tasks)
         self.instances: dict[str, Instance] = {}
         self.by_task: list[list[str]] = [[] for _ in range(n)]
@@ -227,6 +229,7 @@ class RunEngine:
             inst.state = state
             inst.holds_slot = True
             self.active += 1
+            self.slots.take()
             self.active_per_task[inst.task] += 1
             if task.pool is not None:
                 self.pools.try_acquire(task.pool, task.pool_slots)
@@ -707,7 +710,7 @@ class RunEngine:
     # -- admission --------------------------------------------------------------
     def _admit(self, now: datetime) -> None:
         blocked: list[tuple[int, int, int, str]] = []
-        while self._queue and self.active < self.max_active:
+        while self._queue and self.slots.free():
             entry = heapq.heappop(self._queue)
             inst = self.instances[entry[3]]
             if inst.state is not TaskState.SCHEDULED:
@@ -740,6 +743,7 @@ class RunEngine:
             self._failed_attempt(inst, f"template: {exc}", now)
             return
         self.active += 1
+        self.slots.take()
         self.active_per_task[inst.task] += 1
         inst.holds_slot = True
         self._set(inst, TaskState.QUEUED)
@@ -775,6 +779,16 @@ class RunEngine:
         self.active_per_task[inst.task] -= 1
         if task.pool is not None:
             self.pools.release(task.pool, task.pool_slots)
+        self.slots.give()
+
+    def release_all(self) -> None:
+        """Give back every slot this run holds: its driver is going away unfinished.
+
+        A run deleted in flight, or reloaded (a new engine restores it and takes its
+        slots again), must not keep counting against the pools and maxActiveTasks.
+        """
+        for inst in self.instances.values():
+            self._release(inst)
 
     # -- templating -----------------------------------------------------------------
     def _record_outputs(self, inst: Instance) -> None:
