@@ -24,15 +24,17 @@ OUT = ROOT / "manifests" / "install.yaml"
 RELEASE, NAMESPACE = "kascade", "kascade-system"
 
 HEADER = f"""\
-# DO NOT EDIT: generated from helm/kascade with its default values by `make install-manifest`
-# (helm template {RELEASE} helm/kascade --namespace {NAMESPACE} --skip-tests).
+# DO NOT EDIT: generated from helm/kascade with its default values, webhook off, by
+# `make install-manifest` (helm template {RELEASE} helm/kascade --namespace {NAMESPACE}
+# --skip-tests --set webhook.enabled=false).
 # A test fails when it drifts from the chart.
 #
 #   kubectl apply --server-side -f manifests/install.yaml
 #
 # (server-side: the Pipeline CRD is too big for client-side apply's last-applied annotation.)
 # Cluster-wide operator (2 replicas, leader election), CRDs, RBAC, metrics Service, PDB and
-# Grafana dashboard ConfigMaps; the admission webhook is off (use the chart to turn it on).
+# Grafana dashboard ConfigMaps. The admission webhook is off here (a static file would share
+# one private key between clusters); the chart turns it on by default with its own certificate.
 ---
 apiVersion: v1
 kind: Namespace
@@ -58,7 +60,11 @@ def find_helm(explicit: str | None = None) -> str | None:
 
 def render(helm: str) -> str:
     out = subprocess.run(
-        [helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--skip-tests"],
+        [
+            *(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--skip-tests"),
+            # A static file would hand every cluster the same webhook private key.
+            *("--set", "webhook.enabled=false"),
+        ],
         check=True,
         capture_output=True,
         text=True,

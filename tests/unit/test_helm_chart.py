@@ -215,7 +215,17 @@ def test_deployment_defaults() -> None:
     assert service["spec"]["ports"][0]["name"] == "http-metrics"
     assert service["spec"]["ports"][0]["port"] == 8080
     assert not by_kind(docs, "ServiceMonitor") and not by_kind(docs, "PodMonitor")
-    assert not by_kind(docs, "ValidatingWebhookConfiguration")
+    # `kubectl apply` of a bad Pipeline is rejected out of the box.
+    (vwc,) = by_kind(docs, "ValidatingWebhookConfiguration")
+    assert vwc["webhooks"][0]["failurePolicy"] == "Fail"
+    assert any(e["name"] == "KASCADE_WEBHOOK" for e in container["env"])
+
+
+def test_install_manifest_carries_no_webhook_key() -> None:
+    """A static file would give every cluster that applies it the same private key."""
+    text = (ROOT / "manifests" / "install.yaml").read_text()
+    assert "ValidatingWebhookConfiguration" not in text
+    assert "PRIVATE KEY" not in text and "tls.key" not in text
 
 
 @needs_helm
