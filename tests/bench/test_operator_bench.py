@@ -52,6 +52,10 @@ MiB = 1024 * 1024
 # bb60e17 a booting run counted twice against maxActiveRuns and runs started together
 # could stay queued; tests/e2e/test_operator_scale_and_ha.py covers that).
 MAX_ACTIVE_RUNS = 5000
+# Likewise for tasks: maxActiveTasks (default 16, as in Airflow) counts across all runs
+# of a pipeline, so with the default 34 of the 50 roots would wait for a slot and their
+# wait would be measured as scheduling delay.
+MAX_ACTIVE_TASKS = 5000
 
 
 class Api:
@@ -275,7 +279,9 @@ def fifty_runs(cluster: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         tasks = [{"name": t, "command": ["true"]} for t in CHAIN]
         for up, down in itertools.pairwise(tasks):
             down["dependsOn"] = [up["name"]]
-        k.apply_pipeline(pipeline("chain", tasks, maxActiveRuns=MAX_ACTIVE_RUNS))
+        k.apply_pipeline(
+            pipeline("chain", tasks, maxActiveRuns=MAX_ACTIVE_RUNS, maxActiveTasks=MAX_ACTIVE_TASKS)
+        )
         wait_valid(k, "chain")
         bodies = manifests(k, "chain", RUNS_IN_FLIGHT, "chain")
         time.sleep(1)  # let the pipeline's own status writes land before the baseline
@@ -435,7 +441,12 @@ def test_memory_with_1000_finished_and_200_active_runs(
     k.apply_pipeline(pipeline("tiny", [{"name": "t", "command": ["true"]}]))
     sensor = {"kind": "datetime", "targetTime": "2099-01-01T00:00:00Z"}
     k.apply_pipeline(
-        pipeline("waiter", [{"name": "wait", "sensor": sensor}], maxActiveRuns=MAX_ACTIVE_RUNS)
+        pipeline(
+            "waiter",
+            [{"name": "wait", "sensor": sensor}],
+            maxActiveRuns=MAX_ACTIVE_RUNS,
+            maxActiveTasks=MAX_ACTIVE_TASKS,
+        )
     )
     t = time.monotonic()
     finished = manifests(k, "tiny", FINISHED_RUNS, "tiny")

@@ -10,6 +10,7 @@ TaskRun before its pod (the pod is owned by it), status last and coalesced.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +36,15 @@ from kascade.engine.run import Observed, RunContext, RunEngine
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.driver")
+LAUNCHER = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="launch")
+"""TaskRun and pod creation have threads of their own: the next task's pod is never
+queued behind status patches (which use the loop's default executor)."""
+
+
+async def _launching(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(LAUNCHER, fn, *args)
+
+
 STATUS_FLUSH_SECONDS = 1.0
 """TaskRun statuses are coalesced over this window."""
 RUN_STATUS_SECONDS = 10.0
@@ -96,6 +106,7 @@ class RunDriver:
         self.ctx = ctx
         self.engine = engine
         self.lock = asyncio.Lock()
+        self.write_lock = asyncio.Lock()  # status patches, in the order they were chosen
         self.on_wake = on_wake
         self.emit = emit
         self.active_runs = active_runs
@@ -373,7 +384,7 @@ class RunDriver:
         self.pod_created[launch.key] = now
         await asyncio.gather(
             self._ensure_taskrun(launch),
-            asyncio.to_thread(self.kube.create_pod, self.namespace, body),
+            _launching(self.kube.create_pod, self.namespace, body),
         )
         if launch.ready_at is not None:
             metrics.TASK_SCHEDULING_DELAY.labels(self.namespace, self.plan.name).observe(
@@ -408,7 +419,7 @@ class RunDriver:
                 },
                 "spec": spec,
             }
-            created = await asyncio.to_thread(self.kube.create, "taskruns", self.namespace, body)
+            created = await _launching(self.kube.create, "taskruns", self.namespace, body)
             if created is None:
                 created = await asyncio.to_thread(self.kube.get, "taskruns", self.namespace, name)
             assert created is not None
@@ -451,13 +462,36 @@ class RunDriver:
         self.flush_handle = loop.call_at(when, lambda: loop.create_task(self.flush()))
 
     async def flush(self) -> None:
-        """Write what changed: TaskRun statuses, then one PipelineRun status patch."""
+        """Write what changed: TaskRun statuses, then one PipelineRun status patch.
+
+        The writes are chosen under the run's lock but sent after it is released: a
+        pod's end arriving meanwhile launches the next task at once instead of waiting
+        for status round trips (they made the tail of the scheduling delay).
+        """
         async with self.lock:
             self.flush_handle = None
-            await self._write_status()
+            writes = self._status_writes()
+        await self._send(writes)
 
     async def _write_status(self, final: dict[str, Any] | None = None) -> None:
-        """Patch what differs from what was last written (most flushes write one object)."""
+        await self._send(self._status_writes(final))
+
+    async def _send(self, writes: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Patch in the order chosen: the write lock is FIFO, so a summary chosen earlier
+        never lands after a later one (the run's final status, say)."""
+        if not writes:
+            return
+        async with self.write_lock:
+            for resource, name, status in writes:
+                await asyncio.to_thread(
+                    self.kube.patch_status, resource, self.namespace, name, status
+                )
+
+    def _status_writes(
+        self, final: dict[str, Any] | None = None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """What differs from what was last written (most flushes write one object)."""
+        writes: list[tuple[str, str, dict[str, Any]]] = []
         keys, self.dirty_keys = self.dirty_keys, set()
         for key in sorted(keys):
             meta = self.taskruns.get(key)
@@ -468,25 +502,21 @@ class RunDriver:
             if self.written.get(key) == status:
                 continue
             self.written[key] = status
-            await asyncio.to_thread(
-                self.kube.patch_status, "taskruns", self.namespace, meta["name"], status
-            )
+            writes.append(("taskruns", meta["name"], status))
         if final is None and self.status_dirty:
             lag = run_status_interval(self.active_runs())
             wait = lag - (time.monotonic() - self.run_written_at)
             if wait > 0:  # the run's summary is written at most every few seconds
                 self._schedule_flush(wait)
-                return
+                return writes
         if final is not None or self.status_dirty:
             self.status_dirty = False
             self.run_written_at = time.monotonic()
             run_status = final or self.run_status()
-            if run_status == self.written_run:
-                return
-            self.written_run = run_status
-            await asyncio.to_thread(
-                self.kube.patch_status, "pipelineruns", self.namespace, self.name, run_status
-            )
+            if run_status != self.written_run:
+                self.written_run = run_status
+                writes.append(("pipelineruns", self.name, run_status))
+        return writes
 
     def run_status(self) -> dict[str, Any]:
         states = self.engine.states()
