@@ -199,6 +199,7 @@ def test_deployment_defaults() -> None:
     container = pod["containers"][0]
     assert spec["replicas"] == 2
     assert "--leader-election-namespace=kascade-system" in container["args"]
+    assert "--leader-election-name=kascade-operator" in container["args"]
     assert "--all-namespaces" in container["args"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -226,6 +227,21 @@ def test_install_manifest_carries_no_webhook_key() -> None:
     text = (ROOT / "manifests" / "install.yaml").read_text()
     assert "ValidatingWebhookConfiguration" not in text
     assert "PRIVATE KEY" not in text and "tls.key" not in text
+
+
+@needs_helm
+def test_two_releases_in_one_namespace_elect_leaders_apart() -> None:
+    docs = load_all(helm("template", "etl", str(CHART), "--namespace", "kascade-system"))
+    (deploy,) = by_kind(docs, "Deployment")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-election-name=etl-kascade-operator" in args
+    lease_rules = [
+        rule
+        for role in by_kind(docs, "Role")
+        for rule in role["rules"]
+        if "leases" in rule["resources"] and "resourceNames" in rule
+    ]
+    assert [r["resourceNames"] for r in lease_rules] == [["etl-kascade-operator"]]
 
 
 @needs_helm

@@ -100,3 +100,8 @@ app.kubernetes.io/part-of: kascade
   resources: [events]
   verbs: [create, patch]
 {{- end }}
+
+{{/* The leader-election Lease: one per release, so two releases can share a namespace. */}}
+{{- define "kascade.leaseName" -}}
+{{- printf "%s-operator" (include "kascade.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}

@@ -93,6 +93,13 @@ def _common(f: Any) -> Any:
     help="Hold a Lease there before acting (run several replicas safely).",
 )
 @click.option(
+    "--leader-election-name",
+    envvar="KASCADE_LEADER_NAME",
+    default="kascade-operator",
+    show_default=True,
+    help="The Lease's name (one per installation sharing a namespace).",
+)
+@click.option(
     "--task-events",
     type=click.Choice(["all", "warnings"]),
     envvar="KASCADE_TASK_EVENTS",
@@ -108,6 +115,7 @@ def operator(
     metrics_port: int,
     liveness: str,
     leader_election_namespace: str | None,
+    leader_election_name: str,
     task_events: str,
 ) -> None:
     """Run the Kascade operator (in-cluster, or with a kubeconfig)."""
@@ -125,6 +133,7 @@ def operator(
     os.environ["KASCADE_TASK_EVENTS"] = task_events
     if leader_election_namespace:
         os.environ["KASCADE_LEADER_NAMESPACE"] = leader_election_namespace
+        os.environ["KASCADE_LEADER_NAME"] = leader_election_name
     from kascade.controller import handlers
 
     handlers.run(list(namespaces), all_namespaces, liveness or None)

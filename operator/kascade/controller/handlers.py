@@ -68,7 +68,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     if lease_ns:
         # A standby finishes starting (liveness, admission webhook) and waits for the
         # Lease in the background; no handler acts before it holds the Lease.
-        elector = LeaderElector(kube, lease_ns)
+        elector = LeaderElector(
+            kube, lease_ns, os.environ.get("KASCADE_LEADER_NAME", "kascade-operator")
+        )
         STATE["leader"] = asyncio.get_running_loop().create_task(_lead(elector))
     else:
         metrics.IS_LEADER.set(1)
