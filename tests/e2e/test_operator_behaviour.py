@@ -19,6 +19,7 @@ from .operator_support import Kascade, operator_namespace, pipeline
 
 pytestmark = pytest.mark.e2e
 
+LABEL_TASK = "kascade.io/task"
 SECURE = {"runAsNonRoot": True, "runAsUser": 65534, "allowPrivilegeEscalation": False}
 
 
@@ -147,6 +148,30 @@ def test_a_pod_that_cannot_start_is_shown_at_once_then_times_out(env: Kascade) -
     assert final["state"] == "failed"
     assert final["attempts"][-1]["reason"] == "StartTimeout", final
     assert "did not start within 25s" in final["message"], final
+
+
+def test_a_template_error_is_a_retried_attempt_shown_on_its_taskrun(env: Kascade) -> None:
+    tasks = [
+        {"name": "a", "command": ["true"]},
+        {
+            "name": "b",
+            "dependsOn": ["a"],
+            "command": ["echo", "{{ tasks.a.outputs.missing }}"],
+            "retries": 1,
+            "retryDelay": "1s",
+        },
+    ]
+    env.apply_pipeline(pipeline("badtemplate", tasks))
+    name = env.create_run("badtemplate")
+    run = env.wait_run(name, timeout=120)
+    assert run["status"]["phase"] == "failed"
+    b = _taskruns(env, name)["b"]["status"]
+    assert b["state"] == "failed" and b["message"].startswith("template: "), b
+    assert [(a["number"], a["reason"]) for a in b["attempts"]] == [
+        (1, "TemplateError"),
+        (2, "TemplateError"),
+    ], b
+    assert not [p for p in _pods(env, name) if (p.metadata.labels or {}).get(LABEL_TASK) == "b"]
 
 
 def test_catchup_creates_every_missed_interval(env: Kascade) -> None:

@@ -133,6 +133,32 @@ def test_a_template_that_cannot_render_is_retried_then_fails() -> None:
     assert rec.end == T0 + timedelta(seconds=1) + 2 * timedelta(minutes=1)
 
 
+def test_a_template_error_is_an_attempt_that_a_restore_counts() -> None:
+    tasks = [
+        task("a"),
+        task("b", "a", retries=2, retryDelay="1m", command=["{{ tasks.a.outputs.missing }}"]),
+    ]
+    rec = run(plan(tasks), {"a": out(n=1)})
+    attempts = rec.engine.instances["b"].attempts
+    assert [(a["number"], a["reason"]) for a in attempts] == [
+        (n, "TemplateError") for n in (1, 2, 3)
+    ]
+
+    # An operator restarted during the wait before the last try resumes at attempt 2.
+    eng = engine(plan(tasks))
+    wait_until = T0 + timedelta(minutes=1)
+    eng.restore(
+        {
+            "a": Observed(S, attempt=1, outputs={"n": 1}),
+            "b": Observed(TaskState.UP_FOR_RETRY, attempt=2, next_try_at=wait_until),
+        },
+        T0,
+    )
+    eng.tick(wait_until)
+    b = eng.instances["b"]
+    assert b.state is F and b.attempt == 3
+
+
 def test_a_template_error_releases_its_pool_slot_for_the_retry_wait() -> None:
     pools = LocalPools({"p": 1})
     p = plan(

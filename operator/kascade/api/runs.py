@@ -108,7 +108,7 @@ class TaskState(StrEnum):
 
 
 class Attempt(Model):
-    """One try of a task: one pod."""
+    """One try of a task: one pod (none if its fields could not be rendered)."""
 
     number: Annotated[int, Field(ge=1)]
     pod_name: str | None = None
@@ -117,7 +117,8 @@ class Attempt(Model):
     end_time: str | None = None
     exit_code: int | None = None
     reason: str | None = None
-    """Why it ended: Completed, Error, DeadlineExceeded, Evicted, PodDeleted, StartTimeout..."""
+    """Why it ended: Completed, Error, DeadlineExceeded, Evicted, PodDeleted, StartTimeout,
+    TemplateError..."""
     message: str | None = None
 
 

@@ -32,7 +32,7 @@ from kascade.controller.podspec import (
 )
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Decisions, Instance, Launch, Result
-from kascade.engine.run import Observed, RunContext, RunEngine
+from kascade.engine.run import TEMPLATE_ERROR, Observed, RunContext, RunEngine
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.driver")
@@ -307,6 +307,10 @@ class RunDriver:
         for key, state in d.changes:
             if state in _QUIET:
                 continue  # scheduled/queued are not written; running is handled in on_pod
+            if key not in self.taskruns and _attempt_without_pod(self.engine.instances.get(key)):
+                # A template error fails an attempt before any pod: its TaskRun still
+                # shows why, and keeps the attempt count for a restore.
+                await self._ensure_taskrun(key)
             self.dirty_keys.add(key)
             self.status_dirty = True
             self._event(key, state)
@@ -383,7 +387,7 @@ class RunDriver:
         self.pods[launch.key] = name
         self.pod_created[launch.key] = now
         await asyncio.gather(
-            self._ensure_taskrun(launch),
+            self._ensure_taskrun(launch.key),
             _launching(self.kube.create_pod, self.namespace, body),
         )
         if launch.ready_at is not None:
@@ -392,17 +396,19 @@ class RunDriver:
             )
         self.trouble.pop(launch.key, None)
 
-    async def _ensure_taskrun(self, launch: Launch) -> dict[str, Any]:
-        meta = self.taskruns.get(launch.key)
+    async def _ensure_taskrun(self, key: str) -> dict[str, Any]:
+        meta = self.taskruns.get(key)
         if meta is None:
-            name = naming.taskrun_name(self.name, launch.key)
+            inst = self.engine.instances[key]
+            task_id = self.plan.tasks[inst.task].id
+            name = naming.taskrun_name(self.name, key)
             spec: dict[str, Any] = {
                 "pipelineRunRef": {"name": self.name},
-                "taskName": launch.task_id,
+                "taskName": task_id,
             }
-            if launch.map_index is not None:
-                spec["mapIndex"] = launch.map_index
-                spec["item"] = self.engine.instances[launch.key].outputs.get("__item__")
+            if inst.map_index is not None:
+                spec["mapIndex"] = inst.map_index
+                spec["item"] = inst.outputs.get("__item__")
             body = {
                 "apiVersion": "kascade.io/v1alpha1",
                 "kind": "TaskRun",
@@ -413,7 +419,7 @@ class RunDriver:
                         **MANAGED_BY,
                         **self.labels,
                         LABEL_RUN: naming.label_value(self.name),
-                        LABEL_TASK: naming.label_value(launch.key),
+                        LABEL_TASK: naming.label_value(key),
                     },
                     "ownerReferences": [self._owner_ref()],
                 },
@@ -424,7 +430,7 @@ class RunDriver:
                 created = await asyncio.to_thread(self.kube.get, "taskruns", self.namespace, name)
             assert created is not None
             meta = created["metadata"]
-            self.taskruns[launch.key] = meta
+            self.taskruns[key] = meta
         return {
             "apiVersion": "kascade.io/v1alpha1",
             "kind": "TaskRun",
@@ -569,6 +575,10 @@ class RunDriver:
 _QUIET = frozenset({TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
 
 
+def _attempt_without_pod(inst: Instance | None) -> bool:
+    return bool(inst and inst.attempts and inst.attempts[-1].get("reason") == TEMPLATE_ERROR)
+
+
 def _final(state: TaskState) -> bool:
     return state in (
         TaskState.SUCCESS,
@@ -584,7 +594,9 @@ def _taskrun_status(
     attempts = [
         {
             "number": a["number"],
-            "podName": naming.pod_name(taskrun, a["number"]),
+            "podName": None
+            if a.get("reason") == TEMPLATE_ERROR
+            else naming.pod_name(taskrun, a["number"]),
             "startTime": iso(a.get("start")),
             "endTime": iso(a.get("end")),
             "exitCode": a.get("exitCode"),

@@ -54,6 +54,10 @@ class Observed:
     item: Any = None
 
 
+TEMPLATE_ERROR = "TemplateError"
+"""The reason of an attempt whose fields could not be rendered (it has no pod)."""
+
+
 class Ledger(Protocol):
     """Pool slots, possibly shared with other runs (the operator counts TaskRuns)."""
 
@@ -739,8 +743,20 @@ class RunEngine:
             if task.pool is not None:
                 self.pools.release(task.pool, task.pool_slots)
             # Airflow renders templates inside the task's try, so a rendering error is an
-            # ordinary failed attempt and retries apply (no pod ran, so none is recorded).
-            self._failed_attempt(inst, f"template: {exc}", now)
+            # ordinary failed attempt and retries apply. No pod ran; the attempt is still
+            # recorded, so that a restored run counts it against `retries`.
+            message = f"template: {exc}"
+            inst.attempts.append(
+                {
+                    "number": inst.attempt,
+                    "start": None,
+                    "end": now,
+                    "exitCode": None,
+                    "reason": TEMPLATE_ERROR,
+                    "message": message,
+                }
+            )
+            self._failed_attempt(inst, message, now)
             return
         self.active += 1
         self.slots.take()
