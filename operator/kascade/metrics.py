@@ -44,6 +44,12 @@ TASK_SCHEDULING_DELAY = Histogram(
     ["namespace", "pipeline"],
     buckets=_DELAY_BUCKETS,
 )
+TASK_POD_START = Histogram(
+    "kascade_task_pod_start_seconds",
+    "From a task's pod being created to its container running (image pull, scheduling)",
+    ["namespace", "pipeline"],
+    buckets=_DELAY_BUCKETS,
+)
 RUN_SCHEDULING_DELAY = Histogram(
     "kascade_run_scheduling_delay_seconds",
     "From a run's scheduled time (its data interval end) to its creation",

@@ -297,15 +297,19 @@ def test_metrics_are_exported_and_move(env: Kascade) -> None:
         "kascade_task_attempts_total",
         "kascade_task_duration_seconds_bucket",
         "kascade_task_scheduling_delay_seconds_bucket",
+        "kascade_task_pod_start_seconds_bucket",
         "kascade_api_writes_total",
     ):
         assert name in after, name
 
-    def count(text: str) -> float:
+    def count(text: str, metric: str = "kascade_runs_finished_total") -> float:
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith("kascade_runs_finished_total{") and 'pipeline="metered"' in line
+            if line.startswith(metric + "{") and 'pipeline="metered"' in line
         )
 
     assert count(after) == count(before) + 1
+    # The pod's start was seen (created → running), once.
+    pod_starts = "kascade_task_pod_start_seconds_count"
+    assert count(after, pod_starts) == count(before, pod_starts) + 1

@@ -218,7 +218,11 @@ class RunDriver:
                 inst = self.engine.instances.get(key)
                 before = inst.state if inst else None
                 self.engine.started(key, attempt, now)
-                self.pod_created.pop(key, None)
+                created = self.pod_created.pop(key, None)
+                if created is not None:  # as Airflow's task.queued_duration
+                    metrics.TASK_POD_START.labels(self.namespace, self.plan.name).observe(
+                        max(0.0, (now - created).total_seconds())
+                    )
                 if inst is not None and inst.state is not before:
                     # "running" is written only if it lasts: a short task gets one
                     # status write (its end) instead of two.
