@@ -17,6 +17,7 @@ from kascade.engine.compile import Plan, compile_or_raise
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.run import Ledger, RunContext, RunEngine
 from kascade.engine.schedule import DataInterval
+from kascade.engine.simulate import simulate
 from kascade.engine.trigger_rules import Verdict
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -110,35 +111,20 @@ class Recorder:
     end: datetime | None = None
 
     def run(self, start: datetime = T0, max_events: int = 100_000) -> Recorder:
-        eng = self.engine
-        now = start
-        running: list[tuple[datetime, int, Launch]] = []
-        seq = 0
-        d = eng.start(now)
-        for _ in range(max_events):
+        def observe(now: datetime, d: Decisions) -> None:
             self.decisions.append((now, d))
-            for launch in d.launches:
-                self.launches.append((now, launch))
-                eng.started(launch.key, launch.attempt, now)
-                took = self.durations.get(launch.task_id, self.duration)
-                running.append((now + took, seq, launch))
-                seq += 1
-            if d.finished is not None:
-                self.phase = d.finished
-                self.end = now
-                return self
-            running.sort(key=lambda r: (r[0], r[1]))
-            candidates = [t for t in (d.wake_at, running[0][0] if running else None) if t]
-            if not candidates:
-                self.end = now
-                return self
-            now = max(now, min(candidates))
-            if running and running[0][0] <= now:
-                _, _, launch = running.pop(0)
-                d = eng.finished(launch.key, launch.attempt, self.outcome(launch), now)
-            else:
-                d = eng.tick(now)
-        raise AssertionError("the run did not end")
+            self.launches.extend((now, launch) for launch in d.launches)
+
+        trace = simulate(
+            self.engine,
+            self.outcome,
+            start=start,
+            duration=lambda launch: self.durations.get(launch.task_id, self.duration),
+            max_events=max_events,
+            observe=observe,
+        )
+        self.phase, self.end = trace.phase, trace.end
+        return self
 
     @property
     def states(self) -> dict[str, TaskState]:

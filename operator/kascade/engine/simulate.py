@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from kascade.api.runs import RunPhase
-from kascade.engine.decisions import Launch, Result
+from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.run import RunEngine
 
 Outcome = Callable[[Launch], Result]
@@ -31,10 +31,16 @@ def simulate(
     outcome: Outcome,
     *,
     start: datetime,
-    duration: timedelta = timedelta(seconds=1),
+    duration: timedelta | Callable[[Launch], timedelta] = timedelta(seconds=1),
     max_events: int = 1_000_000,
+    observe: Callable[[datetime, Decisions], None] | None = None,
 ) -> Trace:
-    """Run to the end: every launched attempt takes ``duration`` then ends by ``outcome``."""
+    """Run to the end: every launched attempt takes ``duration`` then ends by ``outcome``.
+
+    ``duration`` may depend on the launch; ``observe`` sees every Decisions with its time
+    (the unit tests' recorder keeps them).
+    """
+    took = duration if callable(duration) else (lambda _launch: duration)
     trace = Trace()
     now = start
     running: list[tuple[datetime, int, Launch]] = []
@@ -42,10 +48,12 @@ def simulate(
     decisions = engine.start(now)
     while trace.events < max_events:
         trace.events += 1
+        if observe is not None:
+            observe(now, decisions)
         for launch in decisions.launches:
             trace.launches.append(launch)
             engine.started(launch.key, launch.attempt, now)
-            running.append((now + duration, seq, launch))
+            running.append((now + took(launch), seq, launch))
             seq += 1
         if decisions.finished is not None:
             trace.phase = decisions.finished
