@@ -32,6 +32,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from e2e.conftest import wait_until
 from e2e.operator_support import Kascade, OperatorProcess, apply_crds, make_namespace
 from kascade.api.runs import TriggerKind
 from kascade.controller import scheduling
@@ -196,23 +197,12 @@ def fmt_buckets(cumulative: dict[float, float]) -> str:
     return ", ".join(parts)
 
 
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def wait_valid(k: Kascade, name: str) -> None:
     def valid() -> bool:
         conditions = (k.get("pipelines", name).get("status") or {}).get("conditions") or []
         return any(c.get("type") == "Valid" and c.get("status") == "True" for c in conditions)
 
-    wait_for(valid, 60, f"pipeline {name} to be validated by the operator")
+    wait_until(valid, 60, what=f"pipeline {name} to be validated by the operator")
 
 
 def phases(k: Kascade, pipeline_name: str) -> dict[str, str | None]:
@@ -297,7 +287,7 @@ def fifty_runs(cluster: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             count = delay_buckets(text, ns).get(math.inf, 0.0)
             return text if count - base_count >= RUNS_IN_FLIGHT else None
 
-        m1 = wait_for(roots_launched, 300, "every root pod to be created", interval=0.1)
+        m1 = wait_until(roots_launched, 300, interval=0.1, what="every root pod to be created")
         roots_at = time.monotonic() - start
         pods = cluster.core.list_namespaced_pod(ns).items
         early = [p for p in pods if (p.metadata.labels or {}).get(LABEL_TASK) != CHAIN[0]]
@@ -307,7 +297,7 @@ def fifty_runs(cluster: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             done = [p for p in seen.values() if p in ("success", "failed")]
             return seen if len(done) == RUNS_IN_FLIGHT else None
 
-        final = wait_for(all_done, 1200, f"{RUNS_IN_FLIGHT} runs to finish", interval=1.0)
+        final = wait_until(all_done, 1200, interval=1.0, what=f"{RUNS_IN_FLIGHT} runs to finish")
         wall = time.monotonic() - start
         time.sleep(2)  # trailing writes (pipeline status after the last run)
         m2 = op.metrics()
@@ -484,7 +474,7 @@ def test_memory_with_1000_finished_and_200_active_runs(
             seen = phases(k, "waiter")
             return sum(1 for p in seen.values() if p == "running") == ACTIVE_RUNS
 
-        wait_for(all_running, 300, f"{ACTIVE_RUNS} runs to be running", interval=0.5)
+        wait_until(all_running, 300, interval=0.5, what=f"{ACTIVE_RUNS} runs to be running")
         booted = time.monotonic() - start
         time.sleep(3)  # let the last status writes and watch events settle
         rss, peak = rss_bytes(pid)

@@ -21,7 +21,6 @@ labels/annotations), the documented way to bring existing CRDs under a release.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -29,12 +28,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+import hack_scripts
 
 from .conftest import Cluster, kubeconfig_path, wait_until
 from .operator_support import ROOT, Kascade, delete_namespace, make_namespace
@@ -53,16 +53,6 @@ CRDS = (
     "taskruns.kascade.io",
     "pools.kascade.io",
 )
-
-
-def _render_module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "render_install_manifest", ROOT / "hack" / "image" / "render-install-manifest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def find_kubectl() -> str | None:
@@ -260,7 +250,7 @@ def adopt_crds(cluster: Cluster, namespace: str) -> None:
 
 @pytest.fixture(scope="module")
 def install(cluster: Cluster) -> Iterator[Install]:
-    helm_bin = _render_module().find_helm()
+    helm_bin = hack_scripts.render_install_manifest().find_helm()
     kubectl_bin = find_kubectl()
     if helm_bin is None or kubectl_bin is None:
         pytest.skip("helm/kubectl not found: run make cluster-build (or set HELM and KUBECTL)")

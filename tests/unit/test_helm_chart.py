@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,22 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
+import hack_scripts
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "kascade"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 
 
-def _load_render_module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "render_install_manifest", ROOT / "hack" / "image" / "render-install-manifest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RENDER = _load_render_module()
+RENDER = hack_scripts.render_install_manifest()
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the CRDs are big
 
 
