@@ -8,7 +8,7 @@ Rendering is deterministic and clock-free: every date comes from
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -101,8 +101,13 @@ def is_templated(text: str) -> bool:
     return _OPEN in text
 
 
-def render(text: str, ctx: Mapping[str, Any]) -> str:
-    """Replace each ``{{ expr }}``; raise TemplateError on any failure."""
+def render(text: str, ctx: Mapping[str, Any], *, escape: Callable[[str], str] | None = None) -> str:
+    """Replace each ``{{ expr }}``; raise TemplateError on any failure.
+
+    ``escape`` is applied to each substituted value, never to the literal text:
+    an HTML e-mail body escapes what a run produced (an error message with ``<``)
+    while the author's markup stays markup.
+    """
     if _OPEN not in text:
         return text
     out: list[str] = []
@@ -115,6 +120,8 @@ def render(text: str, ctx: Mapping[str, Any]) -> str:
                 value = to_text(parse(part.expression).evaluate(ctx))
             except ExpressionError as exc:
                 raise _template_error(exc, text, part) from exc
+            if escape is not None:
+                value = escape(value)
             out.append(value)
             size += len(value)
         if size > MAX_STRING_LENGTH:
