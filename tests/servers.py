@@ -378,6 +378,17 @@ class Mailbox:
         self._lock = threading.Condition()
         self.messages: list[Received] = []
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        """Like a real mailbox server: unknown users are refused, busy ones deferred."""
+        if address.startswith("unknown"):
+            return "550 5.1.1 No such user"
+        if address.startswith("busy"):
+            return "451 4.3.0 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)

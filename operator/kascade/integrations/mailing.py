@@ -17,6 +17,7 @@ import smtplib
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -80,7 +81,7 @@ def parse_recipients(value: str | Iterable[str] | None, field: str) -> tuple[str
             raise RecipientError(f"{where}: {text!r} is not an e-mail address (name@domain)")
         try:
             Address(addr_spec=text)
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, HeaderParseError) as exc:
             raise RecipientError(f"{where}: {text!r} is not an e-mail address ({exc})") from None
         addresses.append(text)
     if len(addresses) > MAX_RECIPIENTS:

@@ -159,10 +159,17 @@ class ObjectStore:
             raise
         except (exceptions.NotFoundError, FileNotFoundError):
             # obstore raises the builtin FileNotFoundError for a 404.
-            raise ObjectNotFoundError(f"{what} {self._where}{key}: no such object") from None
+            missing = "no such bucket" if what in ("put", "list") else "no such object"
+            raise ObjectNotFoundError(f"{what} {self._where}{key}: {missing}") from None
         except (exceptions.BaseError, OSError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ObjectStoreError(f"{what} {self._where}{key}: {first}") from None
+            raise ObjectStoreError(f"{what} {self._where}{key}: {_summary(exc)}") from None
+
+
+def _summary(exc: BaseException) -> str:
+    """The first line of obstore's message, without the XML error body it may quote."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first.split("<?xml", 1)[0].rstrip(": ")
 
 
 def _open(settings: ObjectStoreSettings, bucket: str, prefix: str, retries: int) -> S3Store:
