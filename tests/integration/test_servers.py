@@ -43,7 +43,7 @@ def test_missing_software_skips_or_fails_when_required(monkeypatch: pytest.Monke
     with pytest.raises(pytest.skip.Exception, match="no PostgreSQL"):
         servers.unavailable("no PostgreSQL")
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="no PostgreSQL .*servers are required"):
+    with pytest.raises(pytest.fail.Exception, match=r"no PostgreSQL .*servers are required"):
         servers.unavailable("no PostgreSQL")
 
 
