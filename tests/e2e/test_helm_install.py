@@ -37,16 +37,13 @@ from kubernetes.client.rest import ApiException
 import hack_scripts
 
 from .conftest import Cluster, kubeconfig_path, wait_until
+from .images import operator_image
 from .operator_support import ROOT, Kascade, delete_namespace, make_namespace
 
 pytestmark = pytest.mark.e2e
 
 CHART = ROOT / "helm" / "kascade"
 RELEASE = "kascade"
-E2E_IMAGE = "kascade-operator:e2e"
-LOCAL_STATE = Path(
-    os.environ.get("KASCADE_CLUSTER_STATE", Path.home() / ".local/state/kascade/cluster")
-)
 CRDS = (
     "pipelines.kascade.io",
     "pipelineruns.kascade.io",
@@ -80,34 +77,6 @@ def webhook_wired() -> bool:
         check=False,
     )
     return proc.stdout.strip() == "True"
-
-
-def image_for_test() -> str:
-    """KASCADE_E2E_IMAGE, or build and import the operator image into the local cluster."""
-    if os.environ.get("KASCADE_E2E_IMAGE"):
-        return os.environ["KASCADE_E2E_IMAGE"]
-    missing = [t for t in ("mmdebstrap", "chroot", "ctr") if shutil.which(t) is None]
-    if os.geteuid() != 0:
-        missing.append("root")
-    if not (LOCAL_STATE / "containerd" / "containerd.sock").exists():
-        missing.append(f"the local cluster's containerd ({LOCAL_STATE}/containerd)")
-    if missing:
-        pytest.skip(
-            "cannot build the operator image here (missing: " + ", ".join(missing) + "); "
-            "set KASCADE_E2E_IMAGE to an image the cluster can run (make kind-e2e does)"
-        )
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "image" / "build-operator-image.sh")],
-        env={**os.environ, "IMAGE": E2E_IMAGE},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert proc.returncode == 0, f"image build failed:\n{proc.stderr[-4000:]}"
-    print(f"built {E2E_IMAGE} in {time.monotonic() - t0:.0f}s: {proc.stderr.splitlines()[-1]}")
-    return E2E_IMAGE
 
 
 @dataclass
@@ -254,7 +223,7 @@ def install(cluster: Cluster) -> Iterator[Install]:
     kubectl_bin = find_kubectl()
     if helm_bin is None or kubectl_bin is None:
         pytest.skip("helm/kubectl not found: run make cluster-build (or set HELM and KUBECTL)")
-    image = image_for_test()
+    image = operator_image()
     namespace = make_namespace(cluster, "helm")
     inst = Install(
         cluster=cluster,
