@@ -118,6 +118,11 @@ def _spawn(
     name: str, argv: list[str], workdir: Path, env: dict[str, str], **kwargs: Any
 ) -> Process:
     log = workdir / f"{name}.log"
+    # If the test process dies without its teardown (killed, crashed), the kernel sends
+    # the server SIGTERM (util-linux setpriv sets the parent-death signal, then execs).
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        argv = [setpriv, "--pdeathsig", "TERM", "--", *argv]
     with open(log, "ab") as out:
         popen = subprocess.Popen(
             argv,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -66,3 +69,49 @@ def test_versitygw_build_without_go_exits_3(tmp_path: os.PathLike[str]) -> None:
     assert proc.returncode == 3, proc.stderr
     assert "no Go toolchain: cannot build versitygw v1.8.0" in proc.stderr
     assert proc.stdout == ""
+
+
+STARTER = """
+import sys, time
+sys.path[:0] = sys.argv[1:]
+import servers
+pg, s3 = servers.start_postgres(), servers.start_s3()
+print(pg.process.popen.pid, s3.process.popen.pid, pg.workdir, s3.workdir, flush=True)
+time.sleep(600)
+"""
+
+
+def test_servers_end_when_the_test_process_is_killed() -> None:
+    """A test run killed without teardown (SIGKILL) leaves no server running."""
+    tests_dir = str(servers.ROOT / "tests")
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, tests_dir, str(servers.ROOT / "operator")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    workdirs: list[str] = []
+    try:
+        assert starter.stdout is not None
+        first, second, *workdirs = starter.stdout.readline().split()
+        pids = [int(first), int(second)]
+        assert all(alive(pid) for pid in pids)
+    finally:
+        starter.kill()
+        starter.wait()
+    try:
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in pids), "a server outlived the killed test process"
+    finally:
+        for workdir in workdirs:  # what the killed process's teardown would have removed
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie of another parent counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
