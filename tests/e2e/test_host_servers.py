@@ -9,6 +9,8 @@ real cluster before those features are wired:
 2. ``kascade poke s3 --wildcard`` in the same way against versitygw on the host.
 3. Mail sent from a pod with kascade.integrations.mailing over STARTTLS with login
    arrives at the host's SMTP server, its certificate checked against the test CA.
+4. The operator's path for mail: the settings Secret read through the API
+   (``Kube.read_secret_data``), parsed and used to send.
 
 The pods run as a non-root user under the namespace's ``restricted`` Pod Security.
 """
@@ -22,8 +24,10 @@ from kubernetes import client
 
 import servers
 from kascade.api.protocol import SENSOR_NOT_MET
+from kascade.integrations import mailing
 from kascade.integrations.objectstore import ObjectStore
-from kascade.integrations.settings import ObjectStoreSettings
+from kascade.integrations.settings import ObjectStoreSettings, SmtpSettings
+from kascade.kube.client import Kube
 
 from .conftest import Cluster
 from .images import operator_image
@@ -137,3 +141,24 @@ def test_mail_from_a_pod_over_starttls(
     (got,) = smtp_for_pods.mailbox.with_subject(subject)
     assert got.tls is True and got.authenticated_as == smtp_for_pods.user
     assert got.recipients == ("team@example.test",)
+
+
+def test_mail_with_settings_read_from_a_secret(
+    cluster: Cluster, namespace: str, smtp_for_pods: servers.SmtpServer
+) -> None:
+    """The operator's path: Secret data through the API, parsed, then sent (here, on loopback)."""
+    conn = secret(cluster, namespace, smtp_for_pods.settings())
+    data = Kube(cluster.api).read_secret_data(namespace, conn)
+    assert data == smtp_for_pods.settings()  # base64 decoded, multi-line caCert intact
+    smtp = SmtpSettings.from_data(data, f"Secret {namespace}/{conn}")
+    subject = f"from the operator {uuid.uuid4().hex[:6]}"
+    email = mailing.Email(to=("team@example.test",), subject=subject, html="<p>ok</p>")
+    mailing.send(smtp, mailing.compose(smtp, email))
+    (got,) = smtp_for_pods.mailbox.with_subject(subject)
+    assert got.tls is True and got.authenticated_as == smtp_for_pods.user
+    kube = Kube(cluster.api)
+    assert kube.read_secret_data(namespace, "no-such-secret") is None
+    # The webhook notifications' single-key read goes through the same call.
+    assert kube.read_secret_key(namespace, conn, "host") == "127.0.0.1"
+    assert kube.read_secret_key(namespace, conn, "no-such-key") is None
+    assert kube.read_secret_key(namespace, "no-such-secret", "host") is None

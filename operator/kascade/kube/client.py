@@ -137,8 +137,9 @@ class Kube:
             pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
 
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
-        """A Secret value, for webhooks whose URL is a credential; never logged."""
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's keys and values as text (connection settings); None when it does
+        not exist. Values are credentials: never logged."""
         import base64
 
         try:
@@ -147,5 +148,12 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
-        raw = (secret.data or {}).get(key)
-        return base64.b64decode(raw).decode() if raw else None
+        return {
+            key: base64.b64decode(raw).decode(errors="replace")
+            for key, raw in (secret.data or {}).items()
+        }
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """A Secret value, for webhooks whose URL is a credential; never logged."""
+        data = self.read_secret_data(namespace, name)
+        return (data or {}).get(key) or None
