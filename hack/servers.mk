@@ -1,4 +1,4 @@
-# Real servers for the integration tests (see tests/servers.py and docs/development.md).
+# Real servers for the integration tests (see tests/servers/ and docs/development.md).
 # Included by the top-level Makefile.
 .PHONY: servers servers-deps
 

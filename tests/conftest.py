@@ -1,4 +1,4 @@
-"""Session fixtures for the real servers of tests/servers.py, each started on first use.
+"""Session fixtures for the real servers of tests/servers/, each started on first use.
 
 They listen on loopback; tests/e2e/conftest.py has the same servers reachable from pods.
 """

@@ -1,4 +1,4 @@
-"""kascade.integrations.objectstore against a real S3 server (versitygw, tests/servers.py)."""
+"""kascade.integrations.objectstore against a real S3 server (versitygw, tests/servers/)."""
 
 from __future__ import annotations
 
