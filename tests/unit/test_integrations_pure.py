@@ -54,7 +54,9 @@ def test_smtp_settings_defaults_follow_security() -> None:
         ({"host": "h", "from": "a@b.c", "port": "smtp"}, "key 'port': must be a whole number"),
         ({"host": "h", "from": "a@b.c", "port": "70000"}, "key 'port': must be between 1"),
         ({"host": "h", "from": "a@b.c", "security": "ssl"}, "must be one of starttls, tls, none"),
-        ({"host": "h", "from": "a@b.c", "user": "u"}, "key 'password': is required when"),
+        ({"host": "h", "from": "a@b.c", "user": "u"}, "key 'password': is required when user is"),
+        ({"host": "h", "from": "a@b.c", "password": "p"}, "key 'user': is required when password"),
+        ({"host": "h", "from": "a@b.c", "port": "2_5"}, "key 'port': must be a whole number"),
         (
             {"host": "h", "from": "a@b.c", "user": "u", "password": "p", "security": "none"},
             "must be starttls or tls when a password is set",
@@ -103,6 +105,13 @@ def test_passwords_are_not_in_reprs() -> None:
     text = " ".join(map(repr, (smtp, pg, uri, store)))
     for value in ("pw-123", "pw-456", "pw-789", "pw-000", "tok-1"):
         assert value not in text
+
+
+def test_values_are_stripped() -> None:
+    smtp = SmtpSettings.from_data(
+        {"host": " h\n", "from": "a@b.c\n", "user": "u", "password": "pw\n"}, "s"
+    )
+    assert (smtp.host, smtp.sender, smtp.password) == ("h", "a@b.c", "pw")
 
 
 def test_postgres_settings_uri_or_fields() -> None:

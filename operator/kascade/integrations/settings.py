@@ -6,8 +6,10 @@ prefix (``CONN_WAREHOUSE_host``: what ``envFrom`` with a prefix makes of a
 Secret). Both are flat ``key -> text`` mappings, parsed here once.
 
 Errors name the source and the key and say what is wrong, never the value:
-most of these values are credentials. Unknown keys are errors (with a
-suggestion), so a typo such as ``sslMode`` is not silently ignored.
+most of these values are credentials. Surrounding whitespace is removed from
+every value (``kubectl create secret --from-file`` keeps a file's last newline).
+Unknown keys are errors (with a suggestion), so a typo such as ``sslMode`` is
+not silently ignored.
 """
 
 from __future__ import annotations
@@ -80,10 +82,9 @@ class _Reader:
         value = self.text(key)
         if value is None:
             return None
-        try:
-            number = int(value)
-        except ValueError:
-            raise self.error(key, "must be a whole number") from None
+        if not value.isascii() or not value.isdigit():
+            raise self.error(key, "must be a whole number")
+        number = int(value)
         if not low <= number <= high:
             raise self.error(key, f"must be between {low} and {high}")
         return number
@@ -123,8 +124,10 @@ class _Reader:
     def credentials(self, user_key: str, password_key: str) -> tuple[str | None, str | None]:
         user, password = self.text(user_key), self.text(password_key)
         if (user is None) != (password is None):
-            missing = password_key if password is None else user_key
-            raise self.error(missing, f"is required when {user_key}/{password_key} is set")
+            missing, given = (
+                (password_key, user_key) if password is None else (user_key, password_key)
+            )
+            raise self.error(missing, f"is required when {given} is set")
         return user, password
 
 
