@@ -129,3 +129,15 @@ def test_refused_and_deferred_recipients(smtp_server: servers.SmtpServer) -> Non
     assert "some recipients were refused (unknown@example.test: 550" in str(partial)
     assert partial.transient is False  # a retry would send the others a second copy
     assert [m.recipients for m in smtp_server.mailbox.messages[before:]] == [("ok@example.test",)]
+
+
+def test_settings_that_cannot_work_are_permanent(smtp_server: servers.SmtpServer) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+    bad_ca = send_expecting_error(smtp_server, security="starttls", caCert=pem)
+    assert "caCert is not a readable PEM certificate" in str(bad_ca)
+    assert bad_ca.transient is False
+    plain_port = send_expecting_error(smtp_server, security="tls", timeout="5")
+    assert "TLS handshake failed" in str(plain_port) and "check security and port" in str(
+        plain_port
+    )
+    assert plain_port.transient is False

@@ -125,8 +125,16 @@ def compose(settings: SmtpSettings, email: Email, *, message_id: str | None = No
     return message
 
 
-def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cadata=settings.ca_cert)
+def _tls_context(settings: SmtpSettings, where: str) -> ssl.SSLContext:
+    """The system's CAs plus ``caCert``; an unreadable ``caCert`` is a settings problem."""
+    context = ssl.create_default_context()
+    if settings.ca_cert:
+        try:
+            context.load_verify_locations(cadata=settings.ca_cert)
+        except (ssl.SSLError, ValueError) as exc:
+            raise DeliveryError(
+                f"{where}: caCert is not a readable PEM certificate ({exc})", transient=False
+            ) from None
     if not settings.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -136,13 +144,14 @@ def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
 def send(settings: SmtpSettings, message: EmailMessage) -> None:
     """Deliver ``message`` to its To and Cc recipients; raises :class:`DeliveryError`."""
     where = f"smtp {settings.host}:{settings.port}"
+    context = _tls_context(settings, where) if settings.security != "none" else None
     try:
         if settings.security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 settings.host,
                 settings.port,
                 timeout=settings.timeout,
-                context=_tls_context(settings),
+                context=context,
             )
         else:
             smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
@@ -155,7 +164,7 @@ def send(settings: SmtpSettings, message: EmailMessage) -> None:
                         "(set security: tls for implicit TLS, or none)",
                         transient=False,
                     )
-                smtp.starttls(context=_tls_context(settings))
+                smtp.starttls(context=context)
                 smtp.ehlo()
             if settings.user is not None and settings.password is not None:
                 smtp.login(settings.user, settings.password)
@@ -188,6 +197,12 @@ def send(settings: SmtpSettings, message: EmailMessage) -> None:
     except ssl.SSLCertVerificationError as exc:
         raise DeliveryError(
             f"{where}: TLS certificate not trusted ({exc.verify_message})", transient=False
+        ) from None
+    except ssl.SSLError as exc:
+        # Not a TLS server on that port (or the reverse): settings, not a passing fault.
+        raise DeliveryError(
+            f"{where}: TLS handshake failed ({exc.reason or exc}); check security and port",
+            transient=False,
         ) from None
     except (smtplib.SMTPException, OSError) as exc:
         # Refused, reset, timed out, name not resolved, server hung up: may pass.
