@@ -6,6 +6,9 @@ The I/O against real servers is in tests/integration/.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -303,3 +306,17 @@ def test_layers_engine_never_imports_integrations_and_integrations_no_kube() -> 
             or n.startswith(("kascade.kube", "kascade.controller", "kascade.local", "kascade.cli"))
         }
         assert not bad, f"integrations/{path.name} imports {bad}"
+
+
+def test_client_libraries_load_only_when_used() -> None:
+    """`kascade` starts without psycopg/obstore; a machine without libpq only loses SQL pokes."""
+    code = (
+        "import sys, kascade.cli.main, kascade.integrations.pokes, "
+        "kascade.integrations.objectstore, kascade.integrations.mailing; "
+        "print(sorted(m for m in ('psycopg', 'obstore') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
