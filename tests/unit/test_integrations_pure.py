@@ -281,6 +281,14 @@ def test_wildcard_prefix(pattern: str, prefix: str) -> None:
     assert pokes.wildcard_prefix(pattern) == prefix
 
 
+def test_sql_poke_without_libpq_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
+    settings = PostgresSettings.from_data({"host": "db"}, "s")
+    with pytest.raises(pokes.PokeError, match="install libpq") as info:
+        pokes.sql_poke(settings, "SELECT 1")
+    assert info.value.transient is False
+
+
 # ---------------------------------------------------------------- layers
 
 

@@ -59,8 +59,14 @@ def sql_poke(
     ``timeout`` bounds the statement (PostgreSQL cancels it); connecting is
     bounded by the settings' ``connectTimeout``. Raises :class:`PokeError`.
     """
-    import psycopg
-
+    try:
+        import psycopg
+    except ImportError as exc:  # psycopg loads libpq when imported
+        raise PokeError(
+            f"sql: the PostgreSQL client cannot load ({exc}); install libpq "
+            "(Debian: apt-get install libpq5)",
+            transient=False,
+        ) from None
     if not query.strip():
         raise PokeError("sql: the query is empty", transient=False)
     try:
