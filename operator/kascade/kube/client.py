@@ -138,8 +138,7 @@ class Kube:
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
 
     def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        """A Secret's keys and values as text (connection settings); None when it does
-        not exist. Values are credentials: never logged."""
+        """Every value of a Secret, decoded (for masking them); never logged."""
         import base64
 
         try:
@@ -149,11 +148,18 @@ class Kube:
                 return None
             raise
         return {
-            key: base64.b64decode(raw).decode(errors="replace")
-            for key, raw in (secret.data or {}).items()
+            k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.data or {}).items()
         }
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """A Secret value, for webhooks whose URL is a credential; never logged."""
-        data = self.read_secret_data(namespace, name)
-        return (data or {}).get(key) or None
+        import base64
+
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw = (secret.data or {}).get(key)
+        return base64.b64decode(raw).decode() if raw else None
