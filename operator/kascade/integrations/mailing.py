@@ -146,72 +146,74 @@ def send(settings: SmtpSettings, message: EmailMessage) -> None:
     where = f"smtp {settings.host}:{settings.port}"
     context = _tls_context(settings, where) if settings.security != "none" else None
     try:
-        if settings.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host,
-                settings.port,
-                timeout=settings.timeout,
-                context=context,
-            )
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-        with smtp:
-            smtp.ehlo()
-            if settings.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise DeliveryError(
-                        f"{where}: the server does not offer STARTTLS "
-                        "(set security: tls for implicit TLS, or none)",
-                        transient=False,
-                    )
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            if settings.user is not None and settings.password is not None:
-                smtp.login(settings.user, settings.password)
-            refused = smtp.send_message(message)
-    except DeliveryError:
-        raise
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        raise DeliveryError(
-            f"{where}: every recipient was refused ({_refusals(exc.recipients)})",
-            transient=all(400 <= code < 500 for code in codes),
-        ) from None
-    except smtplib.SMTPNotSupportedError as exc:
-        raise DeliveryError(
-            f"{where}: {exc} (check security, user and password)", transient=False
-        ) from None
-    except smtplib.SMTPAuthenticationError as exc:
-        raise DeliveryError(
-            f"{where}: login as {settings.user!r} refused ({exc.smtp_code})", transient=False
-        ) from None
-    except smtplib.SMTPResponseException as exc:
-        reply = (
-            exc.smtp_error.decode(errors="replace")
-            if isinstance(exc.smtp_error, bytes)
-            else str(exc.smtp_error)
-        )
-        raise DeliveryError(
-            f"{where}: {exc.smtp_code} {reply}", transient=400 <= exc.smtp_code < 500
-        ) from None
-    except ssl.SSLCertVerificationError as exc:
-        raise DeliveryError(
-            f"{where}: TLS certificate not trusted ({exc.verify_message})", transient=False
-        ) from None
-    except ssl.SSLError as exc:
-        # Not a TLS server on that port (or the reverse): settings, not a passing fault.
-        raise DeliveryError(
-            f"{where}: TLS handshake failed ({exc.reason or exc}); check security and port",
-            transient=False,
-        ) from None
+        refused = _deliver(settings, message, context, where)
     except (smtplib.SMTPException, OSError) as exc:
-        # Refused, reset, timed out, name not resolved, server hung up: may pass.
-        raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}", transient=True) from None
+        raise _classified(exc, settings, where) from None
     if refused:
         raise DeliveryError(
             f"{where}: some recipients were refused ({_refusals(refused)}); the others got it",
             transient=False,
         )
+
+
+def _deliver(
+    settings: SmtpSettings, message: EmailMessage, context: ssl.SSLContext | None, where: str
+) -> dict[str, tuple[int, bytes]]:
+    """One SMTP session; what the server refused of the recipients."""
+    if settings.security == "tls":
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+            settings.host, settings.port, timeout=settings.timeout, context=context
+        )
+    else:
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    with smtp:
+        smtp.ehlo()
+        if settings.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise DeliveryError(
+                    f"{where}: the server does not offer STARTTLS "
+                    "(set security: tls for implicit TLS, or none)",
+                    transient=False,
+                )
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if settings.user is not None and settings.password is not None:
+            smtp.login(settings.user, settings.password)
+        return smtp.send_message(message)
+
+
+def _classified(exc: Exception, settings: SmtpSettings, where: str) -> DeliveryError:
+    """Say what went wrong and whether waiting may help (5xx and bad settings will not)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return DeliveryError(
+            f"{where}: every recipient was refused ({_refusals(exc.recipients)})",
+            transient=all(400 <= code < 500 for code in codes),
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return DeliveryError(f"{where}: {exc} (check security, user and password)", transient=False)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return DeliveryError(
+            f"{where}: login as {settings.user!r} refused ({exc.smtp_code})", transient=False
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        error = exc.smtp_error
+        reply = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+        return DeliveryError(
+            f"{where}: {exc.smtp_code} {reply}", transient=400 <= exc.smtp_code < 500
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return DeliveryError(
+            f"{where}: TLS certificate not trusted ({exc.verify_message})", transient=False
+        )
+    if isinstance(exc, ssl.SSLError):
+        # Not a TLS server on that port (or the reverse): settings, not a passing fault.
+        return DeliveryError(
+            f"{where}: TLS handshake failed ({exc.reason or exc}); check security and port",
+            transient=False,
+        )
+    # Refused, reset, timed out, name not resolved, server hung up: may pass.
+    return DeliveryError(f"{where}: {type(exc).__name__}: {exc}", transient=True)
 
 
 def _refusals(recipients: Mapping[str, tuple[int, bytes]]) -> str:
