@@ -38,7 +38,10 @@ def paths(**spec: Any) -> list[str]:
             {"sensor": {"kind": "file", "path": "/x", "pokeInterval": "0s"}},
             "spec.tasks[0].sensor.pokeInterval",
         ),
-        ({"sensor": {"kind": "file", "path": "/x", "timeout": "0m"}}, "spec.tasks[0].sensor.timeout"),
+        (
+            {"sensor": {"kind": "file", "path": "/x", "timeout": "0m"}},
+            "spec.tasks[0].sensor.timeout",
+        ),
         (
             {"notifications": [{"name": "n", "events": ["failure"], "webhook": {"url": "hooks"}}]},
             "spec.tasks[0].notifications[0].webhook.url",

@@ -66,12 +66,11 @@ def param_issues(params: Mapping[str, Param] | None) -> Iterator[Issue]:
     """A param whose own default breaks its type, enum or bounds fails every run that uses it."""
     for name, param in (params or {}).items():
         path = f"spec.params.{name}"
-        if param.minimum is not None and param.maximum is not None:
-            if param.minimum > param.maximum:
-                yield Issue(f"{path}.minimum", "minimum is above maximum")
+        low, high = param.minimum, param.maximum
+        if low is not None and high is not None and low > high:
+            yield Issue(f"{path}.minimum", "minimum is above maximum")
         if param.default is not None:
-            for issue in check_param(name, param, param.default, f"{path}.default"):
-                yield issue
+            yield from check_param(name, param, param.default, f"{path}.default")
 
 
 def spec_value_issues(spec: PipelineSpec) -> Iterator[Issue]:
