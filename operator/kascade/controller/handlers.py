@@ -17,6 +17,7 @@ import kopf
 
 from kascade import metrics
 from kascade.api.base import GROUP, VERSION
+from kascade.controller import approval, notify, outbound
 from kascade.controller.leader import LeaderElector
 from kascade.controller.podspec import LABEL_RUN
 from kascade.controller.world import World
@@ -59,6 +60,14 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="kube")
     )
     load_config(os.environ.get("KUBECONFIG"))
+    notify.configure(outbound.policy_from_env())
+    policy = approval.policy_from_env()
+    approval.configure(policy)
+    if not policy.required:
+        log.warning(
+            "Approval is off: every Pipeline and PipelineRun spec runs as written, whoever "
+            "wrote it (any ServiceAccount, Secret or pod privilege of its namespace)"
+        )
     kube = Kube()
     STATE["world"] = World(kube, _emit)
     port = int(os.environ.get("KASCADE_METRICS_PORT", "8080"))
