@@ -1,4 +1,4 @@
-"""Approvals (signed by the admission webhook, verified by the operator) and the rights a spec needs."""
+"""Approvals (the webhook signs, the operator verifies) and the rights a spec needs."""
 
 from __future__ import annotations
 
