@@ -173,10 +173,9 @@ def operator(
         os.environ["KASCADE_NOTIFY_ALLOW_PRIVATE_NETWORKS"] = "1"
     import logging
 
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from kascade.controller import logs
+
+    logs.install(getattr(logging, log_level.upper()))
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig
     os.environ["KASCADE_METRICS_PORT"] = str(metrics_port)

@@ -33,6 +33,14 @@ if os.environ.get("KASCADE_WEBHOOK"):  # the Pipeline admission webhook (helm: w
 
 
 def _emit(obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event, and log it: the operator's log is one line per event."""
+    meta = obj.get("metadata") or {}
+    log.log(
+        logging.WARNING if kind == "Warning" else logging.INFO,
+        "%s %s/%s: %s: %s",
+        *(obj.get("kind") or "Object", meta.get("namespace"), meta.get("name"), reason),
+        message[:500],
+    )
     if kind == "Normal" and reason.startswith("Task") and not TASK_EVENTS_ALL:
         return  # --task-events=warnings: a busy installation keeps only what needs a look
     try:
@@ -72,6 +80,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE["world"] = World(kube, _emit)
     port = int(os.environ.get("KASCADE_METRICS_PORT", "8080"))
     if port:
+        metrics.watch_world(lambda: STATE.get("world") if LEADING.is_set() else None)
         metrics.serve(port)
     lease_ns = os.environ.get("KASCADE_LEADER_NAMESPACE")
     if lease_ns:
@@ -105,34 +114,41 @@ async def cleanup(**_: Any) -> None:
             task.cancel()
 
 
-async def _guard(kind: str, coro: Any) -> None:
+async def _guard(kind: str, body: dict[str, Any], coro: Any) -> None:
     await LEADING.wait()
     try:
         await coro
     except Exception:
         metrics.RECONCILE_ERRORS.labels(kind).inc()
-        log.exception("Reconciling a %s failed", kind)
+        meta = body.get("metadata") or {}
+        log.exception("%s %s/%s: reconciling failed", kind, meta.get("namespace"), meta.get("name"))
 
 
 @kopf.on.event(GROUP, VERSION, "pipelines")
 async def pipeline_event(event: dict[str, Any], **_: Any) -> None:
-    await _guard("Pipeline", world().on_pipeline(str(event.get("type")), event["object"]))
+    body = event["object"]
+    metrics.seen_pipeline(body)
+    await _guard("Pipeline", body, world().on_pipeline(str(event.get("type")), body))
 
 
 @kopf.on.event(GROUP, VERSION, "pipelineruns")
 async def run_event(event: dict[str, Any], **_: Any) -> None:
-    await _guard("PipelineRun", world().on_run(str(event.get("type")), event["object"]))
+    body = event["object"]
+    await _guard("PipelineRun", body, world().on_run(str(event.get("type")), body))
 
 
 @kopf.on.event(GROUP, VERSION, "pools")
 async def pool_event(event: dict[str, Any], **_: Any) -> None:
+    meta = event["object"]["metadata"]
+    metrics.seen_pool(meta["namespace"], meta["name"])
     await LEADING.wait()
     world().on_pool(str(event.get("type")), event["object"])
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
 async def pod_event(event: dict[str, Any], **_: Any) -> None:
-    await _guard("Pod", world().on_pod(str(event.get("type")), event["object"]))
+    body = event["object"]
+    await _guard("Pod", body, world().on_pod(str(event.get("type")), body))
 
 
 def run(namespaces: list[str], clusterwide: bool, liveness: str | None) -> None:

@@ -154,3 +154,31 @@ def manifest_path(preview: Preview, field: str, spec: PipelineSpec) -> str:
         if field.startswith(prefix):
             return f"{preview.path}.{field.removeprefix(prefix)}"
     return f"{preview.path} ({field})" if field else preview.path
+
+
+#: Kubernetes' quantity syntax (resource.Quantity); the API server cannot decode a pod without it.
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+
+
+def quantity_problems(pod: dict[str, Any]) -> list[tuple[str, str]]:
+    """Resource quantities that do not parse, as (pod field path, message)."""
+    out = []
+    for i, container in enumerate((pod.get("spec") or {}).get("containers") or []):
+        resources = container.get("resources") or {}
+        if not isinstance(resources, dict):
+            out.append((f"spec.containers[{i}].resources", "must be an object"))
+            continue
+        for kind in ("limits", "requests"):
+            values = resources.get(kind) or {}
+            if not isinstance(values, dict):
+                out.append((f"spec.containers[{i}].resources.{kind}", "must be an object"))
+                continue
+            for name, value in values.items():
+                if not _QUANTITY.match(str(value)):
+                    out.append(
+                        (
+                            f"spec.containers[{i}].resources.{kind}.{name}",
+                            f"{value!r} is not a quantity (e.g. 500m, 2, 1Gi)",
+                        )
+                    )
+    return out

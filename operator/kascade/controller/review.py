@@ -140,7 +140,7 @@ class Reviewer:
         )
         needs, unmet = denied
         if pods or unmet:
-            code = 422 if pods else 403
+            code = 403 if unmet else 422
             lines = pods + [f"{rights.describe(n)} ({_who(req.user)} may not)" for n in unmet]
             return Verdict(lines, code=code)
         if self.key is None:
@@ -152,10 +152,15 @@ class Reviewer:
 
     async def _dry_run(self, plan: Plan, spec: PipelineSpec, namespace: str) -> list[str]:
         previews = pod_preview.previews(plan, spec, namespace)
+        problems: list[str] = []
+        for preview in previews:  # what the API server could not even decode
+            for where, message in pod_preview.quantity_problems(preview.pod):
+                problems.append(f"{pod_preview.manifest_path(preview, where, spec)}: {message}")
+        if problems:
+            return list(dict.fromkeys(problems))
         results = await asyncio.gather(
             *(asyncio.to_thread(self.access.dry_run_pod, namespace, p.pod) for p in previews)
         )
-        problems: list[str] = []
         for preview, rejection in zip(previews, results, strict=True):
             if rejection is None:
                 continue

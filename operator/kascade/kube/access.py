@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -111,6 +112,8 @@ class Access:
             if exc.status not in (400, 403, 422):
                 raise
             return _rejection(exc)
+        except pydantic.ValidationError as exc:  # the client's own typed models refused it
+            return PodRejection("the pod does not parse", _pydantic_fields(exc))
         return None
 
     def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -141,3 +144,17 @@ def _rejection(exc: ApiException) -> PodRejection | None:
         if c.get("field")
     )
     return PodRejection(message=message, fields=fields)
+
+
+def _pydantic_fields(exc: pydantic.ValidationError) -> tuple[tuple[str, str], ...]:
+    """``body.spec.containers.0.securityContext.runAsUser`` → ``spec.containers[0]....``."""
+    out = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        if "spec" in loc:
+            loc = loc[loc.index("spec") :]
+        path = ""
+        for part in loc:
+            path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+        out.append((path, str(error.get("msg", "invalid"))))
+    return tuple(out)

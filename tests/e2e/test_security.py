@@ -1,0 +1,308 @@
+"""Security on the real cluster: a pipeline author can never make the operator exceed their rights.
+
+One `kascade operator` process serves its admission webhook to the real API server
+(tests/e2e/security_support.py) and verifies approvals before running anything.
+``author`` may only manage Pipelines and PipelineRuns; ``admin`` may do anything in
+the namespace. Each test names the hole it closes (issue 9).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from .conftest import kubeconfig_path, wait_until
+from .operator_support import GROUP, VERSION, pipeline
+from .security_support import ADMIN_RULES, AUTHOR_RULES, Secured, secured_operator
+
+pytestmark = pytest.mark.e2e
+
+APPROVAL = "kascade.io/approval"
+
+
+@pytest.fixture(scope="module")
+def sec(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    tmp = tmp_path_factory.mktemp("security")
+    with secured_operator(cluster, kubeconfig_path(), tmp) as secured:
+        secured.user("author", AUTHOR_RULES)
+        secured.user("admin", ADMIN_RULES)
+        secured.cluster.core.create_namespaced_secret(
+            secured.namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="db"),
+                string_data={"TOKEN": "s3cr3t-value-9f4e2c", "USER": "etl"},
+            ),
+        )
+        secured.cluster.core.create_namespaced_service_account(
+            secured.namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="etl"))
+        )
+        yield secured
+
+
+def one_task(name: str, **fields: Any) -> dict[str, Any]:
+    task = {"name": "t", "command": ["sh", "-c", "echo ok"], **fields}
+    doc = pipeline(name, [task])
+    doc["spec"]["suspend"] = True
+    return doc
+
+
+def approval_of(sec: Secured, name: str, namespace: str | None = None) -> dict[str, Any]:
+    ns = namespace or sec.namespace
+    body = sec.kas.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "pipelines", name)
+    return dict(json.loads(body["metadata"]["annotations"][APPROVAL]))
+
+
+# -- 1. the confused deputy -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"serviceAccountName": "etl"}, "runs pods as ServiceAccount 'etl'"),
+        ({"envFrom": [{"secretRef": {"name": "db"}}]}, "reads Secret 'db'"),
+        (
+            {
+                "securityContext": {
+                    "privileged": True,
+                    "allowPrivilegeEscalation": True,
+                    "capabilities": {"add": ["SYS_ADMIN"]},
+                }
+            },
+            "privileged: true",
+        ),
+        (
+            {
+                "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+                "volumeMounts": [{"name": "root", "mountPath": "/host"}],
+            },
+            "hostPath",
+        ),
+        ({"securityContext": {"runAsUser": 0, "runAsNonRoot": False}}, "runAsUser: 0"),
+    ],
+    ids=["service-account", "secret", "privileged", "host-path", "root"],
+)
+def test_an_author_cannot_make_pods_do_what_they_may_not(
+    sec: Secured, fields: dict[str, Any], reason: str
+) -> None:
+    status, message = sec.refused("author", "pipelines", one_task("deputy", **fields))
+    assert status == 403, message  # and the restricted namespace refuses the pod too (422)
+    assert reason in message, message
+    assert f"user 'system:serviceaccount:{sec.namespace}:author' may not" in message
+
+
+def test_an_admin_may_and_the_approval_records_who_and_what(sec: Secured) -> None:
+    doc = one_task(
+        "approved",
+        serviceAccountName="etl",
+        env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "db", "key": "TOKEN"}}}],
+    )
+    sec.create("admin", "pipelines", doc)
+    record = approval_of(sec, "approved")
+    assert record["by"] == f"system:serviceaccount:{sec.namespace}:admin"
+    assert record["grants"] == ["secret:db", "serviceaccount:etl"]
+    # The author may trigger the approved pipeline: the run carries its approval.
+    name = sec.kas.create_run("approved")
+    run = sec.kas.wait_run(name, timeout=120)
+    assert run["status"]["phase"] == "success", run["status"]
+
+
+def test_a_forged_approval_is_replaced_by_the_real_author(sec: Secured) -> None:
+    admin_record = approval_of(sec, "approved")
+    doc = one_task("forged")
+    doc["metadata"]["annotations"] = {APPROVAL: json.dumps(admin_record)}
+    sec.create("author", "pipelines", doc)
+    assert approval_of(sec, "forged")["by"] == f"system:serviceaccount:{sec.namespace}:author"
+    # A metadata-only update cannot change it either.
+    api = sec.as_user("author")
+    api.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        sec.namespace,
+        "pipelines",
+        "forged",
+        {"metadata": {"annotations": {APPROVAL: json.dumps(admin_record), "team": "x"}}},
+    )
+    body = sec.kas.get("pipelines", "forged")
+    assert body["metadata"]["annotations"]["team"] == "x"
+    assert approval_of(sec, "forged")["by"].endswith(":author")
+
+
+def test_a_spec_that_bypassed_the_webhook_does_not_run(sec: Secured) -> None:
+    """The operator watches a namespace the webhook does not cover: nothing there is approved."""
+    other = sec.other_namespace
+    doc = one_task("unapproved", serviceAccountName="default")
+    sec.kas.custom.create_namespaced_custom_object(GROUP, VERSION, other, "pipelines", doc)
+
+    def condition() -> dict[str, Any] | None:
+        body = sec.kas.custom.get_namespaced_custom_object(
+            GROUP, VERSION, other, "pipelines", "unapproved"
+        )
+        conds = (body.get("status") or {}).get("conditions") or []
+        return next((c for c in conds if c["type"] == "Valid"), None)
+
+    valid = wait_until(condition, timeout=60, what="the Valid condition")
+    assert valid["status"] == "False" and "not approved" in valid["message"], valid
+    # An approval copied from another namespace does not verify there.
+    copied = sec.kas.get("pipelines", "approved")
+    run = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PipelineRun",
+        "metadata": {
+            "name": "copied-approval",
+            "annotations": {APPROVAL: copied["metadata"]["annotations"][APPROVAL]},
+        },
+        "spec": {"pipelineRef": {"name": "unapproved"}, "pipelineSpec": copied["spec"]},
+    }
+    sec.kas.custom.create_namespaced_custom_object(GROUP, VERSION, other, "pipelineruns", run)
+
+    def phase() -> dict[str, Any] | None:
+        body = sec.kas.custom.get_namespaced_custom_object(
+            GROUP, VERSION, other, "pipelineruns", "copied-approval"
+        )
+        status = body.get("status") or {}
+        return status if status.get("phase") in ("success", "failed") else None
+
+    status = wait_until(phase, timeout=60, what="the copied-approval run to end")
+    assert status["phase"] == "failed" and "not approved" in status["message"], status
+    pods = sec.cluster.core.list_namespaced_pod(other).items
+    assert pods == [], [p.metadata.name for p in pods]
+
+
+# -- 3. every way in -----------------------------------------------------------------------
+def run_body(
+    name: str, ref: str, spec: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PipelineRun",
+        "metadata": {"name": name},
+        "spec": {"pipelineRef": {"name": ref}, **fields},
+    }
+    if spec is not None:
+        body["spec"]["pipelineSpec"] = spec
+    return body
+
+
+def test_pipelineruns_are_admitted_too(sec: Secured) -> None:
+    good = one_task("x")["spec"]
+    status, message = sec.refused("author", "pipelineruns", run_body("r1", "missing", good))
+    assert status == 422 and "spec.pipelineRef.name: pipeline 'missing' not found" in message
+    cyclic = {
+        "tasks": [
+            {"name": "a", "image": "busybox:1.36", "command": ["true"], "dependsOn": ["b"]},
+            {"name": "b", "image": "busybox:1.36", "command": ["true"], "dependsOn": ["a"]},
+        ]
+    }
+    status, message = sec.refused("author", "pipelineruns", run_body("r2", "approved", cyclic))
+    assert "spec.pipelineSpec.tasks[0].dependsOn: dependency cycle: a -> b -> a" in message
+    typed = copy.deepcopy(good)
+    typed["params"] = {"days": {"type": "integer", "default": 1}}
+    status, message = sec.refused(
+        "author", "pipelineruns", run_body("r3", "approved", typed, params={"days": "three"})
+    )
+    assert "spec.params.days: param 'days' must be of type integer" in message
+    escalate = one_task("x", securityContext={"privileged": True})["spec"]
+    status, message = sec.refused("author", "pipelineruns", run_body("r4", "approved", escalate))
+    assert status == 403 and "privileged: true" in message
+
+
+MALFORMED = [
+    ({"env": [{"name": "A=B", "value": "1"}]}, "spec.tasks[0].env[0].name"),
+    ({"volumeMounts": [{"name": "nope", "mountPath": "/x"}]}, "spec.tasks[0].volumeMounts[0].name"),
+    ({"resources": {"limits": {"cpu": "lots"}}}, "spec.tasks[0].resources.limits.cpu"),
+    ({"tolerations": [{"key": "k", "operator": "Maybe"}]}, "spec.tasks[0].tolerations[0].operator"),
+    ({"securityContext": {"runAsUser": "abc"}}, "spec.tasks[0].securityContext.runAsUser"),
+    ({"envFrom": [{"configMapRef": {}}]}, "spec.tasks[0].envFrom[0]"),
+    ({"serviceAccountName": "no-such-account"}, 'serviceaccount "no-such-account" not found'),
+    ({"workingDir": "relative/dir"}, "spec.tasks[0].workingDir"),
+    ({"timeout": "0s"}, "spec.tasks[0].timeout"),
+    (
+        {"sensor": {"kind": "http", "url": "not a url", "pokeInterval": "0s"}},
+        "spec.tasks[0].sensor.pokeInterval",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "path"), MALFORMED, ids=[p for _, p in MALFORMED])
+def test_malformed_pod_fields_are_rejected_at_apply_with_their_path(
+    sec: Secured, fields: dict[str, Any], path: str
+) -> None:
+    status, message = sec.refused("admin", "pipelines", one_task("malformed", **fields))
+    assert status in (400, 403, 422), message
+    assert path in message, message
+
+
+def test_large_pipelines_are_admitted_and_oversized_ones_named(sec: Secured) -> None:
+    """Up to the 3 MiB the API server sends (an UPDATE carries old and new); 1 MiB specs."""
+    script = "echo " + "x" * 700_000
+    doc = one_task("large", script=script)
+    doc["spec"]["tasks"][0].pop("command")
+    sec.create("admin", "pipelines", doc)
+
+    def replaced() -> dict[str, Any] | None:
+        body = sec.kas.get("pipelines", "large")  # the operator writes its status meanwhile
+        body["spec"]["tasks"][0]["script"] = script + " y"
+        try:
+            return dict(
+                sec.as_user("admin").replace_namespaced_custom_object(
+                    GROUP, VERSION, sec.namespace, "pipelines", "large", body
+                )
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            return None
+
+    updated = wait_until(replaced, timeout=30, what="an update of the large pipeline")
+    assert updated["spec"]["tasks"][0]["script"].endswith(" y")
+    big = one_task("oversized", script="echo " + "x" * 1_100_000)
+    big["spec"]["tasks"][0].pop("command")
+    _, message = sec.refused("admin", "pipelines", big)
+    assert "over Kascade's limit of 1048576" in message, message[:300]
+
+
+def test_rejected_typos_are_not_logged_as_errors(sec: Secured) -> None:
+    sec.refused("author", "pipelines", one_task("typo", timeout="0s"))
+    time.sleep(0.5)
+    lines = [line for line in sec.log_text().splitlines() if "typo" in line]
+    assert lines and all(" INFO " in line for line in lines), lines
+    assert not [
+        line for line in sec.log_text().splitlines() if " ERROR " in line and "admit" in line
+    ]
+
+
+def test_pods_run_restricted_by_default(sec: Secured) -> None:
+    name = sec.kas.create_run("forged")  # author's approved one-task pipeline
+    run = sec.kas.wait_run(name, timeout=120)
+    assert run["status"]["phase"] == "success", run["status"]
+    pods = [
+        p
+        for p in sec.cluster.core.list_namespaced_pod(sec.namespace).items
+        if (p.metadata.labels or {}).get("kascade.io/run") == name
+    ]
+    assert pods
+    for pod in pods:
+        ctx, c = pod.spec.security_context, pod.spec.containers[0].security_context
+        assert ctx.run_as_non_root and ctx.run_as_user != 0
+        assert ctx.seccomp_profile.type == "RuntimeDefault"
+        assert c.allow_privilege_escalation is False and c.capabilities.drop == ["ALL"]
+        assert pod.spec.automount_service_account_token is False
+
+
+def test_the_apiserver_reaches_nothing_else(sec: Secured) -> None:
+    """The webhook configuration only covers the test's namespace."""
+    admission = client.AdmissionregistrationV1Api(sec.cluster.api)
+    config = admission.read_mutating_webhook_configuration(f"kascade-e2e-{sec.namespace}")
+    for hook in config.webhooks:
+        assert hook.namespace_selector.match_labels == {
+            "kubernetes.io/metadata.name": sec.namespace
+        }
+    with pytest.raises(ApiException):
+        sec.as_user("author").list_namespaced_custom_object(
+            GROUP, VERSION, sec.other_namespace, "pipelines"
+        )
