@@ -306,3 +306,89 @@ def test_the_apiserver_reaches_nothing_else(sec: Secured) -> None:
         sec.as_user("author").list_namespaced_custom_object(
             GROUP, VERSION, sec.other_namespace, "pipelines"
         )
+
+
+def test_secret_values_are_masked_in_outputs(sec: Secured) -> None:
+    doc = one_task(
+        "leaky",
+        env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "db", "key": "TOKEN"}}}],
+        command=["sh", "-c", 'echo "token=$TOKEN" > "$KASCADE_OUTPUTS"'],
+    )
+    sec.create("admin", "pipelines", doc)
+    run = sec.kas.wait_run(sec.kas.create_run("leaky"), timeout=120)
+    assert run["status"]["phase"] == "success", run["status"]
+    (taskrun,) = [
+        t
+        for t in sec.kas.list("taskruns")
+        if t["spec"]["pipelineRunRef"]["name"] == run["metadata"]["name"]
+    ]
+    assert taskrun["status"]["outputs"] == {"token": "***"}
+    assert "s3cr3t-value-9f4e2c" not in json.dumps(taskrun) + sec.log_text()
+
+
+class Recorder:
+    """A real HTTP server on this machine's loopback (where the operator process runs)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.got: list[str] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                recorder.got.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_notification_webhooks_cannot_reach_the_operators_network(sec: Secured) -> None:
+    recorder = Recorder()
+    try:
+        doc = one_task("ssrf")
+        doc["spec"]["notifications"] = [
+            {
+                "name": "probe",
+                "events": ["success"],
+                "webhook": {"url": f"http://127.0.0.1:{recorder.port}/internal"},
+            }
+        ]
+        sec.create("author", "pipelines", doc)
+        run = sec.kas.wait_run(sec.kas.create_run("ssrf"), timeout=120)
+        assert run["status"]["phase"] == "success", run["status"]
+
+        def outcome() -> str | None:
+            lines = sec.operator.metrics().splitlines()
+            mine = [x for x in lines if x.startswith("kascade_notifications_total{")]
+            return next((x for x in mine if 'pipeline="ssrf"' in x and x[-4:] != " 0.0"), None)
+
+        line = wait_until(outcome, timeout=30, what="the notification's outcome")
+        assert 'outcome="refused"' in line, line
+        assert recorder.got == []
+        assert "non-public address" in sec.log_text()
+    finally:
+        recorder.close()
+
+
+def test_the_log_is_one_named_line_per_event(sec: Secured) -> None:
+    lines = sec.log_text().splitlines()
+    assert not [line for line in lines if "succeeded." in line and " INFO " in line]
+    ns = sec.namespace
+    assert any(f"PipelineRun {ns}/" in line and "RunSuccess" in line for line in lines), lines[-40:]
+    assert any(f"Pipeline {ns}/deputy" in line for line in lines)
+    for line in lines:
+        if " ERROR " in line or "Traceback" in line:
+            raise AssertionError(f"an error in the operator log: {line}")

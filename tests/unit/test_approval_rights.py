@@ -190,3 +190,42 @@ def test_tasks_that_differ_only_in_commands_share_one_dry_run() -> None:
         {"tasks": [task(f"t{i}", command=["echo", str(i)]) for i in range(50)]}
     )
     assert len(pod_preview.previews(compile_or_raise(model, "p"), model, "ns")) == 1
+
+
+def test_secret_values_are_masked_in_termination_messages() -> None:
+    from kascade.controller.masking import MASK, SecretMasker
+
+    secrets = {"db": {"TOKEN": 's3cr"et-1', "USER": "etl"}, "files": {"cert": "-----BEGIN X"}}
+    reads: list[str] = []
+
+    def read(namespace: str, name: str) -> dict[str, str] | None:
+        reads.append(name)
+        return secrets.get(name)
+
+    message = 'token=s3cr"et-1\n{"also": "s3cr\\"et-1"}\nuser=etl\ncert=-----BEGIN X'
+    pod = {
+        "metadata": {"namespace": "ns"},
+        "spec": {
+            "containers": [
+                {
+                    "env": [
+                        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "db", "key": "TOKEN"}}}
+                    ],
+                    "envFrom": [{"secretRef": {"name": "db"}}],
+                }
+            ],
+            "volumes": [{"name": "v", "secret": {"secretName": "files"}}],
+        },
+        "status": {
+            "containerStatuses": [{"state": {"terminated": {"exitCode": 0, "message": message}}}]
+        },
+    }
+    masker = SecretMasker(read)
+    masked = masker.mask_pod(pod)
+    text = masked["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+    assert text == f'token={MASK}\n{{"also": "{MASK}"}}\nuser=etl\ncert={MASK}'  # "etl": too short
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == message
+    masker.mask_pod(pod)
+    assert sorted(reads) == ["db", "files"]  # cached
+    plain = {"metadata": {}, "spec": {"containers": [{}]}, "status": {}}
+    assert masker.mask_pod(plain) is plain

@@ -17,11 +17,11 @@ import kopf
 
 from kascade import metrics
 from kascade.api.base import GROUP, VERSION
-from kascade.controller import approval, notify, outbound
+from kascade.controller import approval, masking, notify, outbound
 from kascade.controller.leader import LeaderElector
 from kascade.controller.podspec import LABEL_RUN
 from kascade.controller.world import World
-from kascade.kube.client import Kube, load_config
+from kascade.kube.client import load_config
 
 log = logging.getLogger("kascade.operator")
 STATE: dict[str, Any] = {}
@@ -76,7 +76,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
             "Approval is off: every Pipeline and PipelineRun spec runs as written, whoever "
             "wrote it (any ServiceAccount, Secret or pod privilege of its namespace)"
         )
-    kube = Kube()
+    kube = masking.MaskingKube()
+    STATE["kube"] = kube
     STATE["world"] = World(kube, _emit)
     port = int(os.environ.get("KASCADE_METRICS_PORT", "8080"))
     if port:
@@ -148,6 +149,12 @@ async def pool_event(event: dict[str, Any], **_: Any) -> None:
 @kopf.on.event("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
 async def pod_event(event: dict[str, Any], **_: Any) -> None:
     body = event["object"]
+    masker = STATE["kube"].masker
+    if any(
+        masking.has_message(s) for s in (body.get("status") or {}).get("containerStatuses") or []
+    ):
+        # Secret values in outputs are masked before anything reads them (reads run in a thread).
+        body = await asyncio.to_thread(masker.mask_pod, body)
     await _guard("Pod", body, world().on_pod(str(event.get("type")), body))
 
 

@@ -137,6 +137,20 @@ class Kube:
             pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
 
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """Every value of a Secret, decoded (for masking them); never logged."""
+        import base64
+
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {
+            k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.data or {}).items()
+        }
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """A Secret value, for webhooks whose URL is a credential; never logged."""
         import base64
