@@ -392,3 +392,29 @@ def test_the_log_is_one_named_line_per_event(sec: Secured) -> None:
     for line in lines:
         if " ERROR " in line or "Traceback" in line:
             raise AssertionError(f"an error in the operator log: {line}")
+
+
+def test_kubectl_explain_describes_every_task_field(sec: Secured) -> None:
+    import subprocess
+
+    from .test_helm_install import find_kubectl
+
+    kubectl = find_kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl (make cluster-build builds one)")
+    for field, words in (
+        ("pipeline.spec.tasks.image", "The container image"),
+        ("pipeline.spec.tasks.securityContext", "restricted default"),
+        ("pipeline.spec.tasks.retries", "retried"),
+        ("taskrun.status.outputs", "masked"),
+    ):
+        proc = subprocess.run(
+            [kubectl, "explain", field],
+            env={"KUBECONFIG": kubeconfig_path(), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert words in " ".join(proc.stdout.split()), (field, proc.stdout)
