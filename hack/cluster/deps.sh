@@ -10,6 +10,7 @@ PKGS=(
   gcc libc6-dev                                  # static pause binary
   openssl ca-certificates curl                   # cluster PKI, health checks
   util-linux mount procps psmisc kmod e2fsprogs  # nsenter, findmnt, ps, fuser
+  prometheus                                     # the real Prometheus tests/e2e/test_dashboards.py starts
 )
 
 missing=()
@@ -30,8 +31,11 @@ if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>
 fi
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 # Debian starts containerd as a system service on install; we run our own instance.
-if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
-  systemctl stop containerd || true
-  systemctl disable containerd >/dev/null 2>&1 || true
-fi
+# So does prometheus; the dashboard test starts its own, on a port of its own.
+for service in containerd prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+    systemctl disable "$service" >/dev/null 2>&1 || true
+  fi
+done
 log "debian packages installed in $(elapsed "$t0")"

@@ -83,6 +83,8 @@ POOL_SLOTS_USED = Gauge("kascade_pool_slots_used", "Pool slots in use", ["namesp
 POOL_SLOTS = Gauge("kascade_pool_slots", "Pool size", ["namespace", "pool"])
 SLA_MISSES = Counter("kascade_sla_misses_total", "SLA misses", ["namespace", "pipeline", "task"])
 RECONCILE_ERRORS = Counter("kascade_reconcile_errors_total", "Errors while reconciling", ["kind"])
+for _kind in ("Pipeline", "PipelineRun", "Pod", "run", "pipeline"):  # handlers' and timers' kinds
+    RECONCILE_ERRORS.labels(_kind)
 API_WRITES = Counter(
     "kascade_api_writes_total", "Writes to the Kubernetes API", ["verb", "resource"]
 )
@@ -223,6 +225,8 @@ class WorldGauges(Collector):
         waiting: Tally[tuple[str, str]] = Tally()
         for namespace, pool in list(world.pools.sizes):
             waiting[(namespace, pool)] += 0
+        for namespace, _ in list(world.pipelines):
+            waiting[(namespace, DEFAULT_POOL)] += 0
         nearest: dict[tuple[str, str], datetime] = {}
         for driver in list(world.drivers.values()):
             waiting[(driver.namespace, DEFAULT_POOL)] += 0
