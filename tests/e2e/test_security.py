@@ -277,9 +277,26 @@ def test_rejected_typos_are_not_logged_as_errors(sec: Secured) -> None:
 
 
 def test_pods_run_restricted_by_default(sec: Secured) -> None:
-    name = sec.kas.create_run("forged")  # author's approved one-task pipeline
+    """The local images (hack/cluster/images.sh) run as nobody under the default context."""
+    whoami = 'import os; open(os.environ["KASCADE_OUTPUTS"], "w").write(f"uid={os.getuid()}")'
+    doc = pipeline(
+        "whoami",
+        [
+            {"name": "sh", "command": ["sh", "-c", 'echo "uid=$(id -u)" > "$KASCADE_OUTPUTS"']},
+            {"name": "py", "image": "python:3.11-slim", "command": ["python3", "-c", whoami]},
+        ],
+    )
+    doc["spec"]["suspend"] = True
+    sec.create("author", "pipelines", doc)
+    name = sec.kas.create_run("whoami")
     run = sec.kas.wait_run(name, timeout=120)
     assert run["status"]["phase"] == "success", run["status"]
+    outputs = {
+        t["spec"]["taskName"]: t["status"]["outputs"]
+        for t in sec.kas.list("taskruns")
+        if t["spec"]["pipelineRunRef"]["name"] == name
+    }
+    assert outputs == {"sh": {"uid": 65534}, "py": {"uid": 65534}}
     pods = [
         p
         for p in sec.cluster.core.list_namespaced_pod(sec.namespace).items
@@ -418,3 +435,34 @@ def test_kubectl_explain_describes_every_task_field(sec: Secured) -> None:
         )
         assert proc.returncode == 0, proc.stderr
         assert words in " ".join(proc.stdout.split()), (field, proc.stdout)
+
+
+def test_runs_the_operator_creates_carry_their_pipelines_approval(sec: Secured) -> None:
+    """Scheduled runs, and runs created without a spec, run as their Pipeline was approved."""
+    ticker = one_task("ticker", serviceAccountName="etl")
+    ticker["spec"]["suspend"] = False
+    ticker["spec"]["schedule"] = "10s"
+    sec.create("admin", "pipelines", ticker)
+    try:
+
+        def scheduled() -> dict[str, Any] | None:
+            for run in sec.kas.list("pipelineruns", "kascade.io/pipeline=ticker"):
+                if (run.get("status") or {}).get("phase") in ("success", "failed"):
+                    return run
+            return None
+
+        run = wait_until(scheduled, timeout=90, what="a scheduled run of ticker")
+        assert run["spec"]["trigger"]["kind"] == "scheduled"
+        assert run["status"]["phase"] == "success", run["status"]
+    finally:
+        sec.kas.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, sec.namespace, "pipelines", "ticker", {"spec": {"suspend": True}}
+        )
+    # The author may start the admin's pipeline by reference (no spec of their own).
+    sec.create("author", "pipelineruns", run_body("by-reference", "approved"))
+    run = sec.kas.wait_run("by-reference", timeout=120)
+    assert run["status"]["phase"] == "success", run["status"]
+    assert (
+        run["metadata"]["annotations"][APPROVAL]
+        == (sec.kas.get("pipelines", "approved")["metadata"]["annotations"][APPROVAL])
+    )
