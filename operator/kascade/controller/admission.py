@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,28 +133,25 @@ async def _admit(
     log.debug("Admitted %s from %s", where, request.user.username)
 
 
-async def admit_pipeline(
-    body: Any,
-    patch: kopf.Patch,
-    old: Any = None,
-    operation: str | None = None,
-    userinfo: Any = None,
-    **_: Any,
-) -> None:
-    """kopf mutating handler for ``pipelines``."""
-    await _admit("Pipeline", body, old, operation, userinfo, patch)
+def _handler(kind: str) -> Callable[..., Awaitable[None]]:
+    """The kopf mutating handler for one kind (kopf passes the request as keywords)."""
+
+    async def admit(
+        body: Any,
+        patch: kopf.Patch,
+        old: Any = None,
+        operation: str | None = None,
+        userinfo: Any = None,
+        **_: Any,
+    ) -> None:
+        await _admit(kind, body, old, operation, userinfo, patch)
+
+    admit.__name__ = admit.__qualname__ = f"admit_{kind.lower()}"
+    return admit
 
 
-async def admit_pipelinerun(
-    body: Any,
-    patch: kopf.Patch,
-    old: Any = None,
-    operation: str | None = None,
-    userinfo: Any = None,
-    **_: Any,
-) -> None:
-    """kopf mutating handler for ``pipelineruns``."""
-    await _admit("PipelineRun", body, old, operation, userinfo, patch)
+admit_pipeline = _handler("Pipeline")
+admit_pipelinerun = _handler("PipelineRun")
 
 
 class LargeBodyWebhookServer(kopf.WebhookServer):  # type: ignore[misc]

@@ -21,7 +21,7 @@ Pure: the pods are built with the operator's own pod builder, nothing is sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,48 +120,58 @@ def _config_map(name: str, path: str) -> Need:
     )
 
 
+def _claim(name: str, path: str) -> Need:
+    return Need(
+        f"persistentvolumeclaim:{name}",
+        (Check("get", "persistentvolumeclaims", name),),
+        path,
+        f"mounts PersistentVolumeClaim {name!r}",
+    )
+
+
+Maker = Callable[[str, str], Need]
+#: Where each kind of reference names its object: (field, key of the name, need).
+ENV_REFS: tuple[tuple[str, str, Maker], ...] = (
+    ("secretKeyRef", "name", _secret),
+    ("configMapKeyRef", "name", _config_map),
+)
+SOURCE_REFS: tuple[tuple[str, str, Maker], ...] = (
+    ("secretRef", "name", _secret),
+    ("configMapRef", "name", _config_map),
+)
+VOLUME_REFS: tuple[tuple[str, str, Maker], ...] = (
+    ("secret", "secretName", _secret),
+    ("configMap", "name", _config_map),
+    ("persistentVolumeClaim", "claimName", _claim),
+)
+PROJECTED_REFS: tuple[tuple[str, str, Maker], ...] = (
+    ("secret", "name", _secret),
+    ("configMap", "name", _config_map),
+)
+
+
+def _refs(
+    obj: dict[str, Any], path: str, table: tuple[tuple[str, str, Maker], ...]
+) -> Iterator[Need]:
+    for field, key, make in table:
+        name = (obj.get(field) or {}).get(key)
+        if name:
+            yield make(str(name), f"{path}.{field}")
+
+
 def _env(env: list[EnvVar] | None, path: str) -> Iterator[Need]:
     for j, var in enumerate(env or []):
-        source = var.value_from or {}
-        secret = (source.get("secretKeyRef") or {}).get("name")
-        if secret:
-            yield _secret(str(secret), f"{path}[{j}].valueFrom.secretKeyRef")
-        config = (source.get("configMapKeyRef") or {}).get("name")
-        if config:
-            yield _config_map(str(config), f"{path}[{j}].valueFrom.configMapKeyRef")
+        yield from _refs(var.value_from or {}, f"{path}[{j}].valueFrom", ENV_REFS)
 
 
 def _env_source(source: dict[str, Any], path: str) -> Iterator[Need]:
-    secret = (source.get("secretRef") or {}).get("name")
-    if secret:
-        yield _secret(str(secret), f"{path}.secretRef")
-    config = (source.get("configMapRef") or {}).get("name")
-    if config:
-        yield _config_map(str(config), f"{path}.configMapRef")
+    yield from _refs(source, path, SOURCE_REFS)
 
 
 def _volume(volume: dict[str, Any], path: str) -> Iterator[Need]:
-    secret = (volume.get("secret") or {}).get("secretName")
-    if secret:
-        yield _secret(str(secret), f"{path}.secret")
-    config = (volume.get("configMap") or {}).get("name")
-    if config:
-        yield _config_map(str(config), f"{path}.configMap")
-    claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-    if claim:
-        yield Need(
-            f"persistentvolumeclaim:{claim}",
-            (Check("get", "persistentvolumeclaims", str(claim)),),
-            f"{path}.persistentVolumeClaim",
-            f"mounts PersistentVolumeClaim {claim!r}",
-        )
+    yield from _refs(volume, path, VOLUME_REFS)
     for k, item in enumerate((volume.get("projected") or {}).get("sources") or []):
-        name = (item.get("secret") or {}).get("name")
-        if name:
-            yield _secret(str(name), f"{path}.projected.sources[{k}].secret")
-        name = (item.get("configMap") or {}).get("name")
-        if name:
-            yield _config_map(str(name), f"{path}.projected.sources[{k}].configMap")
+        yield from _refs(item, f"{path}.projected.sources[{k}]", PROJECTED_REFS)
 
 
 def _notification(n: Notification, path: str) -> Iterator[Need]:
