@@ -229,3 +229,63 @@ def test_secret_values_are_masked_in_termination_messages() -> None:
     assert sorted(reads) == ["db", "files"]  # cached
     plain = {"metadata": {}, "spec": {"containers": [{}]}, "status": {}}
     assert masker.mask_pod(plain) is plain
+
+
+def test_a_pipelines_series_exist_at_zero_and_go_with_it() -> None:
+    from prometheus_client import REGISTRY
+
+    from kascade import metrics
+
+    body = {
+        "metadata": {"namespace": "zero-ns", "name": "zp", "generation": 1},
+        "spec": {
+            "sla": "1h",
+            "tasks": [task("a"), task("b", "a", sla="5m")],
+            "notifications": [
+                {"name": "n", "events": ["failure"], "webhook": {"url": "https://x.io"}}
+            ],
+        },
+    }
+    metrics.seen_pipeline(body)
+
+    def value(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"namespace": "zero-ns", "pipeline": "zp", **labels})
+
+    assert value("kascade_runs_started_total", trigger="scheduled") == 0.0
+    assert value("kascade_runs_finished_total", state="failed") == 0.0
+    assert value("kascade_task_attempts_total", task="b", state="success") == 0.0
+    assert value("kascade_task_failures_total", reason="Timeout") == 0.0
+    assert value("kascade_sla_misses_total", task="b") == 0.0
+    assert value("kascade_sla_misses_total", task="") == 0.0
+    assert value("kascade_sla_misses_total", task="a") is None  # no SLA, no series
+    assert value("kascade_notifications_total", event="failure", outcome="refused") == 0.0
+    assert value("kascade_run_duration_seconds_count", state="success") == 0.0
+    metrics.attempt_ended("zero-ns", "zp", "a", False, "SomethingNew")
+    assert value("kascade_task_failures_total", reason="Other") == 1.0
+    metrics.forget_pipeline("zero-ns", "zp")
+    assert value("kascade_runs_started_total", trigger="scheduled") is None
+
+
+def test_operator_log_lines_name_their_object() -> None:
+    import logging
+
+    from kascade.controller.logs import ObjectLines
+
+    def record(msg: str, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
+        rec = logging.LogRecord("kopf.objects", level, __file__, 1, msg, (), None)
+        rec.__dict__.update(extra)
+        return rec
+
+    keep = ObjectLines()
+    ref = {"kind": "PipelineRun", "namespace": "team", "name": "r1"}
+    assert not keep.filter(record("Handler 'run_event' succeeded.", k8s_ref=ref))  # debug only
+    assert not keep.filter(record("Webhook 'admit-pipeline' failed permanently: bad", 40))
+    failed = record("Handler 'run_event' failed with an exception.", 40, k8s_ref=ref)
+    assert keep.filter(failed)
+    assert (
+        failed.getMessage() == "PipelineRun team/r1: Handler 'run_event' failed with an exception."
+    )
+    other = logging.LogRecord(
+        "kascade.x", logging.INFO, __file__, 1, "Handler 'x' succeeded.", (), None
+    )
+    assert keep.filter(other)

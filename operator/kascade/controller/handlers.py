@@ -128,7 +128,10 @@ async def _guard(kind: str, body: dict[str, Any], coro: Any) -> None:
 @kopf.on.event(GROUP, VERSION, "pipelines")
 async def pipeline_event(event: dict[str, Any], **_: Any) -> None:
     body = event["object"]
-    metrics.seen_pipeline(body)
+    if event.get("type") == "DELETED":
+        metrics.forget_pipeline(body["metadata"]["namespace"], body["metadata"]["name"])
+    else:
+        metrics.seen_pipeline(body)
     await _guard("Pipeline", body, world().on_pipeline(str(event.get("type")), body))
 
 
