@@ -466,3 +466,78 @@ def test_runs_the_operator_creates_carry_their_pipelines_approval(sec: Secured) 
         run["metadata"]["annotations"][APPROVAL]
         == (sec.kas.get("pipelines", "approved")["metadata"]["annotations"][APPROVAL])
     )
+
+
+def test_a_pipeline_stored_before_approvals_is_approved_by_an_annotation(sec: Secured) -> None:
+    """After upgrading to approvals, `kubectl annotate` by someone with the rights approves
+    a Pipeline that was stored without one (and the operator runs it again)."""
+    admission = client.AdmissionregistrationV1Api(sec.cluster.api)
+    name = f"kascade-e2e-{sec.namespace}"
+    config = admission.read_mutating_webhook_configuration(name)
+    selectors = [h.namespace_selector for h in config.webhooks]
+    off = {"matchLabels": {"kascade-e2e": "nowhere"}}
+    patch = [{"op": "replace", "path": f"/webhooks/{i}/namespaceSelector", "value": off}
+             for i in range(len(selectors))]  # fmt: skip
+    admission.patch_mutating_webhook_configuration(name, patch)
+    try:
+        # As if stored by an older Kascade: no approval (retried until the API server's
+        # webhook configuration cache has the new selector).
+        doc_name = "legacy"
+        doc = one_task(doc_name, serviceAccountName="etl")
+
+        def stored_unapproved() -> bool:
+            api = sec.kas.custom
+            made = api.create_namespaced_custom_object(
+                GROUP, VERSION, sec.namespace, "pipelines", doc
+            )
+            if APPROVAL not in (made["metadata"].get("annotations") or {}):
+                return True
+            api.delete_namespaced_custom_object(
+                GROUP, VERSION, sec.namespace, "pipelines", "legacy"
+            )
+            wait_until(lambda: sec.cluster.gone(lambda: sec.kas.get("pipelines", "legacy")))
+            return False
+
+        wait_until(stored_unapproved, timeout=30, interval=1, what="a pipeline without approval")
+    finally:
+        restore = [
+            {"op": "replace", "path": f"/webhooks/{i}/namespaceSelector",
+             "value": {"matchLabels": {"kubernetes.io/metadata.name": sec.namespace}}}
+            for i in range(len(selectors))
+        ]  # fmt: skip
+        admission.patch_mutating_webhook_configuration(name, restore)
+
+    def valid() -> dict[str, Any] | None:
+        conds = (sec.kas.get("pipelines", "legacy").get("status") or {}).get("conditions") or []
+        return next((c for c in conds if c["type"] == "Valid"), None)
+
+    cond = wait_until(valid, timeout=60, what="the legacy pipeline's condition")
+    assert cond["status"] == "False" and "not approved" in cond["message"]
+    # The author (no rights to ServiceAccount etl) cannot approve it by annotating; admin can.
+    annotate = {"metadata": {"annotations": {"kascade.io/approve": "now"}}}
+
+    def annotated_by(user: str) -> None:
+        def attempt() -> bool:
+            try:
+                sec.as_user(user).patch_namespaced_custom_object(
+                    GROUP, VERSION, sec.namespace, "pipelines", "legacy", annotate
+                )
+                return True
+            except ApiException as exc:
+                if "calling webhook" not in str(exc.body):  # selector change settling
+                    raise
+                return False
+
+        wait_until(attempt, timeout=30, interval=1, what=f"{user} annotating legacy")
+
+    annotated_by("author")
+    assert APPROVAL not in sec.kas.get("pipelines", "legacy")["metadata"]["annotations"]
+    annotated_by("admin")
+    assert approval_of(sec, "legacy")["by"].endswith(":admin")
+    wait_until(
+        lambda: (c := valid()) is not None and c["status"] == "True",
+        timeout=60,
+        what="the legacy pipeline valid again",
+    )
+    run = sec.kas.wait_run(sec.kas.create_run("legacy"), timeout=120)
+    assert run["status"]["phase"] == "success", run["status"]

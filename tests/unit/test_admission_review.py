@@ -135,12 +135,33 @@ def test_validation_errors_come_first_and_oversized_specs_are_named() -> None:
 
 
 def test_metadata_updates_keep_the_stored_approval_and_drop_forged_ones() -> None:
-    old = pipeline([task("a")])
-    old["metadata"]["annotations"] = {approval.ANNOTATION: "stored"}
+    old = pipeline([task("a", serviceAccountName="etl")])
+    stored = approval.sign(KEY, "ns", old["spec"], "bob", ["serviceaccount:etl"])
+    old["metadata"]["annotations"] = {approval.ANNOTATION: stored}
     new = copy.deepcopy(old)
     new["metadata"]["annotations"] = {approval.ANNOTATION: "forged", "team": "x"}
     verdict = review(Answers(), "Pipeline", new, operation="UPDATE", old=old)
-    assert verdict.allowed and verdict.approval == "stored"
+    assert verdict.allowed and verdict.approval == stored
+
+
+def test_a_metadata_change_approves_an_old_spec_if_its_author_may() -> None:
+    """How Pipelines stored before approvals existed get one: `kubectl annotate`."""
+    old = pipeline([task("a", serviceAccountName="etl")])
+    new = copy.deepcopy(old)
+    new["metadata"]["annotations"] = {"kascade.io/approve": "1"}
+    may = Answers(grants={("use", "serviceaccounts", "etl")})
+    verdict = review(may, "Pipeline", new, operation="UPDATE", old=old)
+    parsed = approval.parse(verdict.approval)
+    assert verdict.allowed and parsed is not None and parsed.by == "alice"
+    # Someone without the rights may still change metadata; it stays unapproved.
+    verdict = review(Answers(), "Pipeline", new, operation="UPDATE", old=old)
+    assert verdict.allowed and verdict.approval is None
+    # An old invalid spec does not block metadata changes either.
+    cyclic = pipeline([task("a", "b"), task("b", "a")])
+    relabelled = copy.deepcopy(cyclic)
+    relabelled["metadata"]["labels"] = {"team": "x"}
+    verdict = review(may, "Pipeline", relabelled, operation="UPDATE", old=cyclic)
+    assert verdict.allowed and verdict.approval is None
 
 
 def run_of(spec: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:

@@ -165,3 +165,13 @@ def carried(pipeline: dict[str, Any]) -> dict[str, Any]:
     """The Pipeline's approval for a run that copies its spec (``{}`` when it has none)."""
     value = ((pipeline.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
     return {"annotations": {ANNOTATION: value}} if value else {}
+
+
+def stale_condition(body: dict[str, Any]) -> bool:
+    """The Pipeline's Valid condition disagrees with its approval as it is now (an annotation
+    added or removed without a spec change, which does not bump the generation)."""
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Valid":
+            refused_for_it = ANNOTATION in str(cond.get("message") or "")
+            return refused_for_it != bool(pipeline_problems(body))
+    return False

@@ -13,10 +13,13 @@ For a new or changed spec, in order, reporting every problem of a stage at once:
    will verify before running the spec.
 
 A change of metadata only keeps the approval it had (a user cannot write or
-remove one by hand). A PipelineRun that carries a valid approval of its exact
-spec keeps it (a trigger of an approved pipeline: ``kascade trigger``, the
-schedule); one with no spec of its own gets its Pipeline's when the operator
-fills the spec in. The operator never approves a spec on its own authority.
+remove one by hand); one without a valid approval gets one if the user who makes
+the change may do what the spec asks (how a spec stored before approvals existed
+is approved: ``kubectl annotate``), and is never refused. A PipelineRun that
+carries a valid approval of its exact spec keeps it (a trigger of an approved
+pipeline: ``kascade trigger``, the schedule); one with no spec of its own gets
+its Pipeline's when the operator fills the spec in. The operator never approves
+a spec on its own authority.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,12 +77,14 @@ class Request:
         value = annotations.get(approval.ANNOTATION)
         return str(value) if value is not None else None
 
-    def spec_unchanged(self, field_name: str = "spec") -> bool:
+    def spec_unchanged(self) -> bool:
         if self.operation != "UPDATE" or self.old is None:
             return False
-        if (self.new.get("metadata") or {}).get("deletionTimestamp"):
-            return True  # finalizers come off an object on its way out, whatever its spec
-        return bool(self.new.get(field_name) == self.old.get(field_name))
+        return self.leaving() or bool(self.new.get("spec") == self.old.get("spec"))
+
+    def leaving(self) -> bool:
+        """Finalizers come off an object on its way out, whatever its spec."""
+        return bool((self.new.get("metadata") or {}).get("deletionTimestamp"))
 
 
 class Reviewer:
@@ -86,10 +92,36 @@ class Reviewer:
         self.access = access
         self.key = key
 
-    # -- Pipelines -----------------------------------------------------------------
     async def pipeline(self, req: Request) -> Verdict:
-        if req.spec_unchanged():
-            return Verdict(approval=req.annotation(req.old))
+        return await self._changed_or_kept(req, self._pipeline)
+
+    async def run(self, req: Request) -> Verdict:
+        return await self._changed_or_kept(req, self._run)
+
+    async def _changed_or_kept(
+        self, req: Request, judge: Callable[[Request], Awaitable[Verdict]]
+    ) -> Verdict:
+        """A new spec is judged; a metadata change keeps the approval the object has.
+
+        An object whose spec has no valid approval (stored before approvals existed, or
+        while the webhook was off) is approved by a metadata change of a user who may do
+        what it asks (``kubectl annotate``), and a change by anyone else is let through
+        without one: a metadata change is never refused.
+        """
+        if not req.spec_unchanged():
+            return await judge(req)
+        kept = req.annotation(req.old)
+        spec = req.new.get("spec") or {}
+        judged = spec if req.new.get("kind") != "PipelineRun" else spec.get("pipelineSpec")
+        if req.leaving() or self.key is None or judged is None:
+            return Verdict(approval=kept)
+        if approval.verifies(self.key, req.namespace, judged, kept):
+            return Verdict(approval=kept)
+        verdict = await judge(req)
+        return verdict if verdict.allowed and verdict.approval else Verdict(approval=kept)
+
+    # -- Pipelines -----------------------------------------------------------------
+    async def _pipeline(self, req: Request) -> Verdict:
         spec = req.new.get("spec")
         too_big = _size_problem(spec, "spec")
         if too_big:
@@ -100,9 +132,7 @@ class Reviewer:
         return await self._approve(req, plan, model.spec, spec)
 
     # -- PipelineRuns ----------------------------------------------------------------
-    async def run(self, req: Request) -> Verdict:
-        if req.spec_unchanged():
-            return Verdict(approval=req.annotation(req.old))
+    async def _run(self, req: Request) -> Verdict:
         raw = (req.new.get("spec") or {}).get("pipelineSpec")
         too_big = _size_problem(raw, "spec.pipelineSpec")
         if too_big:

@@ -183,7 +183,7 @@ class World:
         self.pipelines[key] = body
         status = body.get("status") or {}
         generation = body["metadata"].get("generation")
-        if status.get("observedGeneration") != generation:
+        if status.get("observedGeneration") != generation or approval.stale_condition(body):
             await self._validate(key, body)
         await self.schedule(key, now_utc())
 
