@@ -527,7 +527,7 @@ def test_helm_upgrade_with_a_changed_value(install: Install) -> None:
         str(CHART),
         "--namespace",
         install.namespace,
-        *install.values(),
+        "--reset-then-reuse-values",  # as docs/operations.md says: install's values kept
         "--set-string",
         "podAnnotations.e2e-upgrade=changed",
         "--wait",
