@@ -12,6 +12,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -411,7 +412,7 @@ def test_the_log_is_one_named_line_per_event(sec: Secured) -> None:
             raise AssertionError(f"an error in the operator log: {line}")
 
 
-def test_kubectl_explain_describes_every_task_field(sec: Secured) -> None:
+def test_kubectl_explain_describes_every_task_field(sec: Secured, tmp_path: Path) -> None:
     import subprocess
 
     from .test_helm_install import find_kubectl
@@ -427,7 +428,7 @@ def test_kubectl_explain_describes_every_task_field(sec: Secured) -> None:
     ):
         proc = subprocess.run(
             [kubectl, "explain", field],
-            env={"KUBECONFIG": kubeconfig_path(), "PATH": "/usr/bin:/bin"},
+            env={"KUBECONFIG": kubeconfig_path(), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
             capture_output=True,
             text=True,
             check=False,
