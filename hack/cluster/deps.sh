@@ -10,11 +10,17 @@ PKGS=(
   gcc libc6-dev                                  # static pause binary
   openssl ca-certificates curl                   # cluster PKI, health checks
   util-linux mount procps psmisc kmod e2fsprogs  # nsenter, findmnt, ps, fuser
+  prometheus                                     # the real Prometheus tests/e2e/test_dashboards.py starts
 )
 
 apt_install_missing "the cluster" "${PKGS[@]}"
-# Debian starts containerd as a system service on install; we run our own instance.
-if [ ${#APT_INSTALLED[@]} -gt 0 ] && command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
-  systemctl stop containerd || true
-  systemctl disable containerd >/dev/null 2>&1 || true
+# Debian starts containerd (and prometheus) as system services on install; we run our
+# own instances (the dashboard test starts its own Prometheus on a port of its own).
+if [ ${#APT_INSTALLED[@]} -gt 0 ] && command -v systemctl >/dev/null; then
+  for service in containerd prometheus; do
+    if systemctl is-active --quiet "$service" 2>/dev/null; then
+      systemctl stop "$service" || true
+      systemctl disable "$service" >/dev/null 2>&1 || true
+    fi
+  done
 fi

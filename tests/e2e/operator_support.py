@@ -65,6 +65,10 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}
+        # No admission webhook here (it needs the API server to call this process), so
+        # nothing is approved: run every spec as written. tests/e2e/test_security.py runs
+        # the operator with its webhook and an approval key instead.
+        self.approval_args: list[str] = ["--approval=off"]
 
     def start(self, *extra: str) -> None:
         args = [
@@ -75,7 +79,7 @@ class OperatorProcess:
             "--metrics-port",
             str(self.metrics_port),
         ]
-        args += ["--liveness", ""]
+        args += ["--liveness", "", *self.approval_args]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         env = {

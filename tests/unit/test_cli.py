@@ -335,3 +335,13 @@ spec:
     code, out, _ = invoke("run", str(path), "--output", "json")  # unlimited: they collide
     assert code == 1
     assert 9 in {t["exitCode"] for t in json.loads(out)["tasks"].values()}
+
+
+def test_operator_refuses_to_start_without_an_approval_key_unless_told(tmp_path: Path) -> None:
+    unset: dict[str, str | None] = {"KASCADE_APPROVAL": None, "KASCADE_APPROVAL_KEY_FILE": None}
+    result = CliRunner(env=unset).invoke(cli, ["operator", "--namespace", "x"])
+    assert result.exit_code == 2
+    assert "--approval-key-file" in result.stderr and "--approval=off" in result.stderr
+    short = write(tmp_path, "key", "too-short")
+    result = CliRunner().invoke(cli, ["operator", "-A", "--approval-key-file", str(short)])
+    assert result.exit_code == 2 and "at least 32 bytes" in result.stderr

@@ -36,6 +36,7 @@ class RunPhase(StrEnum):
 
 class Trigger(Model):
     kind: TriggerKind = TriggerKind.MANUAL
+    """scheduled, manual, backfill or triggered."""
     by: str | None = None
     """Who or what started it (user, pipeline/run name)."""
 
@@ -44,51 +45,77 @@ DataIntervalSpec = Interval
 
 
 class PipelineRunSpec(Model):
+    """Which pipeline to run, with which spec, for which data interval and params."""
+
     pipeline_ref: ObjectRef
+    """The Pipeline this is a run of (it must exist when the run is created)."""
     pipeline_spec: Annotated[
         PipelineSpec | None,
         WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
     ] = None
     """The spec this run executes, copied at creation (filled in by the operator when omitted)."""
     spec_hash: str | None = None
+    """A hash of pipelineSpec, to tell runs of different versions apart."""
     logical_date: str | None = None
     """ISO date-time; the data interval's start (default: now for manual runs)."""
     data_interval: DataIntervalSpec | None = None
+    """The data interval (default: from the schedule and the logical date)."""
     params: dict[str, JsonValue] | None = None
+    """Param values for this run (checked against the spec's params)."""
     trigger: Trigger | None = None
+    """Why the run exists (schedule, a person, a backfill, another pipeline)."""
 
 
 class TaskCounts(Model):
     """How many tasks are in each state (Airflow's state names)."""
 
     success: int = 0
+    """Tasks that succeeded."""
     failed: int = 0
+    """Tasks that failed."""
     skipped: int = 0
+    """Tasks skipped (branching, short-circuit, when, trigger rules)."""
     upstream_failed: int = 0
+    """Tasks not run because an upstream failed."""
     up_for_retry: int = 0
+    """Tasks waiting to retry."""
     running: int = 0
+    """Tasks running."""
     queued: int = 0
+    """Tasks whose pod is created but not running yet."""
     scheduled: int = 0
+    """Tasks ready and waiting for a slot."""
     none: int = 0
     """Not yet decided."""
 
 
 class PipelineRunStatus(Model):
+    """The run as the operator sees it: phase, per-state counts and a task → state map."""
+
     phase: RunPhase | None = None
+    """queued, running, success or failed."""
     conditions: list[Condition] | None = None
+    """Succeeded: True or False once the run ended."""
     message: str | None = None
+    """Why the run is in its phase (why it failed, why it waits)."""
     start_time: str | None = None
+    """When the run started."""
     end_time: str | None = None
+    """When the run ended."""
     counts: TaskCounts | None = None
+    """How many tasks are in each state."""
     progress: str | None = None
     """done/total, for printer columns."""
     tasks: dict[str, str] | None = None
     """Task id → state: the compact per-task summary (details are in TaskRuns)."""
     next_wakeup: str | None = None
+    """The next time the run has something to do (a retry, a poke, a timeout)."""
     sla_missed: bool | None = None
+    """The run or one of its tasks missed its SLA."""
     notified: list[str] | None = None
     """Notifications already sent (event/task keys), so a restart never sends one twice."""
     observed_generation: int | None = None
+    """The generation this status was computed for."""
 
 
 class TaskState(StrEnum):
@@ -111,19 +138,27 @@ class Attempt(Model):
     """One try of a task: one pod (none if its fields could not be rendered)."""
 
     number: Annotated[int, Field(ge=1)]
+    """The attempt's number, from 1."""
     pod_name: str | None = None
     """The pod of this attempt (kept for ``kubectl logs`` until the run is deleted)."""
     start_time: str | None = None
+    """When its container started."""
     end_time: str | None = None
+    """When it ended."""
     exit_code: int | None = None
+    """The container's exit code."""
     reason: str | None = None
     """Why it ended: Completed, Error, DeadlineExceeded, Evicted, PodDeleted, StartTimeout,
     TemplateError..."""
     message: str | None = None
+    """What happened, in words."""
 
 
 class TaskRunSpec(Model):
+    """Which task of which run this is (and, for a mapped task, which item)."""
+
     pipeline_run_ref: ObjectRef
+    """The PipelineRun this task belongs to."""
     task_name: str
     """The qualified task id (``transform.clean``)."""
     map_index: int | None = None
@@ -133,13 +168,21 @@ class TaskRunSpec(Model):
 
 
 class TaskRunStatus(Model):
+    """The task's state, its attempts and its outputs."""
+
     state: TaskState = TaskState.NONE
+    """The task's state (Airflow's task instance states)."""
     attempts: list[Attempt] | None = None
+    """Every attempt, oldest first."""
     outputs: dict[str, JsonValue] | None = None
+    """The task's outputs (XCom), with the values of Secrets it used masked as ***."""
     next_retry_time: str | None = None
+    """When the next attempt starts (up_for_retry)."""
     message: str | None = None
+    """Why the task is in its state."""
     ready_time: str | None = None
     """When its upstream allowed it to run (for the scheduling-delay metric)."""
     pokes: int | None = None
     """Sensors: pokes so far."""
     first_poke_time: str | None = None
+    """Sensors: when the first poke happened (the timeout counts from it)."""

@@ -247,8 +247,7 @@ class RunDriver:
             result = seen.result
             inst = self.engine.instances.get(key)
             task_id = self.plan.tasks[inst.task].id if inst else key
-            state = "success" if result.ok else (result.reason or "failed")
-            metrics.TASK_ATTEMPTS.labels(self.namespace, self.plan.name, task_id, state).inc()
+            metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
             if inst and inst.started_at:
                 metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
                     (now - inst.started_at).total_seconds()

@@ -103,6 +103,9 @@ class LeaderElector:
                 "name": self.name,
                 "namespace": self.namespace,
                 "resourceVersion": lease.metadata.resource_version,
+                # Kept: the chart's labels and Helm's ownership annotations.
+                "labels": lease.metadata.labels,
+                "annotations": lease.metadata.annotations,
             },
             "spec": new_spec,
         }

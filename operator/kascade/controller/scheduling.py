@@ -17,7 +17,7 @@ from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.api.runs import TriggerKind
-from kascade.controller import naming
+from kascade.controller import approval, naming
 from kascade.controller.podspec import LABEL_PIPELINE, MANAGED_BY
 from kascade.engine.schedule import DataInterval, due_intervals, next_run_at, parse_schedule
 from kascade.engine.validation import parse_date
@@ -129,6 +129,7 @@ def run_manifest(
                 LABEL_PIPELINE: naming.label_value(pname),
                 LABEL_TRIGGER: trigger.value,
             },
+            **approval.carried(pipeline),
             "ownerReferences": [
                 {
                     "apiVersion": "kascade.io/v1alpha1",

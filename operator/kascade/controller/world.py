@@ -20,7 +20,7 @@ from typing import Any
 from kascade import metrics
 from kascade.api.resources import PipelineRun
 from kascade.api.runs import RunPhase, TriggerKind
-from kascade.controller import scheduling
+from kascade.controller import approval, scheduling
 from kascade.controller.driver import RunDriver, iso
 from kascade.engine import durations
 from kascade.engine.params import resolve_params
@@ -183,13 +183,13 @@ class World:
         self.pipelines[key] = body
         status = body.get("status") or {}
         generation = body["metadata"].get("generation")
-        if status.get("observedGeneration") != generation:
+        if status.get("observedGeneration") != generation or approval.stale_condition(body):
             await self._validate(key, body)
         await self.schedule(key, now_utc())
 
     async def _validate(self, key: Key, body: dict[str, Any]) -> None:
         _, plan, issues = validate_document(body)
-        errors = [str(i) for i in issues]
+        errors = [str(i) for i in issues] + approval.pipeline_problems(body)
         condition = {
             "type": "Valid",
             "status": "False" if errors else "True",
@@ -211,7 +211,7 @@ class World:
     def _valid(self, body: dict[str, Any]) -> bool:
         for cond in (body.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "Valid":
-                return bool(cond.get("status") == "True")
+                return cond.get("status") == "True" and not approval.pipeline_problems(body)
         return False
 
     async def schedule(self, key: Key, now: datetime) -> None:
@@ -380,6 +380,10 @@ class World:
         if plan is None or issues:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
+        refused = approval.run_problem(key[0], spec["pipelineSpec"], body["metadata"])
+        if refused:
+            await self._fail_run(key, f"not approved: {refused}")
+            return
         now = now_utc()
         tt = parse_schedule(run.spec.pipeline_spec.schedule, run.spec.pipeline_spec.timezone)
         if run.spec.data_interval is not None:
@@ -468,7 +472,10 @@ class World:
             "pipelineruns",
             key[0],
             key[1],
-            {"spec": {"pipelineSpec": spec, "specHash": scheduling.spec_hash(spec)}},
+            {
+                "metadata": approval.carried(pipeline),
+                "spec": {"pipelineSpec": spec, "specHash": scheduling.spec_hash(spec)},
+            },
         )
 
     async def _fail_run(self, key: Key, message: str) -> None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from kascade.api.pipeline import PipelineSpec, SensorKind, Task
 from kascade.api.resources import Pipeline
-from kascade.engine import durations, expressions, templating
+from kascade.engine import durations, expressions, templating, value_checks
 from kascade.engine.compile import Plan, PlannedTask, compile_spec
 from kascade.engine.errors import Issue, pydantic_issues
 from kascade.engine.schedule import ScheduleError, parse_schedule
@@ -96,6 +96,7 @@ def validate_spec(spec: PipelineSpec, name: str) -> tuple[Plan | None, list[Issu
         _duration(spec.history.ttl, "spec.history.ttl", issues)
     for i, n in enumerate(spec.notifications or []):
         issues.extend(_notification_issues(n, f"spec.notifications[{i}]"))
+    issues.extend(value_checks.spec_value_issues(spec))
     if plan is not None:
         for task in plan.tasks:
             issues.extend(_task_issues(plan, task, spec))
