@@ -36,7 +36,13 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     type=click.Path(file_okay=False, path_type=Path),
     help="Where logs and scripts go (default: next to the run's history file).",
 )
-@click.option("--pipeline", "pipeline_name", metavar="NAME", help="Which pipeline of FILE to run.")
+@click.option(
+    "--pipeline",
+    "--dag",
+    "pipeline_name",
+    metavar="NAME",
+    help="Which pipeline of FILE to run (for a Python file: a dag_id or its Pipeline name).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress; only the outcome.")
 def run_command(
     file: Path,
@@ -49,6 +55,9 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Run a pipeline once on this machine, each task a local process.
+
+    FILE is a manifest or a Python DAG file (like `airflow dags test`): its
+    Python tasks run in this interpreter, in one process each.
 
     Exit code: 0 if the run succeeded, 1 if it failed, 2 if the input is invalid,
     130 when interrupted.
