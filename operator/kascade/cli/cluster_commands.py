@@ -52,7 +52,7 @@ def _params(pairs: tuple[str, ...], spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pipeline(kube: Any, namespace: str, name: str) -> tuple[str, dict[str, Any]]:
-    """A Pipeline by name, or by the Airflow dag_id it was compiled from (``process_customer_A``)."""
+    """A Pipeline by name, or by the dag_id it was compiled from (``process_customer_A``)."""
     from kascade.sdk.naming import pipeline_name
 
     for candidate in dict.fromkeys((name, pipeline_name(name))):

@@ -104,8 +104,9 @@ def _validate_python(path: Path) -> bool:
         click.echo(str(problem))
     for compiled in result.dags:
         tasks = len(compiled.dag.task_dict)
-        click.echo(f"{compiled.file}: {compiled.dag.dag_id}: OK ({tasks} tasks, "
-                   f"pipeline {compiled.name})")
+        click.echo(
+            f"{compiled.file}: {compiled.dag.dag_id}: OK ({tasks} tasks, pipeline {compiled.name})"
+        )
     return bool(result.problems)
 
 
@@ -143,7 +144,9 @@ def _validate_manifest(path: Path) -> bool:
     default="text",
     show_default=True,
 )
-@click.option("--pipeline", "--dag", "pipeline_name", metavar="NAME", help="Which pipeline of FILE.")
+@click.option(
+    "--pipeline", "--dag", "pipeline_name", metavar="NAME", help="Which pipeline of FILE."
+)
 def graph_command(file: Path, fmt: str, pipeline_name: str | None) -> None:
     """Show the compiled DAG: groups expanded, ids qualified, special tasks marked."""
     from kascade.cli.documents import InputError, load_plan

@@ -61,7 +61,9 @@ def apply_compilation(
     lines = []
     for compiled in result.dags:
         current = applier.current_pipeline(namespace, compiled.name)
-        owner = ((current or {}).get("metadata", {}).get("annotations") or {}).get(DAG_ID_ANNOTATION)
+        owner = ((current or {}).get("metadata", {}).get("annotations") or {}).get(
+            DAG_ID_ANNOTATION
+        )
         if current is not None and owner != compiled.dag.dag_id:
             raise ValueError(
                 f"pipeline {namespace}/{compiled.name} exists and was not made from DAG "

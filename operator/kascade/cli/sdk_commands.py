@@ -33,8 +33,9 @@ def _target_options(f: Any) -> Any:
     return f
 
 
-def _compile(paths: tuple[Path, ...], image: str | None, dags_folder: str | None,
-             skip: Path | None = None) -> Any:
+def _compile(
+    paths: tuple[Path, ...], image: str | None, dags_folder: str | None, skip: Path | None = None
+) -> Any:
     from kascade.sdk.compiler.project import Options, compile_paths
 
     if dags_folder and not image:
@@ -50,8 +51,13 @@ def _compile(paths: tuple[Path, ...], image: str | None, dags_folder: str | None
 
 @click.command("compile")
 @click.argument("paths", nargs=-1, required=True, type=_PATH)
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory for the manifests (generated files no longer produced are removed).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the manifests (generated files no longer produced are removed).",
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if OUT is not up to date.")
 @_target_options
 def compile_command(
@@ -86,10 +92,16 @@ def compile_command(
 @click.argument("paths", nargs=-1, required=True, type=_PATH)
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
-@click.option("--prune", is_flag=True,
-              help="Delete this DAG folder's Pipelines that the files no longer produce.")
-@click.option("--project", metavar="NAME",
-              help="What --prune considers one DAG folder (default: the folder's name).")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Delete this DAG folder's Pipelines that the files no longer produce.",
+)
+@click.option(
+    "--project",
+    metavar="NAME",
+    help="What --prune considers one DAG folder (default: the folder's name).",
+)
 @_target_options
 def apply_command(
     paths: tuple[Path, ...],

@@ -72,7 +72,9 @@ class Connection:
     @classmethod
     def get(cls, conn_id: str) -> Connection:
         prefix = env_prefix(conn_id)
-        values = {k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
+        values = {
+            k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)
+        }
         if "uri" in values:
             return cls.from_uri(conn_id, values["uri"])
         if values:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 _NOT_SUPPORTED: dict[str, str] = {
     "timetable": "use schedule= with a cron string, a preset or a timedelta",
     "template_searchpath": "template files are not read; put the text in the argument",
-    "user_defined_macros": "templates use Kascade's macros (docs/concepts.md#templating-and-macros)",
+    "user_defined_macros": "templates use Kascade's macros (docs/concepts.md#templating)",
     "user_defined_filters": "templates use Kascade's filters (docs/concepts.md#expressions)",
     "jinja_environment_kwargs": "templates are not Jinja (docs/concepts.md#expressions)",
     "access_control": "use Kubernetes RBAC on Pipelines and PipelineRuns",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from kascade.sdk import contexts
 from kascade.sdk.baseoperator import BaseOperator
@@ -76,7 +76,7 @@ class _SensorDecorated(PythonSensor):
 class _BashDecorated(BashOperator):
     """``@task.bash``: the function returns the command (run by the runtime's bash)."""
 
-    template_fields = ("env", "cwd", "op_args", "op_kwargs")
+    template_fields: ClassVar[Sequence[str]] = ("env", "cwd", "op_args", "op_kwargs")
 
     def __init__(
         self,
@@ -91,9 +91,9 @@ class _BashDecorated(BashOperator):
         self.op_args = list(op_args or [])
         self.op_kwargs = dict(op_kwargs or {})
 
-    def execute(self, context: dict[str, Any]) -> Any:
-        context.update(self.op_kwargs)
-        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
+    def execute(self, context: Mapping[str, Any]) -> Any:
+        merged = {**context, **self.op_kwargs}
+        kwargs = determine_kwargs(self.python_callable, self.op_args, merged)
         command = self.python_callable(*self.op_args, **kwargs)
         if not isinstance(command, str) or not command.strip():
             raise TypeError(f"@task.bash {self.task_id!r} must return a non-empty command string")
@@ -142,7 +142,9 @@ class _TaskDecorator:
     def __call__(self, *args: Any, **kwargs: Any) -> PlainXComArg:
         self._check_call(args, kwargs)
         op = self.operator_class(
-            python_callable=self.function, op_args=list(args), op_kwargs=kwargs,
+            python_callable=self.function,
+            op_args=list(args),
+            op_kwargs=kwargs,
             **self._options({}),
         )
         return PlainXComArg(op)
@@ -200,7 +202,7 @@ def _unsupported(name: str, instead: str) -> Callable[..., Any]:
 
 
 class _TaskNamespace:
-    """``task`` itself plus ``task.bash``, ``task.branch``... (Airflow's ``TaskDecoratorCollection``)."""
+    """``task`` itself plus ``task.bash``, ``task.branch``... (Airflow's decorator collection)."""
 
     python = staticmethod(_decorator_for(_PythonDecorated))
     bash = staticmethod(_decorator_for(_BashDecorated))
@@ -211,7 +213,9 @@ class _TaskNamespace:
     virtualenv = staticmethod(_unsupported("virtualenv", "use @task(image=...) with the packages"))
     external_python = staticmethod(_unsupported("external_python", "use @task(image=...)"))
     docker = staticmethod(_unsupported("docker", "use @task(image=...)"))
-    branch_virtualenv = staticmethod(_unsupported("branch_virtualenv", "use @task.branch(image=...)"))
+    branch_virtualenv = staticmethod(
+        _unsupported("branch_virtualenv", "use @task.branch(image=...)")
+    )
     run_if = staticmethod(_unsupported("run_if", "a task cannot skip itself yet; use when='...'"))
     skip_if = staticmethod(_unsupported("skip_if", "a task cannot skip itself yet; use when='...'"))
 

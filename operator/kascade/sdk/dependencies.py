@@ -8,6 +8,7 @@ moment*, as Airflow does.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,7 @@ def link(up: BaseOperator, down: BaseOperator) -> None:
 
 def chain(*tasks: Any) -> None:
     """Airflow's ``chain``: ``a >> b >> c``, where two lists in a row pair up one to one."""
-    for left, right in zip(tasks, tasks[1:], strict=False):
+    for left, right in itertools.pairwise(tasks):
         left_list = isinstance(left, list | tuple)
         right_list = isinstance(right, list | tuple)
         if left_list and right_list:
@@ -105,7 +106,7 @@ def chain(*tasks: Any) -> None:
 
 def chain_linear(*elements: Any) -> None:
     """Every element of each step upstream of every element of the next."""
-    for left, right in zip(elements, elements[1:], strict=False):
+    for left, right in itertools.pairwise(elements):
         lefts = left if isinstance(left, list | tuple) else [left]
         for up in lefts:
             _as_mixin(up).set_downstream(right)

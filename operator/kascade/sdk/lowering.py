@@ -118,7 +118,9 @@ class Lowerer:
         return fields
 
 
-def hook(target: Target, dag: DAG, task_id: str | None, callback: str, index: int) -> dict[str, Any]:
+def hook(
+    target: Target, dag: DAG, task_id: str | None, callback: str, index: int
+) -> dict[str, Any]:
     """A notification hook that runs a Python callback through the runtime."""
     argv = [*target.hook_python, "callback", "--file", target.dag_file, "--dag", dag.dag_id]
     if task_id is not None:

@@ -59,7 +59,9 @@ def _json_items(values: list[Any], what: str) -> list[Any]:
     try:
         json.dumps(values)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what}: mapped values must be JSON (strings, numbers, lists...): {exc}")
+        raise TypeError(
+            f"{what}: mapped values must be JSON (strings, numbers, lists...): {exc}"
+        ) from None
     return values
 
 
@@ -82,7 +84,7 @@ def expand_input(mapped: Mapping[str, Any], task_id: str) -> ExpandInput:
                 f"{task_id}: expand() over an upstream output together with other arguments",
                 "build the list of argument dicts in one upstream @task and use expand_kwargs()",
             )
-        (name, ref), = refs.items()
+        ((name, ref),) = refs.items()
         return ExpandInput(
             [name], False, expression=ref.expression(), references=list(ref.references())
         )
@@ -96,7 +98,7 @@ def expand_input(mapped: Mapping[str, Any], task_id: str) -> ExpandInput:
             )
         lists[name] = items
     if len(lists) == 1:
-        (name, items), = lists.items()
+        ((name, items),) = lists.items()
         return ExpandInput([name], False, items=_json_items(items, task_id))
     names = list(lists)
     product = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*lists.values())]
@@ -143,7 +145,8 @@ class OperatorPartial:
         clash = set(holders) & set(self.kwargs)
         if clash:
             raise TypeError(f"{sorted(clash)} given both to partial() and expand()")
-        op = self.cls(**self.kwargs, **holders)
+        arguments: dict[str, Any] = {**self.kwargs, **holders}
+        op = self.cls(**arguments)
         for name, holder in holders.items():
             setattr(op, name, holder)  # undo what __init__ made of the placeholder (lists...)
         op.expand_input = spec

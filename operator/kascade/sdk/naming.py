@@ -34,7 +34,5 @@ def task_name_problem(label: str) -> str | None:
     if len(label) > MAX_NAME:
         return f"is longer than {MAX_NAME} characters"
     if not _TASK_NAME.match(label):
-        return (
-            "must be letters, digits, '_' and '-', starting and ending with a letter or digit"
-        )
+        return "must be letters, digits, '_' and '-', starting and ending with a letter or digit"
     return None

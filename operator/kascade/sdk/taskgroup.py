@@ -170,9 +170,7 @@ class _TaskGroupFactory:
         return self.expand()
 
 
-def task_group(
-    python_callable: Callable[..., Any] | None = None, **kwargs: Any
-) -> Any:
+def task_group(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
     """``@task_group`` / ``@task_group(group_id=..., default_args=...)``."""
     if python_callable is not None and callable(python_callable):
         return _TaskGroupFactory(python_callable, kwargs)

@@ -94,7 +94,9 @@ def translate(text: str, dag_id: str) -> str:
         )
     if "{{" not in text:
         return text
-    return _EXPR.sub(lambda m: "{{ " + translate_expression(m.group(1), dag_id).strip() + " }}", text)
+    return _EXPR.sub(
+        lambda m: "{{ " + translate_expression(m.group(1), dag_id).strip() + " }}", text
+    )
 
 
 def to_template(value: Any, dag_id: str, what: str) -> str:

@@ -89,7 +89,7 @@ def iso_date(value: Any, what: str) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is not None and zone_name(value.tzinfo) is None:
             value = value.astimezone(UTC)
-        naive = value.replace(tzinfo=None)
+        naive: datetime = value.replace(tzinfo=None)
         if naive.time() == time(0):
             return naive.date().isoformat()
         return naive.isoformat()

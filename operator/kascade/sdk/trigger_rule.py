@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 
 from kascade.sdk.exceptions import UnsupportedFeature
 
 
-class TriggerRule(str, Enum):
+class TriggerRule(StrEnum):
     ALL_SUCCESS = "all_success"
     ALL_FAILED = "all_failed"
     ALL_DONE = "all_done"
@@ -37,7 +37,7 @@ _UNSUPPORTED = {
 
 
 def coerce(value: object) -> TriggerRule:
-    """A ``TriggerRule`` from a string or enum, with Airflow's renamed and unknown rules explained."""
+    """A ``TriggerRule`` from a string or enum; renamed and unknown rules are explained."""
     raw = value.value if isinstance(value, Enum) else value
     if not isinstance(raw, str):
         raise TypeError(f"trigger_rule must be a string or TriggerRule, got {type(value).__name__}")

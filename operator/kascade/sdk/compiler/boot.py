@@ -9,6 +9,7 @@ temporary directory; ``--file`` is relative to the DAG folder. Standard library 
 """
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -35,10 +36,8 @@ def unpack() -> str:
         staging = f"{root}.{os.getpid()}"
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             archive.extractall(staging)
-        try:
+        with contextlib.suppress(OSError):  # another process of this pod unpacked it first
             os.rename(staging, root)
-        except OSError:  # another process of this pod unpacked it first
-            pass
     return root
 
 

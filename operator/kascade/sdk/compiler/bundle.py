@@ -70,8 +70,14 @@ class Bundle:
 
     def hook_env(self) -> list[dict[str, Any]]:
         return [
-            {"name": "KASCADE_BOOT", "valueFrom": {"configMapKeyRef": {"name": self.name, "key": BOOT_KEY}}},
-            {"name": "KASCADE_BUNDLE", "valueFrom": {"configMapKeyRef": {"name": self.name, "key": BUNDLE_KEY}}},
+            {
+                "name": "KASCADE_BOOT",
+                "valueFrom": {"configMapKeyRef": {"name": self.name, "key": BOOT_KEY}},
+            },
+            {
+                "name": "KASCADE_BUNDLE",
+                "valueFrom": {"configMapKeyRef": {"name": self.name, "key": BUNDLE_KEY}},
+            },
         ]
 
 
@@ -90,8 +96,10 @@ def dag_folder_files(folder: Path, skip: Path | None = None) -> list[Path]:
     for root, dirs, files in os.walk(folder):
         here = Path(root)
         dirs[:] = sorted(
-            d for d in dirs
-            if not d.startswith(".") and d != "__pycache__"
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d != "__pycache__"
             and (skip is None or (here / d).resolve() != skip.resolve())
         )
         for name in sorted(files):

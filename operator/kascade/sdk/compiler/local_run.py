@@ -58,7 +58,8 @@ def test_dag(dag: DAG, logical_date: Any = None, run_conf: dict[str, Any] | None
     params = tuple(f"{k}={v}" for k, v in (run_conf or {}).items())
     date = logical_date.isoformat() if hasattr(logical_date, "isoformat") else logical_date
     code = run_local(
-        RunOptions(file=Path(dag.fileloc), params=params, logical_date=date,
-                   pipeline_name=dag.dag_id)
+        RunOptions(
+            file=Path(dag.fileloc), params=params, logical_date=date, pipeline_name=dag.dag_id
+        )
     )
     return "success" if code == 0 else "failed"

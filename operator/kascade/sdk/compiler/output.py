@@ -49,7 +49,7 @@ def render(result: Compilation) -> dict[str, str]:
     if result.bundle is not None:
         header = (
             f"{MARK}: the DAG folder and the Kascade runtime\n"
-            f"# ({len(result.bundle.files)} DAG folder files), mounted by the Pipelines' Python tasks.\n"
+            f"# ({len(result.bundle.files)} DAG folder files), mounted by the Python tasks.\n"
         )
         files[f"{result.bundle.name}.yaml"] = header + dump(result.bundle.configmap())
     return files
@@ -75,7 +75,8 @@ def stale(out: Path, files: dict[str, str]) -> list[Path]:
 
 def changed(out: Path, files: dict[str, str]) -> list[str]:
     return sorted(
-        name for name, text in files.items()
+        name
+        for name, text in files.items()
         if not (out / name).is_file() or (out / name).read_text() != text
     )
 

@@ -8,6 +8,7 @@ flattened into its parent, as its ids are not prefixed); edges become
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -246,13 +247,16 @@ def compile_dag(
     nodes = _nodes(dag)
     ids = set(dag.task_dict) | set(dag.group_dict)
     wire: dict[str, dict[str, Any]] = {}
+    position = {task_id: i for i, task_id in enumerate(dag.task_dict)}
     for op in dag.task_dict.values():
-        fields = _located(op, lambda op=op: task_fields(dag, op, target, ancestors[op.task_id], nodes))
+        fields: dict[str, Any] = _located(
+            op, functools.partial(task_fields, dag, op, target, ancestors[op.task_id], nodes)
+        )
         entry: dict[str, Any] = {"name": op.task_id.rsplit(".", 1)[-1]}
-        deps = sorted(op.upstream_task_ids, key=list(dag.task_dict).index)
+        deps = sorted(op.upstream_task_ids, key=position.__getitem__)
         if deps:
             entry["dependsOn"] = [
-                _located(op, lambda d=d: dependency_ref(d, op.task_id, ids)) for d in deps
+                _located(op, functools.partial(dependency_ref, d, op.task_id, ids)) for d in deps
             ]
         entry.update(fields)
         wire[op.task_id] = entry

@@ -36,7 +36,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+        return (
+            f"{self.file}:{self.line}: {self.message}"
+            if self.line
+            else f"{self.file}: {self.message}"
+        )
 
 
 @dataclass
@@ -111,8 +115,9 @@ def _owner(doc: dict[str, Any], path: str, entries: dict[int, BaseOperator]) -> 
     return owner
 
 
-def _target(opts: Options, file: Path, folder: Path, bundle: bundles.Bundle | None,
-            names: dict[str, str]) -> Target:
+def _target(
+    opts: Options, file: Path, folder: Path, bundle: bundles.Bundle | None, names: dict[str, str]
+) -> Target:
     if opts.target == "local":
         return targets.local(file, names)
     if opts.target == "image":
@@ -142,9 +147,14 @@ def compile_paths(paths: list[Path], opts: Options | None = None) -> Compilation
         for dag in dags:
             name = pipeline_name(dag.dag_id)
             if name in claimed and claimed[name] != dag.dag_id:
-                out.problems.append(Problem(str(file), dag._location[1], (
-                    f"DAG ids {claimed[name]!r} and {dag.dag_id!r} both map to the Pipeline "
-                    f"name {name!r}; rename one")))
+                out.problems.append(
+                    Problem(
+                        str(file),
+                        dag._location[1],
+                        f"DAG ids {claimed[name]!r} and {dag.dag_id!r} both map to the "
+                        f"Pipeline name {name!r}; rename one",
+                    )
+                )
             claimed[name] = dag.dag_id
             names[dag.dag_id] = name
     if opts.target == "bundle" and loaded:
@@ -170,8 +180,9 @@ def compile_paths(paths: list[Path], opts: Options | None = None) -> Compilation
     return out
 
 
-def _compile_one(dag: DAG, file: Path, folder: Path, target: Target, opts: Options,
-                 out: Compilation) -> CompiledDag | None:
+def _compile_one(
+    dag: DAG, file: Path, folder: Path, target: Target, opts: Options, out: Compilation
+) -> CompiledDag | None:
     source = file.resolve().relative_to(folder.resolve()).as_posix()
     try:
         doc, entries = compile_dag(dag, target, source)
@@ -191,7 +202,9 @@ def _compile_one(dag: DAG, file: Path, folder: Path, target: Target, opts: Optio
             where = _location(op, dag)
             task = f"task {op.task_id!r}: " if op is not None else ""
             out.problems.append(
-                Problem(where[0], where[1], f"DAG {dag.dag_id!r}: {task}{issue.path}: {issue.message}")
+                Problem(
+                    where[0], where[1], f"DAG {dag.dag_id!r}: {task}{issue.path}: {issue.message}"
+                )
             )
         if issues:
             return None

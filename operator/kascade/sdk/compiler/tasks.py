@@ -108,6 +108,7 @@ def _expand(op: BaseOperator) -> dict[str, Any] | None:
 def _relative_outputs(value: Any, task_id: str, nodes: Collection[str]) -> Any:
     """Rewrite ``tasks.<full id>.outputs`` so the engine resolves it from the task's group."""
     if isinstance(value, str):
+
         def fix(m: re.Match[str]) -> str:
             target = m.group(1)
             if target not in nodes:

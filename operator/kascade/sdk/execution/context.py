@@ -63,8 +63,15 @@ def parse_instant(text: str | None) -> DateTime | None:
 
 
 class DagRun:
-    def __init__(self, dag_id: str, run_id: str, logical: DateTime | None, params: dict[str, Any],
-                 start: DateTime | None, end: DateTime | None) -> None:
+    def __init__(
+        self,
+        dag_id: str,
+        run_id: str,
+        logical: DateTime | None,
+        params: dict[str, Any],
+        start: DateTime | None,
+        end: DateTime | None,
+    ) -> None:
         self.dag_id = dag_id
         self.run_id = run_id
         self.logical_date = self.execution_date = logical
@@ -79,8 +86,15 @@ class DagRun:
 
 
 class TaskInstance:
-    def __init__(self, task: BaseOperator | None, dag: DAG, run_id: str, try_number: int,
-                 map_index: int, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        task: BaseOperator | None,
+        dag: DAG,
+        run_id: str,
+        try_number: int,
+        map_index: int,
+        env: Mapping[str, str],
+    ) -> None:
         self.task = task
         self.task_id = task.task_id if task is not None else ""
         self.dag_id = dag.dag_id
@@ -119,14 +133,20 @@ class TaskInstance:
             raise XComNotFound("XComs of other DAGs or runs are not available to a task")
         key = key or RETURN_KEY
         many = isinstance(task_ids, list | tuple)
-        ids = list(task_ids) if many else [task_ids or self.task_id]  # type: ignore[list-item]
+        ids = (
+            [str(t) for t in task_ids]
+            if isinstance(task_ids, list | tuple)
+            else [task_ids or self.task_id]
+        )
         values = []
         for task_id in ids:
             outputs = self._outputs_of(str(task_id))
             value = default if outputs is None or key not in outputs else outputs[key]
             if map_indexes is not None and isinstance(value, list):
-                value = [value[i] for i in map_indexes] if isinstance(map_indexes, list) else (
-                    value[map_indexes]
+                value = (
+                    [value[i] for i in map_indexes]
+                    if isinstance(map_indexes, list)
+                    else (value[map_indexes])
                 )
             values.append(value)
         return values if many else values[0]

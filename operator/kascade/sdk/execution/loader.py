@@ -91,10 +91,8 @@ def _problem(path: Path, exc: BaseException) -> ImportProblem:
                 chosen = frame
     file = chosen.filename if chosen else here
     line = chosen.lineno if chosen else None
-    if isinstance(exc, UnsupportedFeature):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
+    unsupported = isinstance(exc, UnsupportedFeature)
+    text = str(exc) if unsupported else f"{type(exc).__name__}: {exc}"
     return ImportProblem(file, line, text)
 
 

@@ -188,8 +188,9 @@ def main(argv: list[str]) -> int:
         return EXIT_FAILED
     except AirflowFailException:
         traceback.print_exc()
-        print("kascade: AirflowFailException fails this attempt; retries still apply",
-              file=sys.stderr)
+        print(
+            "kascade: AirflowFailException fails this attempt; retries still apply", file=sys.stderr
+        )
         return EXIT_FAILED
     except Exception:
         traceback.print_exc()

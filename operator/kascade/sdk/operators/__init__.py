@@ -1,1 +1,1 @@
-"""Airflow-like operator modules (``kascade.sdk.operators.bash`` ...); all are also in ``kascade.sdk``."""
+"""Airflow-like operator modules (``kascade.sdk.operators.bash``...), also in ``kascade.sdk``."""

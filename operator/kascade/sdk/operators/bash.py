@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.exceptions import AirflowException, AirflowSkipException, UnsupportedFeature
@@ -37,8 +37,8 @@ exit ${PIPESTATUS[0]}
 
 
 class BashOperator(BaseOperator):
-    template_fields = ("bash_command", "env", "cwd")
-    template_ext = (".sh", ".bash")
+    template_fields: ClassVar[Sequence[str]] = ("bash_command", "env", "cwd")
+    template_ext: ClassVar[Sequence[str]] = (".sh", ".bash")
     ui_color = "#f0ede4"
 
     def __init__(
@@ -71,21 +71,26 @@ class BashOperator(BaseOperator):
 
     def _command_text(self, lo: Lowerer) -> str:
         command = self.bash_command
-        if isinstance(command, str) and command.endswith(self.template_ext):
+        if isinstance(command, str) and command.endswith(tuple(self.template_ext)):
             command = lo.read_script(command)
         return lo.template(command, "bash_command")
 
     def _lower(self, lo: Lowerer) -> dict[str, Any]:
         text = self._command_text(lo)
-        command = ["bash", "-c", XCOM_WRAPPER, "kascade-bash", text] if self.do_xcom_push else [
-            "bash",
-            "-c",
-            text,
-        ]
+        command = (
+            ["bash", "-c", XCOM_WRAPPER, "kascade-bash", text]
+            if self.do_xcom_push
+            else [
+                "bash",
+                "-c",
+                text,
+            ]
+        )
         fields: dict[str, Any] = {"image": lo.image(), "command": command}
         if self.env:
             fields["env"] = [
-                {"name": str(k), "value": lo.template(v, f"env[{k!r}]")} for k, v in self.env.items()
+                {"name": str(k), "value": lo.template(v, f"env[{k!r}]")}
+                for k, v in self.env.items()
             ]
         if self.cwd:
             fields["workingDir"] = lo.template(self.cwd, "cwd")
@@ -122,5 +127,7 @@ def run_bash(
     if code == 99:
         raise AirflowSkipException("Bash command returned exit code 99")
     if code != 0:
-        raise AirflowException(f"Bash command failed. The command returned a non-zero exit code {code}.")
+        raise AirflowException(
+            f"Bash command failed. The command returned a non-zero exit code {code}."
+        )
     return last or None

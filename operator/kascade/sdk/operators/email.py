@@ -7,14 +7,15 @@ what to use instead.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.exceptions import UnsupportedFeature
 
 
 class EmailOperator(BaseOperator):
-    template_fields = ("to", "subject", "html_content", "files")
+    template_fields: ClassVar[Sequence[str]] = ("to", "subject", "html_content", "files")
 
     def __init__(self, *, to: Any = None, subject: str = "", html_content: str = "", **kwargs: Any):
         raise UnsupportedFeature(

@@ -8,7 +8,8 @@ Outputs are read from ``$KASCADE_OUTPUTS``, not from ``/airflow/xcom``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.exceptions import UnsupportedFeature
@@ -35,7 +36,7 @@ def api_form(value: Any) -> Any:
 
 
 class KubernetesPodOperator(BaseOperator):
-    template_fields = ("image", "cmds", "arguments", "env_vars")
+    template_fields: ClassVar[Sequence[str]] = ("image", "cmds", "arguments", "env_vars")
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.exceptions import UnsupportedFeature
@@ -44,7 +44,7 @@ def determine_kwargs(
 
 
 class PythonOperator(BaseOperator):
-    template_fields = ("templates_dict", "op_args", "op_kwargs")
+    template_fields: ClassVar[Sequence[str]] = ("templates_dict", "op_args", "op_kwargs")
     ui_color = "#ffefeb"
 
     def __init__(

@@ -6,14 +6,20 @@ later; constructing one fails while the DAG file is parsed.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.exceptions import UnsupportedFeature
 
 
 class TriggerDagRunOperator(BaseOperator):
-    template_fields = ("trigger_dag_id", "trigger_run_id", "conf", "logical_date")
+    template_fields: ClassVar[Sequence[str]] = (
+        "trigger_dag_id",
+        "trigger_run_id",
+        "conf",
+        "logical_date",
+    )
 
     def __init__(self, *, trigger_dag_id: str = "", **kwargs: Any) -> None:
         raise UnsupportedFeature(

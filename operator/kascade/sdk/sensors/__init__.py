@@ -1,1 +1,1 @@
-"""Airflow-like sensor modules (``kascade.sdk.sensors.filesystem`` ...); all are also in ``kascade.sdk``."""
+"""Airflow-like sensor modules (``kascade.sdk.sensors.http``...), also in ``kascade.sdk``."""

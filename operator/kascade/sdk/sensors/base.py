@@ -56,8 +56,11 @@ class BaseSensorOperator(BaseOperator):
         super().__init__(**kwargs)
         if mode not in ("poke", "reschedule"):
             raise ValueError(f"mode must be 'poke' or 'reschedule', got {mode!r}")
-        for name, value in (("max_wait", max_wait), ("silent_fail", silent_fail),
-                            ("never_fail", never_fail)):
+        for name, value in (
+            ("max_wait", max_wait),
+            ("silent_fail", silent_fail),
+            ("never_fail", never_fail),
+        ):
             if value:
                 raise UnsupportedFeature(f"{name}={value!r}", "not supported by sensors yet")
         self.poke_interval = poke_interval

@@ -7,8 +7,9 @@ templates do not add durations to dates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kascade.sdk.sensors.base import BaseSensorOperator
 
@@ -25,7 +26,7 @@ def _aware(value: datetime) -> datetime:
 
 
 class DateTimeSensor(BaseSensorOperator):
-    template_fields = ("target_time",)
+    template_fields: ClassVar[Sequence[str]] = ("target_time",)
 
     def __init__(self, *, target_time: str | datetime, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -82,4 +83,3 @@ class TimeDeltaSensor(BaseSensorOperator):
 DateTimeSensorAsync = DateTimeSensor
 TimeSensorAsync = TimeSensor
 TimeDeltaSensorAsync = TimeDeltaSensor
-

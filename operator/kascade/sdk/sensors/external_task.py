@@ -6,8 +6,9 @@ logical date is this run's minus ``execution_delta``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kascade.sdk.exceptions import UnsupportedFeature
 from kascade.sdk.sensors.base import BaseSensorOperator
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class ExternalTaskSensor(BaseSensorOperator):
-    template_fields = ("external_dag_id", "external_task_id")
+    template_fields: ClassVar[Sequence[str]] = ("external_dag_id", "external_task_id")
     ui_color = "#4db7db"
 
     def __init__(

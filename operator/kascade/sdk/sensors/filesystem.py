@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import glob
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kascade.sdk.exceptions import UnsupportedFeature
 from kascade.sdk.sensors.base import BaseSensorOperator
@@ -13,11 +14,15 @@ if TYPE_CHECKING:
 
 
 class FileSensor(BaseSensorOperator):
-    template_fields = ("filepath",)
+    template_fields: ClassVar[Sequence[str]] = ("filepath",)
     ui_color = "#91818a"
 
     def __init__(
-        self, *, filepath: str, fs_conn_id: str = "fs_default", recursive: bool = False,
+        self,
+        *,
+        filepath: str,
+        fs_conn_id: str = "fs_default",
+        recursive: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -13,8 +13,8 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kascade.sdk.lowering import SHELL_IMAGE
 from kascade.sdk.operators.python import determine_kwargs
@@ -45,7 +45,7 @@ class Response:
 
 
 class HttpSensor(BaseSensorOperator):
-    template_fields = ("endpoint", "request_params", "headers")
+    template_fields: ClassVar[Sequence[str]] = ("endpoint", "request_params", "headers")
 
     def __init__(
         self,
@@ -119,8 +119,9 @@ class HttpSensor(BaseSensorOperator):
         return True
 
     def _lower_native(self, lo: Lowerer) -> dict[str, Any]:
-        fields = self.sensor_fields("http", url=lo.template(self.endpoint, "endpoint"),
-                                    method=self.method)
+        fields = self.sensor_fields(
+            "http", url=lo.template(self.endpoint, "endpoint"), method=self.method
+        )
         return {"image": lo.image(SHELL_IMAGE), "sensor": fields}
 
 
