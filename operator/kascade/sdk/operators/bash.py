@@ -40,6 +40,7 @@ class BashOperator(BaseOperator):
     template_fields: ClassVar[Sequence[str]] = ("bash_command", "env", "cwd")
     template_ext: ClassVar[Sequence[str]] = (".sh", ".bash")
     ui_color = "#f0ede4"
+    mappable_fields: ClassVar[Sequence[str]] = ("bash_command", "cwd")
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ def api_form(value: Any) -> Any:
 
 class KubernetesPodOperator(BaseOperator):
     template_fields: ClassVar[Sequence[str]] = ("image", "cmds", "arguments", "env_vars")
+    mappable_fields: ClassVar[Sequence[str]] = ("image",)
 
     def __init__(
         self,

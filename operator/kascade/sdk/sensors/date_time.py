@@ -27,6 +27,7 @@ def _aware(value: datetime) -> datetime:
 
 class DateTimeSensor(BaseSensorOperator):
     template_fields: ClassVar[Sequence[str]] = ("target_time",)
+    mappable_fields: ClassVar[Sequence[str]] = ("target_time",)
 
     def __init__(self, *, target_time: str | datetime, **kwargs: Any) -> None:
         super().__init__(**kwargs)

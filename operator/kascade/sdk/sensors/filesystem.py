@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 class FileSensor(BaseSensorOperator):
     template_fields: ClassVar[Sequence[str]] = ("filepath",)
     ui_color = "#91818a"
+    mappable_fields: ClassVar[Sequence[str]] = ("filepath",)
 
     def __init__(
         self,
