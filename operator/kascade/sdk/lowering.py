@@ -118,14 +118,14 @@ class Lowerer:
         return fields
 
 
-def hook(
-    target: Target, dag: DAG, task_id: str | None, callback: str, index: int
-) -> dict[str, Any]:
-    """A notification hook that runs a Python callback through the runtime."""
+def hook(target: Target, dag: DAG, scope: str, callback: str, index: int) -> dict[str, Any]:
+    """A notification hook that runs a Python callback through the runtime.
+
+    ``scope`` is ``task`` (the task comes from the hook's ``KASCADE_TASK``, so every
+    task can share one hook, hoisted into ``spec.defaults``) or ``dag``.
+    """
     argv = [*target.hook_python, "callback", "--file", target.dag_file, "--dag", dag.dag_id]
-    if task_id is not None:
-        argv += ["--task", task_id]
-    argv += ["--callback", callback, "--index", str(index)]
+    argv += ["--scope", scope, "--callback", callback, "--index", str(index)]
     out: dict[str, Any] = {"image": target.default_image, "command": argv}
     env = list(target.hook_env)
     if env:

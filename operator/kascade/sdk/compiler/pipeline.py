@@ -14,7 +14,7 @@ from typing import Any
 
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.compiler.refs import dependency_ref
-from kascade.sdk.compiler.tasks import task_fields
+from kascade.sdk.compiler.tasks import container_fields, policy_fields, task_fields
 from kascade.sdk.dag import DAG
 from kascade.sdk.exceptions import DagDefinitionError, UnsupportedFeature
 from kascade.sdk.lowering import Target, hook
@@ -124,27 +124,41 @@ def _tree(dag: DAG, tasks: dict[str, dict[str, Any]]) -> tuple[list[Any], list[A
     return top_tasks, top_groups
 
 
+def _declared_defaults(dag: DAG, default_image: str) -> dict[str, Any]:
+    """What ``default_args`` says, in wire form (the values the hoisting prefers)."""
+    args = dag.default_args
+    out = policy_fields(args)
+    out.update(container_fields(args))
+    out["image"] = args.get("image") or default_image
+    return out
+
+
 def _hoist(dag: DAG, tasks: list[dict[str, Any]], default_image: str) -> dict[str, Any]:
-    """spec.defaults: the values every task shares; they are removed from the tasks."""
+    """spec.defaults: what default_args (or every task alike) sets, removed from the tasks.
+
+    A field is hoisted only when every task sets it, so that no task inherits a
+    value it did not have; tasks that differ keep their own value.
+    """
     defaults: dict[str, Any] = {}
     if not tasks:
         return defaults
+    declared = _declared_defaults(dag, default_image)
     for field in _HOISTABLE:
         values = [t.get(field) for t in tasks]
-        if values[0] is None or any(v != values[0] for v in values):
+        if any(v is None for v in values):
+            if field == "image" and default_image in values:
+                defaults["image"] = default_image  # tasks without an image need none
+            else:
+                continue
+        elif field in declared and declared[field] in values:
+            defaults[field] = declared[field]
+        elif all(v == values[0] for v in values) and len(tasks) > 1:
+            defaults[field] = values[0]
+        else:
             continue
-        if field != "image" and len(tasks) == 1:
-            continue  # one task: keep its fields on it, where they are read
-        defaults[field] = values[0]
         for t in tasks:
-            del t[field]
-    if "image" not in defaults:
-        images = [t.get("image") for t in tasks]
-        if default_image in images:
-            defaults["image"] = default_image
-            for t in tasks:
-                if t.get("image") == default_image:
-                    del t["image"]
+            if t.get(field) == defaults[field]:
+                del t[field]
     return defaults
 
 
@@ -155,9 +169,9 @@ def _run_notifications(dag: DAG, target: Target) -> list[dict[str, Any]]:
         callbacks = value if isinstance(value, list | tuple) else [value] if value else []
         for i, _ in enumerate(callbacks):
             name = "dag-" + attr.replace("_", "-") + (f"-{i + 1}" if i else "")
-            out.append({"name": name, "events": [event], "hook": hook(target, dag, None, attr, i)})
+            out.append({"name": name, "events": [event], "hook": hook(target, dag, "dag", attr, i)})
     if dag.sla is not None and dag.sla_miss_callback is not None:
-        spec = hook(target, dag, None, "sla_miss_callback", 0)
+        spec = hook(target, dag, "dag", "sla_miss_callback", 0)
         out.append({"name": "dag-sla-miss-callback", "events": ["slaMiss"], "hook": spec})
     return out
 

@@ -83,12 +83,12 @@ def notifications(target: Target, dag: DAG, op: BaseOperator) -> list[dict[str, 
     for attr, event in _EVENTS:
         for i, _ in enumerate(getattr(op, attr)):
             name = attr.replace("_", "-") + (f"-{i + 1}" if i else "")
-            spec = hook(target, dag, op.task_id, attr, i)
+            spec = hook(target, dag, "task", attr, i)
             if op.container.get("image"):
                 spec["image"] = op.container["image"]
             out.append({"name": name, "events": [event], "hook": spec})
     if dag.sla_miss_callback is not None and op.sla is not None:
-        spec = hook(target, dag, None, "sla_miss_callback", 0)
+        spec = hook(target, dag, "dag", "sla_miss_callback", 0)
         out.append({"name": "sla-miss-callback", "events": ["slaMiss"], "hook": spec})
     return out
 

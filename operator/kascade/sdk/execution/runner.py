@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dag", required=True)
     p.add_argument("--task")
     p.add_argument("--callback")
+    p.add_argument("--scope", choices=["task", "dag"], default="task")
     p.add_argument("--index", type=int, default=0)
     return p
 
@@ -139,19 +140,27 @@ def _run(mode: str, task: BaseOperator, context: dict[str, Any]) -> int:
     return EXIT_OK
 
 
-def _callback(dag: DAG, task: BaseOperator | None, name: str, index: int) -> int:
-    context = build_context(dag, task)
+def _callback(dag: DAG, scope: str, name: str, index: int) -> int:
+    """A notification hook: the task is the one the event is about (``KASCADE_TASK``)."""
+    instance = os.environ.get("KASCADE_TASK", "")
+    task_id, _, rest = instance.partition("[")
+    task = dag.task_dict.get(task_id) if task_id else None
+    env = dict(os.environ)
+    if rest:
+        env["KASCADE_MAP_INDEX"] = rest.rstrip("]")
+    context = build_context(dag, task, env)
     message = os.environ.get("KASCADE_MESSAGE", "")
     context["exception"] = message
     context["reason"] = message
-    owner: Any = task if task is not None else dag
     if name == "sla_miss_callback":
         callback = dag.sla_miss_callback
         assert callback is not None
-        what = os.environ.get("KASCADE_TASK", "")
-        miss = _SlaMiss(what or dag.dag_id, dag.dag_id, context["logical_date"])
-        callback(dag, what, "", [miss], [])
+        miss = _SlaMiss(task_id or dag.dag_id, dag.dag_id, context["logical_date"])
+        callback(dag, task_id, "", [miss], [])
         return EXIT_OK
+    owner: Any = dag if scope == "dag" else task
+    if owner is None:
+        raise LoadError(f"the hook's task {instance!r} is not in DAG {dag.dag_id!r}")
     callbacks = getattr(owner, name)
     chosen = (callbacks if isinstance(callbacks, list) else [callbacks])[index]
     chosen(context)
@@ -168,13 +177,13 @@ class _SlaMiss:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        dag, task = find(args.file, args.dag, args.task)
+        dag, task = find(args.file, args.dag, args.task if args.mode != "callback" else None)
     except LoadError as exc:
         print(f"kascade runtime: {exc}", file=sys.stderr)
         return EXIT_LOAD
     try:
         if args.mode == "callback":
-            return _callback(dag, task, args.callback, args.index)
+            return _callback(dag, args.scope, args.callback, args.index)
         assert task is not None, "--task is required to run or poke"
         context = build_context(dag, task)
         prepare(task, context, os.environ)
