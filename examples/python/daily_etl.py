@@ -64,7 +64,7 @@ with DAG(
 
     load = BashOperator(
         task_id="load",
-        bash_command='test "$ROWS" -eq 4 && echo "loaded $ROWS rows into warehouse.users for $RUN_DATE"',
+        bash_command='test "$ROWS" -eq 4 && echo "loaded $ROWS rows into users for $RUN_DATE"',
         env={"RUN_DATE": "{{ ds }}", "ROWS": adults},
     )
     send_summary = BashOperator(

@@ -12,9 +12,7 @@ from kascade.sdk import DAG, BashOperator, FileSensor
 LANDING = "/tmp/kascade-landing"
 
 default_args = {
-    "volumes": [
-        {"name": "landing", "hostPath": {"path": LANDING, "type": "DirectoryOrCreate"}}
-    ],
+    "volumes": [{"name": "landing", "hostPath": {"path": LANDING, "type": "DirectoryOrCreate"}}],
     "volume_mounts": [{"name": "landing", "mountPath": LANDING}],
 }
 

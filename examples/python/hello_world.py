@@ -1,6 +1,6 @@
 """Python twin of manifests/examples/hello-world.yaml: two BashOperators chained with >>.
 
-    kascade run examples/python/hello_world.py
+kascade run examples/python/hello_world.py
 """
 
 from datetime import datetime

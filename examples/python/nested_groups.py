@@ -28,7 +28,8 @@ def create_etl_task_group(group_id, entity, source="postgres"):
     """A task group factory: extract -> quality_check -> transform -> load for one entity."""
     with TaskGroup(group_id=group_id) as group:
         extract = BashOperator(
-            task_id="extract", bash_command=f'echo "extract {entity} from {source} for {{{{ ds }}}}"'
+            task_id="extract",
+            bash_command=f'echo "extract {entity} from {source} for {{{{ ds }}}}"',
         )
         quality = BashOperator(
             task_id="quality_check", bash_command=f'echo "check nulls on raw.{entity}: ok"'

@@ -18,7 +18,9 @@ with DAG(
     params={"regions": Param(["us", "eu", "asia"], type="array")},
     tags=["example", "parallel", "mapping"],
 ) as dag:
-    extract_all = BashOperator(task_id="extract_all", bash_command="echo fetch all regions for {{ ds }}")
+    extract_all = BashOperator(
+        task_id="extract_all", bash_command="echo fetch all regions for {{ ds }}"
+    )
 
     @task
     def process(region, rows):
@@ -44,7 +46,7 @@ with DAG(
         assert regions == ["us", "eu", "asia"], regions
         assert scores == [20, 20, 40], scores
         total = sum(rows)
-        print("merged", total, "rows; scores:", dict(zip(regions, scores)))
+        print("merged", total, "rows; scores:", dict(zip(regions, scores, strict=True)))
         return {"rows": total, "best": regions[scores.index(max(scores))]}
 
     merged = merge(list(processed.values()), scored["region"], scored["score"])

@@ -51,7 +51,9 @@ with DAG(
         when="tasks.extract.outputs.rows >= params.min_rows",
     )
     full_refresh = BashOperator(
-        task_id="full_refresh", bash_command='echo "rebuilding every table"', when="params.full_refresh"
+        task_id="full_refresh",
+        bash_command='echo "rebuilding every table"',
+        when="params.full_refresh",
     )
     notify_prod = BashOperator(
         task_id="notify_prod",

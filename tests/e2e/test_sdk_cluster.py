@@ -33,13 +33,21 @@ def kascade(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     full = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KUBECONFIG": kubeconfig_path()}
     full.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "kascade", *args], capture_output=True, text=True, env=full,
+        [sys.executable, "-m", "kascade", *args],
+        capture_output=True,
+        text=True,
+        env=full,
         timeout=300,
     )
 
 
-def local_states(file: Path, dag: str, tmp: Path, env: dict[str, str] | None = None,
-                 logical_date: str | None = None) -> dict[str, str]:
+def local_states(
+    file: Path,
+    dag: str,
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    logical_date: str | None = None,
+) -> dict[str, str]:
     args = ["run", str(file), "--dag", dag, "--output", "json", "--workdir", str(tmp / dag)]
     if logical_date:
         args += ["--logical-date", logical_date]
@@ -71,12 +79,14 @@ def test_feature_dag_same_states_as_locally(kas: Kascade, tmp_path: Path) -> Non
 
     name = kas.create_run("sdk-features")
     run = kas.wait_run(name, timeout=300)
-    expected = local_states(DAGS / "sdk_features.py", "sdk_features", tmp_path,
-                            env={"VAR_greeting": "bonjour"})
+    expected = local_states(
+        DAGS / "sdk_features.py", "sdk_features", tmp_path, env={"VAR_greeting": "bonjour"}
+    )
     assert kas.task_states(run) == expected, (run.get("status") or {}).get("message")
     assert run["status"]["phase"] == "success"
     summary = next(
-        t for t in kas.list("taskruns")
+        t
+        for t in kas.list("taskruns")
         if t["spec"]["pipelineRunRef"]["name"] == name and t["spec"]["taskName"] == "summary"
     )
     outputs = summary["status"]["outputs"]["return_value"]

@@ -59,8 +59,14 @@ def test_chain_pairs_lists_and_cross_downstream_connects_all() -> None:
     with DAG("d") as d:
         a, b1, b2, c1, c2, z = (empty(n) for n in ("a", "b1", "b2", "c1", "c2", "z"))
         chain(a, [b1, b2], [c1, c2], z)
-    assert edges(d) == {("a", "b1"), ("a", "b2"), ("b1", "c1"), ("b2", "c2"), ("c1", "z"),
-                        ("c2", "z")}
+    assert edges(d) == {
+        ("a", "b1"),
+        ("a", "b2"),
+        ("b1", "c1"),
+        ("b2", "c2"),
+        ("c1", "z"),
+        ("c2", "z"),
+    }
     with DAG("e") as e:
         x, y, p, q = empty("x"), empty("y"), empty("p"), empty("q")
         cross_downstream([x, y], [p, q])
@@ -123,7 +129,7 @@ def test_taskflow_calls_create_edges_ids_and_multiple_outputs() -> None:
         data = extract()
         load(data["rows"])
         load(data["rows"], extra=2)
-        with pytest.raises(TypeError, match="load\\(\\): .*unexpected keyword"):
+        with pytest.raises(TypeError, match=r"load\(\): .*unexpected keyword"):
             load(data, nope=1)
     assert set(d.task_dict) == {"extract", "load", "load__1"}
     assert d.task_dict["extract"].multiple_outputs  # inferred from the dict return type
@@ -167,7 +173,9 @@ def test_custom_operator_with_positional_args_gets_defaults() -> None:
 
 def test_unknown_arguments_and_duplicates_are_errors() -> None:
     with DAG("d"):
-        with pytest.raises(Exception, match="Invalid arguments were passed to EmptyOperator.*colour"):
+        with pytest.raises(
+            Exception, match=r"Invalid arguments were passed to EmptyOperator.*colour"
+        ):
             EmptyOperator(task_id="x", colour="red")
         empty("once")
         with pytest.raises(DuplicateTaskIdFound):
@@ -179,27 +187,42 @@ def test_unknown_arguments_and_duplicates_are_errors() -> None:
     [
         (lambda: empty("x").__class__(task_id="y", depends_on_past=True), "depends_on_past"),
         (lambda: EmptyOperator(task_id="y", email=["a@b.c"]), "email"),
-        (lambda: EmptyOperator(task_id="y", email="a@b.c", email_on_failure=False),
-         "email_on_retry"),
+        (
+            lambda: EmptyOperator(task_id="y", email="a@b.c", email_on_failure=False),
+            "email_on_retry",
+        ),
         (lambda: EmptyOperator(task_id="y", queue="gpu"), "queue"),
         (lambda: EmptyOperator(task_id="y", executor_config={"x": 1}), "executor_config"),
         (lambda: EmailOperator(task_id="y", to="a@b.c"), "EmailOperator"),
-        (lambda: TriggerDagRunOperator(task_id="y", trigger_dag_id="other"),
-         "TriggerDagRunOperator"),
+        (
+            lambda: TriggerDagRunOperator(task_id="y", trigger_dag_id="other"),
+            "TriggerDagRunOperator",
+        ),
         (lambda: SqlSensor(task_id="y", conn_id="c", sql="select 1"), "SqlSensor"),
-        (lambda: PythonVirtualenvOperator(task_id="y", python_callable=print),
-         "PythonVirtualenvOperator"),
+        (
+            lambda: PythonVirtualenvOperator(task_id="y", python_callable=print),
+            "PythonVirtualenvOperator",
+        ),
         (lambda: task.virtualenv(lambda: None), "@task.virtualenv"),
-        (lambda: ShortCircuitOperator(task_id="y", python_callable=bool,
-                                      ignore_downstream_trigger_rules=False),
-         "ignore_downstream_trigger_rules"),
-        (lambda: BashOperator(task_id="y", bash_command="x", skip_on_exit_code=3),
-         "skip_on_exit_code"),
+        (
+            lambda: ShortCircuitOperator(
+                task_id="y", python_callable=bool, ignore_downstream_trigger_rules=False
+            ),
+            "ignore_downstream_trigger_rules",
+        ),
+        (
+            lambda: BashOperator(task_id="y", bash_command="x", skip_on_exit_code=3),
+            "skip_on_exit_code",
+        ),
         (lambda: FileSensor(task_id="y", filepath="/x", fs_conn_id="other"), "fs_conn_id"),
-        (lambda: ExternalTaskSensor(task_id="y", external_dag_id="o", execution_date_fn=len),
-         "execution_date_fn"),
-        (lambda: EmptyOperator(task_id="y", trigger_rule="all_done_setup_success"),
-         "all_done_setup_success"),
+        (
+            lambda: ExternalTaskSensor(task_id="y", external_dag_id="o", execution_date_fn=len),
+            "execution_date_fn",
+        ),
+        (
+            lambda: EmptyOperator(task_id="y", trigger_rule="all_done_setup_success"),
+            "all_done_setup_success",
+        ),
         (lambda: Param(1, pattern="x"), "pattern"),
     ],
 )
@@ -210,8 +233,9 @@ def test_unsupported_features_fail_when_the_file_is_parsed(build, names) -> None
 
 
 def test_email_off_is_fine_and_renamed_trigger_rules_map() -> None:
-    with DAG("d", default_args={"email": ["a@b.c"], "email_on_failure": False,
-                                "email_on_retry": False}):
+    with DAG(
+        "d", default_args={"email": ["a@b.c"], "email_on_failure": False, "email_on_retry": False}
+    ):
         op = EmptyOperator(task_id="x", trigger_rule="none_failed_or_skipped")
     assert op.trigger_rule is TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
 
@@ -220,7 +244,7 @@ def test_cycles_are_reported_with_the_path() -> None:
     with DAG("d") as d:
         a, b, c = empty("a"), empty("b"), empty("c")
         a >> b >> c >> a
-    with pytest.raises(AirflowDagCycleException, match="a -> b -> c -> a|b -> c -> a -> b|c -> a"):
+    with pytest.raises(AirflowDagCycleException, match=r"cycle in DAG 'd': . -> . -> . -> ."):
         d.topological_sort()
 
 
@@ -244,8 +268,12 @@ def test_mapping_placeholders_and_inputs() -> None:
             BashOperator.partial(task_id="c", bash_command="x").expand(env=[{"A": "1"}])
     assert literal.expand_input.items == [1, 2, 3]
     assert isinstance(literal.op_kwargs["x"], MappedArg) and literal.op_kwargs["y"] == 1
-    assert product.expand_input.items == [{"x": 1, "y": 10}, {"x": 1, "y": 20},
-                                          {"x": 2, "y": 10}, {"x": 2, "y": 20}]
+    assert product.expand_input.items == [
+        {"x": 1, "y": 10},
+        {"x": 1, "y": 20},
+        {"x": 2, "y": 10},
+        {"x": 2, "y": 20},
+    ]
     assert from_upstream.expand_input.expression == "tasks.numbers.outputs.return_value"
     assert ("numbers", from_upstream.task_id) in edges(d)
     assert mapped_bash.bash_command == "{{ item }}"

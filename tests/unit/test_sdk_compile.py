@@ -85,7 +85,8 @@ def test_group_references_resolve_to_the_intended_task(tmp_path: Path) -> None:
         "    top = BashOperator(task_id='top', bash_command='echo 1')\n"
         "    with TaskGroup('g'):\n"
         "        inner = BashOperator(task_id='inner', bash_command='echo 2')\n"
-        "        user = BashOperator(task_id='user', bash_command=f'echo {top.output} {inner.output}')\n"
+        "        cmd = f'echo {top.output} {inner.output}'\n"
+        "        user = BashOperator(task_id='user', bash_command=cmd)\n"
         "    top >> inner >> user\n"
         "    top >> user\n"
     )
@@ -117,12 +118,16 @@ def test_a_reference_the_api_cannot_express_is_an_error(tmp_path: Path) -> None:
     ("airflow", "kascade"),
     [
         ("{{ ti.xcom_pull(task_ids='a') }}", "{{ tasks.a.outputs.return_value }}"),
-        ("{{ task_instance.xcom_pull(task_ids=\"g.a\", key='rows') }}",
-         "{{ tasks.g.a.outputs.rows }}"),
+        (
+            "{{ task_instance.xcom_pull(task_ids=\"g.a\", key='rows') }}",
+            "{{ tasks.g.a.outputs.rows }}",
+        ),
         ("{{ ti.xcom_pull('a', key='k-1') }}", "{{ tasks.a.outputs['k-1'] }}"),
         ("{{ macros.ds_add(ds, -7) }}", "{{ (ds | ds_add(-7)) }}"),
-        ("{{ macros.ds_format(ds, '%Y-%m-%d', '%d/%m') }}",
-         "{{ (ds | ds_format('%Y-%m-%d', '%d/%m')) }}"),
+        (
+            "{{ macros.ds_format(ds, '%Y-%m-%d', '%d/%m') }}",
+            "{{ (ds | ds_format('%Y-%m-%d', '%d/%m')) }}",
+        ),
         ("{{ execution_date }} {{ ti.try_number }}", "{{ logical_date }} {{ task.try_number }}"),
         ("{{ dag.dag_id }}", "{{ 'my_dag' }}"),
         ("no template", "no template"),
@@ -142,35 +147,68 @@ def problems_of(tmp_path: Path, source: str) -> list[str]:
     ("source", "line", "message"),
     [
         ("from kascade.sdk import DAG\nwith DAG('d'):\n    x = (\n", 3, "SyntaxError"),
-        ("from kascade.sdk import DAG\nimport json\n\njson.loads('{')\n", 4,
-         "JSONDecodeError"),
-        ("from kascade.sdk import DAG, EmptyOperator\nwith DAG('d', default_args={'email': 'a@b'}):\n"
-         "    EmptyOperator(task_id='t')\n", 3, "email_on_failure"),
-        ("from kascade.sdk import DAG, BashOperator\nwith DAG('d'):\n"
-         "    BashOperator(task_id='t', bash_command='echo {{ nope.x }}')\n", 3,
-         "task 't': spec.tasks[0].command[4]: unknown template variable 'nope'"),
-        ("from kascade.sdk import DAG, BashOperator\nwith DAG('d'):\n"
-         "    a = BashOperator(task_id='a', bash_command='echo 1')\n"
-         "    BashOperator(task_id='b', bash_command=f'echo {a.output}')\n", 4,
-         "tasks.a is not upstream of 'b'"),
-        ("from kascade.sdk import DAG, EmptyOperator\nwith DAG('d', schedule='61 * * * *'):\n"
-         "    EmptyOperator(task_id='t')\n", 2, "spec.schedule"),
-        ("from kascade.sdk import DAG, EmptyOperator\nwith DAG('d'):\n"
-         "    EmptyOperator(task_id='bad id!')\n", 3, "task id 'bad id!' must be letters"),
-        ("from kascade.sdk import DAG, EmptyOperator\nwith DAG('d') as d:\n"
-         "    a = EmptyOperator(task_id='a')\n    b = EmptyOperator(task_id='b')\n"
-         "    a >> b >> a\n", 2, "cycle in DAG 'd'"),
-        ("from kascade.sdk import DAG, EmptyOperator\nfor n in ('a_b', 'a-b'):\n"
-         "    with DAG(n):\n        EmptyOperator(task_id='t')\n", 3, "both map to the Pipeline"),
-        ("from kascade.sdk import DAG, BashOperator\nwith DAG('d'):\n"
-         "    BashOperator(task_id='t', bash_command='{% if x %}y{% endif %}')\n", 3,
-         "Jinja statements"),
+        ("from kascade.sdk import DAG\nimport json\n\njson.loads('{')\n", 4, "JSONDecodeError"),
+        (
+            "from kascade.sdk import DAG, EmptyOperator\n"
+            "with DAG('d', default_args={'email': 'a@b'}):\n"
+            "    EmptyOperator(task_id='t')\n",
+            3,
+            "email_on_failure",
+        ),
+        (
+            "from kascade.sdk import DAG, BashOperator\nwith DAG('d'):\n"
+            "    BashOperator(task_id='t', bash_command='echo {{ nope.x }}')\n",
+            3,
+            "task 't': spec.tasks[0].command[4]: unknown template variable 'nope'",
+        ),
+        (
+            "from kascade.sdk import DAG, BashOperator\nwith DAG('d'):\n"
+            "    a = BashOperator(task_id='a', bash_command='echo 1')\n"
+            "    BashOperator(task_id='b', bash_command=f'echo {a.output}')\n",
+            4,
+            "tasks.a is not upstream of 'b'",
+        ),
+        (
+            "from kascade.sdk import DAG, EmptyOperator\nwith DAG('d', schedule='61 * * * *'):\n"
+            "    EmptyOperator(task_id='t')\n",
+            2,
+            "spec.schedule",
+        ),
+        (
+            "from kascade.sdk import DAG, EmptyOperator\nwith DAG('d'):\n"
+            "    EmptyOperator(task_id='bad id!')\n",
+            3,
+            "task id 'bad id!' must be letters",
+        ),
+        (
+            "from kascade.sdk import DAG, EmptyOperator\nwith DAG('d') as d:\n"
+            "    a = EmptyOperator(task_id='a')\n    b = EmptyOperator(task_id='b')\n"
+            "    a >> b >> a\n",
+            2,
+            "cycle in DAG 'd'",
+        ),
+        (
+            "from kascade.sdk import DAG, EmptyOperator\nfor n in ('a_b', 'a-b'):\n"
+            "    with DAG(n):\n        EmptyOperator(task_id='t')\n",
+            3,
+            "both map to the Pipeline",
+        ),
+        (
+            "from kascade.sdk import DAG, BashOperator\nwith DAG('d'):\n"
+            "    BashOperator(task_id='t', bash_command='{% if x %}y{% endif %}')\n",
+            3,
+            "Jinja statements",
+        ),
     ],
 )
-def test_problems_name_the_file_and_line(tmp_path: Path, source: str, line: int, message: str) -> None:
+def test_problems_name_the_file_and_line(
+    tmp_path: Path, source: str, line: int, message: str
+) -> None:
     found = problems_of(tmp_path, source)
     assert found, "expected a problem"
-    assert any(p.startswith(f"{tmp_path / 'broken.py'}:{line}: ") and message in p for p in found), found
+    assert any(
+        p.startswith(f"{tmp_path / 'broken.py'}:{line}: ") and message in p for p in found
+    ), found
 
 
 def test_validate_command_maps_errors_and_exits_1(tmp_path: Path) -> None:
@@ -183,8 +221,13 @@ def test_validate_command_maps_errors_and_exits_1(tmp_path: Path) -> None:
         "    BashOperator(task_id='t', bash_command='echo ok')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
-    proc = subprocess.run([sys.executable, "-m", "kascade", "validate", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kascade", "validate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert f"{tmp_path / 'bad.py'}:3: DAG 'bad_dag': task 't'" in proc.stdout
     assert "good_dag: OK (1 tasks, pipeline good-dag)" in proc.stdout
@@ -202,8 +245,13 @@ def test_compile_command_writes_checks_and_removes_stale(tmp_path: Path) -> None
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "kascade", "compile", str(dags), "-o",
-                               str(out), *args], capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "kascade", "compile", str(dags), "-o", str(out), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
 
     assert run().returncode == 0
     names = sorted(p.name for p in out.iterdir())

@@ -66,11 +66,21 @@ with DAG(
         return x * x
 
     squares = square.expand(x=data["rows"])
-    wait_file = FileSensor(task_id="wait_file", filepath="/data/{{ ds }}.csv", mode="reschedule",
-                           poke_interval=30, timeout=600, soft_fail=True)
+    wait_file = FileSensor(
+        task_id="wait_file",
+        filepath="/data/{{ ds }}.csv",
+        mode="reschedule",
+        poke_interval=30,
+        timeout=600,
+        soft_fail=True,
+    )
     wait_http = HttpSensor(task_id="wait_http", endpoint="http://svc:8080/ready", poke_interval=5)
-    wait_other = ExternalTaskSensor(task_id="wait_other", external_dag_id="other_dag",
-                                    external_task_id="load", execution_delta=timedelta(days=1))
+    wait_other = ExternalTaskSensor(
+        task_id="wait_other",
+        external_dag_id="other_dag",
+        external_task_id="load",
+        execution_delta=timedelta(days=1),
+    )
     wait_time = DateTimeSensor(task_id="wait_time", target_time="{{ data_interval_end }}")
 
     @task.sensor(poke_interval=10, mode="reschedule")
@@ -83,4 +93,13 @@ with DAG(
         trigger_rule="none_failed_min_one_success",
         retries=0,
     )
-    [heavy, light, squares, wait_file, wait_http, wait_other, wait_time, ready(data["rows"])] >> report
+    [
+        heavy,
+        light,
+        squares,
+        wait_file,
+        wait_http,
+        wait_other,
+        wait_time,
+        ready(data["rows"]),
+    ] >> report
