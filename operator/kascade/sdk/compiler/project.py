@@ -172,8 +172,9 @@ def compile_paths(paths: list[Path], opts: Options | None = None) -> Compilation
         return out
     for folder, file, dags in loaded:
         target = _target(opts, file, folder, out.bundle, names)
+        source = file.resolve().relative_to(folder.resolve()).as_posix()
         for dag in dags:
-            compiled = _compile_one(dag, file, folder, target, opts, out)
+            compiled = _compile_one(dag, file, source, target, opts, out)
             if compiled is not None:
                 out.dags.append(compiled)
     out.seconds = time.perf_counter() - start
@@ -181,9 +182,8 @@ def compile_paths(paths: list[Path], opts: Options | None = None) -> Compilation
 
 
 def _compile_one(
-    dag: DAG, file: Path, folder: Path, target: Target, opts: Options, out: Compilation
+    dag: DAG, file: Path, source: str, target: Target, opts: Options, out: Compilation
 ) -> CompiledDag | None:
-    source = file.resolve().relative_to(folder.resolve()).as_posix()
     try:
         doc, entries = compile_dag(dag, target, source)
     except Located as exc:
