@@ -266,3 +266,41 @@ def test_compile_command_writes_checks_and_removes_stale(tmp_path: Path) -> None
     assert not (out / "second.yaml").exists() and (out / "third.yaml").exists()
     assert (out / "mine.yaml").exists()
     assert re.search(r"kascade-bundle-[0-9a-f]{12}\.yaml", " ".join(p.name for p in out.iterdir()))
+
+
+def test_bash_script_files_are_read_next_to_the_dag(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "run.sh").write_text("echo from the script {{ ds }}\n")
+    (tmp_path / "script_dag.py").write_text(
+        "from kascade.sdk import DAG, BashOperator\nwith DAG('script_dag'):\n"
+        "    BashOperator(task_id='t', bash_command='scripts/run.sh', do_xcom_push=False)\n"
+        "    BashOperator(task_id='missing', bash_command='nope.sh')\n"
+    )
+    found = problems_of(tmp_path, (tmp_path / "script_dag.py").read_text())
+    assert any(":4: " in p and "names a script template that cannot be read" in p for p in found)
+    (tmp_path / "broken.py").unlink()
+    (tmp_path / "script_dag.py").write_text(
+        (tmp_path / "script_dag.py").read_text().replace(
+            "    BashOperator(task_id='missing', bash_command='nope.sh')\n", ""
+        )
+    )
+    doc = yaml.safe_load(
+        compiled(tmp_path / "script_dag.py", Options(target="local"))["script-dag.yaml"]
+    )
+    assert doc["spec"]["tasks"][0]["command"] == [
+        "bash", "-c", "echo from the script {{ ds }}\n"
+    ]
+
+
+def test_callbacks_need_a_bundle_small_enough_for_a_hook(tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(150_000))
+    (tmp_path / "cb.py").write_text(
+        "from kascade.sdk import DAG, BashOperator\n"
+        "def cb(context):\n    print(context)\n"
+        "with DAG('cb', on_failure_callback=cb):\n"
+        "    BashOperator(task_id='t', bash_command='true')\n"
+    )
+    found = [str(p) for p in compile_paths([tmp_path], Options(target="bundle")).problems]
+    assert any(":4: DAG 'cb': its callbacks run in hook pods" in p for p in found), found
+    (tmp_path / ".kascadeignore").write_text(r"\.bin$" + "\n")
+    assert not compile_paths([tmp_path], Options(target="bundle")).problems

@@ -97,6 +97,16 @@ def _location(op: BaseOperator | None, dag: DAG) -> tuple[str, int | None]:
     return (where[0], where[1]) if where else (dag.fileloc or "?", None)
 
 
+def _has_python_hooks(value: Any) -> bool:
+    if isinstance(value, dict):
+        if value.get("name") == "KASCADE_BUNDLE":
+            return True
+        return any(_has_python_hooks(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_python_hooks(v) for v in value)
+    return False
+
+
 def _owner(doc: dict[str, Any], path: str, entries: dict[int, BaseOperator]) -> BaseOperator | None:
     """The task whose manifest entry the issue's field path points into."""
     node: Any = doc
@@ -195,6 +205,17 @@ def _compile_one(
         where = _location(None, dag)
         out.problems.append(Problem(where[0], where[1], f"DAG {dag.dag_id!r}: {exc}"))
         return None
+    if out.bundle is not None and _has_python_hooks(doc):
+        size = len(out.bundle.text)
+        if size > bundles.MAX_HOOK_BUNDLE_BYTES:
+            where = _location(None, dag)
+            out.problems.append(Problem(where[0], where[1], (
+                f"DAG {dag.dag_id!r}: its callbacks run in hook pods, which get the DAG folder "
+                f"as an environment variable, and the bundle is {size} bytes (the limit is "
+                f"{bundles.MAX_HOOK_BUNDLE_BYTES}); make the folder smaller with "
+                f"{bundles.IGNORE_FILE}, or use an image with the DAGs (--image, --dags-folder)"
+            )))
+            return None
     if opts.validate:
         _, _, issues = validate_document(doc)
         for issue in issues:
