@@ -280,16 +280,14 @@ def test_bash_script_files_are_read_next_to_the_dag(tmp_path: Path) -> None:
     assert any(":4: " in p and "names a script template that cannot be read" in p for p in found)
     (tmp_path / "broken.py").unlink()
     (tmp_path / "script_dag.py").write_text(
-        (tmp_path / "script_dag.py").read_text().replace(
-            "    BashOperator(task_id='missing', bash_command='nope.sh')\n", ""
-        )
+        (tmp_path / "script_dag.py")
+        .read_text()
+        .replace("    BashOperator(task_id='missing', bash_command='nope.sh')\n", "")
     )
     doc = yaml.safe_load(
         compiled(tmp_path / "script_dag.py", Options(target="local"))["script-dag.yaml"]
     )
-    assert doc["spec"]["tasks"][0]["command"] == [
-        "bash", "-c", "echo from the script {{ ds }}\n"
-    ]
+    assert doc["spec"]["tasks"][0]["command"] == ["bash", "-c", "echo from the script {{ ds }}\n"]
 
 
 def test_callbacks_need_a_bundle_small_enough_for_a_hook(tmp_path: Path) -> None:

@@ -71,6 +71,27 @@ def run(path: Path, entry: dict[str, Any], tmp: Path, dag: str | None = None) ->
     return dict(json.loads(proc.stdout))
 
 
+#: Values some twins' tasks return (the YAML examples write the same numbers as outputs).
+OUTPUTS = {
+    "daily-etl.yaml": {"transform": {"return_value": 4}},
+    "parallel-regions.yaml": {
+        "merge": {"return_value": {"rows": 600, "best": "asia"}, "rows": 600, "best": "asia"}
+    },
+    "data-size-branching-pools.yaml": {
+        "check_size": {
+            "return_value": {"size_mb": 2048, "rows": 2048000},
+            "size_mb": 2048,
+            "rows": 2048000,
+        }
+    },
+    "retries-with-callbacks.yaml": {"call_flaky_api": {"status": 200}},
+    "etl-task-groups.yaml": {
+        "transform.clean": {"return_value": 122},
+        "transform.aggregate": {"return_value": 7},
+    },
+}
+
+
 def test_every_example_has_a_twin() -> None:
     assert {path for path, _ in cases() if "#" not in path} == set(TWIN_OF)
 
@@ -87,3 +108,6 @@ def test_twin_runs_to_the_same_states(case: str, entry: dict[str, Any], tmp_path
     assert twin["phase"] == yaml_run["phase"] == entry["phase"]
     for task, attempts in (entry.get("attempts") or {}).items():
         assert twin["tasks"][task.replace("-", "_")]["attempts"] == attempts
+    if "#" not in case:
+        for task, outputs in OUTPUTS.get(manifest, {}).items():
+            assert twin["tasks"][task]["outputs"] == outputs
