@@ -260,7 +260,8 @@ def test_the_sdk_imports_nothing_but_the_standard_library() -> None:
         "import kascade.sdk, kascade.sdk.execution.runner;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'pydantic', 'yaml', 'kubernetes', 'kopf', 'click', 'rich', 'croniter'} or "
-        "m.startswith(('kascade.api', 'kascade.engine', 'kascade.sdk.compiler')));"
+        "(m.startswith(('kascade.api', 'kascade.engine', 'kascade.sdk.compiler')) and "
+        "m not in ('kascade.api', 'kascade.api.trigger_rules')));"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run(

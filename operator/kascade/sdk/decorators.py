@@ -23,9 +23,9 @@ from kascade.sdk.mapped import ExpandInput, expand_input, expand_kwargs_input, p
 from kascade.sdk.operators.bash import BashOperator, run_bash
 from kascade.sdk.operators.python import (
     BranchPythonOperator,
+    CallableArgs,
     PythonOperator,
     ShortCircuitOperator,
-    determine_kwargs,
 )
 from kascade.sdk.sensors.python import PythonSensor
 from kascade.sdk.xcom_arg import PlainXComArg
@@ -73,7 +73,7 @@ class _SensorDecorated(PythonSensor):
     pass
 
 
-class _BashDecorated(BashOperator):
+class _BashDecorated(CallableArgs, BashOperator):
     """``@task.bash``: the function returns the command (run by the runtime's bash)."""
 
     template_fields: ClassVar[Sequence[str]] = ("env", "cwd", "op_args", "op_kwargs")
@@ -87,14 +87,10 @@ class _BashDecorated(BashOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(bash_command="", **kwargs)
-        self.python_callable = python_callable
-        self.op_args = list(op_args or [])
-        self.op_kwargs = dict(op_kwargs or {})
+        self._set_callable(python_callable, op_args, op_kwargs, None)
 
     def execute(self, context: Mapping[str, Any]) -> Any:
-        merged = {**context, **self.op_kwargs}
-        kwargs = determine_kwargs(self.python_callable, self.op_args, merged)
-        command = self.python_callable(*self.op_args, **kwargs)
+        command = self.call_with_context(dict(context))
         if not isinstance(command, str) or not command.strip():
             raise TypeError(f"@task.bash {self.task_id!r} must return a non-empty command string")
         if "{{" in command:

@@ -1,27 +1,13 @@
-"""Airflow's ``TriggerRule`` enum (the same eleven rules the engine implements)."""
+"""Airflow's ``TriggerRule``: the API's enum, and Airflow's renamed and unsupported spellings."""
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
+from enum import Enum
 
+from kascade.api.trigger_rules import TriggerRule
 from kascade.sdk.exceptions import UnsupportedFeature
 
-
-class TriggerRule(StrEnum):
-    ALL_SUCCESS = "all_success"
-    ALL_FAILED = "all_failed"
-    ALL_DONE = "all_done"
-    ALL_SKIPPED = "all_skipped"
-    ONE_SUCCESS = "one_success"
-    ONE_FAILED = "one_failed"
-    ONE_DONE = "one_done"
-    NONE_FAILED = "none_failed"
-    NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"
-    NONE_SKIPPED = "none_skipped"
-    ALWAYS = "always"
-
-    def __str__(self) -> str:
-        return self.value
+__all__ = ["TriggerRule", "coerce"]
 
 
 _RENAMED = {

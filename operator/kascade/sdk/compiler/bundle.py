@@ -114,9 +114,13 @@ def dag_folder_files(folder: Path, skip: Path | None = None) -> list[Path]:
 
 
 def runtime_files() -> list[tuple[str, Path]]:
-    """The runtime: kascade/__init__.py and kascade/sdk without the compiler."""
+    """The runtime: kascade/sdk without the compiler, and the stdlib-only API module it uses."""
     package = Path(kascade.__file__).parent
-    out = [("kascade/__init__.py", package / "__init__.py")]
+    out = [
+        ("kascade/__init__.py", package / "__init__.py"),
+        ("kascade/api/__init__.py", package / "api" / "__init__.py"),
+        ("kascade/api/trigger_rules.py", package / "api" / "trigger_rules.py"),
+    ]
     for path in sorted((package / "sdk").rglob("*.py")):
         rel = path.relative_to(package.parent).as_posix()
         if "/compiler/" in rel or "__pycache__" in rel:

@@ -209,18 +209,13 @@ def _compile_one(
         size = len(out.bundle.text)
         if size > bundles.MAX_HOOK_BUNDLE_BYTES:
             where = _location(None, dag)
-            out.problems.append(
-                Problem(
-                    where[0],
-                    where[1],
-                    (
-                        f"DAG {dag.dag_id!r}: its callbacks run in hook pods, which get the DAG folder "
-                        f"as an environment variable, and the bundle is {size} bytes (the limit is "
-                        f"{bundles.MAX_HOOK_BUNDLE_BYTES}); make the folder smaller with "
-                        f"{bundles.IGNORE_FILE}, or use an image with the DAGs (--image, --dags-folder)"
-                    ),
-                )
+            message = (
+                f"DAG {dag.dag_id!r}: its callbacks run in hook pods, which get the DAG "
+                f"folder as an environment variable, and the bundle is {size} bytes (the "
+                f"limit is {bundles.MAX_HOOK_BUNDLE_BYTES}); make the folder smaller with "
+                f"{bundles.IGNORE_FILE}, or use an image with the DAGs (--image, --dags-folder)"
             )
+            out.problems.append(Problem(where[0], where[1], message))
             return None
     if opts.validate:
         _, _, issues = validate_document(doc)

@@ -43,7 +43,40 @@ def determine_kwargs(
     }
 
 
-class PythonOperator(BaseOperator):
+class CallableArgs:
+    """A Python callable with Airflow's ``op_args``/``op_kwargs``/``templates_dict``."""
+
+    python_callable: Callable[..., Any]
+    op_args: list[Any]
+    op_kwargs: dict[str, Any]
+    templates_dict: dict[str, Any] | None
+
+    def _set_callable(
+        self,
+        python_callable: Callable[..., Any],
+        op_args: Sequence[Any] | None,
+        op_kwargs: Mapping[str, Any] | None,
+        templates_dict: dict[str, Any] | None,
+    ) -> None:
+        self.python_callable = python_callable
+        self.op_args = list(op_args or [])
+        self.op_kwargs = dict(op_kwargs or {})
+        self.templates_dict = templates_dict
+
+    def call_with_context(self, context: dict[str, Any]) -> Any:
+        """Airflow's PythonOperator call: op_kwargs join the context, the callable picks."""
+        context.update(self.op_kwargs)
+        context["templates_dict"] = self.templates_dict
+        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
+        return self.python_callable(*self.op_args, **kwargs)
+
+
+def check_callable(python_callable: Any) -> None:
+    if not callable(python_callable):
+        raise TypeError("`python_callable` param must be callable")
+
+
+class PythonOperator(CallableArgs, BaseOperator):
     template_fields: ClassVar[Sequence[str]] = ("templates_dict", "op_args", "op_kwargs")
     ui_color = "#ffefeb"
 
@@ -58,24 +91,17 @@ class PythonOperator(BaseOperator):
         show_return_value_in_logs: bool = True,
         **kwargs: Any,
     ) -> None:
-        if not callable(python_callable):
-            raise TypeError("`python_callable` param must be callable")
+        check_callable(python_callable)
         if templates_exts:
             raise UnsupportedFeature(
                 "templates_exts", "template files are not read; pass the text itself"
             )
         super().__init__(**kwargs)
-        self.python_callable = python_callable
-        self.op_args = list(op_args or [])
-        self.op_kwargs = dict(op_kwargs or {})
-        self.templates_dict = templates_dict
+        self._set_callable(python_callable, op_args, op_kwargs, templates_dict)
         self.show_return_value_in_logs = show_return_value_in_logs
 
     def execute(self, context: dict[str, Any]) -> Any:
-        context.update(self.op_kwargs)
-        context["templates_dict"] = self.templates_dict
-        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
-        return self.python_callable(*self.op_args, **kwargs)
+        return self.call_with_context(context)
 
     def _lower(self, lo: Lowerer) -> dict[str, Any]:
         return lo.runtime("run")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from kascade.sdk.operators.python import determine_kwargs
+from kascade.sdk.operators.python import CallableArgs, check_callable
 from kascade.sdk.sensors.base import BaseSensorOperator, PokeReturnValue
 
 
-class PythonSensor(BaseSensorOperator):
+class PythonSensor(CallableArgs, BaseSensorOperator):
     template_fields: ClassVar[Sequence[str]] = ("templates_dict", "op_args", "op_kwargs")
 
     def __init__(
@@ -21,17 +21,10 @@ class PythonSensor(BaseSensorOperator):
         templates_dict: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not callable(python_callable):
-            raise TypeError("`python_callable` param must be callable")
+        check_callable(python_callable)
         super().__init__(**kwargs)
-        self.python_callable = python_callable
-        self.op_args = list(op_args or [])
-        self.op_kwargs = dict(op_kwargs or {})
-        self.templates_dict = templates_dict
+        self._set_callable(python_callable, op_args, op_kwargs, templates_dict)
 
     def poke(self, context: dict[str, Any]) -> bool | PokeReturnValue:
-        context.update(self.op_kwargs)
-        context["templates_dict"] = self.templates_dict
-        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
-        result = self.python_callable(*self.op_args, **kwargs)
+        result = self.call_with_context(context)
         return result if isinstance(result, PokeReturnValue) else bool(result)
