@@ -29,7 +29,8 @@ class _Dumper(_Base):  # type: ignore[misc,valid-type]
 
 def _str(dumper: Any, value: str) -> yaml.Node:
     style = "|" if "\n" in value and not value.endswith((" ", "\t")) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    node: yaml.Node = dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    return node
 
 
 _Dumper.add_representer(str, _str)
