@@ -302,3 +302,25 @@ def test_callbacks_need_a_bundle_small_enough_for_a_hook(tmp_path: Path) -> None
     assert any(":4: DAG 'cb': its callbacks run in hook pods" in p for p in found), found
     (tmp_path / ".kascadeignore").write_text(r"\.bin$" + "\n")
     assert not compile_paths([tmp_path], Options(target="bundle")).problems
+
+
+def test_images_of_native_tasks_and_their_callback_hooks(tmp_path: Path) -> None:
+    (tmp_path / "images.py").write_text(
+        "from kascade.sdk import DAG, HttpSensor, KubernetesPodOperator, task\n"
+        "def cb(context):\n    pass\n"
+        "with DAG('images', default_args={'image': 'my/python:1', 'on_failure_callback': cb}):\n"
+        "    HttpSensor(task_id='h1', endpoint='http://x/ready')\n"
+        "    HttpSensor(task_id='h2', endpoint='http://x/ready', image='my/wget:1')\n"
+        "    KubernetesPodOperator(task_id='pod', image='busybox:1.36', cmds=['true'])\n"
+        "    @task\n"
+        "    def py():\n        pass\n"
+        "    py()\n"
+    )
+    doc = yaml.safe_load(compiled(tmp_path / "images.py", Options(target="local"))["images.yaml"])
+    tasks = {t["name"]: t for t in doc["spec"]["tasks"]}
+    assert tasks["h1"]["image"] == "busybox:1.36"  # the native poke needs wget
+    assert tasks["h2"]["image"] == "my/wget:1"
+    assert doc["spec"]["defaults"]["image"] == "my/python:1"
+    hooks = doc["spec"]["defaults"]["notifications"]
+    assert hooks[0]["hook"]["image"] == "my/python:1"  # the DAG's Python image, not busybox
+    assert "notifications" not in tasks["pod"]

@@ -62,9 +62,13 @@ def apply_defaults(init: Callable[..., None]) -> Callable[..., None]:
             given = set(kwargs)
             if args:
                 given |= set(sig.bind_partial(self, *args).arguments)
-            for name in accepted:
-                if name not in given and name in defaults and name != "default_args":
-                    kwargs[name] = defaults[name]
+            filled = {
+                n for n in accepted if n not in given and n in defaults and n != "default_args"
+            }
+            for name in filled:
+                kwargs[name] = defaults[name]
+            # Remembered so that an operator can tell its own arguments from inherited ones.
+            object.__setattr__(self, "_defaulted", getattr(self, "_defaulted", set()) | filled)
         depth = getattr(self, "_init_depth", 0)
         object.__setattr__(self, "_init_depth", depth + 1)
         try:

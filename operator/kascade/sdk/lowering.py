@@ -126,7 +126,9 @@ def hook(target: Target, dag: DAG, scope: str, callback: str, index: int) -> dic
     """
     argv = [*target.hook_python, "callback", "--file", target.dag_file, "--dag", dag.dag_id]
     argv += ["--scope", scope, "--callback", callback, "--index", str(index)]
-    out: dict[str, Any] = {"image": target.default_image, "command": argv}
+    # The DAG's Python image: the one default_args give the tasks (with their libraries).
+    image = dag.default_args.get("image") or target.default_image
+    out: dict[str, Any] = {"image": image, "command": argv}
     env = list(target.hook_env)
     if env:
         out["env"] = env

@@ -84,8 +84,8 @@ def notifications(target: Target, dag: DAG, op: BaseOperator) -> list[dict[str, 
         for i, _ in enumerate(getattr(op, attr)):
             name = attr.replace("_", "-") + (f"-{i + 1}" if i else "")
             spec = hook(target, dag, "task", attr, i)
-            if op.container.get("image"):
-                spec["image"] = op.container["image"]
+            if op.container.get("image") and op.runs_in_runtime():
+                spec["image"] = op.container["image"]  # this task's Python image has its deps
             out.append({"name": name, "events": [event], "hook": spec})
     if dag.sla_miss_callback is not None and op.sla is not None:
         spec = hook(target, dag, "dag", "sla_miss_callback", 0)

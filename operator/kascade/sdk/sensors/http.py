@@ -124,7 +124,10 @@ class HttpSensor(BaseSensorOperator):
         fields = self.sensor_fields(
             "http", url=lo.template(self.endpoint, "endpoint"), method=self.method
         )
-        return {"image": lo.image(SHELL_IMAGE), "sensor": fields}
+        # The pod's poke needs wget: busybox, unless this sensor names its own image
+        # (an image from default_args is for the DAG's Python tasks).
+        own = "image" in self.container and "image" not in getattr(self, "_defaulted", set())
+        return {"image": self.container["image"] if own else SHELL_IMAGE, "sensor": fields}
 
 
 HttpSensor._native_poke = HttpSensor.poke
