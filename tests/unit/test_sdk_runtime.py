@@ -271,3 +271,66 @@ def test_the_sdk_imports_nothing_but_the_standard_library() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dag_folder_is_on_the_path_for_nested_dag_files(tmp_path: Path) -> None:
+    """As in Airflow, dags/team/etl.py can import dags/common/helpers.py."""
+    dags = tmp_path / "dags"
+    (dags / "common").mkdir(parents=True)
+    (dags / "team").mkdir()
+    (dags / "common" / "__init__.py").write_text("")
+    (dags / "common" / "helpers.py").write_text("def answer():\n    return 42\n")
+    (dags / "team" / "etl.py").write_text(
+        "from common.helpers import answer\nfrom kascade.sdk import DAG, task\n"
+        "with DAG('nested'):\n    @task\n    def t():\n        return answer()\n    t()\n"
+    )
+    (dags / ".kascadeignore").write_text("^ignored/\n")
+    (dags / "ignored").mkdir()
+    (dags / "ignored" / "broken_dag.py").write_text("import kascade.sdk\nraise SystemExit('dag')\n")
+    result = compile_paths([dags], Options(target="bundle"))
+    assert not result.problems, result.problems
+    assert [d.dag.dag_id for d in result.dags] == ["nested"]
+    assert result.bundle is not None and "ignored/broken_dag.py" not in result.bundle.files
+    data = yaml.safe_load(output.render(result)[f"{result.bundle.name}.yaml"])["data"]
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    for key, value in data.items():
+        (mount / key).write_text(value)
+    out = tmp_path / "out.json"
+    out.write_text("")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            str(mount / "boot.py"),
+            "run",
+            "--file",
+            "team/etl.py",
+            "--dag",
+            "nested",
+            "--task",
+            "t",
+        ],
+        capture_output=True,
+        text=True,
+        env=_bare_env(tmp_path, KASCADE_OUTPUTS=str(out)),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text()) == {"return_value": 42}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "operator"),
+        "KASCADE_HOME": str(tmp_path / "h"),
+        "KASCADE_DAGS_FOLDER": str(dags),
+    }  # Airflow's dags_folder, for `kascade run FILE`
+    local = subprocess.run(
+        [sys.executable, "-m", "kascade", "run", str(dags / "team" / "etl.py"), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "success" in local.stdout, local.stderr

@@ -8,6 +8,7 @@ A bundle is kept while an unfinished run still mounts it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from kascade.kube.client import Applier, Kube
@@ -54,8 +55,14 @@ def _bundles_in_use(kube: Kube, namespace: str, pipelines: list[dict[str, Any]])
 
 
 def apply_compilation(
-    kube: Kube, result: Compilation, namespace: str, project: str, prune: bool
+    kube: Kube,
+    result: Compilation,
+    namespace: str,
+    project: str,
+    prune: bool,
+    echo: Callable[[str], None] = print,
 ) -> list[str]:
+    """Apply everything; each line is echoed as it happens (an error may stop the rest)."""
     applier = Applier(kube)
     label = project_label(project)
     lines = []
@@ -73,11 +80,15 @@ def apply_compilation(
     if result.bundle is not None:
         state = applier.apply(_labelled(result.bundle.configmap(), label), namespace)
         lines.append(f"configmap/{result.bundle.name} {state}")
+        echo(lines[-1])
     for compiled in result.dags:
         state = applier.apply(_labelled(compiled.pipeline, label), namespace)
         lines.append(f"pipeline/{compiled.name} {state} (dag {compiled.dag.dag_id})")
+        echo(lines[-1])
     if prune:
-        lines.extend(_prune(kube, applier, result, namespace, label))
+        for line in _prune(kube, applier, result, namespace, label):
+            lines.append(line)
+            echo(line)
     return lines
 
 

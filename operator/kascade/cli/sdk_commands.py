@@ -119,12 +119,26 @@ def apply_command(
     result = _compile(paths, image, dags_folder)
     load_config(kubeconfig)
     name = project or _project_of(paths)
+    from kubernetes.client.exceptions import ApiException
+
     try:
-        lines = apply_compilation(Kube(), result, namespace, name, prune)
+        lines = apply_compilation(Kube(), result, namespace, name, prune, echo=click.echo)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    for line in lines:
-        click.echo(line)
+    except ApiException as exc:
+        raise click.ClickException(
+            f"the API server refused: {exc.status} {exc.reason}: {_api_message(exc)}"
+        ) from None
+    del lines
+
+
+def _api_message(exc: Any) -> str:
+    import json
+
+    try:
+        return str(json.loads(exc.body).get("message"))
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.body or "")[:300]
 
 
 def _project_of(paths: tuple[Path, ...]) -> str:

@@ -44,6 +44,7 @@ def unpack() -> str:
 def main() -> int:
     root = unpack()
     sys.path.insert(0, os.path.join(root, "lib"))
+    os.environ["KASCADE_DAGS_FOLDER"] = os.path.join(root, "dags")
     argv = list(sys.argv[1:])
     if "--file" in argv:
         at = argv.index("--file") + 1

@@ -81,7 +81,8 @@ class Bundle:
         ]
 
 
-def _ignored(folder: Path) -> list[re.Pattern[str]]:
+def ignore_patterns(folder: Path) -> list[re.Pattern[str]]:
+    """``.kascadeignore`` (Airflow's ``.airflowignore``): one regular expression per line."""
     file = folder / IGNORE_FILE
     if not file.is_file():
         return []
@@ -91,7 +92,7 @@ def _ignored(folder: Path) -> list[re.Pattern[str]]:
 
 def dag_folder_files(folder: Path, skip: Path | None = None) -> list[Path]:
     """Every file the tasks may read: all but hidden files, caches and ``.kascadeignore`` hits."""
-    patterns = _ignored(folder)
+    patterns = ignore_patterns(folder)
     found = []
     for root, dirs, files in os.walk(folder):
         here = Path(root)

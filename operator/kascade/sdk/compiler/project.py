@@ -8,6 +8,7 @@ it) whose manifest entry it is about.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from kascade.sdk.compiler import targets
 from kascade.sdk.compiler.pipeline import Located, compile_dag
 from kascade.sdk.dag import DAG
 from kascade.sdk.exceptions import DagDefinitionError
-from kascade.sdk.execution.loader import load_file
+from kascade.sdk.execution.loader import DAGS_FOLDER_ENV, load_file
 from kascade.sdk.lowering import Target
 from kascade.sdk.naming import pipeline_name
 
@@ -75,13 +76,23 @@ class Options:
 
 
 def discover(path: Path) -> tuple[Path, list[Path]]:
-    """The DAG folder and its DAG files (Airflow's safe mode: files that mention 'dag')."""
+    """The DAG folder and its DAG files (Airflow's safe mode: files that mention 'dag').
+
+    For one file, the DAG folder is ``$KASCADE_DAGS_FOLDER`` (Airflow's ``dags_folder``)
+    when the file is inside it, else the file's own folder.
+    """
     if path.is_file() or path.suffix == ".py":
+        configured = os.environ.get(DAGS_FOLDER_ENV)
+        if configured and path.resolve().is_relative_to(Path(configured).resolve()):
+            return Path(configured), [path]
         return path.parent, [path]
     found = []
+    ignored = bundles.ignore_patterns(path)
     for file in sorted(path.rglob("*.py")):
         rel = file.relative_to(path).parts
         if any(p.startswith(".") or p == "__pycache__" for p in rel):
+            continue
+        if any(p.search(file.relative_to(path).as_posix()) for p in ignored):
             continue
         try:
             head = file.read_bytes().lower()
@@ -129,7 +140,7 @@ def _target(
     opts: Options, file: Path, folder: Path, bundle: bundles.Bundle | None, names: dict[str, str]
 ) -> Target:
     if opts.target == "local":
-        return targets.local(file, names)
+        return targets.local(file, folder, names)
     if opts.target == "image":
         assert opts.image and opts.dags_folder
         return targets.in_image(file, folder, opts.image, opts.dags_folder, names)
@@ -147,7 +158,7 @@ def compile_paths(paths: list[Path], opts: Options | None = None) -> Compilation
         if not files:
             out.problems.append(Problem(str(path), None, "no DAG files found"))
         for file in files:
-            result = load_file(file)
+            result = load_file(file, root=folder)
             out.files.append(file)
             out.problems.extend(Problem(p.file, p.line, p.message) for p in result.problems)
             loaded.append((folder, file, result.dags))

@@ -8,17 +8,21 @@ from pathlib import Path, PurePosixPath
 
 import kascade
 from kascade.sdk.compiler.bundle import MOUNT, Bundle
+from kascade.sdk.execution.loader import DAGS_FOLDER_ENV
 from kascade.sdk.lowering import PYTHON_IMAGE, Target
 
 RUNTIME_MODULE = ("-m", "kascade.sdk.execution")
 HOOK_BOOT = "import os; exec(compile(os.environ['KASCADE_BOOT'], 'boot.py', 'exec'))"
 
 
-def local(dag_file: Path, names: dict[str, str] | None = None) -> Target:
+def local(dag_file: Path, folder: Path, names: dict[str, str] | None = None) -> Target:
     """``kascade run``: this interpreter, this kascade, the DAG file where it is."""
     root = str(Path(kascade.__file__).resolve().parent.parent)
     path = [root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
-    env = ({"name": "PYTHONPATH", "value": os.pathsep.join(dict.fromkeys(path))},)
+    env = (
+        {"name": "PYTHONPATH", "value": os.pathsep.join(dict.fromkeys(path))},
+        {"name": DAGS_FOLDER_ENV, "value": str(folder.resolve())},
+    )
     python = (sys.executable, *RUNTIME_MODULE)
     return Target(
         kind="local",
@@ -62,6 +66,8 @@ def in_image(
         dag_file=str(PurePosixPath(dags_folder) / rel),
         host_file=dag_file.resolve(),
         default_image=image,
+        env=({"name": DAGS_FOLDER_ENV, "value": dags_folder},),
         hook_python=python,
+        hook_env=({"name": DAGS_FOLDER_ENV, "value": dags_folder},),
         names=names,
     )

@@ -9,6 +9,7 @@ the line of the DAG file (or of a helper module next to it) where it happened.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import sys
 import threading
@@ -25,6 +26,8 @@ from kascade.sdk.dag import DAG
 from kascade.sdk.exceptions import UnsupportedFeature
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+#: The DAG folder, put on ``sys.path`` like Airflow's, so ``dags/common/`` imports work.
+DAGS_FOLDER_ENV = "KASCADE_DAGS_FOLDER"
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,12 @@ def _problem(path: Path, exc: BaseException) -> ImportProblem:
     return ImportProblem(file, line, text)
 
 
-def load_file(path: Path, timeout: float | None = DEFAULT_TIMEOUT_SECONDS) -> LoadedFile:
+def load_file(
+    path: Path, timeout: float | None = DEFAULT_TIMEOUT_SECONDS, root: Path | None = None
+) -> LoadedFile:
+    """Run one DAG file; ``root`` is the DAG folder (``$KASCADE_DAGS_FOLDER`` by default)."""
     path = path.absolute()
+    root = root or (Path(os.environ[DAGS_FOLDER_ENV]) if os.environ.get(DAGS_FOLDER_ENV) else None)
     out = LoadedFile(path)
     start = time.perf_counter()
     try:
@@ -114,9 +121,9 @@ def load_file(path: Path, timeout: float | None = DEFAULT_TIMEOUT_SECONDS) -> Lo
     module = types.ModuleType(name)
     module.__file__ = str(path)
     sys.modules[name] = module
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    for folder in dict.fromkeys([str(path.parent), *([str(root.absolute())] if root else [])]):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     contexts.reset()
     try:
         with _deadline(timeout):
