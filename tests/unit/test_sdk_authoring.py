@@ -299,3 +299,13 @@ def test_branch_operator_outputs() -> None:
     assert branch.outputs_of(["x", "y"])["branch"] == ["x", "y"]
     with pytest.raises(TypeError):
         branch.outputs_of(3)
+
+
+def test_edge_labels_draw_the_edge() -> None:
+    from kascade.sdk import Label
+
+    with DAG("d") as d:
+        a, b, c, e = empty("a"), empty("b"), empty("c"), empty("e")
+        a >> Label("big files") >> b
+        [b, c] >> Label("then") >> e
+    assert edges(d) == {("a", "b"), ("b", "e"), ("c", "e")}

@@ -19,7 +19,7 @@ from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.connection import BaseHook, Connection
 from kascade.sdk.dag import DAG, dag
 from kascade.sdk.decorators import setup, task, teardown
-from kascade.sdk.dependencies import chain, chain_linear, cross_downstream
+from kascade.sdk.dependencies import Label, chain, chain_linear, cross_downstream
 from kascade.sdk.exceptions import (
     AirflowDagCycleException,
     AirflowException,
@@ -66,7 +66,6 @@ from kascade.sdk.variable import Variable
 from kascade.sdk.xcom_arg import DagParam, XComArg
 
 BaseSensor = BaseSensorOperator
-Label = str  # Airflow's edge labels only decorate the graph view
 
 __all__ = [
     "DAG",
@@ -96,6 +95,7 @@ __all__ = [
     "FileSensor",
     "HttpSensor",
     "KubernetesPodOperator",
+    "Label",
     "Param",
     "ParamsDict",
     "PokeReturnValue",

@@ -26,11 +26,17 @@ class DependencyMixin:
         raise NotImplementedError
 
     def set_upstream(self, other: Any) -> None:
+        if isinstance(other, Label):
+            other.set_downstream(self)
+            return
         for up in _flatten(other, "leaves"):
             for down in self.roots:
                 link(up, down)
 
     def set_downstream(self, other: Any) -> None:
+        if isinstance(other, Label):
+            other.set_upstream(self)
+            return
         for down in _flatten(other, "roots"):
             for up in self.leaves:
                 link(up, down)
@@ -52,6 +58,33 @@ class DependencyMixin:
         """``[a, b] << self``."""
         self.set_downstream(other)
         return self
+
+
+class Label(DependencyMixin):
+    """Airflow's edge label: ``a >> Label("big files") >> b`` draws ``a >> b``.
+
+    The text only decorates Airflow's graph view; Pipelines have no edge labels.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._left: list[BaseOperator] = []
+
+    @property
+    def roots(self) -> list[BaseOperator]:
+        return []
+
+    @property
+    def leaves(self) -> list[BaseOperator]:
+        return list(self._left)
+
+    def set_upstream(self, other: Any) -> None:
+        self._left.extend(_flatten(other, "leaves"))
+
+    def set_downstream(self, other: Any) -> None:
+        for down in _flatten(other, "roots"):
+            for up in self._left:
+                link(up, down)
 
 
 def _flatten(other: Any, side: str) -> list[BaseOperator]:
