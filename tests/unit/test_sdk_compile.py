@@ -324,3 +324,22 @@ def test_images_of_native_tasks_and_their_callback_hooks(tmp_path: Path) -> None
     hooks = doc["spec"]["defaults"]["notifications"]
     assert hooks[0]["hook"]["image"] == "my/python:1"  # the DAG's Python image, not busybox
     assert "notifications" not in tasks["pod"]
+
+
+def test_a_long_chain_does_not_carry_every_output_into_every_task(tmp_path: Path) -> None:
+    (tmp_path / "chain.py").write_text(
+        "from kascade.sdk import DAG, task\n"
+        "@task\ndef step(x):\n    return x + 1\n"
+        "@task\ndef last(x, ti=None):\n    return ti.xcom_pull(task_ids='s3') + x\n"
+        "with DAG('chain') as dag:\n"
+        "    value = step.override(task_id='s0')(0)\n"
+        "    for i in range(1, 100):\n"
+        "        value = step.override(task_id=f's{i}')(value)\n"
+        "    last(value)\n"
+    )
+    doc = yaml.safe_load(compiled(tmp_path / "chain.py", Options(target="local"))["chain.yaml"])
+    tasks = {t["name"]: t for t in doc["spec"]["tasks"]}
+    names = {e["name"] for e in tasks["last"]["env"] if e["name"].startswith("KASCADE_XCOM__")}
+    assert names == {"KASCADE_XCOM__s99", "KASCADE_XCOM__s3"}
+    early = {e["name"] for e in tasks["s50"]["env"] if e["name"].startswith("KASCADE_XCOM__")}
+    assert len(early) == 50  # up to 64 upstream tasks: all of them

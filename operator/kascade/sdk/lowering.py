@@ -11,6 +11,7 @@ that carries the run's context and upstream outputs into the task.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from kascade.sdk import templates
 from kascade.sdk.naming import pipeline_name
+from kascade.sdk.xcom_arg import iter_references
 
 if TYPE_CHECKING:
     from kascade.sdk.baseoperator import BaseOperator
     from kascade.sdk.dag import DAG
 
 PYTHON_IMAGE = "python:3.11-slim"
+#: A Python task gets the outputs of all its upstream tasks up to this many; beyond,
+#: of its direct upstream tasks, of those its XComArgs name and of those its code names
+#: in quotes (``xcom_pull(task_ids="extract")``), so a long chain does not carry
+#: every earlier output into every pod.
+MAX_XCOM_SOURCES = 64
 SHELL_IMAGE = "busybox:1.36"
 XCOM_ENV_PREFIX = "KASCADE_XCOM__"
 TEMPLATE_ENV_PREFIX = "KASCADE_TEMPLATE_"
@@ -87,6 +94,22 @@ class Lowerer:
                 f"({exc.strerror}); end the command with a space to run it as a command"
             ) from None
 
+    def xcom_sources(self) -> list[str]:
+        """The upstream tasks whose outputs the task gets (see ``MAX_XCOM_SOURCES``)."""
+        from kascade.sdk.operators.empty import EmptyOperator
+
+        producers = [
+            a for a in self.ancestors if not isinstance(self.dag.task_dict[a], EmptyOperator)
+        ]
+        if len(producers) <= MAX_XCOM_SOURCES:
+            return producers
+        wanted = set(self.task.upstream_task_ids)
+        for name in self.task.template_fields:
+            wanted.update(op.task_id for op in iter_references(getattr(self.task, name, None)))
+        code = _source_of(self.task)
+        wanted.update(a for a in producers if f"'{a}'" in code or f'"{a}"' in code)
+        return [a for a in producers if a in wanted]
+
     def runtime(self, mode: str) -> dict[str, Any]:
         """Fields of a task whose Python code runs in the Kascade runtime."""
         env: list[dict[str, Any]] = list(self.target.env)
@@ -95,11 +118,7 @@ class Lowerer:
         env.append({"name": INTERVAL_END_ENV, "value": "{{ data_interval_end }}"})
         if self.task.expand_input is not None:
             env.append({"name": MAP_ITEM_ENV, "value": "{{ item | tojson }}"})
-        from kascade.sdk.operators.empty import EmptyOperator
-
-        for up in self.ancestors:
-            if isinstance(self.dag.task_dict[up], EmptyOperator):
-                continue  # never writes outputs
+        for up in self.xcom_sources():
             expr = f"tasks.{up}.outputs | default(null) | tojson"
             env.append({"name": XCOM_ENV_PREFIX + up, "value": "{{ " + expr + " }}"})
         texts = templates.templated_strings(self.task, list(self.task.template_fields))
@@ -116,6 +135,15 @@ class Lowerer:
             fields["volumes"] = list(self.target.volumes)
             fields["volumeMounts"] = list(self.target.volume_mounts)
         return fields
+
+
+def _source_of(task: BaseOperator) -> str:
+    """The code a runtime task runs: its callable, else its class (a custom operator)."""
+    target = getattr(task, "python_callable", None) or type(task)
+    try:
+        return inspect.getsource(target)
+    except (OSError, TypeError):
+        return ""
 
 
 def hook(target: Target, dag: DAG, scope: str, callback: str, index: int) -> dict[str, Any]:
