@@ -126,6 +126,89 @@ def test_prune_removes_what_the_folder_no_longer_builds(kas: Kascade, tmp_path: 
     assert "sdk-features" in names  # another project's pipeline is never pruned
 
 
+def _image_with_the_dags(tmp: Path, ref: str) -> None:
+    """The production path's image, without a registry: python:3.11-slim + kascade.sdk + DAGs."""
+    import shutil
+    import tarfile
+
+    from kascade.sdk.compiler.bundle import runtime_files
+
+    cached = Path.home() / ".cache/kascade/images/python_3.11-slim.tar"
+    rootfs = tmp / "rootfs.tar"
+    with tarfile.open(cached) as image:
+        member = next(m for m in image.getmembers() if m.name.endswith("/layer.tar"))
+        source = image.extractfile(member)
+        assert source is not None
+        with rootfs.open("wb") as out:
+            shutil.copyfileobj(source, out)
+    stage = tmp / "stage"
+    for rel, path in runtime_files():
+        (stage / "opt/lib" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, stage / "opt/lib" / rel)
+    shutil.copytree(DAGS, stage / "opt/dags", ignore=shutil.ignore_patterns("__pycache__"))
+    with tarfile.open(rootfs, "a") as layer:
+        layer.add(stage / "opt", arcname="opt", filter=_root_owned)
+    subprocess.run(
+        [
+            str(ROOT / "hack/cluster/import-rootfs-image.sh"),
+            "--env",
+            "PYTHONPATH=/opt/lib",
+            "--env",
+            "LANG=C.UTF-8",
+            "--cmd",
+            '["python3"]',
+            str(rootfs),
+            ref,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def _root_owned(info: Any) -> Any:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mode = 0o755 if info.isdir() else 0o644
+    return info
+
+
+def test_production_path_an_image_with_the_dags(kas: Kascade, tmp_path: Path) -> None:
+    """--image/--dags-folder: no bundle; the tasks run kascade.sdk from the image."""
+    from kascade.sdk.compiler.project import Options, compile_paths
+
+    ref = f"kascade-sdk-e2e:{os.getpid()}"
+    _image_with_the_dags(tmp_path, ref)
+    try:
+        result = compile_paths([DAGS], Options("image", image=ref, dags_folder="/opt/dags"))
+        assert not result.problems and result.bundle is None, result.problems
+        doc = result.dags[0].pipeline
+        doc["metadata"]["name"] = "sdk-features-image"
+        kas.apply_pipeline(doc)
+        name = kas.create_run("sdk-features-image")
+        run = kas.wait_run(name, timeout=300)
+        expected = local_states(
+            DAGS / "sdk_features.py", "sdk_features", tmp_path, env={"VAR_greeting": "bonjour"}
+        )
+        assert kas.task_states(run) == expected, (run.get("status") or {}).get("message")
+    finally:
+        sock = Path.home() / ".local/state/kascade/cluster/containerd/containerd.sock"
+        subprocess.run(
+            [
+                "ctr",
+                "--address",
+                str(sock),
+                "-n",
+                "k8s.io",
+                "images",
+                "rm",
+                f"docker.io/library/{ref}",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+
+
 @pytest.mark.parametrize(
     ("file", "dag", "logical_date"),
     [
