@@ -343,3 +343,13 @@ def test_a_long_chain_does_not_carry_every_output_into_every_task(tmp_path: Path
     assert names == {"KASCADE_XCOM__s99", "KASCADE_XCOM__s3"}
     early = {e["name"] for e in tasks["s50"]["env"] if e["name"].startswith("KASCADE_XCOM__")}
     assert len(early) == 50  # up to 64 upstream tasks: all of them
+
+
+def test_task_level_params_must_be_the_dags(tmp_path: Path) -> None:
+    found = problems_of(
+        tmp_path,
+        "from kascade.sdk import DAG, BashOperator\nwith DAG('d', params={'a': 1}):\n"
+        "    BashOperator(task_id='ok', bash_command='true', params={'a': 1})\n"
+        "    BashOperator(task_id='t', bash_command='true', params={'b': 2})\n",
+    )
+    assert len(found) == 1 and ":4: DAG 'd': task 't': params={'b': ...}" in found[0], found

@@ -334,3 +334,12 @@ def test_dag_folder_is_on_the_path_for_nested_dag_files(tmp_path: Path) -> None:
         timeout=120,
     )
     assert "success" in local.stdout, local.stderr
+
+
+def test_a_dag_file_that_hangs_is_an_import_error(tmp_path: Path) -> None:
+    from kascade.sdk.execution.loader import load_file
+
+    path = tmp_path / "slow.py"
+    path.write_text("import time\nfrom kascade.sdk import DAG\ntime.sleep(30)\n")
+    loaded = load_file(path, timeout=0.3)
+    assert [str(p) for p in loaded.problems] == [f"{path}: the file took longer than 0.3s to run"]

@@ -132,6 +132,14 @@ def task_fields(
             f"on_execute_callback on {type(op).__name__} {op.task_id!r}",
             "it runs in the Python runtime only; use it on a Python task",
         )
+    for name, value in op.params.items():
+        declared = dag.params.get(name)
+        if declared is None or declared.value != getattr(value, "value", value):
+            raise UnsupportedFeature(
+                f"params={{{name!r}: ...}} on task {op.task_id!r}",
+                "params belong to the DAG (a Pipeline's params are the run's); declare it "
+                "in DAG(params=...) and read it with params[...] in the task",
+            )
     lowered = op._lower(Lowerer(dag, op, target, ancestors))
     out: dict[str, Any] = {}
     description = op.doc_md or op.task_display_name

@@ -65,12 +65,17 @@ def _deadline(seconds: float | None) -> Iterator[None]:
         raise _ImportTimeout
 
     previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds or 0))
+    started = time.monotonic()
+    # An alarm already set (pytest-timeout's, say) is put back with what is left of it.
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, float(seconds or 0))
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            left = outer - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
 
 
 def module_name(path: Path) -> str:
