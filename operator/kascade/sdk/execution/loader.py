@@ -49,7 +49,7 @@ class LoadedFile:
     seconds: float = 0.0
 
 
-class _ImportTimeout(Exception):
+class _ImportTimeout(BaseException):  # not caught by a DAG file's `except Exception`
     pass
 
 
