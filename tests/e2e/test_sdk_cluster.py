@@ -8,10 +8,8 @@ cluster as in the local runner.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ import pytest
 from kubernetes import client
 
 from example_cases import ROOT
+from sdk_support import kascade as run_kascade
+from sdk_support import run_json, states
 
 from .conftest import kubeconfig_path, wait_until
 from .operator_support import Kascade, operator_namespace
@@ -29,16 +29,8 @@ DAGS = Path(__file__).parent / "sdk_dags"
 TWINS = ROOT / "examples" / "python"
 
 
-def kascade(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KUBECONFIG": kubeconfig_path()}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "kascade", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=300,
-    )
+def kascade(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_kascade(*args, env={"KUBECONFIG": kubeconfig_path()}, timeout=300)
 
 
 def local_states(
@@ -48,12 +40,9 @@ def local_states(
     env: dict[str, str] | None = None,
     logical_date: str | None = None,
 ) -> dict[str, str]:
-    args = ["run", str(file), "--dag", dag, "--output", "json", "--workdir", str(tmp / dag)]
-    if logical_date:
-        args += ["--logical-date", logical_date]
-    proc = kascade(*args, env={"KASCADE_HOME": str(tmp / "home"), **(env or {})})
-    assert proc.stdout, proc.stderr[-3000:]
-    return {k: v["state"] for k, v in json.loads(proc.stdout)["tasks"].items()}
+    args = ["--dag", dag, "--workdir", str(tmp / dag)]
+    args += ["--logical-date", logical_date] if logical_date else []
+    return states(run_json(file, *args, home=tmp / "home", env=env))
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,13 @@ manifests/examples/expected.yaml, the file the operator is held to on a cluster.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from example_cases import EXAMPLES, ROOT, cases
+from sdk_support import run_json
 
 TWINS = ROOT / "examples" / "python"
 #: manifest → (twin file, dag_id)
@@ -48,27 +46,12 @@ TWIN_OF = {
 
 
 def run(path: Path, entry: dict[str, Any], tmp: Path, dag: str | None = None) -> dict[str, Any]:
-    args = [
-        sys.executable,
-        "-m",
-        "kascade",
-        "run",
-        str(path),
-        "--output",
-        "json",
-        "--workdir",
-        str(tmp / "work"),
-    ]
-    if dag:
-        args += ["--dag", dag]
+    args = ["--workdir", str(tmp / "work")] + (["--dag", dag] if dag else [])
     if entry.get("logicalDate"):
         args += ["--logical-date", entry["logicalDate"]]
     for key, value in (entry.get("params") or {}).items():
         args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KASCADE_HOME": str(tmp / "home")}
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
-    assert proc.stdout, proc.stderr[-3000:]
-    return dict(json.loads(proc.stdout))
+    return run_json(path, *args, home=tmp / "home")
 
 
 #: Values some twins' tasks return (the YAML examples write the same numbers as outputs).

@@ -14,38 +14,14 @@ from typing import Any
 
 import pytest
 
+from sdk_support import kascade, run_json
+
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ROOT / "tests" / "e2e" / "sdk_dags" / "sdk_features.py"
 
 
-def kascade(
-    *args: str, tmp: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "operator"),
-        "KASCADE_HOME": str(tmp / "home"),
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "kascade", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=180,
-    )
-
-
-def run_json(
-    path: Path, tmp: Path, *extra: str, env: dict[str, str] | None = None
-) -> dict[str, Any]:
-    proc = kascade("run", str(path), "--output", "json", *extra, tmp=tmp, env=env)
-    assert proc.stdout, proc.stderr[-3000:]
-    return dict(json.loads(proc.stdout))
-
-
 def test_feature_dag_values_branch_group_mapping(tmp_path: Path) -> None:
-    result = run_json(FEATURES, tmp_path, env={"VAR_greeting": "hi"})
+    result = run_json(FEATURES, home=tmp_path / "home", env={"VAR_greeting": "hi"})
     assert result["phase"] == "success"
     states = {k: v["state"] for k, v in result["tasks"].items()}
     assert states["process.small"] == "skipped" and states["process.big"] == "success"
@@ -62,7 +38,7 @@ def test_feature_dag_values_branch_group_mapping(tmp_path: Path) -> None:
 
 
 def test_params_override_changes_the_branch(tmp_path: Path) -> None:
-    result = run_json(FEATURES, tmp_path, "--param", "threshold=50")
+    result = run_json(FEATURES, "--param", "threshold=50", home=tmp_path / "home")
     states = {k: v["state"] for k, v in result["tasks"].items()}
     assert states["process.big"] == "skipped" and states["process.small"] == "success"
     assert result["tasks"]["summary"]["outputs"]["return_value"]["total"] is None
@@ -129,7 +105,7 @@ def test_python_sensors_poke_in_the_runtime(tmp_path: Path, http_server: str) ->
     marker.write_text("x")
     host, port = http_server.split(":")
     env = {"SENSOR_FILE": str(marker), "CONN_API_HOST": host, "CONN_API_PORT": port}
-    result = run_json(dag, tmp_path, "--logical-date", "2024-01-01", env=env)
+    result = run_json(dag, "--logical-date", "2024-01-01", home=tmp_path / "home", env=env)
     states = {k: v["state"] for k, v in result["tasks"].items()}
     assert states == dict.fromkeys(
         ["api_ready", "file_ready", "after_interval", "counted", "conn_host"], "success"
@@ -159,14 +135,12 @@ def test_dag_test_runs_the_dag_in_place(tmp_path: Path) -> None:
 
 
 def test_graph_and_errors_for_python_files(tmp_path: Path) -> None:
-    graph = kascade(
-        "graph", str(ROOT / "examples" / "python" / "weekday_branching.py"), tmp=tmp_path
-    )
+    graph = kascade("graph", str(ROOT / "examples" / "python" / "weekday_branching.py"))
     assert "decide_branch  [branch]  <- start" in graph.stdout
     broken = tmp_path / "broken.py"
     broken.write_text(
         "from kascade.sdk import DAG\nwith DAG('b'):\n    raise RuntimeError('boom')\n"
     )
-    proc = kascade("run", str(broken), tmp=tmp_path)
+    proc = kascade("run", str(broken), home=tmp_path / "home")
     assert proc.returncode == 2
     assert f"{broken}:3: RuntimeError: boom" in proc.stderr

@@ -166,17 +166,29 @@ def test_callbacks_find_the_task_from_the_hook_environment(monkeypatch, dag_file
     assert code == 0 and "HOOK c1 c1 failed: exit code 1" in capsys.readouterr().out
 
 
-def _pod_dir(tmp_path: Path, dag_file: Path) -> tuple[Path, dict[str, str]]:
-    result = compile_paths([dag_file.parent], Options(target="bundle"))
+def _mount(tmp_path: Path, folder: Path) -> tuple[Path, dict[str, str], Any]:
+    """Compile ``folder`` for the bundle path and lay the ConfigMap out as its volume."""
+    result = compile_paths([folder], Options(target="bundle"))
     assert not result.problems, result.problems
-    files = output.render(result)
-    name = next(f for f in files if f.startswith("kascade-bundle-"))
-    data = yaml.safe_load(files[name])["data"]
+    assert result.bundle is not None
+    data = yaml.safe_load(output.render(result)[f"{result.bundle.name}.yaml"])["data"]
     mount = tmp_path / "opt-kascade"
     mount.mkdir()
     for key, value in data.items():
         (mount / key).write_text(value)
-    return mount, data
+    return mount, data, result
+
+
+def _boot(tmp_path: Path, mount: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the runtime as a pod does: python3 /opt/kascade/boot.py, no site-packages."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", str(mount / "boot.py"), *args],
+        capture_output=True,
+        text=True,
+        env=_bare_env(tmp_path, **env),
+        cwd=tmp_path,
+        timeout=60,
+    )
 
 
 def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -184,31 +196,21 @@ def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def test_bundle_runs_a_task_in_a_bare_python(tmp_path: Path, dag_file: Path) -> None:
-    mount, _ = _pod_dir(tmp_path, dag_file)
+    mount, _, _ = _mount(tmp_path, dag_file.parent)
     out = tmp_path / "termination-log"
     out.write_text("")
-    env = _bare_env(
-        tmp_path, KASCADE_OUTPUTS=str(out), KASCADE_RUN_ID="scheduled__2024-01-15T00:00:00+00:00"
-    )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            str(mount / "boot.py"),
-            "run",
-            "--file",
-            "rt.py",
-            "--dag",
-            "rt",
-            "--task",
-            "c1",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
+    proc = _boot(
+        tmp_path,
+        mount,
+        "run",
+        "--file",
+        "rt.py",
+        "--dag",
+        "rt",
+        "--task",
+        "c1",
+        KASCADE_OUTPUTS=str(out),
+        KASCADE_RUN_ID="scheduled__2024-01-15T00:00:00+00:00",
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == {"return_value": 3}
@@ -218,7 +220,7 @@ def test_bundle_runs_a_callback_from_environment_variables(tmp_path: Path, dag_f
     """A hook pod has no volumes: boot.py and the bundle arrive as environment variables."""
     from kascade.sdk.compiler.targets import HOOK_BOOT
 
-    _, data = _pod_dir(tmp_path, dag_file)
+    _, data, _ = _mount(tmp_path, dag_file.parent)
     env = _bare_env(
         tmp_path,
         KASCADE_BOOT=data["boot.py"],
@@ -287,36 +289,22 @@ def test_dag_folder_is_on_the_path_for_nested_dag_files(tmp_path: Path) -> None:
     (dags / ".kascadeignore").write_text("^ignored/\n")
     (dags / "ignored").mkdir()
     (dags / "ignored" / "broken_dag.py").write_text("import kascade.sdk\nraise SystemExit('dag')\n")
-    result = compile_paths([dags], Options(target="bundle"))
-    assert not result.problems, result.problems
+    mount, _, result = _mount(tmp_path, dags)
     assert [d.dag.dag_id for d in result.dags] == ["nested"]
-    assert result.bundle is not None and "ignored/broken_dag.py" not in result.bundle.files
-    data = yaml.safe_load(output.render(result)[f"{result.bundle.name}.yaml"])["data"]
-    mount = tmp_path / "mount"
-    mount.mkdir()
-    for key, value in data.items():
-        (mount / key).write_text(value)
+    assert "ignored/broken_dag.py" not in result.bundle.files
     out = tmp_path / "out.json"
     out.write_text("")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            str(mount / "boot.py"),
-            "run",
-            "--file",
-            "team/etl.py",
-            "--dag",
-            "nested",
-            "--task",
-            "t",
-        ],
-        capture_output=True,
-        text=True,
-        env=_bare_env(tmp_path, KASCADE_OUTPUTS=str(out)),
-        cwd=tmp_path,
-        timeout=60,
+    proc = _boot(
+        tmp_path,
+        mount,
+        "run",
+        "--file",
+        "team/etl.py",
+        "--dag",
+        "nested",
+        "--task",
+        "t",
+        KASCADE_OUTPUTS=str(out),
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == {"return_value": 42}

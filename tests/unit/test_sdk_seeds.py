@@ -8,18 +8,17 @@ they run too.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from sdk_support import kascade, run_json, states
+
 SEEDS = Path(__file__).parent / "seed_dags"
 
 
@@ -50,38 +49,10 @@ def seeds(tmp_path: Path) -> Path:
 def run(
     seeds: Path, file: str, dag: str, date: str = "2024-01-15T00:00:00+00:00"
 ) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "operator"),
-        "KASCADE_HOME": str(seeds.parent / "home"),
-        "PATH": f"{seeds.parent / 'bin'}{os.pathsep}{os.environ['PATH']}",
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kascade",
-            "run",
-            str(seeds / file),
-            "--dag",
-            dag,
-            "--logical-date",
-            date,
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=seeds / "scripts",
-        timeout=180,
-    )
-    assert proc.stdout, proc.stderr[-3000:]
-    return dict(json.loads(proc.stdout))
-
-
-def states(result: dict[str, Any]) -> dict[str, str]:
-    return {k: v["state"] for k, v in result["tasks"].items()}
+    path = f"{seeds.parent / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    args = ("--dag", dag, "--logical-date", date)
+    home = seeds.parent / "home"
+    return run_json(seeds / file, *args, home=home, env={"PATH": path}, cwd=seeds / "scripts")
 
 
 @pytest.mark.parametrize("dag", ["process_customer_A", "process_customer_B", "process_customer_C"])
@@ -95,14 +66,7 @@ def test_dynamic_dags_from_a_database(seeds: Path) -> None:
     for dag in ("process_customer_1", "process_customer_3"):
         result = run(seeds, "intermediate_db_dynamic_dags.py", dag)
         assert states(result) == {f"process_{dag[-1]}": "success"}
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
-    listed = subprocess.run(
-        [sys.executable, "-m", "kascade", "validate", str(seeds)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    listed = kascade("validate", str(seeds))
     assert "process_customer_2" not in listed.stdout  # inactive in the database
 
 
@@ -164,14 +128,7 @@ def test_nested_task_groups(seeds: Path) -> None:
 def test_seeds_using_features_not_built_yet_say_so(
     seeds: Path, file: str, line: int, message: str
 ) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "kascade", "validate", str(seeds / file)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    proc = kascade("validate", str(seeds / file))
     assert proc.returncode == 1
     assert f"{seeds / file}:{line}: " in proc.stdout and message in proc.stdout, proc.stdout
 
