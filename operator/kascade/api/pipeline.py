@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
+from kascade.api.trigger_rules import TriggerRule as TriggerRule
 
 #: Task and group names: Airflow-style ids; '.' is reserved for group qualification.
 Name = Annotated[
@@ -29,22 +30,6 @@ Ref = Annotated[
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$",
     ),
 ]
-
-
-class TriggerRule(StrEnum):
-    """Airflow's trigger rules, with their exact semantics (see docs/concepts.md)."""
-
-    ALL_SUCCESS = "all_success"
-    ALL_FAILED = "all_failed"
-    ALL_DONE = "all_done"
-    ALL_SKIPPED = "all_skipped"
-    ONE_SUCCESS = "one_success"
-    ONE_FAILED = "one_failed"
-    ONE_DONE = "one_done"
-    NONE_FAILED = "none_failed"
-    NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"
-    NONE_SKIPPED = "none_skipped"
-    ALWAYS = "always"
 
 
 class EnvVar(Model):

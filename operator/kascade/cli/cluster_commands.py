@@ -51,6 +51,17 @@ def _params(pairs: tuple[str, ...], spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _pipeline(kube: Any, namespace: str, name: str) -> tuple[str, dict[str, Any]]:
+    """A Pipeline by name, or by the dag_id it was compiled from (``process_customer_A``)."""
+    from kascade.sdk.naming import pipeline_name
+
+    for candidate in dict.fromkeys((name, pipeline_name(name))):
+        body = kube.get("pipelines", namespace, candidate)
+        if body is not None:
+            return candidate, body
+    raise click.ClickException(f"pipeline {namespace}/{name} not found")
+
+
 def _wait(kube: Any, namespace: str, name: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -204,15 +215,13 @@ def trigger(
     wait: bool,
     timeout: float,
 ) -> None:
-    """Start a manual run of PIPELINE (Airflow's "Trigger DAG")."""
+    """Start a manual run of PIPELINE (a name or a dag_id; Airflow's "Trigger DAG")."""
     from kascade.api.runs import TriggerKind
     from kascade.controller import naming, scheduling
     from kascade.engine.schedule import parse_schedule
 
     kube = _kube(kubeconfig)
-    body = kube.get("pipelines", namespace, pipeline)
-    if body is None:
-        raise click.ClickException(f"pipeline {namespace}/{pipeline} not found")
+    pipeline, body = _pipeline(kube, namespace, pipeline)
     spec = body["spec"]
     now = _now()
     tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
@@ -248,9 +257,7 @@ def backfill(pipeline: str, namespace: str, kubeconfig: str | None, start: str, 
     from kascade.engine.schedule import due_intervals, parse_schedule
 
     kube = _kube(kubeconfig)
-    body = kube.get("pipelines", namespace, pipeline)
-    if body is None:
-        raise click.ClickException(f"pipeline {namespace}/{pipeline} not found")
+    _, body = _pipeline(kube, namespace, pipeline)
     spec = body["spec"]
     tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
     first, last = _date(start), _date(end)

@@ -83,6 +83,13 @@ def select(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
 
 
 def load_plan(path: Path, name: str | None) -> tuple[Pipeline, Plan]:
+    if path.suffix == ".py":
+        from kascade.sdk.compiler.local_run import PythonDagError, load_python_plan
+
+        try:
+            return load_python_plan(path, name)
+        except PythonDagError as exc:
+            raise InputError(exc.lines) from None
     checked = check(select(read_documents(path), name))
     if checked.problems or checked.pipeline is None or checked.plan is None:
         raise InputError(checked.problems or ["the pipeline is invalid"])

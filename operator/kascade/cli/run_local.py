@@ -50,7 +50,9 @@ def run_local(opts: RunOptions) -> int:
         pools = pools_of(opts.pools)
     except (InputError, SetupError) as exc:
         for line in exc.lines:
-            print(f"{opts.file}: {line}", file=sys.stderr)
+            # Problems of a Python DAG file already start with their file:line.
+            prefix = "" if line.startswith(str(opts.file.absolute())) else f"{opts.file}: "
+            print(prefix + line, file=sys.stderr)
         return EXIT_INVALID
     ctx = RunContext(
         run_id=manual_run_id(logical_date),
