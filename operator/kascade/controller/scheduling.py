@@ -19,8 +19,8 @@ from kascade.api.pipeline import PipelineSpec
 from kascade.api.runs import TriggerKind
 from kascade.controller import naming
 from kascade.controller.podspec import LABEL_PIPELINE, MANAGED_BY
-from kascade.engine.schedule import DataInterval, due_intervals, next_run_at, parse_schedule
-from kascade.engine.validation import parse_date
+from kascade.engine.run_dates import PipelineSchedule
+from kascade.engine.schedule import DataInterval
 
 ACTIVE_PHASES = frozenset({"queued", "running", None, ""})
 LABEL_TRIGGER = "kascade.io/trigger"
@@ -48,21 +48,13 @@ class SchedulePlan:
     cursor: DataInterval | None
 
 
-def _dates(spec: PipelineSpec) -> tuple[datetime | None, datetime | None]:
-    issues: list[Any] = []
-    start = parse_date(spec.start_date, "", issues) if spec.start_date else None
-    end = parse_date(spec.end_date, "", issues) if spec.end_date else None
-    return start, end
-
-
 def plan_schedule(
     spec: PipelineSpec,
     runs: list[RunRecord],
     stored_cursor: DataInterval | None,
     now: datetime,
 ) -> SchedulePlan:
-    tt = parse_schedule(spec.schedule, spec.timezone)
-    start, end = _dates(spec)
+    schedule = PipelineSchedule.of(spec)
     scheduled = [r.interval for r in runs if r.trigger == TriggerKind.SCHEDULED and r.interval]
     cursor = max(scheduled, key=lambda i: i.end, default=None)
     if stored_cursor is not None and (cursor is None or stored_cursor.end > cursor.end):
@@ -70,23 +62,9 @@ def plan_schedule(
     if spec.suspend:
         return SchedulePlan([], None, cursor)
     slots = spec.max_active_runs - sum(1 for r in runs if r.active)
-    due = (
-        due_intervals(
-            tt,
-            last=cursor,
-            start_date=start,
-            end_date=end,
-            catchup=spec.catchup,
-            now=now,
-            limit=slots,
-        )
-        if slots > 0
-        else []
-    )
+    due = schedule.due(last=cursor, now=now, limit=slots) if slots > 0 else []
     last = due[-1] if due else cursor
-    upcoming = next_run_at(
-        tt, last=last, start_date=start, end_date=end, catchup=spec.catchup, now=now
-    )
+    upcoming = schedule.next_run(last=last, now=now)
     return SchedulePlan(due, upcoming, last)
 
 

@@ -24,7 +24,7 @@ from kascade.engine.compile import Plan, PlannedTask
 from kascade.engine.decisions import Decisions, Fire, Instance, Launch, Result, SlaMiss
 from kascade.engine.durations import parse_duration
 from kascade.engine.retries import retry_delay
-from kascade.engine.schedule import DataInterval, _zone
+from kascade.engine.schedule import DataInterval, zone
 from kascade.engine.slots import RunSlots, TaskSlots
 from kascade.engine.trigger_rules import Counts, Verdict, decide
 
@@ -686,9 +686,9 @@ class RunEngine:
             target_time = time.fromisoformat(templating.render(sensor.target_time or "", ctx))
             # The time of day is in the pipeline's timezone, as Airflow's TimeSensor reads it
             # in the DAG's timezone.
-            zone = _zone(self.plan.spec.timezone)  # a ScheduleError is a ValueError
-            day = self.ctx.interval.end.astimezone(zone)
-            target = datetime.combine(day.date(), target_time, tzinfo=zone)
+            tz = zone(self.plan.spec.timezone)  # a ScheduleError is a ValueError
+            day = self.ctx.interval.end.astimezone(tz)
+            target = datetime.combine(day.date(), target_time, tzinfo=tz)
             return (True, None) if now >= target else (None, target)
         if sensor.kind is SensorKind.DATETIME:
             target = datetime.fromisoformat(templating.render(sensor.target_time or "", ctx))

@@ -395,7 +395,7 @@ class DeltaTimetable(_PeriodicTimetable):
         return DataInterval(at - self.delta, at)
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -421,7 +421,7 @@ def _cron(expression: str, tz: ZoneInfo, preset: str | None = None) -> CronTimet
 
 def parse_schedule(expr: str | None, timezone: str = "UTC") -> Timetable:
     """Accepts presets, 5-field cron or a fixed interval ("6h"); see module doc."""
-    tz = _zone(timezone)
+    tz = zone(timezone)
     text = "" if expr is None else expr.strip()
     lowered = text.lower()
     if lowered in _NULL_FORMS:

@@ -8,7 +8,7 @@ way everywhere (the lesson of Tekton's shared ``dag.Build``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -19,7 +19,8 @@ from kascade.api.resources import Pipeline
 from kascade.engine import durations, expressions, templating
 from kascade.engine.compile import Plan, PlannedTask, compile_spec
 from kascade.engine.errors import Issue, pydantic_issues
-from kascade.engine.schedule import ScheduleError, parse_schedule
+from kascade.engine.run_dates import parse_date
+from kascade.engine.schedule import ScheduleError, parse_schedule, zone
 
 #: Template roots every task may use (Airflow's macros plus Kascade's own).
 RUN_ROOTS = frozenset(
@@ -60,19 +61,6 @@ def load_documents(text: str) -> list[dict[str, Any]]:
         if isinstance(doc, dict) and doc.get("kind", "Pipeline") == "Pipeline":
             docs.append(doc)
     return docs
-
-
-def parse_date(value: str, path: str, issues: list[Issue]) -> datetime | None:
-    """An ISO date or date-time; naive values are UTC."""
-    try:
-        if len(value) == 10:
-            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
-        else:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        issues.append(Issue(path, f"{value!r} is not an ISO date (2026-01-31) or date-time"))
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None, list[Issue]]:
@@ -122,8 +110,12 @@ def _schedule_issues(spec: PipelineSpec) -> list[Issue]:
                 issues.append(Issue("spec.schedule", str(inner)))
         else:
             issues.append(Issue("spec.schedule", str(exc)))
-    start = parse_date(spec.start_date, "spec.startDate", issues) if spec.start_date else None
-    end = parse_date(spec.end_date, "spec.endDate", issues) if spec.end_date else None
+    try:
+        tz = zone(spec.timezone)
+    except ScheduleError:
+        tz = zone("UTC")  # reported above
+    start = parse_date(spec.start_date, "spec.startDate", issues, tz) if spec.start_date else None
+    end = parse_date(spec.end_date, "spec.endDate", issues, tz) if spec.end_date else None
     if start and end and end < start:
         issues.append(Issue("spec.endDate", "endDate is before startDate"))
     if spec.schedule == "@once" and not spec.start_date:
