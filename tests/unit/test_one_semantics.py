@@ -17,9 +17,7 @@ def _spec(**fields: object) -> PipelineSpec:
 
 # -- 1. a startDate/endDate without a zone is read in spec.timezone, by every driver ------
 def test_operator_reads_a_naive_start_date_in_the_pipeline_timezone() -> None:
-    spec = _spec(
-        schedule="@daily", timezone="Europe/Berlin", startDate="2024-01-01", catchup=True
-    )
+    spec = _spec(schedule="@daily", timezone="Europe/Berlin", startDate="2024-01-01", catchup=True)
     now = datetime(2024, 1, 3, 12, tzinfo=UTC)
     due = scheduling.plan_schedule(spec, [], None, now).due
     # Midnight in Berlin is 23:00 UTC the day before: the first interval is not skipped.

@@ -132,4 +132,3 @@ def manual_run(timetable: Timetable, *, logical_date: datetime | None, now: date
 def run_id(trigger: str, logical_date: datetime) -> str:
     """``manual__2024-01-15T00:00:00+00:00``: Airflow's run id, with the date in UTC."""
     return f"{trigger}__{logical_date.astimezone(UTC).isoformat()}"
-
