@@ -5,10 +5,26 @@ Each test failed on the code before its fix; each names the rule it holds in pla
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fake_kube import FakeKube
 
 from kascade.api.pipeline import PipelineSpec
+from kascade.cli import cluster_commands, run_setup
+from kascade.cli.main import cli
 from kascade.controller import scheduling
+from kascade.controller.world import World
+from kascade.engine.run import RunContext
+from kascade.engine.run_dates import manual_run
+from kascade.engine.schedule import DataInterval, parse_schedule
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+HOURS_12 = timedelta(hours=12)
 
 
 def _spec(**fields: object) -> PipelineSpec:
@@ -52,3 +68,108 @@ def test_once_and_fixed_intervals_start_at_the_local_start_date() -> None:
     assert [(i.start, i.end - i.start) for i in due] == [
         (datetime(2024, 6, 29, 15, tzinfo=UTC), timedelta(hours=6))
     ]
+
+
+# -- 2. one rule for a manual run's logical date and data interval -----------------------
+DAILY_PIPELINE = {
+    "apiVersion": "kascade.io/v1alpha1",
+    "kind": "Pipeline",
+    "metadata": {"name": "daily", "namespace": "ns", "uid": "u-1"},
+    "spec": {
+        "schedule": "@daily",
+        "defaults": {"image": "busybox:1.36"},
+        "tasks": [{"name": "t", "command": ["true"]}],
+    },
+}
+JAN_14, JAN_15 = datetime(2024, 1, 14, tzinfo=UTC), datetime(2024, 1, 15, tzinfo=UTC)
+AIRFLOW_MANUAL = (JAN_15, DataInterval(JAN_14, JAN_15))
+"""Airflow 3's dag.test(logical_date=2024-01-15) for @daily: that logical date, and the
+interval infer_manual_data_interval gives: the latest complete one ending at or before it."""
+
+
+def test_the_manual_run_rule() -> None:
+    run = manual_run(parse_schedule("@daily"), logical_date=JAN_15, now=NOW)
+    assert (run.logical_date, run.interval) == AIRFLOW_MANUAL
+    at_noon = manual_run(parse_schedule("@daily"), logical_date=None, now=JAN_15 + HOURS_12)
+    assert (at_noon.logical_date, at_noon.interval) == (JAN_15 + HOURS_12, AIRFLOW_MANUAL[1])
+
+
+def test_kascade_run_with_a_logical_date_follows_the_rule() -> None:
+    spec = PipelineSpec.model_validate(DAILY_PIPELINE["spec"])
+    run = run_setup.run_dates(spec, "2024-01-15", NOW)
+    assert (run.logical_date, run.interval) == AIRFLOW_MANUAL
+
+
+def test_kascade_trigger_follows_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = FakeKube()
+    kube.create("pipelines", "ns", copy.deepcopy(DAILY_PIPELINE))
+    monkeypatch.setattr(cluster_commands, "_kube", lambda _config: kube)
+    result = CliRunner().invoke(
+        cli, ["trigger", "daily", "-n", "ns", "--logical-date", "2024-01-15"]
+    )
+    assert result.exit_code == 0, result.output
+    (run,) = kube.list_objects("pipelineruns", "ns")
+    assert _dates_of(run) == AIRFLOW_MANUAL
+
+
+def test_a_pipeline_run_applied_with_only_a_logical_date_follows_the_rule() -> None:
+    kube = FakeKube()
+    world = World(kube, lambda *_: None)
+    body = {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": {"name": "by-hand", "namespace": "ns", "uid": "u-2"},
+        "spec": {
+            "pipelineRef": {"name": "daily"},
+            "pipelineSpec": DAILY_PIPELINE["spec"],
+            "logicalDate": "2024-01-15T00:00:00Z",
+        },
+    }
+
+    async def start() -> RunContext:
+        await world.on_run("ADDED", body)
+        return world.drivers[("ns", "by-hand")].ctx
+
+    ctx = asyncio.run(start())
+    assert (ctx.logical_date, ctx.interval) == AIRFLOW_MANUAL
+    assert ctx.run_id == "manual__2024-01-15T00:00:00+00:00"
+
+
+def test_the_e2e_helper_creates_runs_by_the_rule() -> None:
+    from e2e.operator_support import Kascade
+
+    kube = FakeKube()
+    kube.create("pipelines", "ns", copy.deepcopy(DAILY_PIPELINE))
+    helper = Kascade.__new__(Kascade)
+    helper.ns = "ns"
+    helper.custom = _CustomObjects(kube)
+    name = helper.create_run("daily", logical_date="2024-01-15T00:00:00+00:00")
+    run = kube.get("pipelineruns", "ns", name)
+    assert run is not None and _dates_of(run) == AIRFLOW_MANUAL
+
+
+class _CustomObjects:
+    """The two CustomObjectsApi calls the e2e helper makes, over a FakeKube."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        self.kube = kube
+
+    def get_namespaced_custom_object(
+        self, group: str, version: str, ns: str, plural: str, name: str
+    ) -> dict[str, Any]:
+        obj = self.kube.get(plural, ns, name)
+        assert obj is not None
+        return obj
+
+    def create_namespaced_custom_object(
+        self, group: str, version: str, ns: str, plural: str, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        return self.kube.create(plural, ns, body)
+
+
+def _dates_of(run: dict[str, Any]) -> tuple[datetime, DataInterval]:
+    spec = run["spec"]
+    return datetime.fromisoformat(spec["logicalDate"]), DataInterval(
+        datetime.fromisoformat(spec["dataInterval"]["start"]),
+        datetime.fromisoformat(spec["dataInterval"]["end"]),
+    )

@@ -31,9 +31,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _date(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _date(value: str, option: str = "--logical-date") -> datetime:
+    """An ISO date(-time) given on the command line; UTC unless it has an offset."""
+    from kascade.engine.run_dates import read_date
+
+    try:
+        return read_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _params(pairs: tuple[str, ...], spec: dict[str, Any]) -> dict[str, Any]:
@@ -155,30 +160,25 @@ def trigger(
     wait: bool,
     timeout: float,
 ) -> None:
-    """Start a manual run of PIPELINE (Airflow's "Trigger DAG")."""
-    from kascade.api.runs import TriggerKind
-    from kascade.controller import naming, scheduling
-    from kascade.engine.schedule import parse_schedule
+    """Start a manual run of PIPELINE (Airflow's "Trigger DAG").
+
+    The run's logical date is --logical-date (UTC unless it has an offset) or now; its data
+    interval is the schedule's latest complete interval ending at or before it.
+    """
+    from kascade.controller import scheduling
 
     kube = _kube(kubeconfig)
     body = kube.get("pipelines", namespace, pipeline)
     if body is None:
         raise click.ClickException(f"pipeline {namespace}/{pipeline} not found")
-    spec = body["spec"]
-    now = _now()
-    tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
-    at = _date(logical_date) if logical_date else now
-    interval = tt.manual_interval(at)
-    name = naming.run_name(pipeline, "manual", now.strftime("%Y%m%dt%H%M%S%f"))
-    manifest = scheduling.run_manifest(
+    manifest = scheduling.manual_run_manifest(
         body,
-        interval,
-        TriggerKind.MANUAL,
-        params=_params(params, spec),
+        logical_date=_date(logical_date) if logical_date else None,
+        now=_now(),
+        params=_params(params, body["spec"]),
         by=os.environ.get("USER", "kascade-cli"),
-        name=name,
-        logical_date=at,
     )
+    name = manifest["metadata"]["name"]
     kube.create("pipelineruns", namespace, manifest)
     click.echo(f"pipelinerun/{name} created")
     if wait:
@@ -204,7 +204,7 @@ def backfill(pipeline: str, namespace: str, kubeconfig: str | None, start: str, 
         raise click.ClickException(f"pipeline {namespace}/{pipeline} not found")
     spec = body["spec"]
     tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
-    first, last = _date(start), _date(end)
+    first, last = _date(start, "--from"), _date(end, "--to")
     intervals = due_intervals(
         tt, last=None, start_date=first, end_date=last, catchup=True, now=max(_now(), last)
     )

@@ -11,15 +11,9 @@ from typing import TextIO
 
 from kascade.api.runs import RunPhase
 from kascade.cli.documents import InputError, load_plan
-from kascade.cli.run_setup import (
-    SetupError,
-    logical_date_of,
-    manual_run_id,
-    params_of,
-    pools_of,
-    run_interval,
-)
+from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
 from kascade.engine.run import RunContext
+from kascade.engine.run_dates import run_id
 from kascade.local.events import OnEvent, ignore
 from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, headline, print_summary
@@ -44,8 +38,7 @@ def run_local(opts: RunOptions) -> int:
     try:
         pipeline, plan = load_plan(opts.file, opts.pipeline_name)
         spec = pipeline.spec
-        interval = run_interval(spec, opts.logical_date, datetime.now(UTC))
-        logical_date = logical_date_of(interval, opts.logical_date)
+        dates = run_dates(spec, opts.logical_date, datetime.now(UTC))
         params = params_of(spec, opts.params)
         pools = pools_of(opts.pools)
     except (InputError, SetupError) as exc:
@@ -53,9 +46,9 @@ def run_local(opts: RunOptions) -> int:
             print(f"{opts.file}: {line}", file=sys.stderr)
         return EXIT_INVALID
     ctx = RunContext(
-        run_id=manual_run_id(logical_date),
-        logical_date=logical_date,
-        interval=interval,
+        run_id=run_id("manual", dates.logical_date),
+        logical_date=dates.logical_date,
+        interval=dates.interval,
         params=params,
         pipeline=pipeline.name,
         namespace=pipeline.metadata.namespace or "default",

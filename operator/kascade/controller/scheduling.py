@@ -19,8 +19,8 @@ from kascade.api.pipeline import PipelineSpec
 from kascade.api.runs import TriggerKind
 from kascade.controller import naming
 from kascade.controller.podspec import LABEL_PIPELINE, MANAGED_BY
-from kascade.engine.run_dates import PipelineSchedule
-from kascade.engine.schedule import DataInterval
+from kascade.engine.run_dates import PipelineSchedule, manual_run
+from kascade.engine.schedule import DataInterval, parse_schedule
 
 ACTIVE_PHASES = frozenset({"queued", "running", None, ""})
 LABEL_TRIGGER = "kascade.io/trigger"
@@ -130,6 +130,32 @@ def run_manifest(
     if params:
         body["spec"]["params"] = params
     return body
+
+
+def manual_run_manifest(
+    pipeline: dict[str, Any],
+    *,
+    logical_date: datetime | None,
+    now: datetime,
+    params: dict[str, Any] | None = None,
+    by: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A manual run of ``pipeline`` (``kascade trigger``, the test helpers), dated by the one
+    manual-run rule: ``logical_date`` or now, and the schedule's latest complete interval."""
+    spec = pipeline["spec"]
+    timetable = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
+    dates = manual_run(timetable, logical_date=logical_date, now=now)
+    pname = pipeline["metadata"]["name"]
+    return run_manifest(
+        pipeline,
+        dates.interval,
+        TriggerKind.MANUAL,
+        params=params,
+        by=by,
+        name=name or naming.run_name(pname, "manual", now.strftime("%Y%m%dt%H%M%S%f")),
+        logical_date=dates.logical_date,
+    )
 
 
 def record_of(run: dict[str, Any]) -> RunRecord:

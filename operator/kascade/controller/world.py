@@ -25,6 +25,7 @@ from kascade.controller.driver import RunDriver, iso
 from kascade.engine import durations
 from kascade.engine.params import resolve_params
 from kascade.engine.run import RunContext, RunEngine
+from kascade.engine.run_dates import RunDates, read_date, run_dates, run_id
 from kascade.engine.schedule import DataInterval, parse_schedule
 from kascade.engine.slots import SharedSlots
 from kascade.engine.validation import validate_document, validate_spec
@@ -40,6 +41,21 @@ Emit = Callable[[dict[str, Any], str, str, str], None]
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def run_dates_of(run: PipelineRun, body: dict[str, Any], now: datetime) -> RunDates:
+    """A PipelineRun's dates by the engine's rule; a manual run without a logical date is
+    dated by its creation time, so that a restarted operator finds the same dates."""
+    assert run.spec.pipeline_spec is not None
+    spec = run.spec.pipeline_spec
+    given = run.spec.data_interval
+    created = body["metadata"].get("creationTimestamp")
+    return run_dates(
+        parse_schedule(spec.schedule, spec.timezone),
+        logical_date=read_date(run.spec.logical_date) if run.spec.logical_date else None,
+        interval=DataInterval(read_date(given.start), read_date(given.end)) if given else None,
+        requested_at=read_date(created) if created else now,
+    )
 
 
 class ClusterPools:
@@ -381,28 +397,13 @@ class World:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
         now = now_utc()
-        tt = parse_schedule(run.spec.pipeline_spec.schedule, run.spec.pipeline_spec.timezone)
-        if run.spec.data_interval is not None:
-            interval = DataInterval(
-                datetime.fromisoformat(run.spec.data_interval.start),
-                datetime.fromisoformat(run.spec.data_interval.end),
-            )
-        else:
-            created = body["metadata"].get("creationTimestamp")
-            at = datetime.fromisoformat(created.replace("Z", "+00:00")) if created else now
-            if run.spec.logical_date:
-                at = datetime.fromisoformat(run.spec.logical_date.replace("Z", "+00:00"))
-                interval = DataInterval(at, at)
-            else:
-                interval = tt.manual_interval(at)
-        trigger = run.spec.trigger.kind.value if run.spec.trigger else "manual"
-        logical = interval.start
-        if run.spec.logical_date:
-            logical = datetime.fromisoformat(run.spec.logical_date.replace("Z", "+00:00"))
+        dates = run_dates_of(run, body, now)
         ctx = RunContext(
-            run_id=f"{trigger}__{logical.isoformat()}",
-            logical_date=logical,
-            interval=interval,
+            run_id=run_id(
+                run.spec.trigger.kind.value if run.spec.trigger else "manual", dates.logical_date
+            ),
+            logical_date=dates.logical_date,
+            interval=dates.interval,
             params=params,
             pipeline=pname,
             namespace=key[0],

@@ -117,16 +117,33 @@ class PipelineSchedule:
 
 
 @dataclass(frozen=True)
-class ManualRun:
+class RunDates:
+    """A run's logical date (in UTC) and data interval."""
+
     logical_date: datetime
-    """In UTC."""
     interval: DataInterval
 
 
-def manual_run(timetable: Timetable, *, logical_date: datetime | None, now: datetime) -> ManualRun:
+def manual_run(timetable: Timetable, *, logical_date: datetime | None, now: datetime) -> RunDates:
     """A manual run's logical date and data interval (see the module docstring)."""
     at = logical_date if logical_date is not None else now
-    return ManualRun(at.astimezone(UTC), timetable.manual_interval(at))
+    return RunDates(at.astimezone(UTC), timetable.manual_interval(at))
+
+
+def run_dates(
+    timetable: Timetable,
+    *,
+    logical_date: datetime | None,
+    interval: DataInterval | None,
+    requested_at: datetime,
+) -> RunDates:
+    """The dates of a PipelineRun as written: a given interval is kept (scheduled runs and
+    backfills carry theirs); anything else is a manual run requested at ``requested_at``
+    (the run's creation time), so that a restarted operator computes the same dates."""
+    if interval is not None:
+        start = logical_date if logical_date is not None else interval.start
+        return RunDates(start.astimezone(UTC), interval)
+    return manual_run(timetable, logical_date=logical_date, now=requested_at)
 
 
 def run_id(trigger: str, logical_date: datetime) -> str:
