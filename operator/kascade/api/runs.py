@@ -52,8 +52,10 @@ class PipelineRunSpec(Model):
     """The spec this run executes, copied at creation (filled in by the operator when omitted)."""
     spec_hash: str | None = None
     logical_date: str | None = None
-    """ISO date-time; the data interval's start (default: now for manual runs)."""
+    """ISO date-time, UTC unless it has an offset (default: when the run was created)."""
     data_interval: DataIntervalSpec | None = None
+    """Scheduled runs and backfills carry theirs; without one, a manual run covers the
+    schedule's latest complete interval ending at or before its logical date."""
     params: dict[str, JsonValue] | None = None
     trigger: Trigger | None = None
 
