@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from fake_kube import FakeKube
+from helpers_engine import FAIL, OK, plan, run, task
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.cli import cluster_commands, run_setup
@@ -173,3 +174,14 @@ def _dates_of(run: dict[str, Any]) -> tuple[datetime, DataInterval]:
         datetime.fromisoformat(spec["dataInterval"]["start"]),
         datetime.fromisoformat(spec["dataInterval"]["end"]),
     )
+
+
+# -- 3. retryDelay: 0s retries at once ---------------------------------------------------------
+def test_a_zero_retry_delay_is_not_the_default() -> None:
+    p = plan([task("t", retries=1, retryDelay="0s")])
+    assert p.task("t").retry_delay == timedelta(0)
+    rec = run(p, {"t": [FAIL, OK]})
+    first, second = rec.launched("t")
+    assert second.attempt == 2
+    times = [at for at, launch in rec.launches]
+    assert times[1] - times[0] == timedelta(seconds=1)  # the attempt's duration, no wait

@@ -286,7 +286,11 @@ class RunDriver:
                     self.pod_created.pop(key, None)
                     continue
                 planned = self.plan.tasks[inst.task].start_timeout
-                limit = planned.total_seconds() if planned else DEFAULT_START_TIMEOUT_SECONDS
+                limit = (
+                    planned.total_seconds()
+                    if planned is not None
+                    else DEFAULT_START_TIMEOUT_SECONDS
+                )
                 if (now - created).total_seconds() < limit:
                     continue
                 pod = self.pods.pop(key, None)

@@ -385,6 +385,11 @@ def _duration(value: str | None, path: str, issues: list[Issue]) -> timedelta | 
         return None
 
 
+def _or(value: timedelta | None, default: timedelta) -> timedelta:
+    """The default only when unset: ``0s`` is a value (a falsy timedelta is not "unset")."""
+    return default if value is None else value
+
+
 def _plan_task(
     decl: _Decl, index: int, upstream: tuple[str, ...], issues: list[Issue]
 ) -> PlannedTask:
@@ -405,8 +410,10 @@ def _plan_task(
         inputs=decl.inputs,
         upstream=upstream,
         retries=task.retries or 0,
-        retry_delay=_duration(task.retry_delay, at("retry_delay", "retryDelay"), issues)
-        or DEFAULT_RETRY_DELAY,
+        retry_delay=_or(
+            _duration(task.retry_delay, at("retry_delay", "retryDelay"), issues),
+            DEFAULT_RETRY_DELAY,
+        ),
         retry_exponential_backoff=bool(task.retry_exponential_backoff),
         max_retry_delay=_duration(
             task.max_retry_delay, at("max_retry_delay", "maxRetryDelay"), issues
