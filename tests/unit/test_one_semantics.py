@@ -181,7 +181,7 @@ def test_a_zero_retry_delay_is_not_the_default() -> None:
     p = plan([task("t", retries=1, retryDelay="0s")])
     assert p.task("t").retry_delay == timedelta(0)
     rec = run(p, {"t": [FAIL, OK]})
-    first, second = rec.launched("t")
+    _, second = rec.launched("t")
     assert second.attempt == 2
-    times = [at for at, launch in rec.launches]
+    times = [at for at, _ in rec.launches]
     assert times[1] - times[0] == timedelta(seconds=1)  # the attempt's duration, no wait
