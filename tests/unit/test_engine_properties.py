@@ -183,10 +183,20 @@ def drive(case: Case) -> Checked:
         for key, state in d.changes:
             if state in TERMINAL:
                 terminal_batch.setdefault(key, batch[0])
-            inst = eng.instances[key]
-            task_id = p.tasks[inst.task].id
+            inst = eng.instances.get(key)
             prev = states.get(key, TaskState.NONE)
-            if prev in TERMINAL:
+            if inst is None:  # a mapped task settled unexpanded, decided again: gone
+                if not (prev in TERMINAL and state is TaskState.NONE):
+                    problems.append(f"{key}: dropped while {prev.value}")
+                states[key] = state
+                continue
+            task_id = p.tasks[inst.task].id
+            overridden = prev is TaskState.UPSTREAM_FAILED and (
+                state is TaskState.SKIPPED
+                and (inst.message or "").startswith(("not chosen by branch", "short-circuited"))
+            )
+            decided_again = state is TaskState.NONE  # an upstream's final state changed
+            if prev in TERMINAL and not (overridden or decided_again):
                 problems.append(f"{key}: {state.value} after terminal {prev.value}")
             if state is TaskState.UPSTREAM_FAILED:
                 v = verdict_for(task_id)
@@ -297,8 +307,12 @@ def _skip_problems(eng: RunEngine, terminal_batch: dict[str, int]) -> list[str]:
         for d in must_skip:
             for k in eng.by_task[d]:
                 inst = eng.instances[k]
-                earlier = terminal_batch.get(k, 0) < terminal_batch[key]
-                if inst.state is not TaskState.SKIPPED and not earlier:
+                # A skip wins over every state but success and failed (a task that ran).
+                ran_before = terminal_batch.get(k, 0) < terminal_batch[key] and inst.state in (
+                    TaskState.SUCCESS,
+                    TaskState.FAILED,
+                )
+                if inst.state is not TaskState.SKIPPED and not ran_before:
                     problems.append(f"{k}: {inst.state.value}, but {key} skips it")
     return problems
 

@@ -16,16 +16,24 @@ from fake_kube import FakeKube
 from helpers_engine import FAIL, OK, plan, run, task
 
 from kascade.api.pipeline import PipelineSpec
+from kascade.api.runs import TaskState
 from kascade.cli import cluster_commands, run_setup
 from kascade.cli.main import cli
 from kascade.controller import scheduling
 from kascade.controller.world import World
+from kascade.engine.compile import Plan
+from kascade.engine.decisions import Result
 from kascade.engine.run import RunContext
 from kascade.engine.run_dates import manual_run
 from kascade.engine.schedule import DataInterval, parse_schedule
 
+S, F, K, UF = TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 HOURS_12 = timedelta(hours=12)
+
+
+def out(**outputs: Any) -> Result:
+    return Result(0, outputs=outputs)
 
 
 def _spec(**fields: object) -> PipelineSpec:
@@ -185,3 +193,46 @@ def test_a_zero_retry_delay_is_not_the_default() -> None:
     assert second.attempt == 2
     times = [at for at, _ in rec.launches]
     assert times[1] - times[0] == timedelta(seconds=1)  # the attempt's duration, no wait
+
+
+# -- 4. a branch or short-circuit skip wins over upstream_failed, whatever finishes first ------
+def _branch_beside_a_failure() -> Plan:
+    return plan(
+        [
+            task("pick", branch=True),
+            task("f"),
+            task("x", "pick", "f"),
+            task("y", "pick"),
+            task("join", "x", "y", triggerRule="none_failed_min_one_success"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("first", ["f", "pick"])
+def test_a_branch_skip_overrides_upstream_failed_in_any_order(first: str) -> None:
+    later = {"f": "pick", "pick": "f"}[first]
+    rec = run(
+        _branch_beside_a_failure(),
+        {"pick": out(branch="y"), "f": FAIL},
+        durations={first: timedelta(seconds=1), later: timedelta(seconds=5)},
+    )
+    assert rec.states == {"pick": S, "f": F, "x": K, "y": S, "join": S}
+
+
+@pytest.mark.parametrize("first", ["f", "check"])
+def test_a_short_circuit_skip_overrides_upstream_failed_in_any_order(first: str) -> None:
+    later = {"f": "check", "check": "f"}[first]
+    p = plan(
+        [
+            task("check", shortCircuit=True),
+            task("f"),
+            task("x", "check", "f"),
+            task("z", "x"),
+        ]
+    )
+    rec = run(
+        p,
+        {"check": out(condition=False), "f": FAIL},
+        durations={first: timedelta(seconds=1), later: timedelta(seconds=5)},
+    )
+    assert rec.states == {"check": S, "f": F, "x": K, "z": K}

@@ -580,7 +580,7 @@ class RunDriver:
         )
 
 
-_QUIET = frozenset({TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
+_QUIET = frozenset({TaskState.NONE, TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
 
 
 def _attempt_without_pod(inst: Instance | None) -> bool:

@@ -105,3 +105,6 @@ class Instance:
     """Launched and not yet ended: counts against maxActiveTasks and its pool."""
     rescheduled: bool = False
     """The next launch is another poke of the same attempt (reschedule-mode sensor)."""
+    settled_by_rule: bool = False
+    """Settled by its trigger rule without running: decided again if an upstream's final
+    state is overridden (a branch or short-circuit skip over upstream_failed, a mark)."""

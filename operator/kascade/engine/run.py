@@ -314,7 +314,7 @@ class RunEngine:
             # Re-marking a finished instance (Airflow's "mark success" on a failed task):
             # undo what its first settle counted, then settle it again in the new state.
             if inst.state is not state:
-                self._unsettle(inst)
+                self._change_final_state(inst)
                 self._settle(inst, state, now, message or f"marked {state.value} by a user")
             return self._flush(now)
         if inst.holds_slot:
@@ -376,7 +376,9 @@ class RunEngine:
             return
         if verdict is not Verdict.RUN:
             state = TaskState(verdict.value)
-            self._settle_task(index, state, now, f"trigger rule {task.trigger_rule.value}")
+            self._settle_task(
+                index, state, now, f"trigger rule {task.trigger_rule.value}", by_rule=True
+            )
             return
         if task.spec.when is not None:
             try:
@@ -470,7 +472,7 @@ class RunEngine:
             doomed = self.plan.graph.descendants(task.index)
             self._short_circuited |= doomed
             for down in sorted(doomed):
-                self._settle_task(down, TaskState.SKIPPED, now, f"short-circuited by {task.id}")
+                self._skip_task(down, now, f"short-circuited by {task.id}")
             self._short_circuited -= doomed
         self._settle(inst, TaskState.SUCCESS, now, None)
 
@@ -497,7 +499,13 @@ class RunEngine:
         self._settle(inst, TaskState.FAILED, now, message)
 
     def _settle_task(
-        self, index: int, state: TaskState, now: datetime, message: str | None
+        self,
+        index: int,
+        state: TaskState,
+        now: datetime,
+        message: str | None,
+        *,
+        by_rule: bool = False,
     ) -> None:
         if not self.by_task[index]:
             self.expanded[index] = True
@@ -508,7 +516,52 @@ class RunEngine:
                 if inst.holds_slot:
                     self._release(inst)
                     self._out.kills.append((key, "Skipped"))
+                inst.settled_by_rule = by_rule
                 self._settle(inst, state, now, message)
+
+    def _skip_task(self, index: int, now: datetime, message: str) -> None:
+        """A branch or short-circuit skip: it wins over upstream_failed.
+
+        Airflow's skip sets every state but running, success and failed, so a task that
+        another failure settled first ends skipped all the same. Tasks below it that their
+        trigger rule settled without running are decided again, so the outcome does not
+        depend on which upstream finished first.
+        """
+        for key in list(self.by_task[index]):
+            inst = self.instances[key]
+            if inst.state is TaskState.UPSTREAM_FAILED:
+                self._change_final_state(inst)
+        self._settle_task(index, TaskState.SKIPPED, now, message)
+
+    def _change_final_state(self, inst: Instance) -> None:
+        """Take back a terminal state, and every decision that its trigger-rule descendants
+        made from it; the caller settles the instance again."""
+        self._retract_decided_below(inst.task)
+        self._unsettle(inst)
+        inst.settled_by_rule = False
+
+    def _retract_decided_below(self, index: int) -> None:
+        """Undo the trigger-rule settlements downstream of ``index``, deepest first."""
+        for down in self.plan.graph.downstream[index]:
+            keys = self.by_task[down]
+            if not keys or not all(
+                self.instances[k].settled_by_rule and self.instances[k].state in TERMINAL
+                for k in keys
+            ):
+                continue
+            self._retract_decided_below(down)
+            for key in list(keys):
+                inst = self.instances[key]
+                self._unsettle(inst)
+                inst.settled_by_rule = False
+                inst.message = None
+                inst.ended_at = None
+                self._out.changes.append((key, TaskState.NONE))
+                if self.plan.tasks[down].spec.expand is not None and inst.map_index is None:
+                    # Settled before it was expanded: it expands when it is decided again.
+                    del self.instances[key]
+                    self.by_task[down].remove(key)
+                    self.expanded[down] = False
 
     def _settle(self, inst: Instance, state: TaskState, now: datetime, message: str | None) -> None:
         """Make an instance terminal and let its downstream react (iteratively, not recursively)."""
@@ -603,7 +656,7 @@ class RunEngine:
             keep |= self.plan.graph.descendants(f)
         for down in self.plan.graph.downstream[task.index]:
             if down not in keep:
-                self._settle_task(down, TaskState.SKIPPED, now, f"not chosen by branch {task.id}")
+                self._skip_task(down, now, f"not chosen by branch {task.id}")
 
     # -- sensors ----------------------------------------------------------------
     def _sensor_limits(self, task: PlannedTask) -> tuple[timedelta, timedelta]:

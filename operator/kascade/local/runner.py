@@ -190,7 +190,10 @@ class LocalRunner:
 
     # -- events ----------------------------------------------------------------------
     def _state_event(self, key: str, state: TaskState) -> None:
-        inst = self.engine.instances[key]
+        inst = self.engine.instances.get(key)
+        if inst is None:  # an unexpanded mapped task decided again: it expands later
+            self._emit(Event("state", utcnow(), key, state))
+            return
         duration = None
         if state in _SHOWN_DURATION or state is TaskState.SKIPPED:
             duration = report.instance_duration(inst)
