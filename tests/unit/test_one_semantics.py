@@ -24,7 +24,7 @@ from kascade.controller.world import World
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Result
 from kascade.engine.run import RunContext
-from kascade.engine.run_dates import manual_run
+from kascade.engine.run_dates import PipelineSchedule, manual_run
 from kascade.engine.schedule import DataInterval, parse_schedule
 
 S, F, K, UF = TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED
@@ -236,3 +236,22 @@ def test_a_short_circuit_skip_overrides_upstream_failed_in_any_order(first: str)
         durations={first: timedelta(seconds=1), later: timedelta(seconds=5)},
     )
     assert rec.states == {"check": S, "f": F, "x": K, "z": K}
+
+
+# -- 5. DST fall-back: a repeated wall time fires at its second occurrence (Airflow, fold=1) ----
+def test_a_repeated_wall_time_fires_at_its_second_occurrence() -> None:
+    berlin = PipelineSchedule.of(
+        _spec(schedule="30 2 * * *", timezone="Europe/Berlin", startDate="2026-10-24", catchup=True)
+    )
+    got = berlin.due(last=None, now=datetime(2026, 10, 27, tzinfo=UTC))
+    # 2026-10-25 02:30 happens at 00:30Z (CEST) and at 01:30Z (CET): Airflow takes the second.
+    assert [(i.start, i.end) for i in got] == [
+        (datetime(2026, 10, 24, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC)),
+        (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC)),
+    ]
+    new_york = PipelineSchedule.of(
+        _spec(schedule="30 1 * * *", timezone="America/New_York", startDate="2026-10-31")
+    )
+    assert new_york.next_run(last=None, now=datetime(2026, 11, 1, 5, 45, tzinfo=UTC)) == datetime(
+        2026, 11, 1, 6, 30, tzinfo=UTC
+    )

@@ -13,7 +13,8 @@ Daylight-saving time (cron schedules are evaluated in the pipeline's zone):
   runs (Airflow behaves the same way for such schedules).
 * All other expressions are matched against local wall-clock time and fire
   once per matching local time. An ambiguous time (fall-back) fires only at
-  its first occurrence, so a daily job runs exactly once per local day. A
+  its second occurrence (Airflow's fold=1), so a daily job runs exactly once
+  per local day. A
   non-existent time (spring-forward gap, e.g. 02:30 in Europe/Berlin) is
   shifted forward by the length of the gap (02:30 -> 03:30 CEST), matching
   PEP 495 ``fold=0`` and pendulum/Airflow; the day's run is still created.
@@ -251,17 +252,32 @@ class CronTimetable(_PeriodicTimetable):
         return self._wall_step(t, forward)
 
     def _wall_step(self, t: datetime, forward: bool) -> datetime:
-        """Match local wall-clock times; gaps shift forward, folds fire once."""
+        """Match local wall-clock times; gaps shift forward, folds fire once (the second)."""
         # Compare in UTC: datetimes sharing a tzinfo compare by wall time, fold ignored.
         t = t.astimezone(UTC)
         naive = t.astimezone(self.tz).replace(tzinfo=None, fold=0)
         it = croniter(self.expression, naive)
         for _ in range(_MAX_WALL_STEPS):
             cand: datetime = it.get_next(datetime) if forward else it.get_prev(datetime)
-            aware = cand.replace(tzinfo=self.tz)
+            aware = self._instant_of_wall(cand)
             if (aware > t) if forward else (aware < t):
-                return aware.astimezone(UTC)
+                return aware
         raise ScheduleError(f"cron {self.expression!r} has no fire time near {t.isoformat()}")
+
+    def _instant_of_wall(self, wall: datetime) -> datetime:
+        """The instant a naive local time stands for, as Airflow's ``make_aware`` picks it.
+
+        A repeated time (fall-back) is its second occurrence (fold=1: Airflow sets it "to
+        schedule the run at the time of the second instance of the same clock time"). A
+        time in a gap (spring-forward) is shifted forward by the gap, which is what
+        zoneinfo's fold=0 gives and pendulum's post-transition rule gives Airflow.
+        """
+        first = wall.replace(tzinfo=self.tz, fold=0)
+        second = wall.replace(tzinfo=self.tz, fold=1)
+        # Ambiguous when the offset before the transition is the larger one; in a gap it
+        # is the smaller one, and fold=0 is the shifted-forward instant.
+        repeated = (first.utcoffset() or timedelta(0)) > (second.utcoffset() or timedelta(0))
+        return (second if repeated else first).astimezone(UTC)
 
     # Every-hour expressions match real instants: within a stretch of constant
     # UTC offset, wall time is instant + offset, so croniter can run on wall
