@@ -21,6 +21,7 @@ from kascade.cli import cluster_commands, run_setup
 from kascade.cli.main import cli
 from kascade.controller import scheduling
 from kascade.controller.world import World
+from kascade.engine import templating
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Result
 from kascade.engine.run import RunContext
@@ -255,3 +256,42 @@ def test_a_repeated_wall_time_fires_at_its_second_occurrence() -> None:
     assert new_york.next_run(last=None, now=datetime(2026, 11, 1, 5, 45, tzinfo=UTC)) == datetime(
         2026, 11, 1, 6, 30, tzinfo=UTC
     )
+
+
+# -- 6. macros render exactly Airflow's strings --------------------------------------------------
+def test_macros_render_airflows_strings() -> None:
+    logical = datetime(2024, 1, 15, 12, 30, 5, 123456, tzinfo=UTC)
+    ctx = templating.macro_context(
+        logical_date=logical,
+        interval=DataInterval(JAN_14, JAN_15),
+        run_id="manual__x",
+        pipeline_name="p",
+        namespace="ns",
+        params={},
+        task_outputs={},
+    )
+    rendered = {
+        name: templating.render("{{ " + name + " }}", ctx)
+        for name in (
+            "ds",
+            "ds_nodash",
+            "ts",
+            "ts_nodash",
+            "ts_nodash_with_tz",
+            "logical_date",
+            "data_interval_start",
+            "data_interval_end",
+        )
+    }
+    # str() of Airflow's pendulum DateTime for the dates; ts is isoformat(); ts_nodash_with_tz
+    # is ts without '-' and ':' (microseconds kept); ts_nodash is strftime('%Y%m%dT%H%M%S').
+    assert rendered == {
+        "ds": "2024-01-15",
+        "ds_nodash": "20240115",
+        "ts": "2024-01-15T12:30:05.123456+00:00",
+        "ts_nodash": "20240115T123005",
+        "ts_nodash_with_tz": "20240115T123005.123456+0000",
+        "logical_date": "2024-01-15 12:30:05.123456+00:00",
+        "data_interval_start": "2024-01-14 00:00:00+00:00",
+        "data_interval_end": "2024-01-15 00:00:00+00:00",
+    }
