@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fake_kube import FakeKube
-from helpers_engine import FAIL, OK, plan, run, task
+from helpers_engine import FAIL, OK, T0, plan, run, task
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.api.runs import TaskState
@@ -24,7 +25,7 @@ from kascade.controller.world import World
 from kascade.engine import templating
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Result
-from kascade.engine.run import RunContext
+from kascade.engine.run import RunContext, RunEngine
 from kascade.engine.run_dates import PipelineSchedule, manual_run
 from kascade.engine.schedule import DataInterval, parse_schedule
 
@@ -295,3 +296,39 @@ def test_macros_render_airflows_strings() -> None:
         "data_interval_start": "2024-01-14 00:00:00+00:00",
         "data_interval_end": "2024-01-15 00:00:00+00:00",
     }
+
+
+# -- 7. sensors: one policy for every poker ------------------------------------------------------
+def test_engine_sensors_back_off_like_every_other_sensor() -> None:
+    p = plan(
+        [
+            {
+                "name": "wait",
+                "sensor": {
+                    "kind": "externalTask",
+                    "pipeline": "other",
+                    "pokeInterval": "10s",
+                    "exponentialBackoff": True,
+                },
+            }
+        ]
+    )
+    eng = RunEngine(p, _ctx(), external=_NeverThere())
+    wakes = [eng.start(T0).wake_at]
+    for _ in range(3):
+        now = wakes[-1]
+        assert now is not None
+        wakes.append(eng.tick(now).wake_at)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise([T0, *wakes])]
+    policy = p.task("wait").sensor
+    assert policy is not None
+    assert gaps == [policy.wait_after(n).total_seconds() for n in range(1, 5)] == [10, 20, 40, 80]
+
+
+class _NeverThere:
+    def state(self, pipeline: str, task: str | None, logical_date: datetime) -> str | None:
+        return None
+
+
+def _ctx() -> RunContext:
+    return RunContext("manual__x", T0, DataInterval(T0, T0 + timedelta(days=1)), {}, "p")

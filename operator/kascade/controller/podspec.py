@@ -14,11 +14,11 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from kascade.api.pipeline import PipelineSpec, SensorKind, SensorMode, Task
-from kascade.api.protocol import OUTPUTS_ENV, SENSOR_NOT_MET, TERMINATION_MESSAGE_PATH
+from kascade.api.pipeline import PipelineSpec, Task
+from kascade.api.protocol import OUTPUTS_ENV, TERMINATION_MESSAGE_PATH
 from kascade.controller.naming import label_value
+from kascade.engine import sensors
 from kascade.engine.decisions import Launch
-from kascade.engine.durations import parse_duration
 
 LABEL_PIPELINE = "kascade.io/pipeline"
 LABEL_RUN = "kascade.io/run"
@@ -64,33 +64,6 @@ def _command(spec: Task) -> tuple[list[str] | None, list[str] | None]:
     return [*interpreter, "-c", spec.script, *argv0], spec.args
 
 
-def _sensor_command(launch: Launch) -> tuple[list[str] | None, list[str] | None]:
-    """Built-in file/http sensors as a small shell poke; poke mode loops in the pod."""
-    spec = launch.spec
-    sensor = launch.sensor
-    assert sensor is not None
-    if sensor.kind is SensorKind.FILE:
-        poke = f'for f in {sensor.path}; do [ -e "$f" ] && exit 0; done; exit {SENSOR_NOT_MET}'
-        command: list[str] | None = ["sh", "-c", poke]
-        args: list[str] | None = None
-    elif sensor.kind is SensorKind.HTTP:
-        check = f"wget -q -O /tmp/body {shlex.quote(sensor.url or '')} || exit {SENSOR_NOT_MET}"
-        if sensor.response_contains:
-            needle = shlex.quote(sensor.response_contains)
-            check += f"; grep -q {needle} /tmp/body || exit {SENSOR_NOT_MET}"
-        command, args = ["sh", "-c", check], None
-    else:
-        command, args = _command(spec)
-    if sensor.mode is SensorMode.POKE and command is not None:
-        interval = parse_duration(sensor.poke_interval or "60s").total_seconds()
-        loop = (
-            f'while :; do "$@"; rc=$?; [ "$rc" = {SENSOR_NOT_MET} ] || exit $rc; '
-            f"sleep {max(1, math.ceil(interval))}; done"
-        )
-        return ["sh", "-c", loop, "kascade-sensor", *command, *(args or [])], None
-    return command, args
-
-
 def build_pod(
     launch: Launch,
     *,
@@ -100,10 +73,9 @@ def build_pod(
     owner: dict[str, Any],
 ) -> dict[str, Any]:
     spec = launch.spec
-    if launch.sensor is not None:
-        command, args = _sensor_command(launch)
-    else:
-        command, args = _command(spec)
+    command, args = _command(spec)
+    if launch.sensor is not None and launch.sensor_policy is not None:
+        command, args = sensors.pod_command(launch.sensor, launch.sensor_policy, command, args)
     env: list[dict[str, Any]] = [
         {"name": OUTPUTS_ENV, "value": TERMINATION_MESSAGE_PATH},
         {"name": "KASCADE_RUN_ID", "value": run.run_id},

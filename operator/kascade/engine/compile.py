@@ -26,6 +26,7 @@ from kascade.engine import durations
 from kascade.engine.dag import Graph
 from kascade.engine.errors import Issue, PipelineInvalid
 from kascade.engine.retries import DEFAULT_RETRY_DELAY
+from kascade.engine.sensors import SensorPolicy
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class PlannedTask:
     pool_slots: int
     sla: timedelta | None
     notifications: tuple[Notification, ...]
+    sensor: SensorPolicy | None = None
+    """A sensor's timing, defaults applied and durations parsed."""
 
 
 @dataclass(frozen=True)
@@ -426,7 +429,22 @@ def _plan_task(
         pool_slots=task.pool_slots or 1,
         sla=_duration(task.sla, at("sla", "sla"), issues),
         notifications=tuple(task.notifications or ()),
+        sensor=_sensor_policy(task, at("sensor", "sensor"), issues),
     )
+
+
+def _sensor_policy(task: Task, path: str, issues: list[Issue]) -> SensorPolicy | None:
+    sensor = task.sensor
+    if sensor is None:
+        return None
+    before = len(issues)
+    for name, wire in (
+        ("poke_interval", "pokeInterval"),
+        ("timeout", "timeout"),
+        ("logical_date_offset", "logicalDateOffset"),
+    ):
+        _duration(getattr(sensor, name), f"{path}.{wire}", issues)
+    return SensorPolicy.of(sensor) if len(issues) == before else None
 
 
 def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | None, list[Issue]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from kascade.api.pipeline import Notification, Sensor, Task
 from kascade.api.runs import RunPhase, TaskState
+from kascade.engine.sensors import SensorPolicy
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Launch:
     ready_at: datetime | None
     poke: int = 0
     """Reschedule-mode sensors: which poke of the attempt this launch is."""
+    sensor_policy: SensorPolicy | None = None
+    """The sensor's timing (interval, backoff), for a driver that pokes in a loop."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import heapq
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any, Protocol
 
 from kascade.api.pipeline import NotificationEvent, SensorKind, Task
@@ -22,19 +22,16 @@ from kascade.api.runs import RunPhase, TaskState
 from kascade.engine import expressions, templating
 from kascade.engine.compile import Plan, PlannedTask
 from kascade.engine.decisions import Decisions, Fire, Instance, Launch, Result, SlaMiss
-from kascade.engine.durations import parse_duration
 from kascade.engine.retries import retry_delay
 from kascade.engine.schedule import DataInterval, zone
+from kascade.engine.sensors import Poker, SensorPolicy
 from kascade.engine.slots import RunSlots, TaskSlots
 from kascade.engine.trigger_rules import Counts, Verdict, decide
 
 TERMINAL = frozenset(
     {TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED}
 )
-DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
-DEFAULT_SENSOR_TIMEOUT = timedelta(days=7)
 _TEMPLATED_FIELDS = ("image", "command", "args", "script", "working_dir")
-_ENGINE_SENSORS = frozenset({SensorKind.TIME, SensorKind.DATETIME, SensorKind.EXTERNAL_TASK})
 
 
 @dataclass(frozen=True)
@@ -257,8 +254,8 @@ class RunEngine:
             self._ready(inst, now)
 
     def _is_engine_sensor(self, inst: Instance) -> bool:
-        sensor = self.plan.tasks[inst.task].spec.sensor
-        return sensor is not None and sensor.kind in _ENGINE_SENSORS
+        policy = self.plan.tasks[inst.task].sensor
+        return policy is not None and policy.poker is Poker.ENGINE
 
     def started(self, key: str, attempt: int, now: datetime) -> None:
         inst = self.instances[key]
@@ -434,8 +431,7 @@ class RunEngine:
     def _ready(self, inst: Instance, now: datetime) -> None:
         task = self.plan.tasks[inst.task]
         inst.ready_at = inst.ready_at or now
-        sensor = task.spec.sensor
-        if sensor is not None and sensor.kind in _ENGINE_SENSORS:
+        if task.sensor is not None and task.sensor.poker is Poker.ENGINE:
             inst.first_poke_at = inst.first_poke_at or now
             self._set(inst, TaskState.RUNNING)
             self._engine_poke(inst, now)
@@ -659,44 +655,32 @@ class RunEngine:
                 self._skip_task(down, now, f"not chosen by branch {task.id}")
 
     # -- sensors ----------------------------------------------------------------
-    def _sensor_limits(self, task: PlannedTask) -> tuple[timedelta, timedelta]:
-        sensor = task.spec.sensor
-        assert sensor is not None
-        interval = (
-            parse_duration(sensor.poke_interval) if sensor.poke_interval else DEFAULT_POKE_INTERVAL
-        )
-        timeout = parse_duration(sensor.timeout) if sensor.timeout else DEFAULT_SENSOR_TIMEOUT
-        return interval, timeout
+    def _sensor_policy(self, task: PlannedTask) -> SensorPolicy:
+        assert task.sensor is not None
+        return task.sensor
 
     def _poke_not_met(self, inst: Instance, now: datetime) -> None:
-        task = self.plan.tasks[inst.task]
-        interval, timeout = self._sensor_limits(task)
+        policy = self._sensor_policy(self.plan.tasks[inst.task])
         inst.pokes += 1
-        if inst.first_poke_at and now - inst.first_poke_at >= timeout:
+        if inst.first_poke_at and now - inst.first_poke_at >= policy.timeout:
             self._sensor_timed_out(inst, now)
             return
-        sensor = task.spec.sensor
-        assert sensor is not None
-        if sensor.exponential_backoff:
-            interval = min(interval * (2 ** min(inst.pokes - 1, 10)), timeout)
-        at = now + interval
+        at = now + policy.wait_after(inst.pokes)
         if inst.first_poke_at:
-            at = min(at, inst.first_poke_at + timeout)
+            at = min(at, inst.first_poke_at + policy.timeout)
         inst.next_try_at = at
         self._set(inst, TaskState.UP_FOR_RESCHEDULE)
         self._timer(at, "poke", inst.key, inst.attempt)
 
     def _sensor_expired(self, inst: Instance, now: datetime) -> bool:
-        _, timeout = self._sensor_limits(self.plan.tasks[inst.task])
+        timeout = self._sensor_policy(self.plan.tasks[inst.task]).timeout
         return inst.first_poke_at is not None and now - inst.first_poke_at >= timeout
 
     def _sensor_timed_out(self, inst: Instance, now: datetime) -> None:
         task = self.plan.tasks[inst.task]
-        sensor = task.spec.sensor
-        assert sensor is not None
         if inst.holds_slot:
             self._release(inst)
-        if sensor.soft_fail:
+        if self._sensor_policy(task).soft_fail:
             self._settle(inst, TaskState.SKIPPED, now, "sensor timed out (softFail)")
         else:
             self._settle(inst, TaskState.FAILED, now, "sensor timed out")
@@ -704,9 +688,7 @@ class RunEngine:
     def _engine_poke(self, inst: Instance, now: datetime) -> None:
         """Sensors that need no process: time, datetime, external task."""
         task = self.plan.tasks[inst.task]
-        sensor = task.spec.sensor
-        assert sensor is not None
-        interval, timeout = self._sensor_limits(task)
+        policy = self._sensor_policy(task)
         first = inst.first_poke_at or now
         inst.pokes += 1
         try:
@@ -720,10 +702,10 @@ class RunEngine:
         if met is False:
             self._settle(inst, TaskState.FAILED, now, "the external task reached a failed state")
             return
-        if now - first >= timeout:
+        if now - first >= policy.timeout:
             self._sensor_timed_out(inst, now)
             return
-        at = min(next_at or now + interval, first + timeout)
+        at = min(next_at or now + policy.wait_after(inst.pokes), first + policy.timeout)
         inst.next_try_at = at
         if inst.state is not TaskState.UP_FOR_RESCHEDULE:
             self._set(inst, TaskState.UP_FOR_RESCHEDULE)
@@ -750,11 +732,7 @@ class RunEngine:
             return (True, None) if now >= target else (None, target)
         if self.external is None:
             raise ValueError("externalTask sensors need a driver that can look up other runs")
-        offset = (
-            parse_duration(sensor.logical_date_offset)
-            if sensor.logical_date_offset
-            else timedelta(0)
-        )
+        offset = self._sensor_policy(task).logical_date_offset
         state = self.external.state(
             sensor.pipeline or "", sensor.task, self.ctx.logical_date - offset
         )
@@ -820,8 +798,7 @@ class RunEngine:
         sensor = spec.sensor
         if sensor is not None:
             inst.first_poke_at = inst.first_poke_at or now
-            _, sensor_timeout = self._sensor_limits(task)
-            left = inst.first_poke_at + sensor_timeout - now
+            left = inst.first_poke_at + self._sensor_policy(task).timeout - now
             timeout = left if timeout is None else min(timeout, left)
         self._out.launches.append(
             Launch(
@@ -836,6 +813,7 @@ class RunEngine:
                 pool_slots=task.pool_slots,
                 ready_at=inst.ready_at,
                 poke=inst.pokes,
+                sensor_policy=task.sensor,
             )
         )
 

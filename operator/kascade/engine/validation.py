@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from kascade.api.pipeline import PipelineSpec, SensorKind, Task
 from kascade.api.resources import Pipeline
-from kascade.engine import durations, expressions, templating
+from kascade.engine import durations, expressions, sensors, templating
 from kascade.engine.compile import Plan, PlannedTask, compile_spec
 from kascade.engine.errors import Issue, pydantic_issues
 from kascade.engine.run_dates import parse_date
@@ -42,15 +42,6 @@ RUN_ROOTS = frozenset(
     }
 )
 MAPPED_ROOTS = frozenset({"item", "map_index"})
-NO_PROCESS_SENSORS = frozenset(
-    {
-        SensorKind.TIME,
-        SensorKind.DATETIME,
-        SensorKind.EXTERNAL_TASK,
-        SensorKind.FILE,
-        SensorKind.HTTP,
-    }
-)
 
 
 def load_documents(text: str) -> list[dict[str, Any]]:
@@ -135,15 +126,12 @@ def _notification_issues(n: Any, path: str) -> Iterator[Issue]:
 def _task_issues(plan: Plan, task: PlannedTask, spec: PipelineSpec) -> Iterator[Issue]:
     t = task.spec
     p = task.path
-    sensor_kind = t.sensor.kind if t.sensor else None
-    if (
-        sensor_kind not in (SensorKind.TIME, SensorKind.DATETIME, SensorKind.EXTERNAL_TASK)
-        and not t.image
-    ):
+    kind = sensors.KINDS[t.sensor.kind] if t.sensor else None
+    if (kind is None or kind.needs_image) and not t.image:
         yield Issue(
             f"{p}.image", f"task {task.id!r} needs an image (set it here or in spec.defaults)"
         )
-    if sensor_kind not in NO_PROCESS_SENSORS and not (t.command or t.script or t.args):
+    if (kind is None or kind.needs_command) and not (t.command or t.script or t.args):
         yield Issue(f"{p}.command", f"task {task.id!r} needs command, args or script")
     if t.branch and t.short_circuit:
         yield Issue(f"{p}.shortCircuit", "a task is either a branch or a short-circuit, not both")
@@ -292,21 +280,7 @@ def _sensor_issues(t: Task, p: str) -> Iterator[Issue]:
     s = t.sensor
     assert s is not None
     sp = f"{p}.sensor"
-    for name, wire in (("poke_interval", "pokeInterval"), ("timeout", "timeout")):
-        value = getattr(s, name)
-        if value:
-            try:
-                durations.parse_duration(value)
-            except ValueError as exc:
-                yield Issue(f"{sp}.{wire}", str(exc))
-    needs = {
-        SensorKind.FILE: ("path", "path"),
-        SensorKind.EXTERNAL_TASK: ("pipeline", "pipeline"),
-        SensorKind.TIME: ("target_time", "targetTime"),
-        SensorKind.DATETIME: ("target_time", "targetTime"),
-        SensorKind.HTTP: ("url", "url"),
-    }
-    need = needs.get(s.kind)
+    need = sensors.KINDS[s.kind].required
     if need and not getattr(s, need[0]):
         yield Issue(f"{sp}.{need[1]}", f"a {s.kind.value} sensor needs {need[1]}")
     if s.kind is SensorKind.TIME and s.target_time and "{{" not in s.target_time:
@@ -316,8 +290,3 @@ def _sensor_issues(t: Task, p: str) -> Iterator[Issue]:
             )
         except ValueError:
             yield Issue(f"{sp}.targetTime", f"{s.target_time!r} is not HH:MM or HH:MM:SS")
-    if s.logical_date_offset:
-        try:
-            durations.parse_duration(s.logical_date_offset)
-        except ValueError as exc:
-            yield Issue(f"{sp}.logicalDateOffset", str(exc))

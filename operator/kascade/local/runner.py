@@ -17,18 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kascade.api.pipeline import SensorKind
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.run import ExternalLookup, LocalPools, RunContext, RunEngine
+from kascade.engine.sensors import Poker
 from kascade.local import processes, report
 from kascade.local.attempts import AttemptRunner, Workspace
 from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.notify import Notifier
 from kascade.local.sensors import run_sensor
 
-_DRIVER_SENSORS = frozenset({SensorKind.COMMAND, SensorKind.FILE, SensorKind.HTTP})
 _FINAL = frozenset({RunPhase.SUCCESS, RunPhase.FAILED})
 _SHOWN_DURATION = frozenset(
     {
@@ -177,8 +176,8 @@ class LocalRunner:
 
     async def _attempt(self, launch: Launch) -> None:
         try:
-            sensor = launch.sensor
-            if sensor is not None and sensor.kind in _DRIVER_SENSORS:
+            policy = launch.sensor_policy
+            if policy is not None and policy.poker is not Poker.ENGINE:
                 result = await run_sensor(launch, self.attempts)
             else:
                 timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
