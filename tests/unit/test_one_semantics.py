@@ -17,7 +17,7 @@ from fake_kube import FakeKube
 from helpers_engine import FAIL, OK, T0, plan, run, task
 
 from kascade.api.pipeline import PipelineSpec
-from kascade.api.runs import TaskState
+from kascade.api.runs import RunPhase, TaskState
 from kascade.cli import cluster_commands, run_setup
 from kascade.cli.main import cli
 from kascade.controller import scheduling
@@ -332,3 +332,51 @@ class _NeverThere:
 
 def _ctx() -> RunContext:
     return RunContext("manual__x", T0, DataInterval(T0, T0 + timedelta(days=1)), {}, "p")
+
+
+# -- 8. branching as Airflow 3.3's skip_all_except ----------------------------------------------
+def _branch_dag() -> Plan:
+    return plan(
+        [
+            task("pick", branch=True),
+            task("b", "pick"),
+            task("c", "pick"),
+            task("after-b", "b"),
+            task("far", "after-b"),
+            task("c-too", "c", "far"),
+        ]
+    )
+
+
+def test_a_branch_without_a_choice_skips_every_direct_downstream_task() -> None:
+    for outputs in ({}, {"branch": None}, {"branch": []}):
+        rec = run(_branch_dag(), {"pick": Result(0, outputs=outputs)})
+        assert rec.states == {"pick": S, "b": K, "c": K, "after-b": K, "far": K, "c-too": K}
+        assert rec.phase is RunPhase.SUCCESS
+        assert [launch.attempt for launch in rec.launched("pick")] == [1]
+
+
+def test_a_branch_choosing_a_task_that_is_not_directly_downstream_keeps_its_downstream() -> None:
+    # Airflow keeps every direct downstream task that is the choice or below it: c-too is
+    # below far, but c is not, so c is skipped (and c-too with it, by all_success).
+    rec = run(_branch_dag(), {"pick": out(branch="far")})
+    assert rec.states == {"pick": S, "b": K, "c": K, "after-b": K, "far": K, "c-too": K}
+    keep = run(
+        plan(
+            [task("pick", branch=True), task("b", "pick"), task("x", "b"), task("y", "pick", "x")]
+        ),
+        {"pick": out(branch="x")},
+    )
+    assert keep.states == {"pick": S, "b": K, "x": K, "y": K}
+    assert keep.engine.instances["y"].message == "trigger rule all_success"
+
+
+def test_a_branch_choosing_an_id_that_is_not_in_the_pipeline_fails() -> None:
+    rec = run(_branch_dag(), {"pick": out(branch=["b", "nope"])})
+    inst = rec.engine.instances["pick"]
+    assert inst.state is F
+    assert inst.message == (
+        "branch chose 'nope', which is not a task or group of this pipeline "
+        "(the tasks directly downstream of pick: b, c)"
+    )
+    assert rec.states["b"] is UF

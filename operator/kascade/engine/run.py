@@ -614,37 +614,43 @@ class RunEngine:
 
     # -- branching --------------------------------------------------------------
     def _branch_choice(self, task: PlannedTask, outputs: Mapping[str, Any]) -> set[int] | str:
+        """The tasks a branch follows, as Airflow 3's ``skip_all_except`` reads its choice.
+
+        No choice (no output, null, an empty list) follows nothing: every direct
+        downstream task is skipped. A name is a task or a group (its root tasks) anywhere
+        in the pipeline, resolved from the branch's own group outwards as dependsOn is;
+        only a name that is neither fails the branch task (a string, the error).
+        """
         raw = outputs.get(BRANCH_OUTPUT)
         if raw is None:
-            return f"branch task wrote no {BRANCH_OUTPUT!r} output (see docs/concepts.md)"
+            return set()
         names = [raw] if isinstance(raw, str) else raw
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             return f"branch output must be a task name or a list of names, got {raw!r}"
-        direct = set(self.plan.graph.downstream[task.index])
-        follow: set[int] = set()
-        # Innermost enclosing group first, then each outer one, as dependsOn resolves.
         parts = task.id.split(".")[:-1]
         scopes = [".".join(parts[:depth]) + "." for depth in range(len(parts), 0, -1)] + [""]
+        follow: set[int] = set()
         for name in names:
-            targets = self._resolve_downstream(name, scopes, direct)
-            if not targets:
+            targets = self._resolve_branch_name(name, scopes)
+            if targets is None:
+                direct = self.plan.graph.downstream[task.index]
                 options = ", ".join(self.plan.tasks[d].id for d in sorted(direct))
                 return (
-                    f"branch chose {name!r}, which is not directly downstream (options: {options})"
+                    f"branch chose {name!r}, which is not a task or group of this pipeline "
+                    f"(the tasks directly downstream of {task.id}: {options})"
                 )
             follow |= targets
         return follow
 
-    def _resolve_downstream(self, name: str, scopes: list[str], direct: set[int]) -> set[int]:
+    def _resolve_branch_name(self, name: str, scopes: list[str]) -> set[int] | None:
         for candidate in (scope + name for scope in scopes):
-            if candidate in self.plan.index and self.plan.index[candidate] in direct:
+            if candidate in self.plan.index:
                 return {self.plan.index[candidate]}
             members = self.plan.groups.get(candidate)
             if members:
-                hit = {self.plan.index[m] for m in members} & direct
-                if hit:
-                    return hit
-        return set()
+                inside = {self.plan.index[m] for m in members}
+                return {m for m in inside if not inside & set(self.plan.graph.upstream[m])}
+        return None
 
     def _skip_unfollowed(self, task: PlannedTask, follow: set[int], now: datetime) -> None:
         keep = set(follow)
