@@ -6,7 +6,13 @@ Labels are bounded: pipeline, task, pool, state and namespace, never run ids
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 _DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -57,16 +63,13 @@ RUN_SCHEDULING_DELAY = Histogram(
     buckets=_DELAY_BUCKETS,
 )
 QUEUED_TASKS = Gauge(
-    "kascade_queued_tasks", "Tasks ready and waiting for a slot", ["namespace", "pool"]
+    "kascade_queued_tasks",
+    "Tasks ready and waiting for a slot (pool '' for tasks in no pool)",
+    ["namespace", "pool"],
 )
 POOL_SLOTS_USED = Gauge("kascade_pool_slots_used", "Pool slots in use", ["namespace", "pool"])
 POOL_SLOTS = Gauge("kascade_pool_slots", "Pool size", ["namespace", "pool"])
 SLA_MISSES = Counter("kascade_sla_misses_total", "SLA misses", ["namespace", "pipeline", "task"])
-TIME_TO_SLA = Gauge(
-    "kascade_time_to_sla_seconds",
-    "Seconds left before the nearest SLA deadline of a pipeline's active runs (negative: missed)",
-    ["namespace", "pipeline"],
-)
 RECONCILE_ERRORS = Counter("kascade_reconcile_errors_total", "Errors while reconciling", ["kind"])
 API_WRITES = Counter(
     "kascade_api_writes_total", "Writes to the Kubernetes API", ["verb", "resource"]
@@ -77,6 +80,98 @@ NOTIFICATIONS = Counter(
     ["namespace", "pipeline", "event", "outcome"],
 )
 IS_LEADER = Gauge("kascade_is_leader", "1 when this replica holds the leader Lease")
+
+
+RunKey = tuple[str, str]
+"""(namespace, run name)."""
+
+
+class RunGauges:
+    """The gauges that are sums or minimums over the active runs.
+
+    Each run reports its own part after every change (``report``) and takes it back when
+    it ends or its driver goes away (``forget``), so nothing stale is left behind:
+    ``kascade_queued_tasks`` (summed by pool) and ``kascade_time_to_sla_seconds`` (the
+    nearest deadline per pipeline, turned into seconds left when Prometheus scrapes).
+    """
+
+    def __init__(self) -> None:
+        self._queued: dict[RunKey, dict[str, int]] = {}
+        self._totals: dict[tuple[str, str], int] = {}
+        self._deadlines: dict[RunKey, tuple[str, float]] = {}
+        self.sla_deadlines: Mapping[tuple[str, str], float] = {}
+        """(namespace, pipeline) -> nearest deadline (epoch seconds); replaced, never
+        mutated, so the scrape thread can read it while the loop updates it."""
+
+    def report(
+        self,
+        run: RunKey,
+        pipeline: str,
+        queued: Mapping[str | None, int],
+        sla_deadline: datetime | None,
+    ) -> None:
+        self._set_queued(run, {pool or "": n for pool, n in queued.items() if n})
+        old = self._deadlines.get(run)
+        new = (pipeline, sla_deadline.timestamp()) if sla_deadline is not None else None
+        if new != old:
+            if new is None:
+                self._deadlines.pop(run, None)
+            else:
+                self._deadlines[run] = new
+            self._publish_deadlines()
+
+    def forget(self, run: RunKey) -> None:
+        self._set_queued(run, {})
+        if self._deadlines.pop(run, None) is not None:
+            self._publish_deadlines()
+
+    def _set_queued(self, run: RunKey, counts: dict[str, int]) -> None:
+        old = self._queued.pop(run, {})
+        if counts:
+            self._queued[run] = counts
+        if old == counts:
+            return
+        for pool in old.keys() | counts.keys():
+            key = (run[0], pool)
+            total = self._totals.get(key, 0) - old.get(pool, 0) + counts.get(pool, 0)
+            self._totals[key] = total
+            QUEUED_TASKS.labels(run[0], pool).set(total)
+
+    def _publish_deadlines(self) -> None:
+        nearest: dict[tuple[str, str], float] = {}
+        for (namespace, _), (pipeline, at) in self._deadlines.items():
+            key = (namespace, pipeline)
+            nearest[key] = min(at, nearest.get(key, at))
+        self.sla_deadlines = nearest
+
+
+RUN_GAUGES = RunGauges()
+
+
+class _TimeToSla(Collector):
+    """``kascade_time_to_sla_seconds``: computed when scraped, so it never goes stale."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "kascade_time_to_sla_seconds",
+            "Seconds left before the nearest SLA deadline of a pipeline's active runs "
+            "(negative: missed)",
+            labels=["namespace", "pipeline"],
+        )
+        now = time.time()
+        for (namespace, pipeline), at in self.source().items():
+            family.add_metric([namespace, pipeline], at - now)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("kascade_time_to_sla_seconds", "", labels=["namespace", "pipeline"])
+
+    @staticmethod
+    def source() -> Mapping[tuple[str, str], float]:
+        return RUN_GAUGES.sla_deadlines
+
+
+REGISTRY.register(_TimeToSla())
 
 
 def serve(port: int) -> None:

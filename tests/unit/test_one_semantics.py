@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from fake_kube import FakeKube
 from helpers_engine import FAIL, OK, T0, plan, run, task
+from prometheus_client import REGISTRY
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.api.runs import RunPhase, TaskState
@@ -380,3 +381,78 @@ def test_a_branch_choosing_an_id_that_is_not_in_the_pipeline_fails() -> None:
         "(the tasks directly downstream of pick: b, c)"
     )
     assert rec.states["b"] is UF
+
+
+# -- 9. every documented metric and status field is set -----------------------------------------
+def _run_body(name: str, spec: dict[str, Any], **run_spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": {"name": name, "namespace": "ns9", "uid": f"u-{name}", "generation": 3},
+        "spec": {"pipelineRef": {"name": "p9"}, "pipelineSpec": spec, **run_spec},
+    }
+
+
+def _sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_queued_tasks_counts_what_waits_for_a_slot() -> None:
+    spec = {
+        "defaults": {"image": "busybox:1.36", "pool": "one"},
+        "tasks": [{"name": "a", "command": ["true"]}, {"name": "b", "command": ["true"]}],
+    }
+    world = World(FakeKube(), lambda *_: None)
+
+    async def start() -> None:
+        world.on_pool(
+            "ADDED", {"metadata": {"namespace": "ns9", "name": "one"}, "spec": {"slots": 1}}
+        )
+        await world.on_run("ADDED", _run_body("queued", spec))
+
+    asyncio.run(start())
+    assert _sample("kascade_queued_tasks", namespace="ns9", pool="one") == 1
+
+
+def test_time_to_sla_is_the_nearest_deadline_of_active_runs() -> None:
+    spec = {
+        "sla": "1h",
+        "defaults": {"image": "busybox:1.36"},
+        "tasks": [{"name": "a", "command": ["true"], "sla": "10m"}],
+    }
+    world = World(FakeKube(), lambda *_: None)
+    at = datetime.now(UTC)
+
+    async def start() -> None:
+        await world.on_run("ADDED", _run_body("sla", spec, logicalDate=at.isoformat()))
+
+    asyncio.run(start())
+    left = _sample("kascade_time_to_sla_seconds", namespace="ns9", pipeline="p9")
+    assert left is not None and 500 < left <= 600  # the task's deadline comes first
+
+
+def test_run_status_has_next_wakeup_sla_missed_and_observed_generation() -> None:
+    spec = {
+        "defaults": {"image": "busybox:1.36"},
+        "tasks": [{"name": "a", "command": ["true"], "retries": 1, "retryDelay": "1h"}],
+    }
+    world = World(FakeKube(), lambda *_: None)
+
+    async def start() -> dict[str, Any]:
+        await world.on_run("ADDED", _run_body("status", spec))
+        driver = world.drivers[("ns9", "status")]
+        now = datetime.now(UTC)
+        driver.engine.finished("a", 1, FAIL, now)
+        driver.engine.tick(now)
+        status = driver.run_status()
+        driver.sla_missed = True
+        return {**status, "after-miss": driver.run_status()["slaMissed"]}
+
+    status = asyncio.run(start())
+    assert status["observedGeneration"] == 3
+    assert status["nextWakeup"] is not None  # the retry, an hour away
+    assert status["slaMissed"] is False and status["after-miss"] is True
+
+
+def test_no_task_state_is_documented_but_never_set() -> None:
+    assert "removed" not in {s.value for s in TaskState}

@@ -87,10 +87,13 @@ class PipelineRunStatus(Model):
     tasks: dict[str, str] | None = None
     """Task id → state: the compact per-task summary (details are in TaskRuns)."""
     next_wakeup: str | None = None
+    """When the run next acts without an event: a retry, a poke, an SLA or its timeout."""
     sla_missed: bool | None = None
+    """The run or one of its tasks missed its SLA."""
     notified: list[str] | None = None
     """Notifications already sent (event/task keys), so a restart never sends one twice."""
     observed_generation: int | None = None
+    """The PipelineRun's metadata.generation this status was written for."""
 
 
 class TaskState(StrEnum):
@@ -106,7 +109,6 @@ class TaskState(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
     UP_FOR_RETRY = "up_for_retry"
     UP_FOR_RESCHEDULE = "up_for_reschedule"
-    REMOVED = "removed"
 
 
 class Attempt(Model):

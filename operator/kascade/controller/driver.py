@@ -114,6 +114,7 @@ class RunDriver:
         self.pods: dict[str, str] = {}  # key → pod name of the attempt in flight
         self.pod_created: dict[str, datetime] = {}
         self.notified: set[str] = set((run.get("status") or {}).get("notified") or [])
+        self.sla_missed = bool((run.get("status") or {}).get("slaMissed"))
         self.dirty_keys: set[str] = set()
         self.status_dirty = False
         self.written: dict[str, dict[str, Any]] = {}  # last TaskRun status patched, per key
@@ -347,6 +348,7 @@ class RunDriver:
                 )
             )
         for miss in d.sla_misses:
+            self.sla_missed = True
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()
             self.emit(self.run, "Warning", "SlaMissed", f"{miss.task or 'run'} missed its SLA")
             self.status_dirty = True
@@ -546,6 +548,9 @@ class RunDriver:
             "progress": f"{done}/{len(states)}",
             "tasks": {k: v.value for k, v in states.items()},
             "notified": sorted(self.notified),
+            "nextWakeup": iso(self.engine.wake_at()),
+            "slaMissed": self.sla_missed,
+            "observedGeneration": self.run["metadata"].get("generation"),
         }
         if self.engine.message:
             status["message"] = self.engine.message

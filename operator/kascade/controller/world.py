@@ -437,6 +437,7 @@ class World:
     def _drop_driver(self, key: Key) -> RunDriver | None:
         """Forget a run's driver; one that did not finish gives its slots back first."""
         driver = self.drivers.pop(key, None)
+        metrics.RUN_GAUGES.forget(key)
         if driver is not None and not driver.finished:
             driver.engine.release_all()
             self._readmit(key[0])
@@ -445,6 +446,14 @@ class World:
     def _on_driver_wake(self, driver: RunDriver) -> None:
         version = self.pools.version
         self.driver_woke(driver)
+        key = (driver.namespace, driver.name)
+        if driver.finished:
+            metrics.RUN_GAUGES.forget(key)
+        else:
+            engine = driver.engine
+            metrics.RUN_GAUGES.report(
+                key, driver.plan.name, engine.queued_by_pool(), engine.sla_deadline()
+            )
         if driver.pool_version_seen != version:
             driver.pool_version_seen = version
             self._readmit(driver.namespace)

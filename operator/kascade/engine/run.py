@@ -138,6 +138,7 @@ class RunEngine:
         self._seq = itertools.count()
         self._outputs: dict[str, dict[str, Any]] = {}
         self._short_circuited: set[int] = set()
+        self._scheduled: dict[str | None, int] = {}  # pool -> instances waiting for a slot
         self._macros = templating.macro_context(
             logical_date=ctx.logical_date,
             interval=ctx.interval,
@@ -334,6 +335,28 @@ class RunEngine:
     def done(self) -> bool:
         return self.unsettled == 0
 
+    def queued_by_pool(self) -> dict[str | None, int]:
+        """Instances ready and waiting for a slot (scheduled), by pool (None: in no pool,
+        waiting for maxActiveTasks or maxParallel)."""
+        return {pool: n for pool, n in self._scheduled.items() if n}
+
+    def sla_deadline(self) -> datetime | None:
+        """The nearest SLA deadline not yet met (past ones included: they were missed), or
+        None once the run and every task with an SLA are done."""
+        if self.phase in (RunPhase.SUCCESS, RunPhase.FAILED):
+            return None
+        end = self.ctx.interval.end
+        deadlines = [end + self.plan.sla] if self.plan.sla is not None else []
+        for task in self.plan.tasks:
+            if task.sla is None:
+                continue
+            keys = self.by_task[task.index]
+            if not keys or any(
+                self.instances[k].state not in (TaskState.SUCCESS, TaskState.SKIPPED) for k in keys
+            ):
+                deadlines.append(end + task.sla)
+        return min(deadlines, default=None)
+
     def wake_at(self) -> datetime | None:
         return self._timers[0][0] if self._timers else None
 
@@ -351,6 +374,11 @@ class RunEngine:
         return inst
 
     def _set(self, inst: Instance, state: TaskState) -> None:
+        if (inst.state is TaskState.SCHEDULED) is not (state is TaskState.SCHEDULED):
+            pool = self.plan.tasks[inst.task].pool
+            self._scheduled[pool] = self._scheduled.get(pool, 0) + (
+                1 if state is TaskState.SCHEDULED else -1
+            )
         inst.state = state
         self._out.changes.append((inst.key, state))
 
