@@ -168,6 +168,16 @@ class Kascade:
                 )
             )
 
+    def apply_object(self, doc: dict[str, Any]) -> None:
+        """Create a kascade object of a manifest (a Pool) in the test namespace, if new."""
+        plural = {"Pool": "pools", "Pipeline": "pipelines"}[doc["kind"]]
+        body = {**doc, "metadata": {**doc["metadata"], "namespace": self.ns}}
+        try:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
     def get(self, plural: str, name: str) -> dict[str, Any]:
         return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name))
 

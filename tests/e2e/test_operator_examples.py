@@ -7,13 +7,11 @@ tests, so the two drivers of the engine are held to one truth.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from example_cases import EXAMPLES, cases
+from example_cases import cases, documents
 
 from .conftest import kubeconfig_path
 from .operator_support import Kascade, operator_namespace
@@ -27,25 +25,14 @@ def kas(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kasc
     # "restricted" and "baseline" forbid; this namespace is labelled privileged.
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     with operator_namespace(cluster, kubeconfig_path(), "examples", log, "privileged") as k:
-        k.custom.create_namespaced_custom_object(
-            "kascade.io",
-            "v1alpha1",
-            k.ns,
-            "pools",
-            {
-                "apiVersion": "kascade.io/v1alpha1",
-                "kind": "Pool",
-                "metadata": {"name": "heavy"},
-                "spec": {"slots": 2},
-            },
-        )
         yield k
 
 
 @pytest.mark.parametrize(("case", "entry"), cases(), ids=[c for c, _ in cases()])
 def test_example_runs_on_cluster(kas: Kascade, case: str, entry: dict[str, Any]) -> None:
-    path = EXAMPLES / case.split("#")[0]
-    doc = yaml.safe_load(Path(path).read_text())
+    doc, objects = documents(case)
+    for obj in objects:  # the Pools a file holds, as `kubectl apply -f` would create them
+        kas.apply_object(obj)
     kas.apply_pipeline(doc)
     name = kas.create_run(
         doc["metadata"]["name"],

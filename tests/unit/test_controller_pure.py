@@ -17,7 +17,7 @@ from kascade.engine.schedule import DataInterval
 from kascade.engine.sensors import SensorPolicy
 
 RUN = RunIdentity(
-    "ns", "etl", "etl-scheduled-20260101t000000", "scheduled__x", "2026-01-01", "2026-01-01"
+    "ns", "etl", "etl-scheduled-20260101t000000", "scheduled__x", datetime(2026, 1, 1, tzinfo=UTC)
 )
 OWNER = {"apiVersion": "kascade.io/v1alpha1", "kind": "TaskRun", "name": "tr", "uid": "u"}
 

@@ -22,8 +22,9 @@ from helpers_engine import FAIL, T0, engine, plan, run, task
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Result
+from kascade.engine.pools import PoolLedger
 from kascade.engine.retries import retry_delay
-from kascade.engine.run import LocalPools, Observed
+from kascade.engine.run import Observed
 
 S, F, K, UF = TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED
 RETRY = TaskState.UP_FOR_RETRY
@@ -158,7 +159,7 @@ def test_a_template_error_is_an_attempt_that_a_restore_counts() -> None:
 
 
 def test_a_template_error_releases_its_pool_slot_for_the_retry_wait() -> None:
-    pools = LocalPools({"p": 1})
+    pools = PoolLedger({"p": 1})
     p = plan(
         [
             task("bad", pool="p", retries=1, retryDelay="1m", command=["{{ params.nope }}"]),

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from kascade.api.pipeline import TriggerRule
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.decisions import Launch, Result
-from kascade.engine.run import LocalPools, RunEngine
+from kascade.engine.pools import PoolLedger
+from kascade.engine.run import RunEngine
 from kascade.engine.simulate import simulate
 from kascade.engine.trigger_rules import Verdict
 
@@ -141,7 +142,7 @@ class Checked:
 def drive(case: Case) -> Checked:
     """Run the case, checking every Decisions as it comes."""
     p = plan(case.tasks)
-    pools = LocalPools(POOLS)
+    pools = PoolLedger(POOLS)
     eng = engine(p, pools=pools, max_active_tasks=case.max_active)
     outcome = scripted(case.script)
     problems: list[str] = []
@@ -361,7 +362,7 @@ def test_same_inputs_same_launch_sequence(case: Case) -> None:
 def test_simulate_reaches_the_same_end(case: Case) -> None:
     """The stock simulate driver (fixed durations) also always finishes every task."""
     p = plan(case.tasks)
-    eng = engine(p, pools=LocalPools(POOLS), max_active_tasks=case.max_active)
+    eng = engine(p, pools=PoolLedger(POOLS), max_active_tasks=case.max_active)
     trace = simulate(eng, scripted(case.script), start=T0, duration=timedelta(seconds=7))
     assert trace.phase is not None
     assert all(s in TERMINAL for s in eng.states().values())
@@ -384,7 +385,7 @@ def test_marks_at_random_moments_keep_the_books_straight(
     ends, every instance is terminal, and each task's upstream counts match its
     upstream instances' states."""
     p = plan(case.tasks)
-    eng = engine(p, pools=LocalPools(POOLS), max_active_tasks=case.max_active)
+    eng = engine(p, pools=PoolLedger(POOLS), max_active_tasks=case.max_active)
     outcome = scripted(case.script)
     now = T0
     running: list[tuple[Any, int, Launch]] = []

@@ -807,7 +807,7 @@ def test_env_script_and_args_are_templated_and_value_from_is_untouched() -> None
 
 
 def test_a_task_blocked_on_its_pool_does_not_block_others() -> None:
-    from kascade.engine.run import LocalPools
+    from kascade.engine.pools import PoolLedger
 
     p = plan(
         [
@@ -817,7 +817,7 @@ def test_a_task_blocked_on_its_pool_does_not_block_others() -> None:
         ],
         maxActiveTasks=2,
     )
-    pools = LocalPools({"p": 1})
+    pools = PoolLedger({"p": 1})
     rec = run(p, pools=pools)
     starts = {launch.key: at for at, launch in rec.launches}
     assert starts["a"] == T0 and starts["c"] == T0

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -456,3 +458,131 @@ def test_run_status_has_next_wakeup_sla_missed_and_observed_generation() -> None
 
 def test_no_task_state_is_documented_but_never_set() -> None:
     assert "removed" not in {s.value for s in TaskState}
+
+
+# -- 10. the local runner uses or refuses what a file holds, never drops it silently -------------
+def _kascade(tmp_path: Path, text: str, *args: str) -> tuple[int, str, str]:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    env = {"KASCADE_HOME": str(tmp_path / "home")}
+    result = CliRunner().invoke(cli, ["run", str(path), "--output", "json", *args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+POOLED = """
+apiVersion: kascade.io/v1alpha1
+kind: Pool
+metadata: {name: db}
+spec: {slots: 1}
+---
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {name: pooled}
+spec:
+  defaults: {image: busybox, pool: db}
+  tasks:
+    - {name: a, script: 'mkdir lock || exit 9; sleep 0.3; rmdir lock'}
+    - {name: b, script: 'mkdir lock || exit 9; sleep 0.3; rmdir lock'}
+"""
+
+
+def test_a_pool_document_in_the_file_sizes_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _kascade(tmp_path, POOLED)
+    assert code == 0, err + out
+    assert {t["state"] for t in json.loads(out)["tasks"].values()} == {"success"}
+
+
+def test_an_unknown_pool_is_an_error_before_anything_runs(tmp_path: Path) -> None:
+    text = POOLED.split("---\n", 1)[1]  # the Pipeline without its Pool
+    code, out, err = _kascade(tmp_path, text)
+    assert code == 2 and not out
+    assert (
+        "spec.defaults.pool: pool 'db' is not defined here: add a Pool document to the file "
+        "or --pool db=SLOTS" in err
+    )
+
+
+def test_pool_names_are_kubernetes_object_names(tmp_path: Path) -> None:
+    text = POOLED.replace("pool: db", "pool: large_processing_pool")
+    code, _, err = _kascade(tmp_path, text)
+    assert code == 2
+    assert (
+        "spec.defaults.pool: 'large_processing_pool' cannot name a Pool: pool names are "
+        "Kubernetes object names (lowercase letters, digits, '-' and '.'); "
+        "use 'large-processing-pool'" in err
+    )
+
+
+ENV_FROM_FILE = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {GREETING: hello, bad-key: skipped}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: wh-conn}
+stringData: {HOST: db.local}
+data: {PASSWORD: c2VjcmV0}
+---
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {name: env}
+spec:
+  variables: [{configMap: settings}, {configMap: elsewhere}]
+  connections: [{name: warehouse, secret: wh-conn}]
+  tasks:
+    - name: t
+      image: busybox
+      script: |
+        echo "greeting=$VAR_GREETING" >> "$KASCADE_OUTPUTS"
+        echo "host=$CONN_WAREHOUSE_HOST" >> "$KASCADE_OUTPUTS"
+        echo "password=$CONN_WAREHOUSE_PASSWORD" >> "$KASCADE_OUTPUTS"
+"""
+
+
+def test_variables_and_connections_come_from_configmaps_and_secrets_in_the_file(
+    tmp_path: Path,
+) -> None:
+    code, out, err = _kascade(tmp_path, ENV_FROM_FILE)
+    assert code == 0, err
+    assert json.loads(out)["tasks"]["t"]["outputs"] == {
+        "greeting": "hello",
+        "host": "db.local",
+        "password": "secret",
+    }
+    assert (
+        "spec.variables[1]: ConfigMap 'elsewhere' is not in the file: "
+        "its keys are not set in this run" in err
+    )
+    assert "secret" not in err  # a secret value is never shown
+
+
+def test_the_cluster_holds_a_task_whose_pool_does_not_exist() -> None:
+    spec = {
+        "defaults": {"image": "busybox:1.36", "pool": "later"},
+        "tasks": [{"name": "a", "command": ["true"]}],
+    }
+    kube = FakeKube()
+    events: list[tuple[str, str, str]] = []
+    world = World(kube, lambda _obj, kind, reason, message: events.append((kind, reason, message)))
+
+    async def start() -> tuple[list[str], list[str]]:
+        await world.on_run("ADDED", _run_body("pool-later", spec))
+        before = kube.names("pods")
+        world.on_pool(
+            "ADDED", {"metadata": {"namespace": "ns9", "name": "later"}, "spec": {"slots": 1}}
+        )
+        await world.drivers[("ns9", "pool-later")].tick(datetime.now(UTC))
+        return before, kube.names("pods")
+
+    before, after = asyncio.run(start())
+    assert before == [] and len(after) == 1
+    assert (
+        "Warning",
+        "TaskWaiting",
+        "a waits: pool 'later' does not exist in namespace ns9",
+    ) in events

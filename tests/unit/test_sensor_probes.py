@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from kascade.engine.decisions import Launch
 from kascade.engine.sensors import SensorPolicy
 from kascade.local.sensors import file_met, http_met
 
-RUN = RunIdentity("ns", "p", "r", "manual__x", "2026-01-01", "2026-01-01")
+RUN = RunIdentity("ns", "p", "r", "manual__x", datetime(2026, 1, 1, tzinfo=UTC))
 OWNER = {"apiVersion": "kascade.io/v1alpha1", "kind": "PipelineRun", "name": "r", "uid": "u"}
 TOOLS = ("sed", "grep", "tail", "timeout", "cat", "sleep", "env")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TextIO
 
 from kascade.api.runs import RunPhase
-from kascade.cli.documents import InputError, load_plan
+from kascade.cli.documents import InputError, plan_of, read_documents
+from kascade.cli.local_objects import pool_problems, read_objects, run_environment
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
 from kascade.engine.run import RunContext
 from kascade.engine.run_dates import run_id
@@ -36,15 +37,23 @@ class RunOptions:
 
 def run_local(opts: RunOptions) -> int:
     try:
-        pipeline, plan = load_plan(opts.file, opts.pipeline_name)
+        docs = read_documents(opts.file, every_kind=True)
+        pipeline, plan = plan_of(docs, opts.pipeline_name)
         spec = pipeline.spec
         dates = run_dates(spec, opts.logical_date, datetime.now(UTC))
         params = params_of(spec, opts.params)
-        pools = pools_of(opts.pools)
+        found = read_objects(docs)
+        pools = {**found.pools, **pools_of(opts.pools)}
+        problems = found.problems + pool_problems(plan, pools)
+        if problems:
+            raise SetupError(problems)
+        env, notes = run_environment(spec, found)
     except (InputError, SetupError) as exc:
         for line in exc.lines:
             print(f"{opts.file}: {line}", file=sys.stderr)
         return EXIT_INVALID
+    for note in found.notes + notes:
+        print(f"{opts.file}: note: {note}", file=sys.stderr)
     ctx = RunContext(
         run_id=run_id("manual", dates.logical_date),
         logical_date=dates.logical_date,
@@ -68,7 +77,7 @@ def run_local(opts: RunOptions) -> int:
     elif not opts.quiet:
         on_event = PlainProgress(stream)
     runner = LocalRunner(
-        plan, ctx, pools=pools, workdir=workdir, on_event=on_event, external=history
+        plan, ctx, pools=pools, env=env, workdir=workdir, on_event=on_event, external=history
     )
     if live is not None:
         with live:

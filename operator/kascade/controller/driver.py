@@ -132,8 +132,7 @@ class RunDriver:
             pipeline=plan.name,
             run=self.name,
             run_id=ctx.run_id,
-            logical_date=ctx.logical_date.isoformat(),
-            ds=ctx.logical_date.astimezone(UTC).strftime("%Y-%m-%d"),
+            logical_date=ctx.logical_date,
         )
         self.labels = {LABEL_PIPELINE: naming.label_value(plan.name)}
 
@@ -347,6 +346,8 @@ class RunDriver:
                     self._owner_ref(),
                 )
             )
+        for key, why in d.waits:
+            self.emit(self.run, "Warning", "TaskWaiting", f"{key} waits: {why}")
         for miss in d.sla_misses:
             self.sla_missed = True
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()

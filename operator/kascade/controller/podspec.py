@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from kascade.api.pipeline import PipelineSpec, Task
-from kascade.api.protocol import OUTPUTS_ENV, TERMINATION_MESSAGE_PATH
+from kascade.api.protocol import TERMINATION_MESSAGE_PATH
 from kascade.controller.naming import label_value
-from kascade.engine import sensors
+from kascade.engine import environment, sensors
 from kascade.engine.decisions import Launch
 
 LABEL_PIPELINE = "kascade.io/pipeline"
@@ -47,8 +48,7 @@ class RunIdentity:
     pipeline: str
     run: str
     run_id: str
-    logical_date: str
-    ds: str
+    logical_date: datetime
 
 
 def _command(spec: Task) -> tuple[list[str] | None, list[str] | None]:
@@ -76,25 +76,26 @@ def build_pod(
     command, args = _command(spec)
     if launch.sensor is not None and launch.sensor_policy is not None:
         command, args = sensors.pod_command(launch.sensor, launch.sensor_policy, command, args)
-    env: list[dict[str, Any]] = [
-        {"name": OUTPUTS_ENV, "value": TERMINATION_MESSAGE_PATH},
-        {"name": "KASCADE_RUN_ID", "value": run.run_id},
-        {"name": "KASCADE_PIPELINE", "value": run.pipeline},
-        {"name": "KASCADE_TASK", "value": launch.task_id},
-        {"name": "KASCADE_TRY_NUMBER", "value": str(launch.attempt)},
-        {"name": "KASCADE_LOGICAL_DATE", "value": run.logical_date},
-        {"name": "KASCADE_DS", "value": run.ds},
+    # The task's env, then the contract (environment.py): later entries win in a pod.
+    env: list[dict[str, Any]] = [e.dump() for e in spec.env or []]
+    contract = environment.contract(
+        pipeline=run.pipeline,
+        run_id=run.run_id,
+        logical_date=run.logical_date,
+        task_id=launch.task_id,
+        attempt=launch.attempt,
+        map_index=launch.map_index,
+        outputs=TERMINATION_MESSAGE_PATH,
+    )
+    env += [{"name": name, "value": value} for name, value in contract.items()]
+    env_from: list[dict[str, Any]] = [
+        {"configMapRef": {"name": var.config_map}, "prefix": var.prefix}
+        for var in pipeline.variables or []
     ]
-    if launch.map_index is not None:
-        env.append({"name": "KASCADE_MAP_INDEX", "value": str(launch.map_index)})
-    for e in spec.env or []:
-        env.append(e.dump())
-    env_from: list[dict[str, Any]] = list(spec.env_from or [])
-    for var in pipeline.variables or []:
-        env_from.append({"configMapRef": {"name": var.config_map}, "prefix": var.prefix})
     for conn in pipeline.connections or []:
-        prefix = "CONN_" + conn.name.upper().replace("-", "_") + "_"
+        prefix = environment.connection_prefix(conn.name)
         env_from.append({"secretRef": {"name": conn.secret}, "prefix": prefix})
+    env_from += list(spec.env_from or [])
     container: dict[str, Any] = {
         "name": "task",
         "image": spec.image,

@@ -24,6 +24,7 @@ from kascade.controller import scheduling
 from kascade.controller.driver import RunDriver, iso
 from kascade.engine import durations
 from kascade.engine.params import resolve_params
+from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunContext, RunEngine
 from kascade.engine.run_dates import RunDates, read_date, run_dates, run_id
 from kascade.engine.schedule import DataInterval, parse_schedule
@@ -59,42 +60,36 @@ def run_dates_of(run: PipelineRun, body: dict[str, Any], now: datetime) -> RunDa
 
 
 class ClusterPools:
-    """Pool slots per namespace, counted from the instances that hold them."""
+    """One pool ledger per namespace; freeing capacity bumps ``version`` so that runs with
+    queued tasks get a tick (a pool slot or a maxActiveTasks slot)."""
 
     def __init__(self) -> None:
-        self.sizes: dict[Key, int] = {}
-        self.used: dict[Key, int] = {}
+        self.ledgers: dict[str, PoolLedger] = {}
         self.version = 0
 
-    def for_namespace(self, namespace: str) -> NamespacePools:
-        return NamespacePools(self, namespace)
+    def for_namespace(self, namespace: str) -> PoolLedger:
+        ledger = self.ledgers.get(namespace)
+        if ledger is None:
+            ledger = PoolLedger(
+                where=f" in namespace {namespace}", on_change=self._watch(namespace)
+            )
+            self.ledgers[namespace] = ledger
+        return ledger
+
+    def _watch(self, namespace: str) -> Callable[[str, int], None]:
+        last: dict[str, int] = {}
+
+        def on_change(pool: str, used: int) -> None:
+            if used < last.get(pool, 0):
+                self.changed()
+            last[pool] = used
+            metrics.POOL_SLOTS_USED.labels(namespace, pool).set(used)
+
+        return on_change
 
     def changed(self) -> None:
         """Capacity was freed (a pool slot or a maxActiveTasks slot)."""
         self.version += 1
-
-
-class NamespacePools:
-    def __init__(self, pools: ClusterPools, namespace: str) -> None:
-        self.pools = pools
-        self.namespace = namespace
-
-    def try_acquire(self, pool: str, slots: int) -> bool:
-        key = (self.namespace, pool)
-        size = self.pools.sizes.get(key)
-        used = self.pools.used.get(key, 0)
-        if size is not None and used + slots > size and used > 0:
-            return False
-        self.pools.used[key] = used + slots
-        metrics.POOL_SLOTS_USED.labels(self.namespace, pool).set(used + slots)
-        return True
-
-    def release(self, pool: str, slots: int) -> None:
-        key = (self.namespace, pool)
-        left = max(0, self.pools.used.get(key, 0) - slots)
-        self.pools.used[key] = left
-        self.pools.changed()
-        metrics.POOL_SLOTS_USED.labels(self.namespace, pool).set(left)
 
 
 class WatchedRuns:
@@ -177,11 +172,15 @@ class World:
     # -- pools -----------------------------------------------------------------------
     def on_pool(self, event: str, body: dict[str, Any]) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        ledger = self.pools.for_namespace(key[0])
         if event == "DELETED":
-            self.pools.sizes.pop(key, None)
+            ledger.set_size(key[1], None)
+            with contextlib.suppress(KeyError):  # never sized
+                metrics.POOL_SLOTS.remove(*key)
         else:
-            self.pools.sizes[key] = int((body.get("spec") or {}).get("slots", 0))
-            metrics.POOL_SLOTS.labels(*key).set(self.pools.sizes[key])
+            slots = int((body.get("spec") or {}).get("slots", 0))
+            ledger.set_size(key[1], slots)
+            metrics.POOL_SLOTS.labels(*key).set(slots)
         self._readmit(key[0])
 
     def _readmit(self, namespace: str) -> None:

@@ -25,6 +25,7 @@ from kascade.api.pipeline import (
 from kascade.engine import durations
 from kascade.engine.dag import Graph
 from kascade.engine.errors import Issue, PipelineInvalid
+from kascade.engine.pools import pool_name_problem
 from kascade.engine.retries import DEFAULT_RETRY_DELAY
 from kascade.engine.sensors import SensorPolicy
 
@@ -56,6 +57,12 @@ class PlannedTask:
     notifications: tuple[Notification, ...]
     sensor: SensorPolicy | None = None
     """A sensor's timing, defaults applied and durations parsed."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Field name → where an inherited field was written (the defaults or template)."""
+
+    def field_path(self, name: str, wire: str) -> str:
+        """Where a field's value was written, for messages: ``spec.defaults.pool``."""
+        return f"{self.sources.get(name, self.path)}.{wire}"
 
 
 @dataclass(frozen=True)
@@ -425,12 +432,20 @@ def _plan_task(
         start_timeout=_duration(task.start_timeout, at("start_timeout", "startTimeout"), issues),
         trigger_rule=TriggerRule(task.trigger_rule or TriggerRule.ALL_SUCCESS),
         priority_weight=task.priority_weight if task.priority_weight is not None else 1,
-        pool=task.pool,
+        pool=_pool(task.pool, at("pool", "pool"), issues),
         pool_slots=task.pool_slots or 1,
         sla=_duration(task.sla, at("sla", "sla"), issues),
         notifications=tuple(task.notifications or ()),
         sensor=_sensor_policy(task, at("sensor", "sensor"), issues),
+        sources=dict(decl.sources),
     )
+
+
+def _pool(name: str | None, path: str, issues: list[Issue]) -> str | None:
+    problem = pool_name_problem(name) if name is not None else None
+    if problem is not None:
+        issues.append(Issue(path, problem))
+    return name
 
 
 def _sensor_policy(task: Task, path: str, issues: list[Issue]) -> SensorPolicy | None:

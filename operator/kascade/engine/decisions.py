@@ -65,6 +65,9 @@ class Decisions:
     """(instance, reason): attempts to stop now."""
     notifications: list[Fire] = field(default_factory=list)
     sla_misses: list[SlaMiss] = field(default_factory=list)
+    waits: list[tuple[str, str]] = field(default_factory=list)
+    """(instance, why): a ready instance cannot get a slot for a reason worth telling
+    (its pool does not exist, or is too small); said once per reason."""
     wake_at: datetime | None = None
     finished: RunPhase | None = None
 
@@ -108,6 +111,8 @@ class Instance:
     """Launched and not yet ended: counts against maxActiveTasks and its pool."""
     rescheduled: bool = False
     """The next launch is another poke of the same attempt (reschedule-mode sensor)."""
+    waiting_for: str | None = None
+    """Why it cannot get a slot, when that is worth telling (see Decisions.waits)."""
     settled_by_rule: bool = False
     """Settled by its trigger rule without running: decided again if an upstream's final
     state is overridden (a branch or short-circuit skip over upstream_failed, a mark)."""

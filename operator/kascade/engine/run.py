@@ -22,6 +22,7 @@ from kascade.api.runs import RunPhase, TaskState
 from kascade.engine import expressions, templating
 from kascade.engine.compile import Plan, PlannedTask
 from kascade.engine.decisions import Decisions, Fire, Instance, Launch, Result, SlaMiss
+from kascade.engine.pools import PoolLedger, UnlimitedPools
 from kascade.engine.retries import retry_delay
 from kascade.engine.schedule import DataInterval, zone
 from kascade.engine.sensors import Poker, SensorPolicy
@@ -55,45 +56,10 @@ TEMPLATE_ERROR = "TemplateError"
 """The reason of an attempt whose fields could not be rendered (it has no pod)."""
 
 
-class Ledger(Protocol):
-    """Pool slots, possibly shared with other runs (the operator counts TaskRuns)."""
-
-    def try_acquire(self, pool: str, slots: int) -> bool: ...
-
-    def release(self, pool: str, slots: int) -> None: ...
-
-
 class ExternalLookup(Protocol):
     """Answers an externalTask sensor: the state of another pipeline's run or task."""
 
     def state(self, pipeline: str, task: str | None, logical_date: datetime) -> str | None: ...
-
-
-class UnlimitedPools:
-    def try_acquire(self, pool: str, slots: int) -> bool:
-        return True
-
-    def release(self, pool: str, slots: int) -> None:
-        return None
-
-
-class LocalPools:
-    """In-process pools with fixed sizes; unknown pools are unlimited."""
-
-    def __init__(self, sizes: Mapping[str, int]) -> None:
-        self.sizes = dict(sizes)
-        self.used: dict[str, int] = {}
-
-    def try_acquire(self, pool: str, slots: int) -> bool:
-        size = self.sizes.get(pool)
-        used = self.used.get(pool, 0)
-        if size is not None and used + slots > size and used > 0:
-            return False
-        self.used[pool] = used + slots
-        return True
-
-    def release(self, pool: str, slots: int) -> None:
-        self.used[pool] = max(0, self.used.get(pool, 0) - slots)
 
 
 @dataclass(frozen=True)
@@ -114,14 +80,16 @@ class RunEngine:
         plan: Plan,
         ctx: RunContext,
         *,
-        pools: Ledger | None = None,
+        pools: PoolLedger | None = None,
         external: ExternalLookup | None = None,
         max_active_tasks: int | None = None,
         slots: TaskSlots | None = None,
     ) -> None:
         self.plan = plan
         self.ctx = ctx
-        self.pools = pools or UnlimitedPools()
+        self.pools = pools if pools is not None else UnlimitedPools()
+        """The pools' ledger, shared with the other runs of the namespace; without one
+        (simulations, benchmarks) pools do not limit anything."""
         self.external = external
         self.slots = slots or RunSlots(max_active_tasks or plan.spec.max_active_tasks)
         n = len(plan.tasks)
@@ -234,7 +202,7 @@ class RunEngine:
             self.slots.take()
             self.active_per_task[inst.task] += 1
             if task.pool is not None:
-                self.pools.try_acquire(task.pool, task.pool_slots)
+                self.pools.hold(task.pool, task.pool_slots)
         elif state is TaskState.UP_FOR_RETRY and obs.next_try_at is not None:
             inst.state = state
             inst.next_try_at = obs.next_try_at
@@ -790,9 +758,16 @@ class RunEngine:
             if limit is not None and self.active_per_task[inst.task] >= limit:
                 blocked.append(entry)
                 continue
-            if task.pool is not None and not self.pools.try_acquire(task.pool, task.pool_slots):
-                blocked.append(entry)
-                continue
+            if task.pool is not None:
+                admission = self.pools.admit(task.pool, task.pool_slots)
+                if not admission.granted:
+                    why = self.pools.why_waiting(admission, task.pool, task.pool_slots)
+                    if why is not None and inst.waiting_for != why:
+                        inst.waiting_for = why
+                        self._out.waits.append((inst.key, why))
+                    blocked.append(entry)
+                    continue
+            inst.waiting_for = None
             self._launch(inst, task, now)
         for entry in blocked:
             heapq.heappush(self._queue, entry)

@@ -44,14 +44,19 @@ RUN_ROOTS = frozenset(
 MAPPED_ROOTS = frozenset({"item", "map_index"})
 
 
-def load_documents(text: str) -> list[dict[str, Any]]:
-    """The Pipeline documents of a YAML stream (other kinds and empty docs are ignored)."""
+def load_documents(text: str, *, every_kind: bool = False) -> list[dict[str, Any]]:
+    """The Pipeline documents of a YAML stream (or every object, with ``every_kind``);
+    empty documents are left out. A document without ``kind`` is a Pipeline."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~6x faster
     docs = []
     for doc in yaml.load_all(text, Loader=loader):
-        if isinstance(doc, dict) and doc.get("kind", "Pipeline") == "Pipeline":
+        if isinstance(doc, dict) and (every_kind or is_pipeline(doc)):
             docs.append(doc)
     return docs
+
+
+def is_pipeline(doc: dict[str, Any]) -> bool:
+    return bool(doc.get("kind", "Pipeline") == "Pipeline")
 
 
 def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None, list[Issue]]:

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kascade.api.pipeline import Task
-from kascade.api.protocol import OUTPUTS_ENV, OUTPUTS_LIMIT_BYTES, SENSOR_NOT_MET
+from kascade.api.protocol import OUTPUTS_LIMIT_BYTES, SENSOR_NOT_MET
+from kascade.engine import environment
 from kascade.engine.decisions import Launch, Result
 from kascade.engine.outputs import OutputsError, parse_outputs
+from kascade.engine.run import RunContext
 from kascade.local import processes
 
 DEFAULT_INTERPRETER = ("sh", "-e")
@@ -78,14 +80,17 @@ class AttemptRunner:
     and a user reading the final table wants to know why.
     """
 
-    def __init__(self, ws: Workspace, warn: Callable[[str, str], None]) -> None:
+    def __init__(self, ws: Workspace, warn: Callable[[str, str], None], ctx: RunContext) -> None:
         self.ws = ws
+        self.ctx = ctx
         self.warn = warn
         """warn(task_id, message): shown once per task by the runner."""
         self.tails: dict[str, tuple[Path, list[str]]] = {}
         """Instance → (log, last lines) of its latest failed attempt."""
 
     def env_for(self, launch: Launch, outputs: Path) -> dict[str, str]:
+        """This machine's environment with the run's variables and connections, then the
+        task's env, then the contract: the precedence a pod has (engine.environment)."""
         spec = launch.spec
         env = dict(self.ws.base_env)
         for var in spec.env or []:
@@ -95,10 +100,17 @@ class AttemptRunner:
                 self.warn(launch.task_id, f"env {var.name}: valueFrom is ignored locally")
         if spec.env_from:
             self.warn(launch.task_id, "envFrom is ignored locally")
-        env[OUTPUTS_ENV] = str(outputs)
-        env["KASCADE_TASK"] = launch.task_id
-        env["KASCADE_TRY_NUMBER"] = str(launch.attempt)
-        env["KASCADE_MAP_INDEX"] = "-1" if launch.map_index is None else str(launch.map_index)
+        env.update(
+            environment.contract(
+                pipeline=self.ctx.pipeline,
+                run_id=self.ctx.run_id,
+                logical_date=self.ctx.logical_date,
+                task_id=launch.task_id,
+                attempt=launch.attempt,
+                map_index=launch.map_index,
+                outputs=str(outputs),
+            )
+        )
         return env
 
     def _cwd(self, spec: Task, task_id: str) -> str:

@@ -20,7 +20,8 @@ from typing import Any
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Decisions, Launch, Result
-from kascade.engine.run import ExternalLookup, LocalPools, RunContext, RunEngine
+from kascade.engine.pools import PoolLedger
+from kascade.engine.run import ExternalLookup, RunContext, RunEngine
 from kascade.engine.sensors import Poker
 from kascade.local import processes, report
 from kascade.local.attempts import AttemptRunner, Workspace
@@ -56,22 +57,14 @@ class LocalRunner:
         external: ExternalLookup | None = None,
         cwd: str | None = None,
     ) -> None:
-        self.engine = RunEngine(plan, ctx, pools=LocalPools(pools or {}), external=external)
+        self.engine = RunEngine(plan, ctx, pools=PoolLedger(pools or {}), external=external)
         self.on_event = on_event
         base_env = dict(os.environ)
-        base_env.update(env or {})
-        base_env.update(
-            {
-                "KASCADE_PIPELINE": ctx.pipeline,
-                "KASCADE_RUN_ID": ctx.run_id,
-                "KASCADE_LOGICAL_DATE": ctx.logical_date.isoformat(),
-                "KASCADE_DS": ctx.logical_date.strftime("%Y-%m-%d"),
-            }
-        )
+        base_env.update(env or {})  # the run's variables and connections
         # Absolute: tasks get these paths (outputs file, script) and may run elsewhere.
         self.workdir = workdir.absolute()
         self.ws = Workspace(self.workdir, base_env, cwd or os.getcwd())
-        self.attempts = AttemptRunner(self.ws, self._warn_task)
+        self.attempts = AttemptRunner(self.ws, self._warn_task, ctx)
         self.notifier = Notifier(self.ws, self._notice)
         self.ended_at: datetime | None = None
         self.interrupted = False
@@ -162,6 +155,8 @@ class LocalRunner:
                     self._emit(Event("notice", utcnow(), key, message=f"killed ({reason})"))
             for fire in decisions.notifications:
                 self._keep(asyncio.create_task(self.notifier.fire(fire)))
+            for key, why in decisions.waits:
+                self._emit(Event("notice", utcnow(), key, message=f"waits: {why}"))
             for miss in decisions.sla_misses:
                 what = miss.task or "the run"
                 self._emit(Event("sla", utcnow(), miss.task, message=f"{what} missed its SLA"))
