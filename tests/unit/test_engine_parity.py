@@ -23,8 +23,8 @@ from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.compile import Plan
 from kascade.engine.decisions import Result
 from kascade.engine.pools import PoolLedger
+from kascade.engine.restore import Observed
 from kascade.engine.retries import retry_delay
-from kascade.engine.run import Observed
 
 S, F, K, UF = TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED
 RETRY = TaskState.UP_FOR_RETRY
@@ -139,9 +139,7 @@ def test_a_template_error_is_an_attempt_that_a_restore_counts() -> None:
     ]
     rec = run(plan(tasks), {"a": out(n=1)})
     attempts = rec.engine.instances["b"].attempts
-    assert [(a["number"], a["reason"]) for a in attempts] == [
-        (n, "TemplateError") for n in (1, 2, 3)
-    ]
+    assert [(a.number, a.reason) for a in attempts] == [(n, "TemplateError") for n in (1, 2, 3)]
 
     # An operator restarted during the wait before the last try resumes at attempt 2.
     eng = engine(plan(tasks))

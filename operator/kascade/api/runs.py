@@ -111,6 +111,52 @@ class TaskState(StrEnum):
     UP_FOR_RESCHEDULE = "up_for_reschedule"
 
 
+class AttemptReason(StrEnum):
+    """Why an attempt ended other than by its process exiting (``Attempt.reason``)."""
+
+    TIMEOUT = "Timeout"
+    """It ran past its ``timeout`` (a pod's ``activeDeadlineSeconds``)."""
+    SENSOR_TIMEOUT = "SensorTimeout"
+    START_TIMEOUT = "StartTimeout"
+    """Its pod was not running after ``startTimeout``."""
+    TEMPLATE_ERROR = "TemplateError"
+    """Its fields could not be rendered; no pod was made."""
+    OUTPUTS_TOO_LARGE = "OutputsTooLarge"
+    BAD_OUTPUTS = "BadOutputs"
+    EVICTED = "Evicted"
+    POD_DELETED = "PodDeleted"
+    POD_FAILED = "PodFailed"
+    """The pod failed without its container ending (the message has Kubernetes' reason)."""
+    IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    INVALID_IMAGE_NAME = "InvalidImageName"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    CREATE_CONTAINER_ERROR = "CreateContainerError"
+    START_ERROR = "StartError"
+    """Locally: the process could not be started."""
+    RUNNER_ERROR = "RunnerError"
+    MARKED_BY_USER = "MarkedByUser"
+    """Stopped because a user set the task's state."""
+    RUN_TIMEOUT = "RunTimeout"
+    """Stopped because the run hit its ``runTimeout``."""
+    SKIPPED = "Skipped"
+    """Stopped because a branch or short circuit skipped the task while it ran."""
+
+
+def instance_key(task_id: str, map_index: int | None) -> str:
+    """A task instance's key: the task id, or ``task[3]`` for a mapped instance."""
+    return task_id if map_index is None else f"{task_id}[{map_index}]"
+
+
+def split_instance_key(key: str) -> tuple[str, int | None]:
+    """``task[3]`` → (``task``, 3); ``task`` → (``task``, None)."""
+    if key.endswith("]") and "[" in key:
+        cut = key.rindex("[")
+        index = key[cut + 1 : -1]
+        if index.isdigit():
+            return key[:cut], int(index)
+    return key, None
+
+
 class Attempt(Model):
     """One try of a task: one pod (none if its fields could not be rendered)."""
 
@@ -121,8 +167,8 @@ class Attempt(Model):
     end_time: str | None = None
     exit_code: int | None = None
     reason: str | None = None
-    """Why it ended: Completed, Error, DeadlineExceeded, Evicted, PodDeleted, StartTimeout,
-    TemplateError..."""
+    """Why it ended, when not by exiting: an ``AttemptReason`` (Timeout, StartTimeout,
+    TemplateError, Evicted, PodDeleted, PodFailed, OutputsTooLarge...)."""
     message: str | None = None
 
 

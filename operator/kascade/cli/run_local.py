@@ -13,7 +13,7 @@ from kascade.api.runs import RunPhase
 from kascade.cli.documents import InputError, plan_of, read_documents
 from kascade.cli.local_objects import pool_problems, read_objects, run_environment
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
-from kascade.engine.run import RunContext
+from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
 from kascade.local.events import OnEvent, ignore
 from kascade.local.history import LocalHistory

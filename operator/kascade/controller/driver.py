@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kascade import metrics
-from kascade.api.runs import RunPhase, TaskState
+from kascade.api.runs import AttemptReason, RunPhase, TaskState
 from kascade.controller import naming, notify, observe
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
@@ -31,8 +31,11 @@ from kascade.controller.podspec import (
     build_pod,
 )
 from kascade.engine.compile import Plan
-from kascade.engine.decisions import Decisions, Instance, Launch, Result
-from kascade.engine.run import TEMPLATE_ERROR, Observed, RunContext, RunEngine
+from kascade.engine.context import RunContext
+from kascade.engine.decisions import Decisions, Launch, Result
+from kascade.engine.instances import Instance
+from kascade.engine.restore import Observed
+from kascade.engine.run import RunEngine
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.driver")
@@ -297,7 +300,7 @@ class RunDriver:
                 self.pod_created.pop(key, None)
                 why = self.waiting.pop(key, "the pod was not scheduled or its image not found")
                 message = f"the pod did not start within {int(limit)}s: {why}"
-                result = Result(None, reason="StartTimeout", message=message)
+                result = Result(None, reason=AttemptReason.START_TIMEOUT, message=message)
                 decisions = self.engine.finished(key, inst.attempt, result, now)
                 if pod:
                     await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
@@ -590,7 +593,7 @@ _QUIET = frozenset({TaskState.NONE, TaskState.SCHEDULED, TaskState.QUEUED, TaskS
 
 
 def _attempt_without_pod(inst: Instance | None) -> bool:
-    return bool(inst and inst.attempts and inst.attempts[-1].get("reason") == TEMPLATE_ERROR)
+    return bool(inst and inst.attempts and inst.attempts[-1].reason is AttemptReason.TEMPLATE_ERROR)
 
 
 def _final(state: TaskState) -> bool:
@@ -607,15 +610,15 @@ def _taskrun_status(
 ) -> dict[str, Any]:
     attempts = [
         {
-            "number": a["number"],
+            "number": a.number,
             "podName": None
-            if a.get("reason") == TEMPLATE_ERROR
-            else naming.pod_name(taskrun, a["number"]),
-            "startTime": iso(a.get("start")),
-            "endTime": iso(a.get("end")),
-            "exitCode": a.get("exitCode"),
-            "reason": a.get("reason"),
-            "message": a.get("message"),
+            if a.reason is AttemptReason.TEMPLATE_ERROR
+            else naming.pod_name(taskrun, a.number),
+            "startTime": iso(a.start),
+            "endTime": iso(a.end),
+            "exitCode": a.exit_code,
+            "reason": a.reason,
+            "message": a.message,
         }
         for a in inst.attempts
     ]

@@ -23,9 +23,10 @@ from kascade.api.runs import RunPhase, TriggerKind
 from kascade.controller import scheduling
 from kascade.controller.driver import RunDriver, iso
 from kascade.engine import durations
+from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
 from kascade.engine.pools import PoolLedger
-from kascade.engine.run import RunContext, RunEngine
+from kascade.engine.run import RunEngine
 from kascade.engine.run_dates import RunDates, read_date, run_dates, run_id
 from kascade.engine.schedule import DataInterval, parse_schedule
 from kascade.engine.slots import SharedSlots

@@ -15,13 +15,16 @@ Durations are parsed once, when the pipeline is compiled (:meth:`SensorPolicy.of
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from enum import Enum
 
 from kascade.api.pipeline import Sensor, SensorKind, SensorMode
 from kascade.api.protocol import SENSOR_NOT_MET
+from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.durations import parse_duration
+from kascade.engine.schedule import zone
 
 DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
 DEFAULT_SENSOR_TIMEOUT = timedelta(days=7)
@@ -112,6 +115,45 @@ class SensorPolicy:
         if not self.exponential:
             return self.interval
         return self.interval * (1 << min(max(not_met - 1, 0), MAX_BACKOFF_DOUBLINGS))
+
+
+# -- how the engine pokes -------------------------------------------------------------------
+def engine_check(
+    sensor: Sensor,
+    policy: SensorPolicy,
+    ctx: RunContext,
+    *,
+    timezone: str,
+    render: Callable[[str], str],
+    external: ExternalLookup | None,
+    now: datetime,
+) -> tuple[bool | None, datetime | None]:
+    """A time, datetime or externalTask sensor: met (True), failed (False) or not yet
+    (None), and when it can next be met if that is known. Raises ValueError on a target
+    that does not parse, and ExpressionError on one that does not render."""
+    if sensor.kind is SensorKind.TIME:
+        target_time = time.fromisoformat(render(sensor.target_time or ""))
+        # The time of day is in the pipeline's timezone, as Airflow's TimeSensor reads it
+        # in the DAG's timezone, on the day the data interval ends.
+        tz = zone(timezone)
+        day = ctx.interval.end.astimezone(tz)
+        target = datetime.combine(day.date(), target_time, tzinfo=tz)
+        return (True, None) if now >= target else (None, target)
+    if sensor.kind is SensorKind.DATETIME:
+        target = datetime.fromisoformat(render(sensor.target_time or ""))
+        if target.tzinfo is None:
+            target = target.replace(tzinfo=ctx.interval.end.tzinfo)
+        return (True, None) if now >= target else (None, target)
+    if external is None:
+        raise ValueError("externalTask sensors need a driver that can look up other runs")
+    state = external.state(
+        sensor.pipeline or "", sensor.task, ctx.logical_date - policy.logical_date_offset
+    )
+    if state is not None and state in (sensor.states or ["success"]):
+        return True, None
+    if state is not None and state in (sensor.failed_states or ["failed"]):
+        return False, None
+    return None, None
 
 
 # -- how a pod pokes ----------------------------------------------------------------------

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from kascade.api.pipeline import Task
 from kascade.api.protocol import OUTPUTS_LIMIT_BYTES, SENSOR_NOT_MET
+from kascade.api.runs import AttemptReason
 from kascade.engine import environment
+from kascade.engine.context import RunContext
 from kascade.engine.decisions import Launch, Result
 from kascade.engine.outputs import OutputsError, parse_outputs
-from kascade.engine.run import RunContext
 from kascade.local import processes
 
 DEFAULT_INTERPRETER = ("sh", "-e")
@@ -139,11 +140,13 @@ class AttemptRunner:
         except (OSError, ValueError) as exc:
             message = f"cannot start: {exc}"
             self.tails[key] = (log, [message])
-            return Result(127, reason="StartError", message=message)
+            return Result(127, reason=AttemptReason.START_ERROR, message=message)
         code = await processes.wait_or_kill(proc, timeout)
         if code is None:
             self.tails[key] = (log, processes.tail(log))
-            return Result(None, reason="Timeout", message=f"timed out after {timeout:.1f}s")
+            return Result(
+                None, reason=AttemptReason.TIMEOUT, message=f"timed out after {timeout:.1f}s"
+            )
         if code != 0:
             if not (launch.sensor is not None and code == SENSOR_NOT_MET):
                 self.tails[key] = (log, processes.tail(log))
@@ -165,5 +168,6 @@ def read_outputs(path: Path) -> Result:
     try:
         return Result(0, outputs=parse_outputs(raw))
     except OutputsError as exc:
-        reason = "OutputsTooLarge" if len(raw) > OUTPUTS_LIMIT_BYTES else "BadOutputs"
+        too_large = len(raw) > OUTPUTS_LIMIT_BYTES
+        reason = AttemptReason.OUTPUTS_TOO_LARGE if too_large else AttemptReason.BAD_OUTPUTS
         return Result(0, reason=reason, message=str(exc))

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kascade.api.runs import RunPhase, TaskState
+from kascade.api.runs import AttemptReason, RunPhase, TaskState
 from kascade.engine.compile import Plan
+from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.pools import PoolLedger
-from kascade.engine.run import ExternalLookup, RunContext, RunEngine
+from kascade.engine.run import RunEngine
 from kascade.engine.sensors import Poker
 from kascade.local import processes, report
 from kascade.local.attempts import AttemptRunner, Workspace
@@ -178,7 +179,9 @@ class LocalRunner:
                 timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
                 result = await self.attempts.run(launch, timeout)
         except Exception as exc:  # a runner bug must fail the attempt, not hang the run
-            result = Result(None, reason="RunnerError", message=f"{type(exc).__name__}: {exc}")
+            result = Result(
+                None, reason=AttemptReason.RUNNER_ERROR, message=f"{type(exc).__name__}: {exc}"
+            )
         assert self._done is not None
         self._done.put_nowait((launch, result, utcnow()))
 

@@ -16,6 +16,7 @@ import glob
 
 from kascade.api.pipeline import Sensor, SensorKind, SensorMode
 from kascade.api.protocol import SENSOR_NOT_MET
+from kascade.api.runs import AttemptReason
 from kascade.engine.decisions import Launch, Result
 from kascade.engine.sensors import HTTP_TIMEOUT, SensorPolicy
 from kascade.local.attempts import AttemptRunner
@@ -79,14 +80,14 @@ async def run_sensor(launch: Launch, attempts: AttemptRunner) -> Result:
         left = None if deadline is None else deadline - loop.time()
         result = await _probe(launch, sensor, attempts, left, append=pokes > 0)
         pokes += 1
-        if result.reason == "Timeout":
-            return Result(None, reason="SensorTimeout", message="sensor timed out")
+        if result.reason is AttemptReason.TIMEOUT:
+            return Result(None, reason=AttemptReason.SENSOR_TIMEOUT, message="sensor timed out")
         if not _not_met(result):
             return result
         wait = max(policy.wait_after(pokes).total_seconds(), 0.01)
         if deadline is not None:
             left = deadline - loop.time()
             if left <= 0:
-                return Result(None, reason="SensorTimeout", message="sensor timed out")
+                return Result(None, reason=AttemptReason.SENSOR_TIMEOUT, message="sensor timed out")
             wait = min(wait, left)
         await asyncio.sleep(wait)
