@@ -241,15 +241,13 @@ def _reload(kube: Any, namespace: str, run: str, tasks: dict[str, Any]) -> None:
 
 
 def _taskruns(kube: Any, namespace: str, run: str) -> dict[str, dict[str, Any]]:
+    from kascade.api.runs import instance_key
     from kascade.controller import naming
     from kascade.controller.podspec import LABEL_RUN
 
     out = {}
     for tr in kube.list_objects("taskruns", namespace, f"{LABEL_RUN}={naming.label_value(run)}"):
-        key = tr["spec"]["taskName"]
-        if tr["spec"].get("mapIndex") is not None:
-            key = f"{key}[{tr['spec']['mapIndex']}]"
-        out[key] = tr
+        out[instance_key(tr["spec"]["taskName"], tr["spec"].get("mapIndex"))] = tr
     return out
 
 
@@ -294,8 +292,10 @@ def clear(
     body, plan = _run_and_plan(kube, namespace, run)
     states: dict[str, str] = dict((body.get("status") or {}).get("tasks") or {})
 
+    from kascade.api.runs import split_instance_key
+
     def base(key: str) -> str:
-        return key[: key.rindex("[")] if key.endswith("]") else key
+        return split_instance_key(key)[0]
 
     if tasks:
         unknown = [t for t in tasks if t not in plan.index]
@@ -325,7 +325,9 @@ def mark(run: str, namespace: str, kubeconfig: str | None, task: str, state: str
     """Set a task's state by hand (Airflow's Mark Success / Mark Failed)."""
     kube = _kube(kubeconfig)
     body, plan = _run_and_plan(kube, namespace, run)
-    base = task[: task.rindex("[")] if task.endswith("]") else task
+    from kascade.api.runs import split_instance_key
+
+    base = split_instance_key(task)[0]
     if base not in plan.index:
         raise click.ClickException(f"unknown task {task!r}")
     trs = _taskruns(kube, namespace, run)
@@ -333,7 +335,7 @@ def mark(run: str, namespace: str, kubeconfig: str | None, task: str, state: str
         kube.patch_status("taskruns", namespace, trs[task]["metadata"]["name"], {"state": state})
     descendants = {plan.tasks[i].id for i in plan.graph.descendants(plan.index[base])}
     states = (body.get("status") or {}).get("tasks") or {}
-    reset: dict[str, Any] = {k: None for k in states if k.split("[")[0] in descendants}
+    reset: dict[str, Any] = {k: None for k in states if split_instance_key(k)[0] in descendants}
     _forget(kube, namespace, run, list(reset))
     reset[task] = state
     _reload(kube, namespace, run, reset)

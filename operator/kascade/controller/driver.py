@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kascade import metrics
-from kascade.api.runs import AttemptReason, RunPhase, TaskState
+from kascade.api.runs import AttemptReason, RunPhase, TaskState, instance_key
 from kascade.controller import naming, notify, observe
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
@@ -180,9 +180,7 @@ class RunDriver:
         for key, state in (status.get("tasks") or {}).items():
             observed[key] = Observed(state=TaskState(state))
         for tr in taskruns:
-            key = tr["spec"]["taskName"]
-            if tr["spec"].get("mapIndex") is not None:
-                key = f"{key}[{tr['spec']['mapIndex']}]"
+            key = instance_key(tr["spec"]["taskName"], tr["spec"].get("mapIndex"))
             self.taskruns[key] = tr["metadata"]
             st = tr.get("status") or {}
             attempts = st.get("attempts") or []
