@@ -20,8 +20,8 @@ import pytest
 from helpers_engine import FAIL, T0, engine, plan, run, task
 
 from kascade.api.runs import RunPhase, TaskState
-from kascade.engine.compile import Plan
 from kascade.engine.decisions import Result
+from kascade.engine.plan import Plan
 from kascade.engine.pools import PoolLedger
 from kascade.engine.restore import Observed
 from kascade.engine.retries import retry_delay

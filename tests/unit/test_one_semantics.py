@@ -26,9 +26,9 @@ from kascade.cli.main import cli
 from kascade.controller import scheduling
 from kascade.controller.world import World
 from kascade.engine import templating
-from kascade.engine.compile import Plan
 from kascade.engine.context import RunContext
 from kascade.engine.decisions import Result
+from kascade.engine.plan import Plan
 from kascade.engine.run import RunEngine
 from kascade.engine.run_dates import PipelineSchedule, manual_run
 from kascade.engine.schedule import DataInterval, parse_schedule

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from kascade.api import defaults
 from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
 
 #: Task and group names: Airflow-style ids; '.' is reserved for group qualification.
@@ -148,8 +149,8 @@ class Sensor(Model):
     """time: HH:MM[:SS] on the data interval's end day; datetime: an ISO date-time (templated)."""
     url: str | None = None
     """http: the URL (templated); met when the status is expectedStatus."""
-    method: str = "GET"
-    expected_status: int = 200
+    method: str = defaults.HTTP_METHOD
+    expected_status: int = defaults.HTTP_EXPECTED_STATUS
     response_contains: str | None = None
 
 
@@ -339,14 +340,14 @@ class PipelineSpec(Model):
     schedule: str | None = None
     """Cron (5 fields), a preset (@once @hourly @daily @weekly @monthly @yearly),
     an interval (6h), or unset for manual runs only."""
-    timezone: str = "UTC"
+    timezone: str = defaults.TIMEZONE
     start_date: str | None = None
     """ISO date or date-time; no scheduled run has an interval starting before it."""
     end_date: str | None = None
     catchup: bool = False
     """Create runs for every missed interval since startDate (else the latest only)."""
-    max_active_runs: Annotated[int, Field(ge=1)] = 16
-    max_active_tasks: Annotated[int, Field(ge=1)] = 16
+    max_active_runs: Annotated[int, Field(ge=1)] = defaults.MAX_ACTIVE_RUNS
+    max_active_tasks: Annotated[int, Field(ge=1)] = defaults.MAX_ACTIVE_TASKS
     run_timeout: Duration | None = None
     """Fail a run that lasts longer (Airflow dagrun_timeout)."""
     suspend: bool = False

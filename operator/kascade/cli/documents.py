@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from kascade.api.resources import Pipeline
-from kascade.engine.compile import Plan
+from kascade.engine.plan import Plan
 from kascade.engine.validation import is_pipeline, load_documents, validate_document
 
 

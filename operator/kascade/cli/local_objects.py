@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from kascade.api.pipeline import PipelineSpec
 from kascade.api.resources import Pool
 from kascade.engine import environment
-from kascade.engine.compile import Plan
 from kascade.engine.errors import pydantic_issues
+from kascade.engine.plan import Plan
 from kascade.engine.pools import pool_name_problem
 from kascade.engine.validation import is_pipeline
 

@@ -30,10 +30,10 @@ from kascade.controller.podspec import (
     RunIdentity,
     build_pod,
 )
-from kascade.engine.compile import Plan
 from kascade.engine.context import RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.instances import Instance
+from kascade.engine.plan import Plan
 from kascade.engine.restore import Observed
 from kascade.engine.run import RunEngine
 from kascade.kube.client import Kube
@@ -75,7 +75,6 @@ RUNNING_WRITE_SECONDS = 10.0
 folded into the write of the attempt's end. A pod that is starting normally is not
 written at all (the run's summary shows the task queued); one that cannot start
 (image pull, unschedulable) is written at once, with why."""
-DEFAULT_START_TIMEOUT_SECONDS = 300.0
 
 
 def iso(value: datetime | None) -> str | None:
@@ -286,12 +285,7 @@ class RunDriver:
                 if inst is None or inst.state is not TaskState.QUEUED:
                     self.pod_created.pop(key, None)
                     continue
-                planned = self.plan.tasks[inst.task].start_timeout
-                limit = (
-                    planned.total_seconds()
-                    if planned is not None
-                    else DEFAULT_START_TIMEOUT_SECONDS
-                )
+                limit = self.plan.tasks[inst.task].start_timeout.total_seconds()
                 if (now - created).total_seconds() < limit:
                     continue
                 pod = self.pods.pop(key, None)

@@ -18,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kascade import metrics
+from kascade.api import defaults
 from kascade.api.resources import PipelineRun
 from kascade.api.runs import RunPhase, TriggerKind
 from kascade.controller import scheduling
 from kascade.controller.driver import RunDriver, iso
-from kascade.engine import durations
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
+from kascade.engine.plan import History
 from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunEngine
 from kascade.engine.run_dates import RunDates, read_date, run_dates, run_id
@@ -234,8 +235,8 @@ class World:
         body = self.pipelines.get(key)
         if body is None or not self._valid(body):
             return
-        pipeline = validate_document(body)[0]
-        if pipeline is None:
+        pipeline, compiled, _ = validate_document(body)
+        if pipeline is None or compiled is None:
             return
         spec = pipeline.spec
         runs = list(self.runs.get(key, {}).values())
@@ -278,19 +279,15 @@ class World:
         elif counts_changed:  # run counters are a summary: refreshed at most every 30 s
             self.wake(now + timedelta(seconds=COUNTS_SECONDS - since), "pipeline", key)
         self.wake(plan.next_run, "pipeline", key)
-        await self._prune(key, spec.history, now)
+        await self._prune(key, compiled.history, now)
 
-    async def _prune(self, key: Key, history: Any, now: datetime) -> None:
+    async def _prune(self, key: Key, history: History, now: datetime) -> None:
         runs = list(self.runs.get(key, {}).values())
-        ttl = (
-            durations.parse_duration(history.ttl).total_seconds()
-            if history and history.ttl
-            else None
-        )
+        ttl = history.ttl.total_seconds() if history.ttl is not None else None
         names = scheduling.runs_to_prune(
             runs,
-            successful=history.successful if history and history.successful is not None else 10,
-            failed=history.failed if history and history.failed is not None else 10,
+            successful=history.successful,
+            failed=history.failed,
             ttl_seconds=ttl,
             now=now,
         )
@@ -353,7 +350,7 @@ class World:
     async def _admit_run(self, key: Key, pkey: Key, body: dict[str, Any]) -> bool:
         """maxActiveRuns holds every kind of run (manual and backfill too) in the queue."""
         spec = (body.get("spec") or {}).get("pipelineSpec") or {}
-        limit = int(spec.get("maxActiveRuns", 16))
+        limit = int(spec.get("maxActiveRuns", defaults.MAX_ACTIVE_RUNS))
         waiting = self.waiting.setdefault(pkey, {})
         if self._running(pkey) >= limit:
             waiting[key[1]] = body

@@ -13,10 +13,10 @@ from datetime import datetime
 
 from kascade.api.runs import AttemptReason, TaskState
 from kascade.engine import expressions
-from kascade.engine.compile import PlannedTask
 from kascade.engine.core import EngineCore, QueueEntry
 from kascade.engine.decisions import Launch
 from kascade.engine.instances import Attempt, Instance
+from kascade.engine.plan import PlannedTask
 
 
 class Admission(EngineCore):

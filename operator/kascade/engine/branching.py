@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kascade.api.protocol import BRANCH_OUTPUT
-from kascade.engine.compile import Plan, PlannedTask
+from kascade.engine.plan import Plan, PlannedTask
 
 
 def choice(plan: Plan, task: PlannedTask, outputs: Mapping[str, Any]) -> set[int] | str:

@@ -15,10 +15,10 @@ from typing import Any
 
 from kascade.api.pipeline import NotificationEvent
 from kascade.api.runs import RunPhase, TaskState
-from kascade.engine.compile import Plan, PlannedTask
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions
 from kascade.engine.instances import Instance, InstanceTable
+from kascade.engine.plan import Plan, PlannedTask
 from kascade.engine.pools import PoolLedger
 from kascade.engine.rendering import Renderer
 from kascade.engine.sensors import SensorPolicy

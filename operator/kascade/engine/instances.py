@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from kascade.api.runs import AttemptReason, TaskState, instance_key
-from kascade.engine.compile import Plan
+from kascade.engine.plan import Plan
 
 S = TaskState
 TERMINAL = frozenset({S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED})

@@ -13,10 +13,10 @@ from datetime import datetime
 from kascade.api.pipeline import NotificationEvent
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
 from kascade.engine import expressions, sensors, templating
-from kascade.engine.compile import PlannedTask
 from kascade.engine.core import EngineCore
 from kascade.engine.decisions import Decisions, Fire, SlaMiss
 from kascade.engine.instances import Instance
+from kascade.engine.plan import PlannedTask
 from kascade.engine.timers import TimerKind
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from kascade.api.pipeline import Task
 from kascade.engine import expressions, templating
-from kascade.engine.compile import Plan, PlannedTask
 from kascade.engine.context import RunContext
 from kascade.engine.instances import Instance
+from kascade.engine.plan import Plan, PlannedTask
 
 _TEMPLATED_FIELDS = ("image", "command", "args", "script", "working_dir")
 _SENSOR_FIELDS = ("path", "url", "target_time")

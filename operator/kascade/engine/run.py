@@ -21,11 +21,11 @@ from typing import Any
 from kascade.api.protocol import SENSOR_NOT_MET
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
 from kascade.engine.admission import Admission
-from kascade.engine.compile import Plan
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions, Result
 from kascade.engine.instances import TERMINAL, Attempt, InstanceTable
 from kascade.engine.lifecycle import Lifecycle
+from kascade.engine.plan import Plan
 from kascade.engine.pools import PoolLedger, UnlimitedPools
 from kascade.engine.propagation import Propagation
 from kascade.engine.rendering import Renderer

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import Enum
 
+from kascade.api import defaults
 from kascade.api.pipeline import Sensor, SensorKind, SensorMode
 from kascade.api.protocol import SENSOR_NOT_MET
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.durations import parse_duration
 from kascade.engine.schedule import zone
 
-DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
-DEFAULT_SENSOR_TIMEOUT = timedelta(days=7)
 MAX_BACKOFF_DOUBLINGS = 10
 HTTP_TIMEOUT = timedelta(seconds=10)
 """One http poke waits this long for an answer at most (then it is "not yet")."""
@@ -90,12 +89,12 @@ class SensorPolicy:
             interval=(
                 parse_duration(sensor.poke_interval)
                 if sensor.poke_interval is not None
-                else DEFAULT_POKE_INTERVAL
+                else defaults.POKE_INTERVAL
             ),
             timeout=(
                 parse_duration(sensor.timeout)
                 if sensor.timeout is not None
-                else DEFAULT_SENSOR_TIMEOUT
+                else defaults.SENSOR_TIMEOUT
             ),
             exponential=sensor.exponential_backoff,
             soft_fail=sensor.soft_fail,

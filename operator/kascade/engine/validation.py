@@ -17,8 +17,9 @@ from pydantic import ValidationError
 from kascade.api.pipeline import PipelineSpec, SensorKind, Task
 from kascade.api.resources import Pipeline
 from kascade.engine import durations, expressions, sensors, templating
-from kascade.engine.compile import Plan, PlannedTask, compile_spec
+from kascade.engine.compile import compile_spec
 from kascade.engine.errors import Issue, pydantic_issues
+from kascade.engine.plan import Plan, PlannedTask
 from kascade.engine.run_dates import parse_date
 from kascade.engine.schedule import ScheduleError, parse_schedule, zone
 
@@ -76,8 +77,6 @@ def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None
 def validate_spec(spec: PipelineSpec, name: str) -> tuple[Plan | None, list[Issue]]:
     plan, issues = compile_spec(spec, name)
     issues.extend(_schedule_issues(spec))
-    if spec.history and spec.history.ttl:
-        _duration(spec.history.ttl, "spec.history.ttl", issues)
     for i, n in enumerate(spec.notifications or []):
         issues.extend(_notification_issues(n, f"spec.notifications[{i}]"))
     if plan is not None:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
-from kascade.engine.compile import Plan
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
+from kascade.engine.plan import Plan
 from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunEngine
 from kascade.engine.sensors import Poker
