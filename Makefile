@@ -11,10 +11,12 @@ help: ## Show this help
 install: ## Install kascade and its dev tools (pinned) into the current Python
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
-lint: ## ruff + mypy
+lint: ## ruff + mypy + import-linter (the layers: pure engine, only kube/ calls the API)
 	$(PYTHON) -m ruff check operator tests
 	$(PYTHON) -m ruff format --check operator tests
 	$(PYTHON) -m mypy
+	cd operator && $(PYTHON) -c 'from importlinter.cli import lint_imports_command as l; l()' \
+		--config ../pyproject.toml --no-cache
 
 test: install ## Unit tests, CRD sync, local-runner examples (no cluster needed)
 	$(PYTHON) -m pytest -q tests
