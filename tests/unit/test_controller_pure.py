@@ -10,8 +10,8 @@ import pytest
 from kascade.api.pipeline import PipelineSpec, Task
 from kascade.api.protocol import OUTPUTS_LIMIT_BYTES
 from kascade.controller import naming, observe, scheduling
-from kascade.controller.driver import run_status_interval
 from kascade.controller.podspec import RunIdentity, build_pod
+from kascade.controller.writer import run_status_interval
 from kascade.engine.decisions import Launch
 from kascade.engine.schedule import DataInterval
 from kascade.engine.sensors import SensorPolicy

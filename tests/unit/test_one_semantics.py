@@ -24,6 +24,7 @@ from kascade.api.runs import RunPhase, TaskState
 from kascade.cli import cluster_commands, run_setup
 from kascade.cli.main import cli
 from kascade.controller import scheduling
+from kascade.controller.status import wire
 from kascade.controller.world import World
 from kascade.engine import templating
 from kascade.engine.context import RunContext
@@ -447,9 +448,9 @@ def test_run_status_has_next_wakeup_sla_missed_and_observed_generation() -> None
         now = datetime.now(UTC)
         driver.engine.finished("a", 1, FAIL, now)
         driver.engine.tick(now)
-        status = driver.run_status()
+        status = wire(driver.run_status())
         driver.sla_missed = True
-        return {**status, "after-miss": driver.run_status()["slaMissed"]}
+        return {**status, "after-miss": driver.run_status().sla_missed}
 
     status = asyncio.run(start())
     assert status["observedGeneration"] == 3

@@ -68,6 +68,7 @@ class TaskCounts(Model):
     skipped: int = 0
     upstream_failed: int = 0
     up_for_retry: int = 0
+    up_for_reschedule: int = 0
     running: int = 0
     queued: int = 0
     scheduled: int = 0

@@ -158,3 +158,38 @@ def build_pod(
         },
         "spec": pod_spec,
     }
+
+
+def taskrun_manifest(
+    *,
+    name: str,
+    namespace: str,
+    run: str,
+    key: str,
+    task_id: str,
+    map_index: int | None,
+    item: Any,
+    labels: dict[str, str],
+    owner: dict[str, Any],
+) -> dict[str, Any]:
+    """The TaskRun of one task instance, owned by its PipelineRun."""
+    spec: dict[str, Any] = {"pipelineRunRef": {"name": run}, "taskName": task_id}
+    if map_index is not None:
+        spec["mapIndex"] = map_index
+        spec["item"] = item
+    return {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "TaskRun",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                **MANAGED_BY,
+                **labels,
+                LABEL_RUN: label_value(run),
+                LABEL_TASK: label_value(key),
+            },
+            "ownerReferences": [owner],
+        },
+        "spec": spec,
+    }
