@@ -78,7 +78,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 def _act() -> None:
-    STATE["clock"] = asyncio.get_running_loop().create_task(world().clock())
+    STATE["clock"] = asyncio.get_running_loop().create_task(world().run_timers())
     LEADING.set()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,12 @@ def plan_schedule(
     last = due[-1] if due else cursor
     upcoming = schedule.next_run(last=last, now=now)
     return SchedulePlan(due, upcoming, last)
+
+
+def next_waiting(waiting: Mapping[str, dict[str, Any]]) -> str:
+    """Which run held back by maxActiveRuns starts next: the oldest logical date first
+    (Airflow's queued DAG runs go by logical date), then by name, so the order is total."""
+    return min(waiting, key=lambda name: (str(waiting[name]["spec"].get("logicalDate", "")), name))
 
 
 def spec_hash(spec: dict[str, Any]) -> str:

@@ -19,17 +19,18 @@ from typing import Any
 
 from kascade import metrics
 from kascade.api import defaults
+from kascade.api.base import Condition
 from kascade.api.resources import PipelineRun
-from kascade.api.runs import RunPhase, TriggerKind
-from kascade.controller import scheduling
+from kascade.api.runs import PipelineRunStatus, RunPhase, TriggerKind
+from kascade.controller import pipelines, scheduling
 from kascade.controller.driver import RunDriver, iso
+from kascade.controller.pools import ClusterPools
+from kascade.controller.runs import WatchedRuns, run_dates_of
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
 from kascade.engine.plan import History
-from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunEngine
-from kascade.engine.run_dates import RunDates, read_date, run_dates, run_id
-from kascade.engine.schedule import DataInterval, parse_schedule
+from kascade.engine.run_dates import run_id
 from kascade.engine.slots import SharedSlots
 from kascade.engine.validation import validate_document, validate_spec
 from kascade.kube.client import Kube
@@ -37,7 +38,6 @@ from kascade.kube.client import Kube
 log = logging.getLogger("kascade.world")
 COUNTS_SECONDS = 30.0
 """A Pipeline's run counters (active, succeeded, failed, last run) are written this often."""
-_SCHEDULE_FIELDS = ("nextRun", "lastScheduledInterval")
 Key = tuple[str, str]
 Emit = Callable[[dict[str, Any], str, str, str], None]
 
@@ -46,75 +46,12 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def run_dates_of(run: PipelineRun, body: dict[str, Any], now: datetime) -> RunDates:
-    """A PipelineRun's dates by the engine's rule; a manual run without a logical date is
-    dated by its creation time, so that a restarted operator finds the same dates."""
-    assert run.spec.pipeline_spec is not None
-    spec = run.spec.pipeline_spec
-    given = run.spec.data_interval
-    created = body["metadata"].get("creationTimestamp")
-    return run_dates(
-        parse_schedule(spec.schedule, spec.timezone),
-        logical_date=read_date(run.spec.logical_date) if run.spec.logical_date else None,
-        interval=DataInterval(read_date(given.start), read_date(given.end)) if given else None,
-        requested_at=read_date(created) if created else now,
-    )
-
-
-class ClusterPools:
-    """One pool ledger per namespace; freeing capacity bumps ``version`` so that runs with
-    queued tasks get a tick (a pool slot or a maxActiveTasks slot)."""
-
-    def __init__(self) -> None:
-        self.ledgers: dict[str, PoolLedger] = {}
-        self.version = 0
-
-    def for_namespace(self, namespace: str) -> PoolLedger:
-        ledger = self.ledgers.get(namespace)
-        if ledger is None:
-            ledger = PoolLedger(
-                where=f" in namespace {namespace}", on_change=self._watch(namespace)
-            )
-            self.ledgers[namespace] = ledger
-        return ledger
-
-    def _watch(self, namespace: str) -> Callable[[str, int], None]:
-        last: dict[str, int] = {}
-
-        def on_change(pool: str, used: int) -> None:
-            if used < last.get(pool, 0):
-                self.changed()
-            last[pool] = used
-            metrics.POOL_SLOTS_USED.labels(namespace, pool).set(used)
-
-        return on_change
-
-    def changed(self) -> None:
-        """Capacity was freed (a pool slot or a maxActiveTasks slot)."""
-        self.version += 1
-
-
-class WatchedRuns:
-    """Answers externalTask sensors from the runs the operator already watches."""
-
-    def __init__(self, world: World, namespace: str) -> None:
-        self.world = world
-        self.namespace = namespace
-
-    def state(self, pipeline: str, task: str | None, logical_date: datetime) -> str | None:
-        for name, record in self.world.runs.get((self.namespace, pipeline), {}).items():
-            if record.logical_date is None or record.logical_date != logical_date:
-                continue
-            if task is None:
-                return record.phase
-            return self.world.run_tasks.get((self.namespace, name), {}).get(task)
-        return None
-
-
 class World:
-    def __init__(self, kube: Kube, emit: Emit) -> None:
+    def __init__(self, kube: Kube, emit: Emit, clock: Callable[[], datetime] = now_utc) -> None:
         self.kube = kube
         self.emit = emit
+        self.clock = clock
+        """Now: passed in, so that tests drive the operator's decisions on their own time."""
         self.drivers: dict[Key, RunDriver] = {}
         self.pipelines: dict[Key, dict[str, Any]] = {}
         self.runs: dict[Key, dict[str, scheduling.RunRecord]] = {}
@@ -141,16 +78,16 @@ class World:
     def driver_woke(self, driver: RunDriver) -> None:
         self.wake(driver.engine.wake_at(), "run", (driver.namespace, driver.name))
 
-    async def clock(self) -> None:
+    async def run_timers(self) -> None:
         """One loop for every timer: retries, pokes, SLAs, timeouts, schedules."""
         while True:
             self._wake.clear()
             delay = 30.0
             if self._wakes:
-                delay = max(0.0, (self._wakes[0][0] - now_utc()).total_seconds())
+                delay = max(0.0, (self._wakes[0][0] - self.clock()).total_seconds())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 30.0))
-            now = now_utc()
+            now = self.clock()
             due: dict[tuple[str, Key], None] = {}
             while self._wakes and self._wakes[0][0] <= now:
                 _, _, kind, key = heapq.heappop(self._wakes)
@@ -189,7 +126,7 @@ class World:
         """Freed slots may let queued tasks of other runs go: give those runs a tick."""
         for (ns, _), driver in self.drivers.items():
             if ns == namespace and driver.engine.has_queued:
-                self.wake(now_utc(), "run", (ns, driver.name))
+                self.wake(self.clock(), "run", (ns, driver.name))
 
     # -- pipelines ----------------------------------------------------------------------
     async def on_pipeline(self, event: str, body: dict[str, Any]) -> None:
@@ -202,38 +139,21 @@ class World:
         generation = body["metadata"].get("generation")
         if status.get("observedGeneration") != generation:
             await self._validate(key, body)
-        await self.schedule(key, now_utc())
+        await self.schedule(key, self.clock())
 
     async def _validate(self, key: Key, body: dict[str, Any]) -> None:
         _, plan, issues = validate_document(body)
-        errors = [str(i) for i in issues]
-        condition = {
-            "type": "Valid",
-            "status": "False" if errors else "True",
-            "reason": "ValidationFailed" if errors else "Valid",
-            "message": "; ".join(errors)[:1000] if errors else "the pipeline is valid",
-            "lastTransitionTime": iso(now_utc()),
-        }
-        status: dict[str, Any] = {
-            "conditions": [condition],
-            "errors": errors or None,
-            "observedGeneration": body["metadata"].get("generation"),
-            "taskCount": len(plan.tasks) if plan else None,
-        }
+        generation = body["metadata"].get("generation")
+        count = len(plan.tasks) if plan else None
+        status = pipelines.validity(issues, count, generation, self.clock())
         await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], status)
         body.setdefault("status", {}).update(status)
-        if errors:
-            self.emit(body, "Warning", "Invalid", "; ".join(errors)[:1000])
-
-    def _valid(self, body: dict[str, Any]) -> bool:
-        for cond in (body.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "Valid":
-                return bool(cond.get("status") == "True")
-        return False
+        if issues:
+            self.emit(body, "Warning", "Invalid", "; ".join(str(i) for i in issues)[:1000])
 
     async def schedule(self, key: Key, now: datetime) -> None:
         body = self.pipelines.get(key)
-        if body is None or not self._valid(body):
+        if body is None or not pipelines.is_valid(body.get("status") or {}):
             return
         pipeline, compiled, _ = validate_document(body)
         if pipeline is None or compiled is None:
@@ -241,13 +161,7 @@ class World:
         spec = pipeline.spec
         runs = list(self.runs.get(key, {}).values())
         status = body.get("status") or {}
-        stored = status.get("lastScheduledInterval")
-        cursor = None
-        if stored:
-            cursor = DataInterval(
-                datetime.fromisoformat(stored["start"]), datetime.fromisoformat(stored["end"])
-            )
-        plan = scheduling.plan_schedule(spec, runs, cursor, now)
+        plan = scheduling.plan_schedule(spec, runs, pipelines.stored_cursor(status), now)
         for interval in plan.due:
             manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED)
             created = await asyncio.to_thread(self.kube.create, "pipelineruns", key[0], manifest)
@@ -256,20 +170,8 @@ class World:
                     max(0.0, (now - interval.end).total_seconds())
                 )
                 self._record_run(created)
-        patch: dict[str, Any] = {"nextRun": iso(plan.next_run)}
-        if plan.cursor is not None:
-            patch["lastScheduledInterval"] = {
-                "start": plan.cursor.start.isoformat(),
-                "end": plan.cursor.end.isoformat(),
-            }
-        runs = list(self.runs.get(key, {}).values())
-        patch["activeRuns"] = sum(1 for r in runs if r.active)
-        last = max(runs, key=lambda r: r.created or now, default=None)
-        if last is not None:
-            patch["lastRun"] = last.name
-        patch["runsSucceeded"] = sum(1 for r in runs if r.phase == "success")
-        patch["runsFailed"] = sum(1 for r in runs if r.phase == "failed")
-        schedule_changed = any(status.get(k) != patch.get(k) for k in _SCHEDULE_FIELDS)
+        patch = pipelines.schedule_status(plan, list(self.runs.get(key, {}).values()), now)
+        schedule_changed = any(status.get(k) != patch.get(k) for k in pipelines.SCHEDULE_FIELDS)
         counts_changed = any(status.get(k) != v for k, v in patch.items())
         since = time.monotonic() - self._counts_written.get(key, -COUNTS_SECONDS)
         if schedule_changed or (counts_changed and since >= COUNTS_SECONDS):
@@ -324,7 +226,7 @@ class World:
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
         if not record.active:
             if self._drop_driver(key) is not None and pkey in self.pipelines:
-                self.wake(now_utc(), "pipeline", pkey)  # a slot under maxActiveRuns freed
+                self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
             return
         reload = (meta.get("annotations") or {}).get("kascade.io/reload")
         driver = self.drivers.get(key)
@@ -355,12 +257,12 @@ class World:
         if self._running(pkey) >= limit:
             waiting[key[1]] = body
             if (body.get("status") or {}).get("phase") != RunPhase.QUEUED.value:
+                queued = PipelineRunStatus(
+                    phase=RunPhase.QUEUED, message=f"waiting: maxActiveRuns={limit}"
+                )
+                patch = queued.model_dump(by_alias=True, mode="json", exclude_unset=True)
                 await asyncio.to_thread(
-                    self.kube.patch_status,
-                    "pipelineruns",
-                    key[0],
-                    key[1],
-                    {"phase": RunPhase.QUEUED.value, "message": f"waiting: maxActiveRuns={limit}"},
+                    self.kube.patch_status, "pipelineruns", key[0], key[1], patch
                 )
             return False
         waiting.pop(key[1], None)
@@ -371,8 +273,7 @@ class World:
         waiting = self.waiting.get(pkey)
         if not waiting:
             return
-        name = min(waiting, key=lambda n: str(waiting[n]["spec"].get("logicalDate", "")))
-        body = waiting.pop(name)
+        body = waiting.pop(scheduling.next_waiting(waiting))
         asyncio.get_running_loop().create_task(self.on_run("MODIFIED", body))
 
     async def _start_driver(self, key: Key, body: dict[str, Any], reload: str | None) -> None:
@@ -393,7 +294,7 @@ class World:
         if plan is None or issues:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
-        now = now_utc()
+        now = self.clock()
         dates = run_dates_of(run, body, now)
         ctx = RunContext(
             run_id=run_id(
@@ -421,6 +322,7 @@ class World:
             on_wake=self._on_driver_wake,
             emit=self.emit,
             active_runs=lambda: len(self.drivers),
+            clock=self.clock,
         )
         driver.reload_token = reload
         self.drivers[key] = driver
@@ -459,7 +361,7 @@ class World:
             pkey = (driver.namespace, driver.plan.name)
             self._start_waiting(pkey)
             if pkey in self.pipelines:
-                self.wake(now_utc(), "pipeline", pkey)  # a slot under maxActiveRuns freed
+                self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
 
     async def _freeze_spec(self, key: Key, body: dict[str, Any]) -> None:
         pname = (body.get("spec") or {}).get("pipelineRef", {}).get("name")
@@ -479,21 +381,23 @@ class World:
         )
 
     async def _fail_run(self, key: Key, message: str) -> None:
-        status = {
-            "phase": RunPhase.FAILED.value,
-            "message": message[:2000],
-            "endTime": iso(now_utc()),
-            "conditions": [
-                {
-                    "type": "Succeeded",
-                    "status": "False",
-                    "reason": "Invalid",
-                    "message": message[:1000],
-                    "lastTransitionTime": iso(now_utc()),
-                }
+        now = self.clock()
+        status = PipelineRunStatus(
+            phase=RunPhase.FAILED,
+            message=message[:2000],
+            end_time=iso(now),
+            conditions=[
+                Condition(
+                    type="Succeeded",
+                    status="False",
+                    reason="Invalid",
+                    message=message[:1000],
+                    last_transition_time=now,
+                )
             ],
-        }
-        await asyncio.to_thread(self.kube.patch_status, "pipelineruns", key[0], key[1], status)
+        )
+        patch = status.model_dump(by_alias=True, mode="json", exclude_unset=True)
+        await asyncio.to_thread(self.kube.patch_status, "pipelineruns", key[0], key[1], patch)
 
     # -- pods ----------------------------------------------------------------------------
     async def on_pod(self, event: str, body: dict[str, Any]) -> None:
@@ -510,7 +414,7 @@ class World:
         driver = self._driver_for_label(meta["namespace"], run_label)
         if driver is None:
             return  # its run is finished, or not booted yet (boot replays live pods)
-        await driver.on_pod(body, deleted=event == "DELETED", now=now_utc())
+        await driver.on_pod(body, deleted=event == "DELETED", now=self.clock())
 
     def _driver_for_label(self, namespace: str, label: str) -> RunDriver | None:
         driver = self.drivers.get((namespace, label))

@@ -50,6 +50,13 @@ class Restoring(EngineCore):
         """
         self.started_at = self.started_at or now
         self.phase = RunPhase.RUNNING
+        # An instance seen only as "none" (in the run's summary) was never decided: its
+        # trigger rule decides it again, from its upstream's replayed states.
+        observed = {
+            key: obs
+            for key, obs in observed.items()
+            if obs.state is not TaskState.NONE or obs.attempt or obs.launched
+        }
         keys_of: dict[str, list[str]] = {}
         for key in observed:
             keys_of.setdefault(split_instance_key(key)[0], []).append(key)
