@@ -111,24 +111,27 @@ def pool_problems(plan: Plan, pools: Mapping[str, int]) -> list[str]:
 def run_environment(spec: PipelineSpec, found: LocalObjects) -> tuple[dict[str, str], list[str]]:
     """The variables and connections of the run, as a pod's envFrom gives them; and a
     note for each source that is not in the file."""
+    sources = [
+        (f"spec.variables[{i}]", "ConfigMap", var.config_map, var.prefix, found.config_maps)
+        for i, var in enumerate(spec.variables or [])
+    ] + [
+        (
+            f"spec.connections[{i}]",
+            "Secret",
+            conn.secret,
+            environment.connection_prefix(conn.name),
+            found.secrets,
+        )
+        for i, conn in enumerate(spec.connections or [])
+    ]
     env: dict[str, str] = {}
     notes: list[str] = []
-    for i, var in enumerate(spec.variables or []):
-        data = found.config_maps.get(var.config_map)
+    for path, kind, name, prefix, objects in sources:
+        data = objects.get(name)
         if data is None:
             notes.append(
-                f"spec.variables[{i}]: ConfigMap {var.config_map!r} is not in the file: "
-                "its keys are not set in this run"
+                f"{path}: {kind} {name!r} is not in the file: its keys are not set in this run"
             )
-            continue
-        env.update(environment.from_keys(data, var.prefix))
-    for i, conn in enumerate(spec.connections or []):
-        secret = found.secrets.get(conn.secret)
-        if secret is None:
-            notes.append(
-                f"spec.connections[{i}]: Secret {conn.secret!r} is not in the file: "
-                "its keys are not set in this run"
-            )
-            continue
-        env.update(environment.from_keys(secret, environment.connection_prefix(conn.name)))
+        else:
+            env.update(environment.from_keys(data, prefix))
     return env, notes

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
+from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.engine.errors import Issue
@@ -83,37 +84,18 @@ class PipelineSchedule:
         self, *, last: DataInterval | None, now: datetime, limit: int | None = None
     ) -> list[DataInterval]:
         """The scheduled runs that should exist by ``now`` after ``last``, oldest first."""
-        return due_intervals(
-            self.timetable,
-            last=last,
-            start_date=self.start_date,
-            end_date=self.end_date,
-            catchup=self.catchup,
-            now=now,
-            limit=limit,
-        )
+        return due_intervals(self.timetable, last=last, now=now, limit=limit, **self._bounds())
 
     def next_run(self, *, last: DataInterval | None, now: datetime) -> datetime | None:
         """When the next scheduled run is created (<= now: due already)."""
-        return next_run_at(
-            self.timetable,
-            last=last,
-            start_date=self.start_date,
-            end_date=self.end_date,
-            catchup=self.catchup,
-            now=now,
-        )
+        return next_run_at(self.timetable, last=last, now=now, **self._bounds())
 
-    def backfill(self, first: datetime, last: datetime, now: datetime) -> list[DataInterval]:
-        """Every interval whose logical date is in [first, last] (``kascade backfill``)."""
-        return due_intervals(
-            self.timetable,
-            last=None,
-            start_date=first,
-            end_date=last,
-            catchup=True,
-            now=max(now, last),
-        )
+    def _bounds(self) -> dict[str, Any]:
+        return {
+            "start_date": self.start_date,
+            "end_date": self.end_date,
+            "catchup": self.catchup,
+        }
 
 
 @dataclass(frozen=True)
