@@ -120,6 +120,10 @@ class RunGauges:
                 self._deadlines[run] = new
             self._publish_deadlines()
 
+    def queued(self, namespace: str, pool: str) -> int:
+        """Instances of the namespace's runs waiting for a slot of ``pool``."""
+        return self._totals.get((namespace, pool), 0)
+
     def forget(self, run: RunKey) -> None:
         self._set_queued(run, {})
         if self._deadlines.pop(run, None) is not None:

@@ -247,3 +247,24 @@ def test_a_restarted_operator_picks_up_a_run_without_launching_anything_twice() 
     assert created == ["r-a-a1"] and again == ["r-a-a1"]  # the restart launched nothing
     assert status["phase"] == RunPhase.SUCCESS.value
     assert status["tasks"] == {"a": "success", "b": "success"}
+
+
+def test_a_pools_status_shows_the_slots_used_and_the_tasks_waiting() -> None:
+    kube = FakeKube()
+    pool = {"metadata": {"name": "db", "namespace": "ns"}, "spec": {"slots": 1}}
+    kube.create("pools", "ns", pool)
+    world = World(kube, lambda *_: None, clock=lambda: NOW)
+    spec = {
+        "defaults": {"image": "busybox:1.36", "pool": "db"},
+        "tasks": [{"name": "a", "command": ["true"]}, {"name": "b", "command": ["true"]}],
+    }
+    body = _run("pooled", "2026-01-01T00:00:00Z")
+    body["spec"]["pipelineSpec"] = spec
+
+    async def scenario() -> dict[str, Any] | None:
+        world.on_pool("ADDED", pool)
+        await world.on_run("ADDED", body)
+        await world._write_pool_status()
+        return (kube.get("pools", "ns", "db") or {}).get("status")
+
+    assert asyncio.run(scenario()) == {"used": 1, "queued": 1}

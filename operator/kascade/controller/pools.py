@@ -5,9 +5,15 @@ so a restart rebuilds it and a crash cannot leak a slot."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from kascade import metrics
+from kascade.api.pools import PoolStatus
 from kascade.engine.pools import PoolLedger
+
+POOL_STATUS_SECONDS = 5.0
+"""A Pool's status (used and queued slots, for ``kubectl get pools``) is written at most
+this often, and only when it changed."""
 
 
 class ClusterPools:
@@ -17,6 +23,7 @@ class ClusterPools:
     def __init__(self) -> None:
         self.ledgers: dict[str, PoolLedger] = {}
         self.version = 0
+        self.written: dict[tuple[str, str], dict[str, Any]] = {}
 
     def for_namespace(self, namespace: str) -> PoolLedger:
         ledger = self.ledgers.get(namespace)
@@ -41,3 +48,18 @@ class ClusterPools:
     def changed(self) -> None:
         """Capacity was freed (a pool slot or a maxActiveTasks slot)."""
         self.version += 1
+
+    def status_writes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(namespace, pool, status) of every existing Pool whose usage or queue changed
+        since its status was last written."""
+        writes = []
+        for namespace, ledger in self.ledgers.items():
+            for pool in ledger.sizes:
+                status = PoolStatus(
+                    used=ledger.used.get(pool, 0),
+                    queued=metrics.RUN_GAUGES.queued(namespace, pool),
+                ).model_dump(by_alias=True, mode="json")
+                if self.written.get((namespace, pool)) != status:
+                    self.written[(namespace, pool)] = status
+                    writes.append((namespace, pool, status))
+        return writes

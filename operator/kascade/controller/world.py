@@ -24,7 +24,7 @@ from kascade.api.resources import PipelineRun
 from kascade.api.runs import PipelineRunStatus, RunPhase, TriggerKind
 from kascade.controller import pipelines, scheduling
 from kascade.controller.driver import RunDriver, iso
-from kascade.controller.pools import ClusterPools
+from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
@@ -67,6 +67,7 @@ class World:
         self.run_tasks: dict[Key, dict[str, str]] = {}  # run → task → state (external sensors)
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
+        self._pool_status_due = False
 
     # -- clock ---------------------------------------------------------------------
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -96,6 +97,8 @@ class World:
                 try:
                     if kind == "run" and key in self.drivers:
                         await self.drivers[key].tick(now)
+                    elif kind == "pools":
+                        await self._write_pool_status()
                     elif kind == "pipeline" and key in self.pipelines:
                         await self.schedule(key, now)
                 except Exception:
@@ -121,6 +124,7 @@ class World:
             ledger.set_size(key[1], slots)
             metrics.POOL_SLOTS.labels(*key).set(slots)
         self._readmit(key[0])
+        self._pools_changed()
 
     def _readmit(self, namespace: str) -> None:
         """Freed slots may let queued tasks of other runs go: give those runs a tick."""
@@ -342,7 +346,19 @@ class World:
             self._readmit(key[0])
         return driver
 
+    def _pools_changed(self) -> None:
+        """Pool usage or a queue may have moved: write the Pools' status soon (coalesced)."""
+        if not self._pool_status_due:
+            self._pool_status_due = True
+            self.wake(self.clock() + timedelta(seconds=POOL_STATUS_SECONDS), "pools", ("", ""))
+
+    async def _write_pool_status(self) -> None:
+        self._pool_status_due = False
+        for namespace, pool, status in self.pools.status_writes():
+            await asyncio.to_thread(self.kube.patch_status, "pools", namespace, pool, status)
+
     def _on_driver_wake(self, driver: RunDriver) -> None:
+        self._pools_changed()
         version = self.pools.version
         self.driver_woke(driver)
         key = (driver.namespace, driver.name)
