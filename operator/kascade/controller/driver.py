@@ -32,6 +32,7 @@ from kascade.controller.status import (
     attempt_without_pod,
     iso,
     run_status,
+    task_event,
     taskrun_status,
     wire,
 )
@@ -301,16 +302,11 @@ class RunDriver:
 
     def _event(self, key: str, state: TaskState) -> None:
         """Every state change is an Event: on the TaskRun, or on the run if it has none."""
-        if state is TaskState.SCHEDULED:
-            return  # transient: the next change (queued) follows at once
         inst = self.engine.instances.get(key)
-        message = f"{key} is {state.value}"
-        if inst is not None and inst.message and state.value in ("failed", "up_for_retry"):
-            message += f": {inst.message}"
-        kind = (
-            "Warning" if state.value in ("failed", "upstream_failed", "up_for_retry") else "Normal"
-        )
-        reason = "Task" + "".join(p.capitalize() for p in state.value.split("_"))
+        event = task_event(key, state, inst.message if inst else None)
+        if event is None:
+            return
+        kind, reason, message = event
         meta = self.taskruns.get(key)
         if meta is not None:
             target = {

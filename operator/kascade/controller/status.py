@@ -128,6 +128,47 @@ def taskrun_status(
     )
 
 
+def queued_run(limit: int) -> dict[str, Any]:
+    """A run held back by maxActiveRuns (only the fields it changes)."""
+    status = PipelineRunStatus(phase=RunPhase.QUEUED, message=f"waiting: maxActiveRuns={limit}")
+    return status.model_dump(by_alias=True, mode="json", exclude_unset=True)
+
+
+def invalid_run(message: str, now: datetime) -> dict[str, Any]:
+    """A run that cannot start (its frozen spec is invalid, its pipeline is gone)."""
+    status = PipelineRunStatus(
+        phase=RunPhase.FAILED,
+        message=message[:2000],
+        end_time=iso(now),
+        conditions=[
+            Condition(
+                type="Succeeded",
+                status="False",
+                reason="Invalid",
+                message=message[:1000],
+                last_transition_time=now,
+            )
+        ],
+    )
+    return status.model_dump(by_alias=True, mode="json", exclude_unset=True)
+
+
+_WARNING_STATES = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.UP_FOR_RETRY})
+
+
+def task_event(key: str, state: TaskState, message: str | None) -> tuple[str, str, str] | None:
+    """The Event for a task state change: (type, reason, message); none for ``scheduled``,
+    which the next change (queued) follows at once."""
+    if state is TaskState.SCHEDULED:
+        return None
+    text = f"{key} is {state.value}"
+    if message and state in (TaskState.FAILED, TaskState.UP_FOR_RETRY):
+        text += f": {message}"
+    kind = "Warning" if state in _WARNING_STATES else "Normal"
+    reason = "Task" + "".join(part.capitalize() for part in state.value.split("_"))
+    return kind, reason, text
+
+
 def attempt_without_pod(inst: Instance | None) -> bool:
     """Its last attempt failed before any pod (a template error): the TaskRun says why."""
     return bool(inst and inst.attempts and inst.attempts[-1].reason is AttemptReason.TEMPLATE_ERROR)

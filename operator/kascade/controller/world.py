@@ -19,13 +19,13 @@ from typing import Any
 
 from kascade import metrics
 from kascade.api import defaults
-from kascade.api.base import Condition
 from kascade.api.resources import PipelineRun
-from kascade.api.runs import PipelineRunStatus, RunPhase, TriggerKind
+from kascade.api.runs import RunPhase, TriggerKind
 from kascade.controller import pipelines, scheduling
-from kascade.controller.driver import RunDriver, iso
+from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
+from kascade.controller.status import invalid_run, queued_run
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
 from kascade.engine.plan import History
@@ -261,10 +261,7 @@ class World:
         if self._running(pkey) >= limit:
             waiting[key[1]] = body
             if (body.get("status") or {}).get("phase") != RunPhase.QUEUED.value:
-                queued = PipelineRunStatus(
-                    phase=RunPhase.QUEUED, message=f"waiting: maxActiveRuns={limit}"
-                )
-                patch = queued.model_dump(by_alias=True, mode="json", exclude_unset=True)
+                patch = queued_run(limit)
                 await asyncio.to_thread(
                     self.kube.patch_status, "pipelineruns", key[0], key[1], patch
                 )
@@ -397,22 +394,7 @@ class World:
         )
 
     async def _fail_run(self, key: Key, message: str) -> None:
-        now = self.clock()
-        status = PipelineRunStatus(
-            phase=RunPhase.FAILED,
-            message=message[:2000],
-            end_time=iso(now),
-            conditions=[
-                Condition(
-                    type="Succeeded",
-                    status="False",
-                    reason="Invalid",
-                    message=message[:1000],
-                    last_transition_time=now,
-                )
-            ],
-        )
-        patch = status.model_dump(by_alias=True, mode="json", exclude_unset=True)
+        patch = invalid_run(message, self.clock())
         await asyncio.to_thread(self.kube.patch_status, "pipelineruns", key[0], key[1], patch)
 
     # -- pods ----------------------------------------------------------------------------
