@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from kascade.api.pipeline import PipelineSpec, SensorKind, Task
 from kascade.api.resources import Pipeline
-from kascade.engine import durations, expressions, sensors, templating
+from kascade.engine import expressions, sensors, templating
 from kascade.engine.compile import compile_spec
 from kascade.engine.errors import Issue, pydantic_issues
 from kascade.engine.plan import Plan, PlannedTask
@@ -83,13 +83,6 @@ def validate_spec(spec: PipelineSpec, name: str) -> tuple[Plan | None, list[Issu
         for task in plan.tasks:
             issues.extend(_task_issues(plan, task, spec))
     return (plan if not issues else None), issues
-
-
-def _duration(value: str, path: str, issues: list[Issue]) -> None:
-    try:
-        durations.parse_duration(value)
-    except ValueError as exc:
-        issues.append(Issue(path, str(exc)))
 
 
 def _schedule_issues(spec: PipelineSpec) -> list[Issue]:
