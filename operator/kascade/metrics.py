@@ -15,16 +15,14 @@ dashboard. Outcome labels are closed sets for the same reason: an attempt is
 from __future__ import annotations
 
 import contextlib
-from collections import Counter as Tally
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from kascade.api.runs import TaskState
 
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 _DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -73,6 +71,11 @@ RUN_SCHEDULING_DELAY = Histogram(
     "From a run's scheduled time (its data interval end) to its creation",
     ["namespace", "pipeline"],
     buckets=_DELAY_BUCKETS,
+)
+QUEUED_TASKS = Gauge(
+    "kascade_queued_tasks",
+    "Tasks ready and waiting for a slot (their pool, or default_pool: maxActiveTasks)",
+    ["namespace", "pool"],
 )
 TASK_FAILURES = Counter(
     "kascade_task_failures_total",
@@ -173,6 +176,9 @@ def seen_pipeline(body: dict[str, Any]) -> None:
         series += [(NOTIFICATIONS, (ns, name, e, o)) for e in events for o in NOTIFICATION_OUTCOMES]
     for metric, labels in series:
         metric.labels(*labels)
+    QUEUED_TASKS.labels(
+        ns, DEFAULT_POOL
+    )  # shared by the namespace: never removed with one pipeline
     _SEEN[key] = (generation, series)
 
 
@@ -186,87 +192,106 @@ def forget_pipeline(namespace: str, name: str) -> None:
 
 def seen_pool(namespace: str, name: str) -> None:
     POOL_SLOTS_USED.labels(namespace, name)
+    QUEUED_TASKS.labels(namespace, name)
 
 
-# -- gauges read from the operator's memory at scrape time ----------------------------------
-# Queue depth and time to SLA are states, not events: computed when Prometheus asks.
-# ``kascade_queued_tasks`` counts the instances ready and waiting for a slot (their pool, or
-# ``default_pool`` for the pipeline's own maxActiveTasks, Airflow's name), with a zero for
-# every Pool the operator knows; ``kascade_time_to_sla_seconds`` is the nearest SLA deadline
-# of a pipeline's active runs, from now (negative: missed).
 DEFAULT_POOL = "default_pool"
-_DONE = frozenset(
-    {TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED}
-)
+"""The ``pool`` label of tasks waiting for no Pool but for maxActiveTasks (Airflow's name)."""
+
+RunKey = tuple[str, str]
+"""(namespace, run name)."""
 
 
-class WorldGauges(Collector):
-    def __init__(self, world: Callable[[], Any], clock: Callable[[], datetime]) -> None:
-        self.world = world
-        self.clock = clock
+class RunGauges:
+    """The gauges that are sums or minimums over the active runs.
+
+    Each run reports its own part after every change (``report``) and takes it back when
+    it ends or its driver goes away (``forget``), so nothing stale is left behind:
+    ``kascade_queued_tasks`` (summed by pool) and ``kascade_time_to_sla_seconds`` (the
+    nearest deadline per pipeline, turned into seconds left when Prometheus scrapes).
+    """
+
+    def __init__(self) -> None:
+        self._queued: dict[RunKey, dict[str, int]] = {}
+        self._totals: dict[tuple[str, str], int] = {}
+        self._deadlines: dict[RunKey, tuple[str, float]] = {}
+        self.sla_deadlines: Mapping[tuple[str, str], float] = {}
+        """(namespace, pipeline) -> nearest deadline (epoch seconds); replaced, never
+        mutated, so the scrape thread can read it while the loop updates it."""
+
+    def report(
+        self,
+        run: RunKey,
+        pipeline: str,
+        queued: Mapping[str | None, int],
+        sla_deadline: datetime | None,
+    ) -> None:
+        self._set_queued(run, {pool or DEFAULT_POOL: n for pool, n in queued.items() if n})
+        old = self._deadlines.get(run)
+        new = (pipeline, sla_deadline.timestamp()) if sla_deadline is not None else None
+        if new != old:
+            if new is None:
+                self._deadlines.pop(run, None)
+            else:
+                self._deadlines[run] = new
+            self._publish_deadlines()
+
+    def queued(self, namespace: str, pool: str) -> int:
+        """Instances of the namespace's runs waiting for a slot of ``pool``."""
+        return self._totals.get((namespace, pool), 0)
+
+    def forget(self, run: RunKey) -> None:
+        self._set_queued(run, {})
+        if self._deadlines.pop(run, None) is not None:
+            self._publish_deadlines()
+
+    def _set_queued(self, run: RunKey, counts: dict[str, int]) -> None:
+        old = self._queued.pop(run, {})
+        if counts:
+            self._queued[run] = counts
+        if old == counts:
+            return
+        for pool in old.keys() | counts.keys():
+            key = (run[0], pool)
+            total = self._totals.get(key, 0) - old.get(pool, 0) + counts.get(pool, 0)
+            self._totals[key] = total
+            QUEUED_TASKS.labels(run[0], pool).set(total)
+
+    def _publish_deadlines(self) -> None:
+        nearest: dict[tuple[str, str], float] = {}
+        for (namespace, _), (pipeline, at) in self._deadlines.items():
+            key = (namespace, pipeline)
+            nearest[key] = min(at, nearest.get(key, at))
+        self.sla_deadlines = nearest
+
+
+RUN_GAUGES = RunGauges()
+
+
+class _TimeToSla(Collector):
+    """``kascade_time_to_sla_seconds``: computed when scraped, so it never goes stale."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        world = self.world()
-        queued = GaugeMetricFamily(
-            "kascade_queued_tasks",
-            "Tasks ready and waiting for a slot (pool, or default_pool: maxActiveTasks)",
-            labels=["namespace", "pool"],
-        )
-        to_sla = GaugeMetricFamily(
+        family = GaugeMetricFamily(
             "kascade_time_to_sla_seconds",
             "Seconds left before the nearest SLA deadline of a pipeline's active runs "
             "(negative: missed)",
             labels=["namespace", "pipeline"],
         )
-        if world is None:
-            yield queued
-            yield to_sla
-            return
-        waiting: Tally[tuple[str, str]] = Tally()
-        for namespace, pool in list(world.pools.sizes):
-            waiting[(namespace, pool)] += 0
-        for namespace, _ in list(world.pipelines):
-            waiting[(namespace, DEFAULT_POOL)] += 0
-        nearest: dict[tuple[str, str], datetime] = {}
-        for driver in list(world.drivers.values()):
-            waiting[(driver.namespace, DEFAULT_POOL)] += 0
-            plan, engine = driver.plan, driver.engine
-            for inst in list(engine.instances.values()):
-                if inst.state is TaskState.SCHEDULED:
-                    waiting[(driver.namespace, plan.tasks[inst.task].pool or DEFAULT_POOL)] += 1
-            deadline = _nearest_sla(driver)
-            key = (driver.namespace, plan.name)
-            if deadline is not None and (key not in nearest or deadline < nearest[key]):
-                nearest[key] = deadline
-        for (namespace, pool), count in sorted(waiting.items()):
-            queued.add_metric([namespace, pool], count)
-        now = self.clock()
-        for (namespace, pipeline), deadline in sorted(nearest.items()):
-            to_sla.add_metric([namespace, pipeline], (deadline - now).total_seconds())
-        yield queued
-        yield to_sla
+        now = time.time()
+        for (namespace, pipeline), at in self.source().items():
+            family.add_metric([namespace, pipeline], at - now)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("kascade_time_to_sla_seconds", "", labels=["namespace", "pipeline"])
+
+    @staticmethod
+    def source() -> Mapping[tuple[str, str], float]:
+        return RUN_GAUGES.sla_deadlines
 
 
-def _nearest_sla(driver: Any) -> datetime | None:
-    """The earliest SLA deadline of a run that is not met yet (the run's, or an open task's)."""
-    if driver.finished:
-        return None
-    plan, base = driver.plan, driver.ctx.interval.end
-    deadlines: list[timedelta] = [plan.sla] if plan.sla is not None else []
-    open_tasks = {inst.task for inst in driver.engine.instances.values() if inst.state not in _DONE}
-    deadlines += [plan.tasks[i].sla for i in open_tasks if plan.tasks[i].sla is not None]
-    return base + min(deadlines) if deadlines else None
-
-
-_WORLD: list[Callable[[], Any]] = [lambda: None]
-
-
-def watch_world(world: Callable[[], Any]) -> None:
-    """Where the scrape-time gauges read from (the leader's World; None on a standby)."""
-    _WORLD[0] = world
-
-
-REGISTRY.register(WorldGauges(lambda: _WORLD[0](), lambda: datetime.now(UTC)))
+REGISTRY.register(_TimeToSla())
 
 
 def serve(port: int) -> None:

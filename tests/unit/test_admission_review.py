@@ -111,7 +111,7 @@ def test_pod_rejections_come_back_with_manifest_paths() -> None:
     doc = pipeline([task("a", env=[{"name": "BAD NAME", "value": "x"}])])
     answers = Answers(
         rejection=PodRejection(
-            "Pod is invalid", (("spec.containers[0].env[7].name", "Invalid value"),)
+            "Pod is invalid", (("spec.containers[0].env[0].name", "Invalid value"),)
         )
     )
     verdict = review(answers, "Pipeline", doc)

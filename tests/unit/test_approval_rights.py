@@ -167,15 +167,16 @@ def test_pod_field_errors_map_back_to_the_manifest() -> None:
     bad = next(i for i, e in enumerate(env) if e["name"] == "BAD NAME")
     where = pod_preview.manifest_path(preview, f"spec.containers[0].env[{bad}].name", model)
     assert where == "spec.tasks[0].env[1].name"
-    assert (
-        pod_preview.manifest_path(preview, "spec.containers[0].envFrom[0].configMapRef", model)
-        == "spec.tasks[0].envFrom[0].configMapRef"
-    )
-    assert pod_preview.manifest_path(preview, "spec.containers[0].envFrom[1]", model) == (
+    # envFrom in the pod: the variables, the connections, then the task's own.
+    assert pod_preview.manifest_path(preview, "spec.containers[0].envFrom[0]", model) == (
         "spec.variables[0]"
     )
-    assert pod_preview.manifest_path(preview, "spec.containers[0].envFrom[2]", model) == (
+    assert pod_preview.manifest_path(preview, "spec.containers[0].envFrom[1]", model) == (
         "spec.connections[0]"
+    )
+    assert (
+        pod_preview.manifest_path(preview, "spec.containers[0].envFrom[2].configMapRef", model)
+        == "spec.tasks[0].envFrom[0].configMapRef"
     )
     assert pod_preview.manifest_path(preview, "spec.volumes[0].name", model) == (
         "spec.tasks[0].volumes[0].name"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from example_cases import EXAMPLES, ROOT, cases
 from sdk_support import run_json
@@ -45,8 +46,24 @@ TWIN_OF = {
 }
 
 
-def run(path: Path, entry: dict[str, Any], tmp: Path, dag: str | None = None) -> dict[str, Any]:
-    args = ["--workdir", str(tmp / "work")] + (["--dag", dag] if dag else [])
+def pool_args(manifest: Path) -> list[str]:
+    """A Python DAG has no Pool documents (Airflow's pools live apart from DAG files): its
+    local run gets the twin manifest's Pools with --pool."""
+    args: list[str] = []
+    for doc in yaml.safe_load_all(manifest.read_text()):
+        if doc and doc.get("kind") == "Pool":
+            args += ["--pool", f"{doc['metadata']['name']}={doc['spec']['slots']}"]
+    return args
+
+
+def run(
+    path: Path,
+    entry: dict[str, Any],
+    tmp: Path,
+    dag: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    args = ["--workdir", str(tmp / "work"), *extra] + (["--dag", dag] if dag else [])
     if entry.get("logicalDate"):
         args += ["--logical-date", entry["logicalDate"]]
     for key, value in (entry.get("params") or {}).items():
@@ -83,7 +100,7 @@ def test_every_example_has_a_twin() -> None:
 def test_twin_runs_to_the_same_states(case: str, entry: dict[str, Any], tmp_path: Path) -> None:
     manifest = case.split("#")[0]
     file, dag = TWIN_OF[manifest]
-    twin = run(TWINS / file, entry, tmp_path / "py", dag)
+    twin = run(TWINS / file, entry, tmp_path / "py", dag, tuple(pool_args(EXAMPLES / manifest)))
     yaml_run = run(EXAMPLES / manifest, entry, tmp_path / "yaml")
     twin_states = {k.replace("_", "-"): v["state"] for k, v in twin["tasks"].items()}
     yaml_states = {k: v["state"] for k, v in yaml_run["tasks"].items()}

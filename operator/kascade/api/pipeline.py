@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from kascade.api import defaults
 from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
 from kascade.api.trigger_rules import TriggerRule as TriggerRule
 
@@ -145,9 +146,9 @@ class Sensor(Model):
     """time: HH:MM[:SS] on the data interval's end day; datetime: an ISO date-time (templated)."""
     url: str | None = None
     """http: the URL (templated); met when the status is expectedStatus."""
-    method: str = "GET"
+    method: str = defaults.HTTP_METHOD
     """http: the request method."""
-    expected_status: int = 200
+    expected_status: int = defaults.HTTP_EXPECTED_STATUS
     """http: the status code that means the condition is met."""
     response_contains: str | None = None
     """http: the body must also contain this text."""
@@ -387,7 +388,7 @@ class PipelineSpec(Model):
     schedule: str | None = None
     """Cron (5 fields), a preset (@once @hourly @daily @weekly @monthly @yearly),
     an interval (6h), or unset for manual runs only."""
-    timezone: str = "UTC"
+    timezone: str = defaults.TIMEZONE
     """The IANA time zone of the schedule (default UTC)."""
     start_date: str | None = None
     """ISO date or date-time; no scheduled run has an interval starting before it."""
@@ -395,9 +396,9 @@ class PipelineSpec(Model):
     """No scheduled run has an interval starting after it (ISO date or date-time)."""
     catchup: bool = False
     """Create runs for every missed interval since startDate (else the latest only)."""
-    max_active_runs: Annotated[int, Field(ge=1)] = 16
+    max_active_runs: Annotated[int, Field(ge=1)] = defaults.MAX_ACTIVE_RUNS
     """At most this many runs at once; more wait, queued (default 16)."""
-    max_active_tasks: Annotated[int, Field(ge=1)] = 16
+    max_active_tasks: Annotated[int, Field(ge=1)] = defaults.MAX_ACTIVE_TASKS
     """At most this many running tasks across the pipeline's runs (default 16)."""
     run_timeout: Duration | None = None
     """Fail a run that lasts longer (Airflow dagrun_timeout)."""

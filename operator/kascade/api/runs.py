@@ -57,9 +57,10 @@ class PipelineRunSpec(Model):
     spec_hash: str | None = None
     """A hash of pipelineSpec, to tell runs of different versions apart."""
     logical_date: str | None = None
-    """ISO date-time; the data interval's start (default: now for manual runs)."""
+    """ISO date-time, UTC unless it has an offset (default: when the run was created)."""
     data_interval: DataIntervalSpec | None = None
-    """The data interval (default: from the schedule and the logical date)."""
+    """Scheduled runs and backfills carry theirs; without one, a manual run covers the
+    schedule's latest complete interval ending at or before its logical date."""
     params: dict[str, JsonValue] | None = None
     """Param values for this run (checked against the spec's params)."""
     trigger: Trigger | None = None
@@ -79,6 +80,8 @@ class TaskCounts(Model):
     """Tasks not run because an upstream failed."""
     up_for_retry: int = 0
     """Tasks waiting to retry."""
+    up_for_reschedule: int = 0
+    """Sensors in reschedule mode waiting for their next poke."""
     running: int = 0
     """Tasks running."""
     queued: int = 0
@@ -109,13 +112,13 @@ class PipelineRunStatus(Model):
     tasks: dict[str, str] | None = None
     """Task id → state: the compact per-task summary (details are in TaskRuns)."""
     next_wakeup: str | None = None
-    """The next time the run has something to do (a retry, a poke, a timeout)."""
+    """When the run next acts without an event: a retry, a poke, an SLA or its timeout."""
     sla_missed: bool | None = None
     """The run or one of its tasks missed its SLA."""
     notified: list[str] | None = None
     """Notifications already sent (event/task keys), so a restart never sends one twice."""
     observed_generation: int | None = None
-    """The generation this status was computed for."""
+    """The PipelineRun's metadata.generation this status was written for."""
 
 
 class TaskState(StrEnum):
@@ -131,7 +134,52 @@ class TaskState(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
     UP_FOR_RETRY = "up_for_retry"
     UP_FOR_RESCHEDULE = "up_for_reschedule"
-    REMOVED = "removed"
+
+
+class AttemptReason(StrEnum):
+    """Why an attempt ended other than by its process exiting (``Attempt.reason``)."""
+
+    TIMEOUT = "Timeout"
+    """It ran past its ``timeout`` (a pod's ``activeDeadlineSeconds``)."""
+    SENSOR_TIMEOUT = "SensorTimeout"
+    START_TIMEOUT = "StartTimeout"
+    """Its pod was not running after ``startTimeout``."""
+    TEMPLATE_ERROR = "TemplateError"
+    """Its fields could not be rendered; no pod was made."""
+    OUTPUTS_TOO_LARGE = "OutputsTooLarge"
+    BAD_OUTPUTS = "BadOutputs"
+    EVICTED = "Evicted"
+    POD_DELETED = "PodDeleted"
+    POD_FAILED = "PodFailed"
+    """The pod failed without its container ending (the message has Kubernetes' reason)."""
+    IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    INVALID_IMAGE_NAME = "InvalidImageName"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    CREATE_CONTAINER_ERROR = "CreateContainerError"
+    START_ERROR = "StartError"
+    """Locally: the process could not be started."""
+    RUNNER_ERROR = "RunnerError"
+    MARKED_BY_USER = "MarkedByUser"
+    """Stopped because a user set the task's state."""
+    RUN_TIMEOUT = "RunTimeout"
+    """Stopped because the run hit its ``runTimeout``."""
+    SKIPPED = "Skipped"
+    """Stopped because a branch or short circuit skipped the task while it ran."""
+
+
+def instance_key(task_id: str, map_index: int | None) -> str:
+    """A task instance's key: the task id, or ``task[3]`` for a mapped instance."""
+    return task_id if map_index is None else f"{task_id}[{map_index}]"
+
+
+def split_instance_key(key: str) -> tuple[str, int | None]:
+    """``task[3]`` → (``task``, 3); ``task`` → (``task``, None)."""
+    if key.endswith("]") and "[" in key:
+        cut = key.rindex("[")
+        index = key[cut + 1 : -1]
+        if index.isdigit():
+            return key[:cut], int(index)
+    return key, None
 
 
 class Attempt(Model):
@@ -148,8 +196,8 @@ class Attempt(Model):
     exit_code: int | None = None
     """The container's exit code."""
     reason: str | None = None
-    """Why it ended: Completed, Error, DeadlineExceeded, Evicted, PodDeleted, StartTimeout,
-    TemplateError..."""
+    """Why it ended, when not by exiting: an ``AttemptReason`` (Timeout, StartTimeout,
+    TemplateError, Evicted, PodDeleted, PodFailed, OutputsTooLarge...)."""
     message: str | None = None
     """What happened, in words."""
 

@@ -31,9 +31,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _date(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _date(value: str, option: str = "--logical-date") -> datetime:
+    """An ISO date(-time) given on the command line; UTC unless it has an offset."""
+    from kascade.engine.run_dates import read_date
+
+    try:
+        return read_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _params(pairs: tuple[str, ...], spec: dict[str, Any]) -> dict[str, Any]:
@@ -215,28 +220,23 @@ def trigger(
     wait: bool,
     timeout: float,
 ) -> None:
-    """Start a manual run of PIPELINE (a name or a dag_id; Airflow's "Trigger DAG")."""
-    from kascade.api.runs import TriggerKind
-    from kascade.controller import naming, scheduling
-    from kascade.engine.schedule import parse_schedule
+    """Start a manual run of PIPELINE (a name or a dag_id; Airflow's "Trigger DAG").
+
+    The run's logical date is --logical-date (UTC unless it has an offset) or now; its data
+    interval is the schedule's latest complete interval ending at or before it.
+    """
+    from kascade.controller import scheduling
 
     kube = _kube(kubeconfig)
-    pipeline, body = _pipeline(kube, namespace, pipeline)
-    spec = body["spec"]
-    now = _now()
-    tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
-    at = _date(logical_date) if logical_date else now
-    interval = tt.manual_interval(at)
-    name = naming.run_name(pipeline, "manual", now.strftime("%Y%m%dt%H%M%S%f"))
-    manifest = scheduling.run_manifest(
+    _, body = _pipeline(kube, namespace, pipeline)
+    manifest = scheduling.manual_run_manifest(
         body,
-        interval,
-        TriggerKind.MANUAL,
-        params=_params(params, spec),
+        logical_date=_date(logical_date) if logical_date else None,
+        now=_now(),
+        params=_params(params, body["spec"]),
         by=os.environ.get("USER", "kascade-cli"),
-        name=name,
-        logical_date=at,
     )
+    name = manifest["metadata"]["name"]
     kube.create("pipelineruns", namespace, manifest)
     click.echo(f"pipelinerun/{name} created")
     if wait:
@@ -260,7 +260,7 @@ def backfill(pipeline: str, namespace: str, kubeconfig: str | None, start: str, 
     _, body = _pipeline(kube, namespace, pipeline)
     spec = body["spec"]
     tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
-    first, last = _date(start), _date(end)
+    first, last = _date(start, "--from"), _date(end, "--to")
     intervals = due_intervals(
         tt, last=None, start_date=first, end_date=last, catchup=True, now=max(_now(), last)
     )
@@ -297,15 +297,13 @@ def _reload(kube: Any, namespace: str, run: str, tasks: dict[str, Any]) -> None:
 
 
 def _taskruns(kube: Any, namespace: str, run: str) -> dict[str, dict[str, Any]]:
+    from kascade.api.runs import instance_key
     from kascade.controller import naming
     from kascade.controller.podspec import LABEL_RUN
 
     out = {}
     for tr in kube.list_objects("taskruns", namespace, f"{LABEL_RUN}={naming.label_value(run)}"):
-        key = tr["spec"]["taskName"]
-        if tr["spec"].get("mapIndex") is not None:
-            key = f"{key}[{tr['spec']['mapIndex']}]"
-        out[key] = tr
+        out[instance_key(tr["spec"]["taskName"], tr["spec"].get("mapIndex"))] = tr
     return out
 
 
@@ -350,8 +348,10 @@ def clear(
     body, plan = _run_and_plan(kube, namespace, run)
     states: dict[str, str] = dict((body.get("status") or {}).get("tasks") or {})
 
+    from kascade.api.runs import split_instance_key
+
     def base(key: str) -> str:
-        return key[: key.rindex("[")] if key.endswith("]") else key
+        return split_instance_key(key)[0]
 
     if tasks:
         unknown = [t for t in tasks if t not in plan.index]
@@ -381,7 +381,9 @@ def mark(run: str, namespace: str, kubeconfig: str | None, task: str, state: str
     """Set a task's state by hand (Airflow's Mark Success / Mark Failed)."""
     kube = _kube(kubeconfig)
     body, plan = _run_and_plan(kube, namespace, run)
-    base = task[: task.rindex("[")] if task.endswith("]") else task
+    from kascade.api.runs import split_instance_key
+
+    base = split_instance_key(task)[0]
     if base not in plan.index:
         raise click.ClickException(f"unknown task {task!r}")
     trs = _taskruns(kube, namespace, run)
@@ -389,7 +391,7 @@ def mark(run: str, namespace: str, kubeconfig: str | None, task: str, state: str
         kube.patch_status("taskruns", namespace, trs[task]["metadata"]["name"], {"state": state})
     descendants = {plan.tasks[i].id for i in plan.graph.descendants(plan.index[base])}
     states = (body.get("status") or {}).get("tasks") or {}
-    reset: dict[str, Any] = {k: None for k in states if k.split("[")[0] in descendants}
+    reset: dict[str, Any] = {k: None for k in states if split_instance_key(k)[0] in descendants}
     _forget(kube, namespace, run, list(reset))
     reset[task] = state
     _reload(kube, namespace, run, reset)

@@ -24,8 +24,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option(
     "--logical-date",
     metavar="DATE",
-    help="A date or date-time (UTC unless an offset is given). Default: the schedule's "
-    "latest complete interval, or now without a schedule.",
+    help="The run's logical date: a date or date-time (UTC unless an offset is given); "
+    "default: now. Its data interval is the schedule's latest complete interval ending "
+    "at or before it (Airflow's rule for manual runs).",
 )
 @click.option(
     "--pool", "pools", multiple=True, metavar="NAME=SLOTS", help="Size a pool (repeatable)."

@@ -114,13 +114,11 @@ def apply_command(
 ) -> None:
     """Compile Python DAG files and apply the manifests to the cluster (server-side apply)."""
     from kascade.cli.sdk_apply import apply_compilation
-    from kascade.kube.client import Kube, load_config
+    from kascade.kube.client import ApiException, Kube, load_config
 
     result = _compile(paths, image, dags_folder)
     load_config(kubeconfig)
     name = project or _project_of(paths)
-    from kubernetes.client.exceptions import ApiException
-
     try:
         lines = apply_compilation(Kube(), result, namespace, name, prune, echo=click.echo)
     except ValueError as exc:

@@ -81,7 +81,6 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE["world"] = World(kube, _emit)
     port = int(os.environ.get("KASCADE_METRICS_PORT", "8080"))
     if port:
-        metrics.watch_world(lambda: STATE.get("world") if LEADING.is_set() else None)
         metrics.serve(port)
     lease_ns = os.environ.get("KASCADE_LEADER_NAMESPACE")
     if lease_ns:
@@ -97,7 +96,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 def _act() -> None:
-    STATE["clock"] = asyncio.get_running_loop().create_task(world().clock())
+    STATE["clock"] = asyncio.get_running_loop().create_task(world().run_timers())
     LEADING.set()
 
 

@@ -17,12 +17,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kascade.api.pipeline import Notification, PipelineSpec, SensorKind
 from kascade.controller.podspec import RunIdentity, build_pod
-from kascade.engine.compile import Plan, PlannedTask
 from kascade.engine.decisions import Fire, Launch
+from kascade.engine.plan import Plan, PlannedTask
 
 PODLESS_SENSORS = frozenset({SensorKind.TIME, SensorKind.DATETIME, SensorKind.EXTERNAL_TASK})
 _IDENTITY = RunIdentity(
@@ -30,8 +31,7 @@ _IDENTITY = RunIdentity(
     pipeline="preview",
     run="preview",
     run_id="preview",
-    logical_date="1970-01-01T00:00:00+00:00",
-    ds="1970-01-01",
+    logical_date=datetime(1970, 1, 1, tzinfo=UTC),
 )
 
 
@@ -42,10 +42,11 @@ class Preview:
     pod: dict[str, Any]
     path: str
     """The task (or notification hook) in the manifest."""
-    builtin_env: int
-    """How many KASCADE_* variables come before the task's own ``env``."""
+    own_env: int
+    """The index of the task's (or hook's) own first ``env`` entry in the container."""
     own_env_from: int
-    """How many ``envFrom`` entries are the task's own (variables and connections follow)."""
+    """The index of the task's own first ``envFrom`` entry (variables and connections come
+    before it, in that order)."""
 
 
 def preview_pod(task: PlannedTask, spec: PipelineSpec, namespace: str) -> dict[str, Any]:
@@ -93,15 +94,9 @@ def previews(plan: Plan, spec: PipelineSpec, namespace: str) -> list[Preview]:
         if t.sensor is not None and t.sensor.kind in PODLESS_SENSORS:
             continue
         pod = preview_pod(task, spec, namespace)
-        container = pod["spec"]["containers"][0]
-        add(
-            Preview(
-                pod,
-                task.path,
-                len(container["env"]) - len(t.env or []),
-                len(t.env_from or []),
-            )
-        )
+        shared_env_from = len(spec.variables or []) + len(spec.connections or [])
+        # podspec.build_pod: the task's env comes first (the KASCADE_* contract follows).
+        add(Preview(pod, task.path, 0, shared_env_from))
     hooks: list[tuple[str, Notification]] = [
         (f"spec.notifications[{i}].hook", n) for i, n in enumerate(spec.notifications or [])
     ]
@@ -117,7 +112,7 @@ def previews(plan: Plan, spec: PipelineSpec, namespace: str) -> list[Preview]:
         pod["metadata"]["name"] = _name(path)
         del pod["metadata"]["ownerReferences"]
         builtin = len(pod["spec"]["containers"][0]["env"]) - len(n.hook.env or [])
-        add(Preview(pod, path, builtin, 0))
+        add(Preview(pod, path, builtin, 0))  # a hook's own env follows the KASCADE_* ones
     return out
 
 
@@ -141,11 +136,10 @@ def manifest_path(preview: Preview, field: str, spec: PipelineSpec) -> str:
     if match:
         kind, index, rest = match.group(1), int(match.group(2)), match.group(3)
         if kind == "env":
-            own = index - preview.builtin_env
+            own = index - preview.own_env
             return f"{preview.path}.env[{own}]{rest}" if own >= 0 else f"{preview.path}.env"
-        if index < preview.own_env_from:
-            return f"{preview.path}.envFrom[{index}]{rest}"
-        index -= preview.own_env_from
+        if index >= preview.own_env_from:
+            return f"{preview.path}.envFrom[{index - preview.own_env_from}]{rest}"
         variables = len(spec.variables or [])
         if index < variables:
             return f"spec.variables[{index}]"

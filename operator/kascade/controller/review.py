@@ -36,9 +36,9 @@ from pydantic import ValidationError
 from kascade.api.pipeline import PipelineSpec
 from kascade.api.resources import PipelineRun
 from kascade.controller import approval, pod_preview, rights
-from kascade.engine.compile import Plan
 from kascade.engine.errors import Issue, pydantic_issues
 from kascade.engine.params import resolve_params
+from kascade.engine.plan import Plan
 from kascade.engine.validation import validate_document, validate_spec
 from kascade.kube.access import Access, UserInfo
 

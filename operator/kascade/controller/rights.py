@@ -28,7 +28,7 @@ from typing import Any
 from kascade.api.pipeline import EnvVar, Notification, PipelineSpec
 from kascade.controller import pod_security
 from kascade.controller.pod_preview import preview_pod
-from kascade.engine.compile import Plan, PlannedTask
+from kascade.engine.plan import Plan, PlannedTask
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from kascade.engine.decisions import Instance
+from kascade.engine.instances import Instance
 from kascade.engine.run import RunEngine
 
 
@@ -27,7 +27,7 @@ def instance_duration(inst: Instance) -> float | None:
     """Of the last attempt, as Airflow reports a task instance's duration."""
     if inst.attempts:
         last = inst.attempts[-1]
-        return _seconds(last["start"] or inst.started_at, last["end"])
+        return _seconds(last.start or inst.started_at, last.end)
     return _seconds(inst.ready_at, inst.ended_at)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kascade.api.resources import Pipeline
-from kascade.engine.compile import Plan
+from kascade.engine.plan import Plan
 from kascade.engine.validation import validate_document
 from kascade.sdk.compiler.project import Options, compile_paths
 from kascade.sdk.dag import DAG
