@@ -15,6 +15,9 @@ MAX_EXPRESSION_LENGTH = 4096
 MAX_DEPTH = 64
 MAX_STRING_LENGTH = 1 << 20
 MAX_LIST_LENGTH = 100_000
+MAX_INT_DIGITS = 4300
+"""Python refuses to print a longer integer (``sys.get_int_max_str_digits``); none is made."""
+_INT_LIMIT = 10**MAX_INT_DIGITS
 FALSE_STRINGS = frozenset({"", "false", "False", "0", "null"})
 
 Segment = str | int
@@ -86,7 +89,7 @@ def to_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return str(value)
+        return str(checked(value))
     if isinstance(value, Mapping | list | tuple):
         return checked(to_json(value))  # type: ignore[no-any-return]
     return str(value)
@@ -99,6 +102,8 @@ def checked(value: Any) -> Any:
         raise ExpressionError(f"list result longer than {MAX_LIST_LENGTH} items")
     if isinstance(value, float) and not math.isfinite(value):
         raise ExpressionError("numeric result is not finite")
+    if isinstance(value, int) and not -_INT_LIMIT < value < _INT_LIMIT:
+        raise ExpressionError(f"integer result has more than {MAX_INT_DIGITS} digits")
     return value
 
 
