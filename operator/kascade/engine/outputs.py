@@ -6,10 +6,10 @@ so a task behaves the same in both places, limit included.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kascade.api.protocol import OUTPUTS_ENV, OUTPUTS_LIMIT_BYTES
+from kascade.engine import strict_json
 
 
 class OutputsError(ValueError):
@@ -29,9 +29,11 @@ def parse_outputs(raw: bytes | str) -> dict[str, Any]:
         return {}
     if text.startswith("{"):
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
+            value = strict_json.loads(text)
+        except strict_json.NotJsonError as exc:
             raise OutputsError(f"outputs look like JSON but do not parse: {exc}") from None
+        except strict_json.JsonValueError as exc:
+            raise OutputsError(f"outputs JSON cannot be used: {exc}") from None
         if not isinstance(value, dict):
             raise OutputsError("outputs JSON must be an object of name → value")
         return {str(k): v for k, v in value.items()}
@@ -50,7 +52,9 @@ def parse_outputs(raw: bytes | str) -> dict[str, Any]:
 
 
 def _typed(value: str) -> Any:
+    """A value that reads as JSON is typed (``rows=42`` gives 42); anything else, including
+    ``NaN`` or a number too large to keep, stays the text it is."""
     try:
-        return json.loads(value)
+        return strict_json.loads(value)
     except ValueError:
         return value
