@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from kascade.api.resources import Pipeline
+from kascade.engine.loading import LoadError
 from kascade.engine.plan import Plan
 from kascade.engine.validation import is_pipeline, load_documents, validate_document
 
@@ -33,14 +34,38 @@ class Checked:
     problems: list[str] = field(default_factory=list)
 
 
-def read_documents(path: Path, *, every_kind: bool = False) -> list[dict[str, Any]]:
-    """The Pipelines of a file (every object in it, with ``every_kind``)."""
+MAX_FILE_BYTES = 64 << 20
+"""A manifest file larger than this is refused before it is read (the API server takes
+3 MiB per object; a local run of 20,000 tasks is about 3 MiB of YAML)."""
+
+
+def read_text(path: Path) -> str:
+    """A manifest's text: UTF-8 (a BOM is allowed), at most :data:`MAX_FILE_BYTES`."""
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InputError([f"cannot read: {exc.strerror or exc}"]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError([f"larger than {MAX_FILE_BYTES >> 20} MiB: not a manifest"])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        raise InputError(
+            [f"not UTF-8 text: byte 0x{byte} at line {line}, column {column} ({exc.reason})"]
+        ) from None
+
+
+def read_documents(path: Path, *, every_kind: bool = False) -> list[dict[str, Any]]:
+    """The Pipelines of a file (every object in it, with ``every_kind``)."""
+    text = read_text(path)
     try:
         return load_documents(text, every_kind=every_kind)
+    except LoadError as exc:
+        raise InputError([str(exc)]) from None
     except yaml.YAMLError as exc:
         raise InputError([_yaml_problem(exc)]) from None
 
@@ -52,6 +77,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
         return "not valid YAML: " + " ".join(str(exc).split())
     context = getattr(exc, "context", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(exc, yaml.constructor.ConstructorError):  # valid YAML, a refused value
+        return f"{where}: {problem}"
     return f"not valid YAML at {where}: {problem}" + (f" ({context})" if context else "")
 
 
