@@ -20,7 +20,7 @@ from kascade.api.pipeline import (
     Template,
 )
 from kascade.engine.dag import Graph
-from kascade.engine.errors import Issue, PipelineInvalid
+from kascade.engine.errors import Issue, PipelineInvalid, did_you_mean
 from kascade.engine.plan import Plan, PlannedTask, priorities, run_policies, task_policies
 
 
@@ -254,9 +254,12 @@ class _Compiler:
         return None
 
     def _hint(self, ref: str) -> str:
+        """The same name in another group, else a close spelling (``lod`` → ``load``)."""
         tail = ref.rsplit(".", 1)[-1]
         near = sorted(d for d in self.decls if d.rsplit(".", 1)[-1] == tail)
-        return f" (did you mean {', '.join(near)}?)" if near else ""
+        if near:
+            return f" (did you mean {', '.join(near)}?)"
+        return did_you_mean(ref, self.decls)
 
     def _inside(self, node: str, group: str) -> bool:
         return node.startswith(group + ".")

@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from kascade.api.pipeline import PipelineSpec, SensorKind, Task
 from kascade.api.resources import Pipeline
-from kascade.engine import expressions, sensors, templating, value_checks
+from kascade.engine import expressions, repair, sensors, templating, value_checks
 from kascade.engine.compile import compile_spec
-from kascade.engine.errors import Issue, pydantic_issues
+from kascade.engine.errors import Issue
+from kascade.engine.loading import is_pipeline as is_pipeline
+from kascade.engine.loading import load_documents as load_documents
 from kascade.engine.plan import Plan, PlannedTask
 from kascade.engine.run_dates import parse_date
 from kascade.engine.schedule import ScheduleError, parse_schedule, zone
@@ -45,32 +44,21 @@ RUN_ROOTS = frozenset(
 MAPPED_ROOTS = frozenset({"item", "map_index"})
 
 
-def load_documents(text: str, *, every_kind: bool = False) -> list[dict[str, Any]]:
-    """The Pipeline documents of a YAML stream (or every object, with ``every_kind``);
-    empty documents are left out. A document without ``kind`` is a Pipeline."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~6x faster
-    docs = []
-    for doc in yaml.load_all(text, Loader=loader):
-        if isinstance(doc, dict) and (every_kind or is_pipeline(doc)):
-            docs.append(doc)
-    return docs
-
-
-def is_pipeline(doc: dict[str, Any]) -> bool:
-    return bool(doc.get("kind", "Pipeline") == "Pipeline")
-
-
 def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None, list[Issue]]:
-    """Parse and check one manifest; the plan is None whenever there is any issue."""
-    try:
-        pipeline = Pipeline.model_validate(doc)
-    except ValidationError as exc:
-        return None, None, pydantic_issues(exc.errors())  # type: ignore[arg-type]
-    issues: list[Issue] = []
-    if not pipeline.metadata.name:
+    """Parse and check one manifest; the plan is None whenever there is any issue.
+
+    Every problem is reported in one pass: fields the schema refuses are left out
+    (``engine.repair``) and the rest of the document is still compiled and checked.
+    """
+    pipeline, repaired, issues = repair.parse(Pipeline, doc)
+    checked = pipeline or repaired
+    if checked is None:
+        return None, None, issues
+    if not checked.metadata.name:
         issues.append(Issue("metadata.name", "a pipeline needs a name"))
-    plan, spec_issues = validate_spec(pipeline.spec, pipeline.metadata.name or "pipeline")
-    issues.extend(spec_issues)
+    plan, spec_issues = validate_spec(checked.spec, checked.metadata.name or "pipeline")
+    known = {str(i) for i in issues}
+    issues.extend(i for i in spec_issues if str(i) not in known)
     return pipeline, (plan if not issues else None), issues
 
 
@@ -159,6 +147,23 @@ def _task_issues(plan: Plan, task: PlannedTask, spec: PipelineSpec) -> Iterator[
             continue
         for ref in expr.references():
             yield from _reference_issues(plan, task, spec, ref, roots - MAPPED_ROOTS, path)
+
+
+def params_used(plan: Plan) -> set[str]:
+    """The names every template and expression of the plan reads as ``params.<name>``."""
+    used: set[str] = set()
+    for task in plan.tasks:
+        refs: list[tuple[str | int, ...]] = []
+        for _, text in _templated_strings(task.spec, task.path):
+            if not templating.check(text):
+                refs.extend(templating.references(text))
+        for _, text in _expressions(task.spec, task.path):
+            try:
+                refs.extend(expressions.parse(text).references())
+            except expressions.ExpressionError:
+                continue
+        used.update(str(ref[1]) for ref in refs if len(ref) > 1 and ref[0] == "params")
+    return used
 
 
 def _templated_strings(t: Task, p: str) -> Iterator[tuple[str, str]]:
