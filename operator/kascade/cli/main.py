@@ -11,6 +11,7 @@ import sys
 import click
 
 from kascade.cli import cluster_commands, local_commands, poke_commands, sdk_commands
+from kascade.kube import KubeConfigError
 
 EXIT_INTERRUPTED = 130
 
@@ -37,4 +38,7 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except KubeConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 
 import tenacity
 import urllib3.exceptions
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException as ApiException
 
 from kascade.api.base import GROUP, VERSION
+from kascade.kube import KubeConfigError
 
 log = logging.getLogger("kascade.kube")
 
@@ -31,10 +33,21 @@ WRITES: Counter[str] = Counter()
 
 
 def load_config(kubeconfig: str | None = None) -> None:
+    """In-cluster credentials, else the kubeconfig; KubeConfigError says which was missing."""
     try:
         config.load_incluster_config()
+        return
     except config.ConfigException:
+        pass
+    try:
         config.load_kube_config(config_file=kubeconfig)
+    except (config.ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        where = kubeconfig or "~/.kube/config (set KUBECONFIG or --kubeconfig)"
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise KubeConfigError(
+            f"cannot reach a cluster: not running in one, and no usable kubeconfig at {where}: "
+            f"{detail}"
+        ) from None
 
 
 def _count(verb: str, resource: str) -> None:
