@@ -114,7 +114,11 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "message",
         "tasks",
     }
-    assert record["runId"] == "manual__2026-03-01T00:00:00+00:00"
+    # Airflow's manual__<trigger time>: the run's own id, not its logical date's.
+    assert record["runId"].startswith("manual__2026-") and record["runId"] != (
+        "manual__2026-03-01T00:00:00+00:00"
+    )
+    assert record["logicalDate"] == "2026-03-01T00:00:00+00:00"
     assert record["dataInterval"] == {  # the manual-run rule: the interval ending at it
         "start": "2026-02-28T00:00:00+00:00",
         "end": "2026-03-01T00:00:00+00:00",

@@ -165,6 +165,8 @@ class AttemptReason(StrEnum):
     """Stopped because the run hit its ``runTimeout``."""
     SKIPPED = "Skipped"
     """Stopped because a branch or short circuit skipped the task while it ran."""
+    INTERRUPTED = "Interrupted"
+    """Locally: the runner was stopped (Ctrl-C, SIGTERM) and killed the attempt."""
 
 
 def instance_key(task_id: str, map_index: int | None) -> str:

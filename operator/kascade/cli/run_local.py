@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from kascade.api.runs import RunPhase
 from kascade.cli.documents import InputError, load_run_file
 from kascade.cli.local_objects import pool_problems, read_objects, run_environment
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
+from kascade.engine import strict_json
 from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
 from kascade.local.events import OnEvent, ignore
@@ -20,7 +20,7 @@ from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, headline, print_summary
 from kascade.local.runner import LocalRunner
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,12 @@ class RunOptions:
 
 
 def run_local(opts: RunOptions) -> int:
+    triggered = datetime.now(UTC)
     try:
         docs, pipeline, plan = load_run_file(opts.file, opts.pipeline_name)
         spec = pipeline.spec
-        dates = run_dates(spec, opts.logical_date, datetime.now(UTC))
-        params = params_of(spec, opts.params)
+        dates = run_dates(spec, opts.logical_date, triggered)
+        params = params_of(spec, opts.params, plan)
         found = read_objects(docs)
         pools = {**found.pools, **pools_of(opts.pools)}
         problems = found.problems + pool_problems(plan, pools)
@@ -55,16 +56,18 @@ def run_local(opts: RunOptions) -> int:
         return EXIT_INVALID
     for note in found.notes + notes:
         print(f"{opts.file}: note: {note}", file=sys.stderr)
+    history = LocalHistory()
+    # Airflow's manual__<trigger time>: every run its own id and folder, whatever its
+    # logical date, so two runs of one day neither share outputs nor overwrite logs.
+    rid, workdir = _run_folder(history, pipeline.name, run_id("manual", triggered), opts.workdir)
     ctx = RunContext(
-        run_id=run_id("manual", dates.logical_date),
+        run_id=rid,
         logical_date=dates.logical_date,
         interval=dates.interval,
         params=params,
         pipeline=pipeline.name,
         namespace=pipeline.metadata.namespace or "default",
     )
-    history = LocalHistory()
-    workdir = _workdir(opts.workdir or history.run_dir(ctx.pipeline, ctx.run_id))
     stream = sys.stderr if opts.output == "json" else sys.stdout
     live = None
     on_event: OnEvent = ignore
@@ -85,34 +88,41 @@ def run_local(opts: RunOptions) -> int:
             phase = runner.execute()
     else:
         phase = runner.execute()
-    if runner.interrupted:
-        print("interrupted: every task process was stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
     record = runner.record()
     try:
         history.save(record)
     except OSError as exc:
         print(f"note: could not record the run in {history.root}: {exc}", file=sys.stderr)
     if opts.output == "json":
-        print(json.dumps(record, indent=2))
+        print(strict_json.dumps(record, indent=2))
     elif opts.quiet:
         print(headline(record))
     else:
         _summary(stream, live is not None, record, runner, workdir)
+    if runner.interrupted is not None:
+        print(f"{record['message']}: every task process was stopped", file=sys.stderr)
+        return 128 + int(runner.interrupted)  # 130 for SIGINT, 143 for SIGTERM
     return EXIT_OK if phase is RunPhase.SUCCESS else EXIT_FAILED
 
 
-def _workdir(wanted: Path) -> Path:
-    """The run's directory; a temporary one when the wanted one cannot be made (read-only home)."""
+def _run_folder(
+    history: LocalHistory, pipeline: str, wanted_id: str, workdir: Path | None
+) -> tuple[str, Path]:
+    """The run's id and directory: a new folder of the history (``--workdir`` when given),
+    or a temporary one when neither can be made (a read-only home)."""
     try:
-        wanted.mkdir(parents=True, exist_ok=True)
-        return wanted
+        if workdir is None:
+            return history.claim(pipeline, wanted_id)
+        workdir.mkdir(parents=True, exist_ok=True)
+        return wanted_id, workdir
     except OSError as exc:
         import tempfile
 
+        wanted = workdir or history.run_dir(pipeline, wanted_id)
         fallback = Path(tempfile.mkdtemp(prefix="kascade-run-"))
-        print(f"note: cannot use {wanted} ({exc.strerror}); logs go to {fallback}", file=sys.stderr)
-        return fallback
+        why = exc.strerror or str(exc)
+        print(f"note: cannot use {wanted} ({why}); logs go to {fallback}", file=sys.stderr)
+        return wanted_id, fallback
 
 
 def _summary(

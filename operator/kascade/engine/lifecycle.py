@@ -15,7 +15,7 @@ from kascade.api.runs import AttemptReason, RunPhase, TaskState
 from kascade.engine import expressions, sensors, templating
 from kascade.engine.core import EngineCore
 from kascade.engine.decisions import Decisions, Fire, SlaMiss
-from kascade.engine.instances import Instance
+from kascade.engine.instances import Attempt, Instance
 from kascade.engine.plan import PlannedTask
 from kascade.engine.timers import TimerKind
 
@@ -154,6 +154,31 @@ class Lifecycle(EngineCore):
         for index in range(len(self.plan.tasks)):
             self._settle_task(index, TaskState.SKIPPED, now, "run timed out")
         self._finish(now, forced=RunPhase.FAILED)
+
+    def interrupt(self, now: datetime, message: str) -> Decisions:
+        """Stop the run where it is: its driver is going away (the local runner got Ctrl-C
+        or SIGTERM). Each attempt in flight ends failed with ``message`` and is killed;
+        nothing else moves (no retry, no downstream reaction, no notification: a person
+        stopped the run), and the run is failed with ``message``."""
+        for inst in list(self.instances.values()):
+            if not inst.holds_slot:
+                continue
+            self._release(inst)
+            self.out.kills.append((inst.key, AttemptReason.INTERRUPTED))
+            inst.attempts.append(
+                Attempt(
+                    inst.attempt, inst.started_at, now, None, AttemptReason.INTERRUPTED, message
+                )
+            )
+            inst.ended_at = now
+            inst.message = message
+            self._move(inst, TaskState.FAILED)
+        self.message = message
+        if self.phase not in (RunPhase.SUCCESS, RunPhase.FAILED):
+            self.phase = RunPhase.FAILED
+            self.out.finished = RunPhase.FAILED
+        self.timers.clear()
+        return self._flush(now)
 
     def _notify(self, task: PlannedTask, event: NotificationEvent, key: str, message: str) -> None:
         for n in task.notifications:

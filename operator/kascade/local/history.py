@@ -12,7 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kascade.engine import strict_json
+
 HOME_ENV = "KASCADE_HOME"
+MAX_SAME_ID = 1000
 
 
 def history_dir() -> Path:
@@ -22,6 +25,18 @@ def history_dir() -> Path:
     return root / "local-runs"
 
 
+def path_part(name: str) -> str:
+    """``name`` as one component of a path under the history folder, or ValueError.
+
+    Pipeline names are DNS-1123 names (validated by the models) and run ids are made
+    here, so this never fails for them; it stands guard so that no other string can
+    make a path that leaves ``$KASCADE_HOME`` (``../x``, ``/tmp/x``).
+    """
+    if not name or name in (".", "..") or "/" in name or "\0" in name or "\\" in name:
+        raise ValueError(f"{name!r} cannot name a folder of the run history")
+    return name
+
+
 class LocalHistory:
     """Writes finished runs and answers ``ExternalLookup.state`` from them."""
 
@@ -29,20 +44,39 @@ class LocalHistory:
         self.root = root or history_dir()
 
     def run_dir(self, pipeline: str, run_id: str) -> Path:
-        return self.root / pipeline / run_id
+        return self.root / path_part(pipeline) / path_part(run_id)
+
+    def claim(self, pipeline: str, run_id: str) -> tuple[str, Path]:
+        """A folder of its own for a new run: ``run_id``'s, or ``run_id.2``, ``.3``... when
+        another run already has it (two runs started in the same microsecond). The folder
+        is made here, atomically, so two runs never share one (and never mix outputs)."""
+        folder = self.root / path_part(pipeline)
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(1, MAX_SAME_ID + 1):
+            candidate = run_id if n == 1 else f"{run_id}.{n}"
+            try:
+                (folder / path_part(candidate)).mkdir()
+            except FileExistsError:
+                continue
+            return candidate, folder / candidate
+        raise FileExistsError(f"{MAX_SAME_ID} runs of {pipeline} have the id {run_id}")
 
     def save(self, record: dict[str, Any]) -> Path:
-        folder = self.root / str(record["pipeline"])
+        folder = self.root / path_part(str(record["pipeline"]))
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{record['runId']}.json"
+        path = folder / f"{path_part(str(record['runId']))}.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.write_text(strict_json.dumps(record, indent=2) + "\n")
         tmp.replace(path)  # readers never see half a file
         return path
 
     def _runs(self, pipeline: str) -> list[dict[str, Any]]:
-        out = []
-        for path in (self.root / pipeline).glob("*.json"):
+        out: list[dict[str, Any]] = []
+        try:
+            folder = self.root / path_part(pipeline)
+        except ValueError:
+            return out
+        for path in folder.glob("*.json"):
             try:
                 out.append(json.loads(path.read_text()))
             except (OSError, ValueError):

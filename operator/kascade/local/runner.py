@@ -68,17 +68,25 @@ class LocalRunner:
         self.attempts = AttemptRunner(self.ws, self._warn_task, ctx)
         self.notifier = Notifier(self.ws, self._notice)
         self.ended_at: datetime | None = None
-        self.interrupted = False
+        self.interrupted: signal.Signals | None = None
+        """The signal that stopped the run (SIGINT or SIGTERM), if one did."""
         self._running: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._warned: set[tuple[str, str]] = set()
         self._done: asyncio.Queue[tuple[Launch, Result, datetime]] | None = None
+        self._stopping = False
 
     # -- entry points ------------------------------------------------------------
     def execute(self) -> RunPhase:
-        """Run in a fresh event loop; Ctrl-C kills every child and sets ``interrupted``."""
+        """Run in a fresh event loop, as the subreaper of every process it starts (what a
+        task leaves behind is killed: ``local/reaper.py``). Ctrl-C or SIGTERM stops the
+        run (``interrupted``): its attempts are killed and recorded as interrupted."""
         processes.raise_fd_limit()
-        return asyncio.run(self.run())
+        processes.REAPER.start()
+        try:
+            return asyncio.run(self.run())
+        finally:
+            processes.REAPER.stop()
 
     async def run(self) -> RunPhase:
         loop = asyncio.get_running_loop()
@@ -87,17 +95,23 @@ class LocalRunner:
         if main is not None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
-                    loop.add_signal_handler(sig, self._interrupt, main)
+                    loop.add_signal_handler(sig, self._interrupt, main, sig)
                     handled.append(sig)
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass  # not the main thread (tests): no signal handling
         try:
             await self._loop()
         except asyncio.CancelledError:
-            if not self.interrupted:
+            if self.interrupted is None:
                 raise
         finally:
+            self._stopping = True
+            if self.interrupted is not None:
+                how = "Ctrl-C" if self.interrupted is signal.SIGINT else self.interrupted.name
+                self._apply(self.engine.interrupt(utcnow(), f"interrupted by {how}"))
+            # Still handling signals: a second Ctrl-C kills what is left at once.
             await self._shutdown()
+            await processes.SWEEPS.drain()
             for sig in handled:
                 loop.remove_signal_handler(sig)
         self.ended_at = self.ended_at or utcnow()
@@ -212,10 +226,13 @@ class LocalRunner:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _interrupt(self, main: asyncio.Task[Any]) -> None:
-        if not self.interrupted:
-            self.interrupted = True
+    def _interrupt(self, main: asyncio.Task[Any], sig: signal.Signals) -> None:
+        if self.interrupted is None and not self._stopping:
+            self.interrupted = sig
             main.cancel()
+            self._notice(f"{sig.name}: stopping every task (again to kill them at once)")
+        else:
+            processes.kill_all_now()
 
     async def _shutdown(self) -> None:
         """Kill what is still running (Ctrl-C, a stuck run) and let notifications finish."""
