@@ -103,12 +103,8 @@ def test_two_runs_of_one_logical_date_have_their_own_folders_and_records(
     path = write(tmp_path, "p.yaml", SAME_DAY.replace("sleep 1.5", "true"))
     ids = []
     for value in ("first", "second"):
-        result = CliRunner().invoke(
-            cli,
-            ["run", str(path), "--logical-date", "2026-01-15", "--param", f"v={value}"]
-            + ["--output", "json"],
-            catch_exceptions=False,
-        )
+        args = ["run", str(path), "--logical-date", "2026-01-15", "--param", f"v={value}"]
+        result = CliRunner().invoke(cli, [*args, "--output", "json"], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         ids.append(json.loads(result.stdout)["runId"])
     assert ids[0] != ids[1]
