@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from kascade.api.base import GROUP, VERSION
+from kascade.api.names import MAX_SUBDOMAIN, SUBDOMAIN_PATTERN
 from kascade.api.resources import KINDS, KindInfo
 
 HEADER = (
@@ -29,6 +30,14 @@ MAX_RECURSION = 2
 """Nested groups deeper than this are validated by the operator, not the schema."""
 
 _DROP = {"title", "default", "examples", "$defs"}
+METADATA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": MAX_SUBDOMAIN, "pattern": SUBDOMAIN_PATTERN}
+    },
+}
+"""The API server's own rule for the names of custom resources (the only metadata a CRD
+schema may restrict), written out so that the schema says what ``kascade validate`` says."""
 
 
 def _resolve(node: Any, defs: dict[str, Any], stack: tuple[str, ...]) -> Any:
@@ -131,7 +140,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "metadata": METADATA,
                                 "spec": spec,
                                 "status": status,
                             },

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from kascade.api import defaults
 from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
+from kascade.api.names import ObjectName, PoolName
 from kascade.api.trigger_rules import TriggerRule as TriggerRule
 
 #: Task and group names: Airflow-style ids; '.' is reserved for group qualification.
@@ -47,7 +48,7 @@ class EnvVar(Model):
 class SecretKeyRef(Model):
     """A key of a Secret; secrets are referenced, never copied into specs or status."""
 
-    name: str
+    name: ObjectName
     """The Secret's name (in the pipeline's namespace)."""
     key: str
     """The key of the Secret's data."""
@@ -132,7 +133,7 @@ class Sensor(Model):
     """Double the time between pokes after each one (capped at the timeout)."""
     path: str | None = None
     """file: a path (glob allowed, templated) that must exist, on a volume of the task."""
-    pipeline: str | None = None
+    pipeline: ObjectName | None = None
     """externalTask: the other pipeline's name."""
     task: Ref | None = None
     """externalTask: a task of that pipeline (omit to wait for the whole run)."""
@@ -195,7 +196,7 @@ class ContainerFields(Model):
     """Kubernetes container securityContext, merged over the restricted default (non-root, no
     privilege escalation, no capabilities). Loosening it needs its author to be allowed to
     create such pods."""
-    service_account_name: str | None = None
+    service_account_name: ObjectName | None = None
     """Run the task's pod as this ServiceAccount (its token is then mounted). Needs its author to
     be allowed to create pods, or to use this ServiceAccount."""
     node_selector: dict[str, str] | None = None
@@ -223,7 +224,7 @@ class TaskPolicy(Model):
     """When the task runs, given its upstream states (default all_success)."""
     priority_weight: int | None = None
     """Higher runs first when tasks are queued for slots."""
-    pool: Name | None = None
+    pool: PoolName | None = None
     """The Pool whose slots the task takes while it runs."""
     pool_slots: Annotated[int, Field(ge=1)] | None = None
     """How many of the pool's slots it takes (default 1)."""
@@ -354,7 +355,7 @@ class Param(Model):
 class Variables(Model):
     """Airflow Variables: a ConfigMap whose keys become env vars of every task."""
 
-    config_map: str
+    config_map: ObjectName
     """The ConfigMap's name (its author must be allowed to read it)."""
     prefix: str = "VAR_"
     """Prefix of the variables' names (default VAR_)."""
@@ -365,7 +366,7 @@ class Connection(Model):
 
     name: Name
     """The connection's name (variables CONN_<NAME>_<KEY>)."""
-    secret: str
+    secret: ObjectName
     """The Secret holding it (its author must be allowed to read it)."""
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from kascade.api.base import API_VERSION, Model
+from kascade.api.names import NamespaceName, ObjectName
 from kascade.api.pipeline import PipelineSpec, PipelineStatus
 from kascade.api.pools import PoolSpec, PoolStatus
 from kascade.api.runs import PipelineRunSpec, PipelineRunStatus, TaskRunSpec, TaskRunStatus
@@ -21,13 +22,17 @@ EXPECT_ANNOTATION = "kascade.io/expect"
 
 
 class ObjectMeta(BaseModel):
-    """The parts of metadata Kascade reads; everything else is kept as is."""
+    """The parts of metadata Kascade reads; everything else is kept as is.
+
+    Names follow the API server's rules (``api/names.py``): the local runner makes
+    folders of them, and ``kascade validate`` must refuse what a cluster refuses.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    name: str | None = None
+    name: ObjectName | None = None
     generate_name: str | None = None
-    namespace: str | None = None
+    namespace: NamespaceName | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
 

@@ -55,7 +55,7 @@ def pydantic_issues(
                 path += f"[{part}]"
             else:
                 path += f".{part}" if path else str(part)
-        message = str(err.get("msg", "invalid"))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             name = str(loc[-1]) if isinstance(loc, tuple) and loc else ""
             message = "unknown field" + (did_you_mean(name, known) or " (check its spelling)")

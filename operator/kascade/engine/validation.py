@@ -54,11 +54,13 @@ def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None
     checked = pipeline or repaired
     if checked is None:
         return None, None, issues
+    more: list[Issue] = []
     if not checked.metadata.name:
-        issues.append(Issue("metadata.name", "a pipeline needs a name"))
+        more.append(Issue("metadata.name", "a pipeline needs a name"))
     plan, spec_issues = validate_spec(checked.spec, checked.metadata.name or "pipeline")
-    known = {str(i) for i in issues}
-    issues.extend(i for i in spec_issues if str(i) not in known)
+    # A field the schema refused was taken out: what the rest says of its absence is noise.
+    refused = {i.path for i in issues}
+    issues.extend(i for i in [*more, *spec_issues] if i.path not in refused)
     return pipeline, (plan if not issues else None), issues
 
 
