@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -43,10 +43,17 @@ from kascade.engine.validation import validate_document, validate_spec
 from kascade.kube.access import Access, UserInfo
 
 log = logging.getLogger("kascade.admission")
+T = TypeVar("T")
 
 MAX_SPEC_BYTES = 1024 * 1024
 """etcd refuses objects over ~1.5 MiB, and a PipelineRun carries a copy of the spec plus
 its status: 1 MiB of spec leaves room for both."""
+VALIDATION_SECONDS = 8.0
+"""How long the engine's validation may take in a review. The API server waits
+``webhook.timeoutSeconds`` (15 s in the chart) for the whole answer, pod dry runs
+included; the engine bounds what it compiles (``engine/bounds.py``), and this is the
+backstop that turns anything slower into a refusal instead of a timed-out webhook. It
+runs in a thread, so the webhook keeps answering other requests meanwhile."""
 
 
 @dataclass
@@ -126,7 +133,10 @@ class Reviewer:
         too_big = _size_problem(spec, "spec")
         if too_big:
             return Verdict([too_big])
-        model, plan, issues = validate_document(req.new)
+        checked = await _within_deadline(validate_document, req.new)
+        if checked is None:
+            return Verdict([_too_slow("spec")])
+        model, plan, issues = checked
         if issues or model is None or plan is None:
             return Verdict([str(i) for i in issues])
         return await self._approve(req, plan, model.spec, spec)
@@ -151,7 +161,10 @@ class Reviewer:
             declared = (referenced or {}).get("spec", {}).get("params")
             problems += _param_problems(declared, run.spec.params)
             return Verdict(problems)  # no spec, no approval: the operator copies the Pipeline's
-        plan, issues = validate_spec(spec, ref)
+        checked = await _within_deadline(validate_spec, spec, ref)
+        if checked is None:
+            return Verdict([*problems, _too_slow("spec.pipelineSpec")])
+        plan, issues = checked
         problems += [_under("spec.pipelineSpec", i) for i in issues]
         problems += [str(i) for i in _params(spec, run.spec.params)]
         if problems or plan is None:
@@ -220,6 +233,22 @@ class Reviewer:
 
     def _is_me(self, user: UserInfo) -> bool:
         return user.username == self.access.whoami()
+
+
+async def _within_deadline(check: Callable[..., T], *args: Any) -> T | None:
+    """``check(*args)`` in a thread, or None when it took over :data:`VALIDATION_SECONDS`."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(check, *args), VALIDATION_SECONDS)
+    except TimeoutError:
+        log.warning("Validation took over %ss; the spec is refused", VALIDATION_SECONDS)
+        return None
+
+
+def _too_slow(path: str) -> str:
+    return (
+        f"{path}: validation took longer than {VALIDATION_SECONDS:g} s, the time the "
+        "webhook has to answer: the pipeline is too large to check; split it"
+    )
 
 
 def _size_problem(spec: Any, path: str) -> str | None:
