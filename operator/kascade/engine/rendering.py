@@ -105,21 +105,24 @@ class Renderer:
         if not _needs_render(spec):
             return spec
         ctx = self.context_for(task, inst)
+        budget = templating.Budget()  # all the task's rendered fields together
         update: dict[str, Any] = {}
         for name in _TEMPLATED_FIELDS:
             value = getattr(spec, name)
             if value is not None:
-                update[name] = templating.render_value(value, ctx)
+                update[name] = templating.render_value(value, ctx, budget)
         if spec.env:
             update["env"] = [
-                e.model_copy(update={"value": templating.render(e.value, ctx)}) if e.value else e
+                e.model_copy(update={"value": templating.render(e.value, ctx, budget=budget)})
+                if e.value
+                else e
                 for e in spec.env
             ]
         if spec.sensor is not None:
             s = spec.sensor
             update["sensor"] = s.model_copy(
                 update={
-                    k: templating.render(getattr(s, k), ctx)
+                    k: templating.render(getattr(s, k), ctx, budget=budget)
                     for k in _SENSOR_FIELDS
                     if getattr(s, k)
                 }

@@ -23,6 +23,8 @@ from kascade.engine.expressions import (
 from kascade.engine.schedule import DataInterval
 
 __all__ = [
+    "MAX_RENDERED_TASK",
+    "Budget",
     "TemplateError",
     "check",
     "is_templated",
@@ -101,29 +103,65 @@ def is_templated(text: str) -> bool:
     return _OPEN in text
 
 
-def render(text: str, ctx: Mapping[str, Any], *, escape: Callable[[str], str] | None = None) -> str:
+MAX_RENDERED_TASK = MAX_STRING_LENGTH
+"""Characters a task's rendered fields may add up to (command, args, script, env, image,
+sensor fields together): what a pod holds must fit in etcd, and a hundred fields each
+just under the per-string limit must not make a 100 MiB pod."""
+
+
+class Budget:
+    """What is left of :data:`MAX_RENDERED_TASK` while one task's fields are rendered."""
+
+    def __init__(self, limit: int = MAX_RENDERED_TASK) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, size: int, text: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise TemplateError(
+                f"the task's rendered fields are longer than {self.limit} characters in total",
+                expression=text,
+            )
+
+
+def render(
+    text: str,
+    ctx: Mapping[str, Any],
+    *,
+    escape: Callable[[str], str] | None = None,
+    budget: Budget | None = None,
+) -> str:
     """Replace each ``{{ expr }}``; raise TemplateError on any failure.
 
     ``escape`` is applied to each substituted value, never to the literal text:
     an HTML e-mail body escapes what a run produced (an error message with ``<``)
-    while the author's markup stays markup.
+    while the author's markup stays markup. Sizes are checked as the text grows, against
+    the string limit and the task's ``budget`` (a value is not even written out past
+    what is left of either).
     """
     if _OPEN not in text:
+        if budget is not None:
+            budget.spend(len(text), text)
         return text
+    budget = budget or Budget()
     out: list[str] = []
     size = 0
     for part in _split(text):
         out.append(part.literal)
         size += len(part.literal)
+        budget.spend(len(part.literal), text)
         if part.expression is not None:
+            room = max(0, min(MAX_STRING_LENGTH - size, budget.left))
             try:
-                value = to_text(parse(part.expression).evaluate(ctx))
+                value = to_text(parse(part.expression).evaluate(ctx), room)
             except ExpressionError as exc:
                 raise _template_error(exc, text, part) from exc
             if escape is not None:
                 value = escape(value)
             out.append(value)
             size += len(value)
+            budget.spend(len(value), text)
         if size > MAX_STRING_LENGTH:
             raise TemplateError(
                 f"rendered text longer than {MAX_STRING_LENGTH} characters", expression=text
@@ -131,14 +169,14 @@ def render(text: str, ctx: Mapping[str, Any], *, escape: Callable[[str], str] | 
     return "".join(out)
 
 
-def render_value(obj: Any, ctx: Mapping[str, Any]) -> Any:
+def render_value(obj: Any, ctx: Mapping[str, Any], budget: Budget | None = None) -> Any:
     """Render every string inside plain data; keys stay literal so specs keep shape."""
     if isinstance(obj, str):
-        return render(obj, ctx)
+        return render(obj, ctx, budget=budget)
     if isinstance(obj, Mapping):
-        return {key: render_value(value, ctx) for key, value in obj.items()}
+        return {key: render_value(value, ctx, budget) for key, value in obj.items()}
     if isinstance(obj, list | tuple):
-        return [render_value(item, ctx) for item in obj]
+        return [render_value(item, ctx, budget) for item in obj]
     return obj
 
 

@@ -73,15 +73,31 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
-def to_json(value: Any) -> str:
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def to_json(value: Any, limit: int = MAX_STRING_LENGTH) -> str:
+    """``value`` as compact JSON, written piece by piece and abandoned past ``limit``
+    characters: a value that shares parts (YAML aliases) can be far larger written out
+    than it is in memory, and must not be written out whole before it is refused."""
+    pieces: list[str] = []
+    size = 0
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        for piece in _ENCODER.iterencode(value):
+            size += len(piece)
+            if size > limit:
+                raise ExpressionError(f"string result longer than {limit} characters")
+            pieces.append(piece)
     except (TypeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, ExpressionError):
+            raise
         raise ExpressionError(f"value cannot be converted to JSON: {exc}") from None
+    return "".join(pieces)
 
 
-def to_text(value: Any) -> str:
-    """The string form used by templates: YAML-ish scalars, JSON containers."""
+def to_text(value: Any, limit: int = MAX_STRING_LENGTH) -> str:
+    """The string form used by templates: YAML-ish scalars, JSON containers (at most
+    ``limit`` characters of JSON are written)."""
     if isinstance(value, str):
         return value
     if value is None:
@@ -91,7 +107,7 @@ def to_text(value: Any) -> str:
     if isinstance(value, int | float):
         return str(checked(value))
     if isinstance(value, Mapping | list | tuple):
-        return checked(to_json(value))  # type: ignore[no-any-return]
+        return to_json(value, min(limit, MAX_STRING_LENGTH))
     return str(value)
 
 
