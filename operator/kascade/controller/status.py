@@ -112,7 +112,8 @@ def taskrun_status(
         for a in inst.attempts
     ]
     if pod and (not attempts or attempts[-1].number != inst.attempt):
-        attempts.append(Attempt(number=inst.attempt, pod_name=pod, start_time=iso(inst.started_at)))
+        started = inst.attempt_started_at or inst.started_at  # this attempt's, not the first's
+        attempts.append(Attempt(number=inst.attempt, pod_name=pod, start_time=iso(started)))
     message = inst.message
     if trouble and inst.state is TaskState.QUEUED:
         message = f"the pod cannot start: {trouble}"

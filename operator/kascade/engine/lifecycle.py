@@ -167,7 +167,12 @@ class Lifecycle(EngineCore):
             self.out.kills.append((inst.key, AttemptReason.INTERRUPTED))
             inst.attempts.append(
                 Attempt(
-                    inst.attempt, inst.started_at, now, None, AttemptReason.INTERRUPTED, message
+                    inst.attempt,
+                    inst.attempt_started_at or inst.started_at,
+                    now,
+                    None,
+                    AttemptReason.INTERRUPTED,
+                    message,
                 )
             )
             inst.ended_at = now

@@ -16,14 +16,19 @@ class OutputsError(ValueError):
     pass
 
 
+def too_large(size: int) -> str:
+    """Why outputs of ``size`` bytes are refused."""
+    return (
+        f"outputs are {size} bytes, over the {OUTPUTS_LIMIT_BYTES}-byte limit "
+        f"(a Kubernetes termination message); write large data to storage and "
+        f"pass its location in ${OUTPUTS_ENV} instead"
+    )
+
+
 def parse_outputs(raw: bytes | str) -> dict[str, Any]:
     data = raw.encode() if isinstance(raw, str) else raw
     if len(data) > OUTPUTS_LIMIT_BYTES:
-        raise OutputsError(
-            f"outputs are {len(data)} bytes, over the {OUTPUTS_LIMIT_BYTES}-byte limit "
-            f"(a Kubernetes termination message); write large data to storage and "
-            f"pass its location in ${OUTPUTS_ENV} instead"
-        )
+        raise OutputsError(too_large(len(data)))
     text = data.decode("utf-8", errors="replace").strip()
     if not text:
         return {}

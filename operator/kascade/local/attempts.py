@@ -8,6 +8,7 @@ environment variables, same outputs file protocol, same 4 KiB limit.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from kascade.api.runs import AttemptReason
 from kascade.engine import environment
 from kascade.engine.context import RunContext
 from kascade.engine.decisions import Launch, Result
-from kascade.engine.outputs import OutputsError, parse_outputs
+from kascade.engine.outputs import OutputsError, parse_outputs, too_large
 from kascade.local import processes
 
 DEFAULT_INTERPRETER = ("sh", "-e")
@@ -155,19 +156,45 @@ class AttemptRunner:
 
 
 def read_outputs(path: Path) -> Result:
+    """The attempt's outputs file: at most the limit and one byte are read (a task that
+    wrote 300 MB there costs 4 KiB), and only from a regular file (not a FIFO that would
+    block, nor a link to ``/dev/zero``)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         return Result(0, outputs={})
+    except OSError as exc:  # ELOOP: the task made it a symbolic link
+        return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=_not_a_file(path, exc))
     try:
-        raw = b"".join(iter(lambda: os.read(fd, 65536), b""))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=_not_a_file(path))
+        raw = _read_at_most(fd, OUTPUTS_LIMIT_BYTES + 1)
     finally:
         os.close(fd)
+    size = max(info.st_size, len(raw))
+    if size > OUTPUTS_LIMIT_BYTES:
+        return Result(0, reason=AttemptReason.OUTPUTS_TOO_LARGE, message=too_large(size))
     if not raw:
         return Result(0, outputs={})
     try:
         return Result(0, outputs=parse_outputs(raw))
     except OutputsError as exc:
-        too_large = len(raw) > OUTPUTS_LIMIT_BYTES
-        reason = AttemptReason.OUTPUTS_TOO_LARGE if too_large else AttemptReason.BAD_OUTPUTS
-        return Result(0, reason=reason, message=str(exc))
+        return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=str(exc))
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _not_a_file(path: Path, exc: OSError | None = None) -> str:
+    why = f" ({exc.strerror})" if exc is not None and exc.strerror else ""
+    return f"the outputs file {path} was replaced by something that is not a regular file{why}"

@@ -244,12 +244,24 @@ async def wait_or_kill(child: Child, timeout: float | None) -> int | None:
         raise
 
 
+TAIL_LINE = 300
+"""Characters of one tail line shown; a longer line (a minified JSON dump, a progress bar
+redrawn with ``\r``) is cut, saying by how much."""
+
+
 def tail(path: Path, lines: int = 20) -> list[str]:
-    """The last lines of a log, read from its end so a huge log costs nothing."""
+    """The last lines of a log, read from its end so a huge log costs nothing; each cut
+    to :data:`TAIL_LINE` characters."""
     with contextlib.suppress(OSError), open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         size = f.tell()
         f.seek(max(0, size - TAIL_BYTES))
         text = f.read().decode("utf-8", errors="replace")
-        return text.splitlines()[-lines:]
+        return [_cut(line) for line in text.splitlines()[-lines:]]
     return []
+
+
+def _cut(line: str) -> str:
+    if len(line) <= TAIL_LINE:
+        return line
+    return f"{line[:TAIL_LINE]}… ({len(line) - TAIL_LINE} more characters)"
