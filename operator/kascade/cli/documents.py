@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from kascade.api.resources import Pipeline
+from kascade.engine import injection
 from kascade.engine.loading import LoadError
 from kascade.engine.plan import Plan
 from kascade.engine.validation import is_pipeline, load_documents, validate_document
@@ -32,6 +33,8 @@ class Checked:
     pipeline: Pipeline | None
     plan: Plan | None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What is valid but risky (a run's data put unquoted into a script: engine/injection)."""
 
 
 MAX_FILE_BYTES = 64 << 20
@@ -86,7 +89,8 @@ def check(doc: dict[str, Any]) -> Checked:
     pipeline, plan, issues = validate_document(doc)
     metadata = doc.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    return Checked(str(name or "?"), pipeline, plan, [str(i) for i in issues])
+    warnings = [str(w) for w in injection.warnings(plan)] if plan is not None else []
+    return Checked(str(name or "?"), pipeline, plan, [str(i) for i in issues], warnings)
 
 
 def select(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:

@@ -132,6 +132,8 @@ def _validate_manifest(path: Path) -> bool:
             for problem in checked.problems or ["invalid"]:
                 click.echo(prefix + problem)
         else:
+            for warning in checked.warnings:
+                click.echo(f"{prefix}warning: {warning}")
             click.echo(f"{prefix}OK ({len(checked.plan.tasks)} tasks)")
     return bad
 

@@ -27,6 +27,7 @@ __all__ = [
     "Budget",
     "TemplateError",
     "check",
+    "expressions_in",
     "is_templated",
     "macro_context",
     "references",
@@ -187,6 +188,14 @@ def _parsed(text: str) -> Iterator[tuple[_Part, list[Path]]]:
                 yield part, parse(part.expression).references()
             except ExpressionError as exc:
                 raise _template_error(exc, text, part) from exc
+
+
+def expressions_in(text: str) -> list[str]:
+    """The text of every ``{{ expr }}`` of a template ([] when it does not split)."""
+    try:
+        return [part.expression for part in _split(text) if part.expression is not None]
+    except TemplateError:
+        return []
 
 
 def check(text: str) -> list[str]:

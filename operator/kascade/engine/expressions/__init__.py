@@ -88,6 +88,11 @@ class Expression:
             # overflow) is an error of this expression, never a crash of its caller.
             raise ExpressionError(str(exc), expression=self.text) from None
 
+    @property
+    def root(self) -> Node:
+        """The syntax tree (read only: what a check such as ``engine/injection`` inspects)."""
+        return self._root
+
     def references(self) -> list[Path]:
         seen: dict[Path, None] = {}
         for node in _walk(self._root):

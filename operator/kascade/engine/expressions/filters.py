@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,6 @@ from kascade.engine.expressions.values import (
     MAX_STRING_LENGTH,
     ExpressionError,
     UndefinedError,
-    checked,
     is_number,
     shorten,
     to_json,
@@ -181,7 +181,8 @@ FILTERS: dict[str, Filter] = {
     "int": Filter(_f_int, 0, 0),
     "float": Filter(_f_float, 0, 0),
     "string": Filter(to_text, 0, 0),
-    "tojson": Filter(lambda v: checked(to_json(v)), 0, 0),
+    "tojson": Filter(to_json, 0, 0),
+    "shquote": Filter(lambda v: shlex.quote(to_text(v)), 0, 0),
     "fromjson": Filter(_f_fromjson, 0, 0),
     "join": Filter(_f_join, 0, 1),
     "replace": Filter(_f_replace, 2, 2),
