@@ -60,8 +60,11 @@ def run_command(
     FILE is a manifest or a Python DAG file (like `airflow dags test`): its
     Python tasks run in this interpreter, in one process each.
 
+    Every run has its own id (manual__<trigger time>) and folder. Ctrl-C or SIGTERM
+    stops the run, prints its table and records it; a second Ctrl-C kills at once.
+
     Exit code: 0 if the run succeeded, 1 if it failed, 2 if the input is invalid,
-    130 when interrupted.
+    130 when interrupted by Ctrl-C, 143 by SIGTERM.
     """
     from kascade.cli.run_local import RunOptions, run_local
 
@@ -86,6 +89,7 @@ def validate_command(files: tuple[Path, ...]) -> None:
     FILES are manifests, Python DAG files or folders of Python DAG files: a
     Python problem is printed as file:line (import errors, unsupported
     arguments, and every engine error mapped back to the task that caused it).
+    Warnings (a run's data put unquoted into shell or Python source) do not fail.
     Exit code 1 if anything is invalid.
     """
     bad = False
