@@ -35,7 +35,7 @@ spec:
       script: echo "rows={{ params.rows }}" >> "$KASCADE_OUTPUTS"
     - name: load
       dependsOn: [extract]
-      command: [sh, -c, "echo loaded {{ tasks.extract.outputs.rows }} on {{ ds }}"]
+      command: [sh, -c, "echo loaded {{ tasks.extract.outputs.rows | int }} on {{ ds }}"]
 """
 
 FAILING = """
