@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli_support import private_home  # noqa: F401  (the autouse fixture `home`)
 from kascade.cli.main import cli
 from kascade.engine import expressions
 
@@ -27,13 +28,6 @@ spec:
 {tasks}
 """
 ECHO = "    - {name: t, image: busybox, command: [echo, hi]}"
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KASCADE_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "home"
 
 
 def invoke(*args: str) -> tuple[int, str]:

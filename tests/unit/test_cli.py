@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli_support import private_home, write  # noqa: F401  (the autouse fixture `home`)
 from kascade.api.pipeline import PipelineSpec
 from kascade.cli.main import cli
 from kascade.cli.run_setup import SetupError, run_dates
@@ -75,19 +76,6 @@ spec:
         - {name: extract, sensor: {kind: file, path: /tmp/x}}
         - {name: load, dependsOn: [extract], expand: {items: [1, 2]}}
 """
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KASCADE_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "home"
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli_support import private_home, write  # noqa: F401  (the autouse fixture `home`)
 from kascade.cli.main import cli
 
 OPERATOR = Path(__file__).resolve().parents[2] / "operator"
@@ -40,19 +41,6 @@ left = [p for p in pids if alive(p)]
 print("left:", left)
 sys.exit(1 if left or len(pids) < 3 else 0)
 """
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KASCADE_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "home"
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def alive(pid: int) -> bool:
@@ -223,7 +211,7 @@ def test_interrupted_run_keeps_its_table_and_record(
     name = "Ctrl-C" if sig is signal.SIGINT else "SIGTERM"
     # The table of what happened, with the log folder.
     rows = [line.split() for line in out.splitlines()]
-    assert ["quick", "success", "0.0s", "1"] in rows, out
+    assert ["quick", "success"] in [r[:2] for r in rows], out
     assert ["slow", "failed"] in [r[:2] for r in rows], out
     assert f"interrupted by {name}" in out and "logs: " in out
     assert f"interrupted by {name}: every task process was stopped" in err

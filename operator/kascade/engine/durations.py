@@ -12,6 +12,8 @@ import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
+from kascade.engine.errors import shown
+
 __all__ = ["MAX_DURATION", "format_duration", "parse_duration"]
 
 MAX_DURATION = timedelta(days=36_500)
@@ -43,22 +45,14 @@ _PART = re.compile(rf"({_NUMBER})(us|µs|ms|s|m|h|d|w)")
 _BARE = re.compile(rf"{_NUMBER}")
 
 
-def _shown(text: object) -> str:
-    try:
-        shown = repr(text)
-    except ValueError:  # an int too long to print
-        return "a number too large to print"
-    return shown if len(shown) <= 40 else shown[:37] + "..."
-
-
 def _too_long(text: object) -> ValueError:
     return ValueError(
-        f"invalid duration {_shown(text)}: longer than the limit of {MAX_DURATION_TEXT}"
+        f"invalid duration {shown(text, 40)}: longer than the limit of {MAX_DURATION_TEXT}"
     )
 
 
 def _error(text: object, why: str) -> ValueError:
-    return ValueError(f"invalid duration {_shown(text)}: {why}; expected {ACCEPTED_FORMS}")
+    return ValueError(f"invalid duration {shown(text, 40)}: {why}; expected {ACCEPTED_FORMS}")
 
 
 def _from_micros(text: object, micros: Decimal) -> timedelta:

@@ -31,6 +31,16 @@ class PipelineInvalid(ValueError):
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters; an integer too long to
+    print (over 4,300 digits) is described instead of raising."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "a number too large to print"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """`` (did you mean load?)`` when a candidate is close to ``word``, else ``""``."""
     pool = list(dict.fromkeys(candidates))

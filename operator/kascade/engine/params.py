@@ -12,7 +12,7 @@ from typing import Any
 
 from kascade.api.pipeline import Param, ParamType
 from kascade.engine import strict_json
-from kascade.engine.errors import Issue, did_you_mean
+from kascade.engine.errors import Issue, did_you_mean, shown
 
 
 def coerce_cli_value(param: Param | None, raw: str) -> Any:
@@ -41,24 +41,15 @@ def _type_ok(kind: ParamType, value: Any) -> bool:
     return isinstance(value, dict)
 
 
-def _shown(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long to print
-        return "a number too large to print"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def check_param(name: str, param: Param, value: Any, path: str) -> list[Issue]:
     issues: list[Issue] = []
     if not _type_ok(param.type, value):
-        issues.append(
-            Issue(path, f"param {name!r} must be of type {param.type.value}, got {_shown(value)}")
-        )
+        got = shown(value, 80)
+        issues.append(Issue(path, f"param {name!r} must be of type {param.type.value}, got {got}"))
         return issues
     if param.enum is not None and value not in param.enum:
         issues.append(
-            Issue(path, f"param {name!r} must be one of {param.enum}, got {_shown(value)}")
+            Issue(path, f"param {name!r} must be one of {param.enum}, got {shown(value, 80)}")
         )
     if isinstance(value, int | float) and not isinstance(value, bool):
         if param.minimum is not None and value < param.minimum:

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
-from kascade.engine.errors import Issue
+from kascade.engine.errors import Issue, shown
 from kascade.engine.schedule import (
     DataInterval,
     Timetable,
@@ -46,17 +46,17 @@ def read_date(value: str, default_zone: tzinfo = UTC) -> datetime:
     Raises ValueError with a message fit for a user.
     """
     text = value.strip()
-    shown = repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    quoted = shown(value)
     try:
         if len(text) == 10:
             parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
         else:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{shown} is not an ISO date (2026-01-31) or date-time") from None
+        raise ValueError(f"{quoted} is not an ISO date (2026-01-31) or date-time") from None
     if not MIN_YEAR <= parsed.year <= MAX_YEAR:
         raise ValueError(
-            f"{shown} is out of range: dates must be in the years {MIN_YEAR}-{MAX_YEAR}"
+            f"{quoted} is out of range: dates must be in the years {MIN_YEAR}-{MAX_YEAR}"
         )
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=default_zone)
 
