@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli_support import private_home, write  # noqa: F401  (the autouse fixture `home`)
+from cli_support import alive, private_home, write  # noqa: F401  (the autouse fixture `home`)
 from kascade.api.pipeline import PipelineSpec
 from kascade.cli.main import cli
 from kascade.cli.run_setup import SetupError, run_dates
@@ -271,18 +271,9 @@ spec:
     assert "interrupted" in err
     child = int((tmp_path / "child").read_text())
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child), "the task's background child survived Ctrl-C"
-
-
-def _alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie waiting for init to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    assert not alive(child), "the task's background child survived Ctrl-C"
 
 
 def test_logical_date_follows_the_manual_run_rule() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli_support import private_home, write  # noqa: F401  (the autouse fixture `home`)
+from cli_support import alive, private_home, write  # noqa: F401  (the autouse fixture `home`)
 from kascade.cli.main import cli
 
 OPERATOR = Path(__file__).resolve().parents[2] / "operator"
@@ -41,15 +41,6 @@ left = [p for p in pids if alive(p)]
 print("left:", left)
 sys.exit(1 if left or len(pids) < 3 else 0)
 """
-
-
-def alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def start(path: Path, *args: str, home: Path) -> subprocess.Popen[str]:
