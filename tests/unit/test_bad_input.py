@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,20 @@ def test_trigger_with_a_broken_kubeconfig_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert f"no usable kubeconfig at {broken}" in proc.stderr
+
+
+def test_trigger_checks_its_params_before_it_asks_the_cluster() -> None:
+    import click
+
+    from kascade.cli.cluster_commands import _params
+
+    spec = {"params": {"region": {"type": "string"}, "days": {"type": "integer", "default": 1}}}
+    assert _params(("days=3", "region=eu"), spec) == {"days": 3, "region": "eu"}
+    for pairs, problem in (
+        (("days=" + "[" * 60_000 + "]" * 60_000,), "days: nested deeper than 64 levels"),
+        (("days=NaN",), "days: NaN is not a number JSON allows"),
+        (("regoin=us",), "unknown param 'regoin' (did you mean region?)"),
+        (("days=many",), "param 'days' must be of type integer, got 'many'"),
+    ):
+        with pytest.raises(click.BadParameter, match=re.escape(problem)):
+            _params(pairs, spec)

@@ -42,17 +42,29 @@ def _date(value: str, option: str = "--logical-date") -> datetime:
 
 
 def _params(pairs: tuple[str, ...], spec: dict[str, Any]) -> dict[str, Any]:
-    from kascade.api.pipeline import Param
-    from kascade.engine.params import coerce_cli_value
+    """The run's params, checked as the operator will check them (names, types, JSON)."""
+    from pydantic import ValidationError
 
-    declared = spec.get("params") or {}
+    from kascade.api.pipeline import Param
+    from kascade.engine.params import coerce_cli_value, resolve_params
+    from kascade.engine.strict_json import JsonValueError
+
+    try:
+        declared = {k: Param.model_validate(v) for k, v in (spec.get("params") or {}).items()}
+    except ValidationError:
+        declared = {}  # the Pipeline's own problem, reported on it
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep:
-            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
-        param = Param.model_validate(declared[key]) if key in declared else None
-        out[key] = coerce_cli_value(param, raw)
+            raise click.BadParameter(f"{pair[:60]!r} is not key=value", param_hint="--param")
+        try:
+            out[key] = coerce_cli_value(declared.get(key), raw)
+        except JsonValueError as exc:
+            raise click.BadParameter(f"{key}: {exc}", param_hint="--param") from None
+    _, issues = resolve_params(declared, out)
+    if issues:
+        raise click.BadParameter("; ".join(str(i) for i in issues), param_hint="--param")
     return out
 
 
