@@ -229,3 +229,17 @@ def test_a_second_ctrl_c_kills_at_once(tmp_path: Path, home: Path) -> None:
     assert time.monotonic() - sent < 2.5
     assert proc.returncode == 130
     assert not alive(int((tmp_path / "pid").read_text()))
+
+
+def test_a_reused_pid_is_not_blamed_for_an_ended_attempt() -> None:
+    """A new leader can only get a pid once no group or session of that id is left, so
+    the ended attempt's group is forgotten then (its processes are all gone)."""
+    from kascade.local.reaper import Reaper
+
+    reaper = Reaper()
+    reaper.started(4242)
+    reaper.ended_attempt("1.1", 4242)
+    assert reaper.ended == {"1.1": 4242}
+    reaper.started(4242)
+    assert reaper.ended == {}
+    assert reaper.leaders == {4242}

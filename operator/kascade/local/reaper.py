@@ -96,6 +96,7 @@ class Reaper:
         """Pids of running attempt leaders (started by the runner, reaped by it)."""
         self.ended: dict[str, int] = {}
         """Token of every ended attempt → its leader's pid (= its group and session)."""
+        self._group_of: dict[int, str] = {}
         self.lock = threading.Lock()
         self.active = False
         """The subreaper flag is on: orphans come back to the runner."""
@@ -119,11 +120,17 @@ class Reaper:
     def started(self, pid: int) -> None:
         with self.lock:
             self.leaders.add(pid)
+            # The kernel gives out a pid only once no group or session has that id: an
+            # ended attempt's group of the same number is gone, and must not be blamed.
+            token = self._group_of.pop(pid, None)
+            if token is not None:
+                del self.ended[token]
 
     def ended_attempt(self, token: str, pid: int) -> None:
         with self.lock:
             self.leaders.discard(pid)
             self.ended[token] = pid
+            self._group_of[pid] = token
 
     def _children(self) -> list[int]:
         """Pids whose parent is this process (a scan of ``/proc``)."""
