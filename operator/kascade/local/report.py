@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from kascade.engine.decisions import Instance
+from kascade.engine.decisions import Instance, Launch
 from kascade.engine.run import RunEngine
 
 
@@ -31,6 +31,21 @@ def instance_duration(inst: Instance) -> float | None:
     return _seconds(inst.ready_at, inst.ended_at)
 
 
+def tries_json(inst: Instance) -> list[dict[str, Any]]:
+    """Each attempt as a TaskRun's status lists it (number, start, end, exit code, reason)."""
+    return [
+        {
+            "number": a.get("number"),
+            "startTime": _iso(a.get("start")),
+            "endTime": _iso(a.get("end")),
+            "exitCode": a.get("exitCode"),
+            "reason": a.get("reason"),
+            "message": a.get("message"),
+        }
+        for a in inst.attempts
+    ]
+
+
 def instance_json(inst: Instance) -> dict[str, Any]:
     return {
         "state": inst.state.value,
@@ -39,7 +54,26 @@ def instance_json(inst: Instance) -> dict[str, Any]:
         "outputs": {k: v for k, v in inst.outputs.items() if k != "__item__"},
         "message": inst.message if inst.state.value != "success" else None,
         "exitCode": inst.exit_code,
+        "startTime": _iso(inst.started_at),
+        "endTime": _iso(inst.ended_at),
+        "tries": tries_json(inst),
     }
+
+
+def rendered_json(launch: Launch) -> dict[str, Any]:
+    """The fields of an attempt after templating, as the task instance view shows them.
+
+    Only literal env values are shown: ``valueFrom`` keeps its reference, never a value.
+    """
+    spec = launch.spec
+    out: dict[str, Any] = {
+        "command": spec.command,
+        "args": spec.args,
+        "script": spec.script,
+        "workingDir": spec.working_dir,
+        "env": [e.dump() for e in spec.env or []],
+    }
+    return {k: v for k, v in out.items() if v not in (None, [])}
 
 
 def run_json(engine: RunEngine, end: datetime | None) -> dict[str, Any]:
@@ -57,5 +91,6 @@ def run_json(engine: RunEngine, end: datetime | None) -> dict[str, Any]:
         "endTime": _iso(end),
         "durationSeconds": _seconds(engine.started_at, end),
         "message": engine.message,
+        "params": dict(ctx.params),
         "tasks": {key: instance_json(inst) for key, inst in engine.instances.items()},
     }

@@ -44,6 +44,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def now_iso() -> str:
+    return utcnow().isoformat()
+
+
 class LocalRunner:
     def __init__(
         self,
@@ -80,6 +84,9 @@ class LocalRunner:
         self._background: set[asyncio.Task[None]] = set()
         self._warned: set[tuple[str, str]] = set()
         self._done: asyncio.Queue[tuple[Launch, Result, datetime]] | None = None
+        self.rendered: dict[str, dict[str, Any]] = {}
+        """Instance → its latest attempt's rendered fields (for the record)."""
+        self.sla_misses: list[dict[str, Any]] = []
 
     # -- entry points ------------------------------------------------------------
     def execute(self) -> RunPhase:
@@ -112,7 +119,11 @@ class LocalRunner:
 
     def record(self) -> dict[str, Any]:
         """The run as JSON (``--output json`` and the history file)."""
-        return report.run_json(self.engine, self.ended_at)
+        record = report.run_json(self.engine, self.ended_at)
+        record["workdir"] = str(self.workdir)
+        record["rendered"] = dict(self.rendered)
+        record["slaMisses"] = list(self.sla_misses)
+        return record
 
     @property
     def tails(self) -> Mapping[str, tuple[Path, list[str]]]:
@@ -165,6 +176,9 @@ class LocalRunner:
                 self._keep(asyncio.create_task(self.notifier.fire(fire)))
             for miss in decisions.sla_misses:
                 what = miss.task or "the run"
+                self.sla_misses.append(
+                    {"task": miss.task, "deadline": miss.deadline.isoformat(), "at": now_iso()}
+                )
                 self._emit(Event("sla", utcnow(), miss.task, message=f"{what} missed its SLA"))
             if not decisions.launches:
                 return
@@ -176,6 +190,7 @@ class LocalRunner:
             decisions = self.engine.tick(now)
 
     async def _attempt(self, launch: Launch) -> None:
+        self.rendered[launch.key] = report.rendered_json(launch)
         try:
             sensor = launch.sensor
             if sensor is not None and sensor.kind in _DRIVER_SENSORS:
