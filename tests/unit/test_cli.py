@@ -117,6 +117,7 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "workdir",
         "rendered",
         "slaMisses",
+        "pipelineSpec",
     }
     assert record["runId"] == "manual__2026-03-01T00:00:00+00:00"
     assert record["dataInterval"] == {
