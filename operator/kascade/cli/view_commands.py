@@ -372,6 +372,63 @@ def logs_command(
                 click.echo(f"({exc})")
 
 
+@click.command("ui")
+@click.option("--port", default=8080, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True, help="Where to listen.")
+@click.option("--namespace", "namespaces", multiple=True, help="Show this namespace (repeat).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Show every namespace (the default).")
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
+@click.option("--local", is_flag=True, help="Show the local runner's history, not a cluster.")
+@click.option("--read-only", is_flag=True, envvar="KASCADE_UI_READ_ONLY", help="No actions.")
+@click.option(
+    "--auth",
+    type=click.Choice(["auto", "kubeconfig", "token"]),
+    default="auto",
+    envvar="KASCADE_UI_AUTH",
+    show_default=True,
+    help="token: each user's bearer token, checked with TokenReview/SubjectAccessReview "
+    "(the default in a cluster); kubeconfig: your kubeconfig's identity.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Another Host header to accept in kubeconfig mode (loopback only by default).",
+)
+def ui_command(
+    port: int,
+    address: str,
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    kubeconfig: str | None,
+    local: bool,
+    read_only: bool,
+    auth: str,
+    allow_hosts: tuple[str, ...],
+) -> None:
+    """Serve the web UI: pipelines, grid, graph, runs, logs, and actions.
+
+    With a kubeconfig it acts as you (like kubectl proxy); with no cluster
+    configured (or --local) it shows the local runner's history.
+    """
+    from kascade.ui.serving import Options, serve
+
+    if all_namespaces and namespaces:
+        raise click.UsageError("give --namespace or --all-namespaces, not both")
+    serve(
+        Options(
+            address=address,
+            port=port,
+            namespaces=namespaces,
+            kubeconfig=kubeconfig,
+            local=local,
+            read_only=read_only,
+            auth=auth,
+            allow_hosts=allow_hosts,
+        )
+    )
+
+
 def register(group: click.Group) -> None:
-    for command in (get_command, logs_command):
+    for command in (get_command, logs_command, ui_command):
         group.add_command(command)

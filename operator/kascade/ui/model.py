@@ -132,11 +132,16 @@ def task_from_taskrun(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- local history records -----------------------------------------------------------------
+def local_run_name(record: Mapping[str, Any]) -> str:
+    """``pipeline/ref``: run ids repeat across pipelines (they derive from the logical date)."""
+    return f"{record.get('pipeline')}/{record.get('ref') or record.get('runId')}"
+
+
 def run_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
     tasks = record.get("tasks") or {}
     return {
         "namespace": "",
-        "name": record.get("ref") or record.get("runId") or "",
+        "name": local_run_name(record),
         "runId": record.get("runId"),
         "pipeline": record.get("pipeline") or "",
         "phase": record.get("phase") or "queued",
@@ -157,7 +162,7 @@ def run_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def tasks_from_record(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
-    run = record.get("ref") or record.get("runId") or ""
+    run = local_run_name(record)
     for key, info in (record.get("tasks") or {}).items():
         info = info or {}
         tries = [dict(t, pod=None) for t in info.get("tries") or []]
@@ -261,3 +266,10 @@ def task_row(task: Mapping[str, Any], now: datetime | None = None) -> dict[str, 
     end = task.get("endTime") if task.get("state") in TASK_DONE else None
     row["durationSeconds"] = seconds_between(task.get("startTime"), end, now)
     return row
+
+
+def base_task(key: str) -> str:
+    """``load[3]`` → ``load``."""
+    from kascade.actions import base_task as base
+
+    return base(key)
