@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from kascade import actions
-from kascade.ui import pages
+from kascade.ui import keys, pages
 
 Handler = Callable[[Any, str, dict[str, Any], str], Awaitable[dict[str, Any]]]
 
@@ -109,7 +109,7 @@ def run_action(kube: Any, action: str, ns: str, body: dict[str, Any], user: str)
 async def act(request: web.Request) -> web.Response:
     from kubernetes.client.exceptions import ApiException
 
-    auth, user = request.app["auth"], request["user"]
+    auth, user = request.app[keys.AUTH], request[keys.USER]
     action = request.match_info["action"]
     if action not in NEEDS:
         return pages.json_error(404, f"unknown action {action!r}")

@@ -50,7 +50,8 @@ class ClusterFeed:
         from kascade.kube.watching import Watcher
 
         self.loop = asyncio.get_running_loop()
-        for ns in self.namespaces or [None]:
+        scopes: list[str | None] = [*self.namespaces] if self.namespaces else [None]
+        for ns in scopes:
             for resource in ("pipelines", "pipelineruns", "pools"):
                 self.watchers.append(
                     Watcher(self.kube, resource, ns, self._sink(resource, ns)).start()

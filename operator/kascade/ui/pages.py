@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kascade.ui import model, views
+from kascade.ui import keys, model, views
 
 GRID_RUNS = 25
 GRID_RUNS_MAX = 200
@@ -35,13 +35,13 @@ def json_error(status: int, message: str) -> web.Response:
 
 
 async def allowed_namespaces(request: web.Request, namespaces: set[str], resource: str) -> set[str]:
-    auth, user = request.app["auth"], request["user"]
+    auth, user = request.app[keys.AUTH], request[keys.USER]
     checks = await asyncio.gather(*(auth.can(user, "list", resource, ns) for ns in namespaces))
     return {ns for ns, ok in zip(namespaces, checks, strict=True) if ok}
 
 
 async def require(request: web.Request, verb: str, resource: str, namespace: str) -> None:
-    reason = await request.app["auth"].why_not(request["user"], verb, resource, namespace)
+    reason = await request.app[keys.AUTH].why_not(request[keys.USER], verb, resource, namespace)
     if reason:
         raise web.HTTPForbidden(text=_dumps({"error": reason}), content_type="application/json")
 
@@ -53,18 +53,18 @@ def _dumps(value: Any) -> str:
 
 
 async def pipelines(request: web.Request) -> web.Response:
-    store = request.app["store"]
+    store = request.app[keys.STORE]
     namespaces = {k[0] for k in store.pipelines}
     ok = await allowed_namespaces(request, namespaces, "pipelines")
     rows = []
     for (ns, name), entry in sorted(store.pipelines.items()):
         if ns in ok:
             rows.append(model.pipeline_row(entry["row"], store.runs_of(ns, name)))
-    return web.json_response({"pipelines": rows, "errors": request.app["feed"].errors()})
+    return web.json_response({"pipelines": rows, "errors": request.app[keys.FEED].errors()})
 
 
 async def pipeline(request: web.Request) -> web.Response:
-    store = request.app["store"]
+    store = request.app[keys.STORE]
     ns, name = ns_of(request), request.match_info["name"]
     await require(request, "get", "pipelines", ns)
     entry = store.pipelines.get((ns, name))
@@ -96,14 +96,14 @@ async def pipeline(request: web.Request) -> web.Response:
 
 async def _run_plan(request: web.Request, ns: str, run: dict[str, Any]) -> Any:
     """The run's own DAG: its pipeline's when the spec is unchanged, else its copied spec."""
-    store = request.app["store"]
+    store = request.app[keys.STORE]
     entry = store.pipelines.get((ns, run["pipeline"]))
     if entry is not None:
         from kascade.controller.scheduling import spec_hash
 
         if run.get("specHash") in (None, spec_hash(entry["spec"])):
             return store.pipeline_plan(ns, run["pipeline"])
-    kube = request.app["kube"]
+    kube = request.app[keys.KUBE]
     if kube is None:
         return None
     key = f"{run['pipeline']}:{run.get('specHash')}"
@@ -115,7 +115,7 @@ async def _run_plan(request: web.Request, ns: str, run: dict[str, Any]) -> Any:
 
 
 async def run_view(request: web.Request) -> web.Response:
-    store, feed = request.app["store"], request.app["feed"]
+    store, feed = request.app[keys.STORE], request.app[keys.FEED]
     ns, name = ns_of(request), request.match_info["name"]
     await require(request, "get", "pipelineruns", ns)
     run = store.runs.get((ns, name))
@@ -141,7 +141,7 @@ async def _tasks(
     request: web.Request, ns: str, name: str, run: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Task instances from the TaskRun watch; states from the run summary for the rest."""
-    known = dict(request.app["store"].taskruns.get((ns, name)) or {})
+    known = dict(request.app[keys.STORE].taskruns.get((ns, name)) or {})
     for key, state in (run.get("tasks") or {}).items():
         if key not in known:
             known[key] = {
@@ -165,7 +165,7 @@ async def _tasks(
 
 async def _events(request: web.Request, ns: str, name: str) -> list[dict[str, Any]]:
     """The run's Events, read as the user when the page is opened (not cached)."""
-    auth, user = request.app["auth"], request["user"]
+    auth, user = request.app[keys.AUTH], request[keys.USER]
     kube = auth.kube_for(user)
     if kube is None or not await auth.can(user, "list", "events", ns):
         return []
@@ -178,7 +178,7 @@ async def _events(request: web.Request, ns: str, name: str) -> list[dict[str, An
 
 
 async def task_view(request: web.Request) -> web.Response:
-    store, feed = request.app["store"], request.app["feed"]
+    store, feed = request.app[keys.STORE], request.app[keys.FEED]
     ns, run_name, key = ns_of(request), request.match_info["run"], request.match_info["key"]
     await require(request, "get", "taskruns", ns)
     run = store.runs.get((ns, run_name))
@@ -204,20 +204,24 @@ async def _rendered(
     request: web.Request, ns: str, run: str, task: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Rendered fields: the attempt's pod as the user may read it, or the local record's."""
-    store = request.app["store"]
+    store = request.app[keys.STORE]
     if ns == "":
-        record = store.records.get(tuple(run.split("/", 1)))
+        pipeline, _, ref = run.partition("/")
+        record = store.records.get((pipeline, ref))
         return ((record or {}).get("rendered") or {}).get(task["key"])
-    auth, user = request.app["auth"], request["user"]
+    auth, user = request.app[keys.AUTH], request[keys.USER]
     if not task.get("pod") or not await auth.can(user, "get", "pods", ns):
         return None
     from kascade.kube.objects import rendered_fields
 
-    return await asyncio.to_thread(rendered_fields, auth.kube_for(user), ns, task["pod"])
+    try:
+        return await asyncio.to_thread(rendered_fields, auth.kube_for(user), ns, task["pod"])
+    except Exception as exc:  # the task page still works without them
+        return {"error": f"cannot read the pod: {type(exc).__name__}: {exc}"}
 
 
 async def pools(request: web.Request) -> web.Response:
-    store = request.app["store"]
+    store = request.app[keys.STORE]
     namespaces = {k[0] for k in store.pools} | {k[0] for k in store.runs}
     ok = await allowed_namespaces(request, namespaces, "pipelineruns")
     active = [
@@ -230,7 +234,7 @@ async def pools(request: web.Request) -> web.Response:
 
 
 async def sla(request: web.Request) -> web.Response:
-    store = request.app["store"]
+    store = request.app[keys.STORE]
     namespaces = {k[0] for k in store.sla} | {k[0] for k in store.runs}
     ok = await allowed_namespaces(request, namespaces, "pipelineruns")
     misses = [e for k, e in store.sla.items() if k[0] in ok]

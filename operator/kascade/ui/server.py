@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kascade.ui import pages
+from kascade.ui import keys, pages
 from kascade.ui.auth import TOKEN_COOKIE, Authority
 
 log = logging.getLogger("kascade.ui")
@@ -26,20 +26,21 @@ log = logging.getLogger("kascade.ui")
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_SECONDS = 20.0
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
 )
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """Host check, the user's identity, security headers; JSON errors for the API."""
-    auth: Authority = request.app["auth"]
+    auth: Authority = request.app[keys.AUTH]
     try:
         auth.check_host(request)
         if request.path.startswith("/api/") and request.path not in ("/api/login",):
-            request["user"] = await auth.user(request)
-        response = await handler(request)
+            request[keys.USER] = await auth.user(request)
+        response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
         if request.path.startswith("/api/") and exc.content_type != "application/json":
             exc = type(exc)(
@@ -66,9 +67,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def session(request: web.Request) -> web.Response:
-    auth: Authority = request.app["auth"]
-    user = request["user"]
-    feed = request.app["feed"]
+    auth: Authority = request.app[keys.AUTH]
+    user = request[keys.USER]
+    feed = request.app[keys.FEED]
     return web.json_response(
         {
             "user": user.name,
@@ -85,7 +86,7 @@ async def login(request: web.Request) -> web.Response:
     """Token mode: keep a pasted bearer token in an HttpOnly, same-site cookie."""
     from kascade.ui.auth import TokenAuthority
 
-    auth = request.app["auth"]
+    auth = request.app[keys.AUTH]
     if not isinstance(auth, TokenAuthority):
         return pages.json_error(400, "this server does not use token logins")
     try:
@@ -111,10 +112,10 @@ async def logout(request: web.Request) -> web.Response:
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the topics that changed; the page refetches what it shows."""
     store, feed, auth, user = (
-        request.app["store"],
-        request.app["feed"],
-        request.app["auth"],
-        request["user"],
+        request.app[keys.STORE],
+        request.app[keys.FEED],
+        request.app[keys.AUTH],
+        request[keys.USER],
     )
     run = request.query.get("run", "")
     run_ns, _, run_name = run.partition("/")
@@ -124,7 +125,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
-    request.app["streams"].add(response)
+    request.app[keys.STREAMS].add(response)
     try:
         await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
         while True:
@@ -149,7 +150,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         unsubscribe()
-        request.app["streams"].discard(response)
+        request.app[keys.STREAMS].discard(response)
     return response
 
 
@@ -165,10 +166,10 @@ async def logs(request: web.Request) -> web.StreamResponse:
     except ValueError:
         return pages.json_error(400, "attempt: expected a number")
     follow = request.query.get("follow") == "1"
-    auth, user = request.app["auth"], request["user"]
+    auth, user = request.app[keys.AUTH], request[keys.USER]
     if ns:
         await pages.require(request, "get", "pods/log", ns)
-    source = request.app["log_source"](auth.kube_for(user))
+    source = request.app[keys.LOG_SOURCE](auth.kube_for(user))
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=64)
     stop = False
@@ -184,7 +185,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
             return
         asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
 
-    worker = loop.run_in_executor(request.app["log_threads"], pump)
+    worker = loop.run_in_executor(request.app[keys.LOG_THREADS], pump)
     first = await queue.get()
     if isinstance(first, NotFound):
         return pages.json_error(404, str(first))
@@ -224,10 +225,10 @@ def create_app(
     from kascade.ui import commands
 
     app = web.Application(middlewares=[guard])
-    app["auth"], app["store"], app["feed"], app["kube"] = auth, store, feed, kube
-    app["log_source"] = log_source
-    app["log_threads"] = ThreadPoolExecutor(32, thread_name_prefix="ui-logs")
-    app["streams"] = set()
+    app[keys.AUTH], app[keys.STORE], app[keys.FEED], app[keys.KUBE] = auth, store, feed, kube
+    app[keys.LOG_SOURCE] = log_source
+    app[keys.LOG_THREADS] = ThreadPoolExecutor(32, thread_name_prefix="ui-logs")
+    app[keys.STREAMS] = set()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC, append_version=False)
@@ -248,11 +249,12 @@ def create_app(
         await feed.start()
 
     async def stopping(app: web.Application) -> None:
-        for response in list(app["streams"]):
+        streams: set[web.StreamResponse] = app[keys.STREAMS]
+        for response in list(streams):
             with contextlib.suppress(Exception):
                 await response.write_eof()
         await feed.stop()
-        app["log_threads"].shutdown(wait=False, cancel_futures=True)
+        app[keys.LOG_THREADS].shutdown(wait=False, cancel_futures=True)
 
     app.on_startup.append(started)
     app.on_shutdown.append(stopping)

@@ -74,10 +74,12 @@ def serve(options: Options) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = build(options)
-    mode = app["auth"].mode
+    from kascade.ui import keys
+
+    authority = app[keys.AUTH]
     print(
         f"Kascade UI on http://{options.address}:{options.port}/ "
-        f"({mode}{', read-only' if app['auth'].read_only else ''})",
+        f"({authority.mode}{', read-only' if authority.read_only else ''})",
         flush=True,
     )
     web.run_app(app, host=options.address, port=options.port, print=None, access_log=None)
