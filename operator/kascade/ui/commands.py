@@ -23,8 +23,8 @@ Handler = Callable[[Any, str, dict[str, Any], str], Awaitable[dict[str, Any]]]
 NEEDS: dict[str, list[tuple[str, str]]] = {
     "trigger": [("create", "pipelineruns")],
     "backfill": [("create", "pipelineruns")],
-    "clear": [("delete", "taskruns"), ("patch", "pipelineruns")],
-    "mark": [("patch", "taskruns"), ("patch", "pipelineruns")],
+    "clear": [("delete", "taskruns"), ("delete", "pods"), ("patch", "pipelineruns")],
+    "mark": [("patch", "taskruns/status"), ("patch", "pipelineruns/status")],
     "pause": [("patch", "pipelines")],
     "unpause": [("patch", "pipelines")],
 }
