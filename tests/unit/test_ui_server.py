@@ -411,3 +411,40 @@ def test_kubeconfig_mode_accepts_only_loopback_hosts(host: str, ok: bool) -> Non
     else:
         with pytest.raises(web.HTTPForbidden):
             authority.check_host(request)  # type: ignore[arg-type]
+
+
+class Reviewed(ui_auth.TokenAuthority):
+    """The real token authority, with TokenReview answered from a table."""
+
+    async def _review(self, token: str) -> Any:
+        from kascade.kube.reviews import UserInfo
+
+        self.reviews = getattr(self, "reviews", 0) + 1
+        return UserInfo(name="carol", groups=("devs",)) if token == "carol-token" else None
+
+    async def can(self, user: ui_auth.User, verb: str, resource: str, ns: str | None) -> bool:
+        return True
+
+
+def test_login_sets_an_http_only_cookie_and_reviews_are_cached() -> None:
+    async def main() -> None:
+        store = Store()
+        authority = Reviewed(None)
+        app = create_app(authority, store, Feed(store), kube=None, log_source=lambda k: None)
+        async with TestClient(TestServer(app)) as client:
+            bad = await client.post("/api/login", json={"token": "nope"})
+            assert bad.status == 401 and "rejected" in (await bad.json())["error"]
+            ok = await client.post("/api/login", json={"token": "carol-token"})
+            assert ok.status == 200 and (await ok.json())["user"] == "carol"
+            cookie = ok.headers["Set-Cookie"]
+            assert "kascade_token=carol-token" in cookie
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            for _ in range(3):
+                session = await client.get("/api/session")  # the cookie is sent back
+                assert (await session.json())["user"] == "carol"
+            assert authority.reviews == 2  # nope, carol: then cached
+            out = await client.post("/api/logout")
+            assert "kascade_token=;" in out.headers["Set-Cookie"].replace('=""', "=")
+            assert (await client.get("/api/session")).status == 401
+
+    asyncio.run(main())

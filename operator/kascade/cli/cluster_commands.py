@@ -16,9 +16,16 @@ import click
 
 
 def _kube(kubeconfig: str | None) -> Any:
+    from kubernetes.config import ConfigException
+
     from kascade.kube.client import Kube, load_config
 
-    load_config(kubeconfig)
+    try:
+        load_config(kubeconfig)
+    except ConfigException as exc:
+        raise click.ClickException(
+            f"no cluster configured ({exc}): set KUBECONFIG or --kubeconfig"
+        ) from None
     return Kube()
 
 

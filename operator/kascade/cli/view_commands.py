@@ -44,10 +44,9 @@ def reader_for(kubeconfig: str | None, local: bool) -> Any:
 
     if local or (kubeconfig is None and readers.no_cluster_configured()):
         return readers.LocalReader()
-    from kascade.kube.client import Kube, load_config
+    from kascade.cli.cluster_commands import _kube
 
-    load_config(kubeconfig)
-    return readers.ClusterReader(Kube())
+    return readers.ClusterReader(_kube(kubeconfig))
 
 
 @contextmanager

@@ -57,3 +57,42 @@ def rendered_fields(kube: Any, namespace: str, pod: str) -> dict[str, Any] | Non
         "node": (data.get("spec") or {}).get("nodeName"),
     }
     return {k: v for k, v in out.items() if v not in (None, [])}
+
+
+def attempt_pods(kube: Any, namespace: str, run: str, key: str) -> list[dict[str, Any]]:
+    """The task instance's pods as attempts (number, pod, start, end, exit code, phase).
+
+    The operator may write a short attempt into its TaskRun only when it ends; the
+    pod is there from the start, so logs can be followed while it runs.
+    """
+    from kascade.controller.naming import label_value
+    from kascade.controller.podspec import ANN_ATTEMPT, LABEL_RUN, LABEL_TASK
+
+    selector = f"{LABEL_RUN}={label_value(run)},{LABEL_TASK}={label_value(key)}"
+    out = []
+    for pod in kube.core.list_namespaced_pod(namespace, label_selector=selector).items:
+        annotations = pod.metadata.annotations or {}
+        try:
+            number = int(annotations.get(ANN_ATTEMPT, "0"))
+        except ValueError:
+            continue
+        terminated = None
+        for status in (pod.status.container_statuses if pod.status else None) or []:
+            if status.name == "task" and status.state and status.state.terminated:
+                terminated = status.state.terminated
+        start = pod.status.start_time if pod.status else None
+        out.append(
+            {
+                "number": number,
+                "pod": pod.metadata.name,
+                "startTime": start.isoformat() if start else None,
+                "endTime": terminated.finished_at.isoformat()
+                if terminated and terminated.finished_at
+                else None,
+                "exitCode": terminated.exit_code if terminated else None,
+                "reason": terminated.reason if terminated else None,
+                "message": None,
+                "phase": pod.status.phase if pod.status else None,
+            }
+        )
+    return sorted(out, key=lambda a: a["number"])

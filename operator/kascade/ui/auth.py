@@ -159,19 +159,22 @@ class TokenAuthority(Authority):
         return request.cookies.get(TOKEN_COOKIE) or None
 
     async def user(self, request: web.Request) -> User:
-        from kascade.kube.reviews import review_token
-
         token = self.token_of(request)
         if not token:
             raise web.HTTPUnauthorized(
                 text='{"error": "log in: give a bearer token"}', content_type="application/json"
             )
+        return await self.user_for_token(token)
+
+    async def user_for_token(self, token: str) -> User:
+        """The token's user (TokenReview, cached a minute); 401 if the API server rejects it."""
         key = hashlib.sha256(token.encode()).hexdigest()
         now = time.monotonic()
         cached = self._reviews.get(key)
         if cached is None or now - cached[0] > REVIEW_TTL_SECONDS:
-            info = await asyncio.to_thread(review_token, self.kube, token)
-            cached = (now, info)
+            if len(self._reviews) > 4096:  # bounded: tokens rotate
+                self._reviews.clear()
+            cached = (now, await self._review(token))
             self._reviews[key] = cached
         info = cached[1]
         if info is None:
@@ -180,6 +183,11 @@ class TokenAuthority(Authority):
                 content_type="application/json",
             )
         return User(name=info.name, key=key, token=token, info=info, groups=info.groups)
+
+    async def _review(self, token: str) -> Any:
+        from kascade.kube.reviews import review_token
+
+        return await asyncio.to_thread(review_token, self.kube, token)
 
     async def can(self, user: User, verb: str, resource: str, namespace: str | None) -> bool:
         from kascade.kube.reviews import can
@@ -201,6 +209,8 @@ class TokenAuthority(Authority):
             group=group,
             subresource=sub or None,
         )
+        if len(self._access) > 20000:  # bounded: users and namespaces come and go
+            self._access.clear()
         self._access[cache_key] = (now, allowed)
         return allowed
 

@@ -22,6 +22,10 @@ POLL_SECONDS = 0.5
 NOT_READY_SECONDS = 1.0
 
 
+class TaskNotYet(NotFound):
+    """The run exists and runs, but this task instance has not been created yet."""
+
+
 @dataclass(frozen=True)
 class AttemptRef:
     """Where one attempt's log is: a pod on a cluster, a file locally."""
@@ -72,13 +76,20 @@ class PodLogs:
 
     def task(self, namespace: str, run: str, key: str) -> dict[str, Any]:
         from kascade.actions import taskruns_of
+        from kascade.kube.objects import attempt_pods
 
         trs = taskruns_of(self.kube, namespace, run)
         if key not in trs:
-            if self.kube.get("pipelineruns", namespace, run) is None:
+            body = self.kube.get("pipelineruns", namespace, run)
+            if body is None:
                 raise NotFound(f"pipelinerun {namespace}/{run} not found")
-            raise NotFound(f"run {run} has no task instance {key!r} (yet)")
-        return model.task_from_taskrun(trs[key])
+            if (body.get("status") or {}).get("phase") in model.FINISHED:
+                raise NotFound(f"run {run} has no task instance {key!r}")
+            raise TaskNotYet(f"run {run} has no task instance {key!r} (yet)")
+        task = model.task_from_taskrun(trs[key])
+        if task["state"] in model.TASK_DONE:
+            return task
+        return model.with_pod_attempts(task, attempt_pods(self.kube, namespace, run, key))
 
     def ref(self, task: dict[str, Any], namespace: str, number: int) -> AttemptRef:
         chosen = pick_try(task, number)
@@ -177,7 +188,7 @@ def follow_task(
     Following stops when the task is done (success, failed, skipped...), so a
     retried task streams attempt after attempt, as Airflow's log view does.
     """
-    task = source.task(namespace, run, key)
+    task = _task(source, namespace, run, key, follow)
     number = attempt if attempt is not None else _latest(task)
     while True:
         if number is None:  # following a task that has not started
@@ -203,6 +214,17 @@ def follow_task(
         if number is None:
             return
         task = source.task(namespace, run, key)
+
+
+def _task(source: LogSource, namespace: str, run: str, key: str, follow: bool) -> dict[str, Any]:
+    """The task instance; following, wait for it to be created (its upstream may still run)."""
+    while True:
+        try:
+            return source.task(namespace, run, key)
+        except TaskNotYet:
+            if not follow:
+                raise
+        time.sleep(POLL_SECONDS * 2)
 
 
 def _latest(task: dict[str, Any]) -> int | None:

@@ -273,3 +273,27 @@ def base_task(key: str) -> str:
     from kascade.actions import base_task as base
 
     return base(key)
+
+
+def with_pod_attempts(task: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """A task instance completed with attempts its TaskRun does not list yet (from their pods).
+
+    A running pod of the latest attempt also makes a task that still reads
+    none/queued show as running.
+    """
+    out = dict(task)
+    known = {t.get("number") for t in task.get("tries") or []}
+    extra = [
+        {k: v for k, v in p.items() if k != "phase"} for p in pods if p.get("number") not in known
+    ]
+    if not extra:
+        return out
+    tries = sorted([*(task.get("tries") or []), *extra], key=lambda t: t.get("number") or 0)
+    out["tries"] = tries
+    out["attempts"] = len(tries)
+    out["pod"] = tries[-1].get("pod")
+    out["startTime"] = out.get("startTime") or tries[0].get("startTime")
+    latest = max(pods, key=lambda p: p.get("number") or 0)
+    if latest.get("phase") == "Running" and task.get("state") in ("none", "scheduled", "queued"):
+        out["state"] = "running"
+    return out

@@ -189,6 +189,8 @@ async def task_view(request: web.Request) -> web.Response:
     task = tasks.get(key)
     if task is None:
         return json_error(404, f"run {run_name} has no task instance {key!r}")
+    if ns and task["state"] not in model.TASK_DONE:
+        task = await _with_pods(request, ns, run_name, task)
     plan = await _run_plan(request, ns, run)
     facts = views.task_facts(plan).get(model.base_task(key)) if plan is not None else None
     body = {
@@ -198,6 +200,22 @@ async def task_view(request: web.Request) -> web.Response:
         "rendered": await _rendered(request, ns, run_name, task),
     }
     return web.json_response(body, dumps=_dumps)
+
+
+async def _with_pods(
+    request: web.Request, ns: str, run: str, task: dict[str, Any]
+) -> dict[str, Any]:
+    """A running task's attempts from its pods (read as the user), ahead of its TaskRun."""
+    auth, user = request.app[keys.AUTH], request[keys.USER]
+    if not await auth.can(user, "list", "pods", ns):
+        return task
+    from kascade.kube.objects import attempt_pods
+
+    try:
+        pods = await asyncio.to_thread(attempt_pods, auth.kube_for(user), ns, run, task["key"])
+    except Exception:  # the TaskRun's view is still right, only later
+        return task
+    return model.with_pod_attempts(task, pods)
 
 
 async def _rendered(

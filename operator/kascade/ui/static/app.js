@@ -32,19 +32,30 @@ function schedule() {
   if (pending) return;
   pending = setTimeout(async () => {
     pending = null;
-    if (state.render) await refresh(false);
+    if (state.render) await refresh(!state.rendered);
   }, 150);
 }
 
 async function refresh(first) {
-  const main = document.getElementById("main");
+  let main = document.getElementById("main");
+  if (first) {
+    // A fresh element: listeners a page attached to the previous one go with it.
+    const fresh = main.cloneNode(false);
+    main.replaceWith(fresh);
+    main = fresh;
+  }
   const route = state.route;
   try {
     await state.render(main, route, first);
+    state.rendered = true;
   } catch (err) {
     if (err.status === 401) return pages.login(main);
     if (first) main.innerHTML = `<p class="err">${esc(err.message)}</p>`;
     else flash(err.message, "error");
+    // A run or task just created may not be known yet: look again shortly.
+    if (err.status === 404 && (route.kind === "run" || route.kind === "task")) {
+      setTimeout(() => { if (state.route === route && !state.rendered) schedule(); }, 2000);
+    }
   }
 }
 
@@ -55,6 +66,7 @@ async function navigate() {
   state.topics = view.topics(state.route);
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("on", a.dataset.nav === view.nav);
   if (view.leave) view.leave();
+  state.rendered = false;
   connect();
   await refresh(true);
 }

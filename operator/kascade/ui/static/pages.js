@@ -230,10 +230,17 @@ function table(rows, cols, id) {
 // -- a task instance -----------------------------------------------------------------------------
 let logAbort = null;
 let logShown = null;
+let pendingPoll = null;
+const DONE = new Set(["success", "failed", "skipped", "upstream_failed", "removed"]);
 const task = {
   nav: "pipelines",
   topics: (r) => [`run:${r.args[0] === "-" ? "" : r.args[0]}/${r.args[1]}`],
-  leave() { if (logAbort) logAbort.abort(); logAbort = null; logShown = null; },
+  leave() {
+    if (logAbort) logAbort.abort();
+    logAbort = null;
+    logShown = null;
+    clearTimeout(pendingPoll);
+  },
   async render(main, route, first) {
     const [nsArg, runName, key] = route.args;
     const ns = nsArg === "-" ? "" : nsArg;
@@ -269,6 +276,12 @@ const task = {
       showLog(ns, runName, key, wanted, t, true);
     }
     if (wanted === null) main.querySelector("#log-status").textContent = "no attempt yet";
+    // A task waiting for its pod: its TaskRun may say nothing until the attempt ends, so
+    // look again shortly (the server then reads the pods) until a log streams.
+    clearTimeout(pendingPoll);
+    if (!DONE.has(t.state) && !(logShown && logShown.running)) {
+      pendingPoll = setTimeout(() => { if (state.route === route) task.render(document.getElementById("main"), route, false).catch(() => {}); }, 3000);
+    }
   },
 };
 
