@@ -3,7 +3,7 @@ PYTHON ?= python3
 SRC := operator/kascade
 export PYTHONPATH := $(CURDIR)/operator
 
-.PHONY: help install lint test e2e bench crds crds-check run-example
+.PHONY: help install lint test e2e bench crds crds-check run-example browser
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ e2e: ## Tests against the cluster in KUBECONFIG (default: the local one from mak
 
 bench: ## Engine and local-runner benchmarks (figures printed)
 	$(PYTHON) -m pytest -q -m bench tests/bench -s
+
+browser: ## Install Debian's Chromium for the UI browser tests (Playwright drives it; no download)
+	bash hack/browser.sh
 
 crds: ## Regenerate crds/*.yaml from the pydantic models
 	$(PYTHON) -m kascade.api.crdgen --out crds

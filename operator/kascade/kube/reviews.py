@@ -88,7 +88,9 @@ def kube_for_token(token: str) -> Any:
     conf.verify_ssl = base.verify_ssl
     conf.api_key = {"authorization": token}
     conf.api_key_prefix = {"authorization": "Bearer"}
-    return Kube(client.ApiClient(conf))
+    from kascade.kube.watching import count_requests
+
+    return Kube(count_requests(client.ApiClient(conf)))
 
 
 def current_user_name() -> str:

@@ -28,6 +28,23 @@ log = logging.getLogger("kascade.kube.watch")
 REQUESTS: Counter[str] = Counter()
 """(verb resource) → requests made by watchers: ``list pipelineruns``, ``watch pipelineruns``."""
 
+
+def count_requests(api_client: Any) -> Any:
+    """Count every HTTP request this client makes in ``REQUESTS["http"]`` (for the benchmark)."""
+    rest = api_client.rest_client
+    if getattr(rest, "_kascade_counted", False):
+        return api_client
+    original = rest.request
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        REQUESTS["http"] += 1
+        return original(*args, **kwargs)
+
+    rest.request = request
+    rest._kascade_counted = True
+    return api_client
+
+
 WATCH_SECONDS = 300
 RETRY_SECONDS = 5.0
 

@@ -66,6 +66,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+async def stats(request: web.Request) -> web.Response:
+    """What this server costs the API server: requests made so far (by kind), open streams."""
+    from kascade.kube.watching import REQUESTS
+
+    store = request.app[keys.STORE]
+    return web.json_response(
+        {
+            "apiRequests": dict(REQUESTS),
+            "streams": len(request.app[keys.STREAMS]),
+            "pipelines": len(store.pipelines),
+            "runs": len(store.runs),
+            "watchedRuns": len(store.taskruns),
+        }
+    )
+
+
 async def session(request: web.Request) -> web.Response:
     auth: Authority = request.app[keys.AUTH]
     user = request[keys.USER]
@@ -232,6 +248,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC, append_version=False)
     app.router.add_get("/api/session", session)
+    app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/stream", stream)

@@ -47,10 +47,12 @@ def build(options: Options) -> web.Application:
         )
     from kascade.kube.client import Kube, load_config
     from kascade.kube.reviews import current_user_name
+    from kascade.kube.watching import count_requests
     from kascade.ui.feeds import ClusterFeed
 
     load_config(options.kubeconfig)
     kube = Kube()
+    count_requests(kube.api)
     mode = options.auth
     if mode == "auto":
         mode = "token" if os.environ.get("KUBERNETES_SERVICE_HOST") else "kubeconfig"
