@@ -93,6 +93,13 @@ def taskrun(ns: str, run_name: str, key: str, state: str) -> dict[str, Any]:
     }
 
 
+def sync(store: Store, resource: str, scope: Any, items: list[dict[str, Any]]) -> None:
+    """What a watcher delivers for a (re)list: pages of objects, then the keys listed."""
+    store.apply(resource, scope, "PAGE", items)
+    keys = [(i["metadata"].get("namespace", ""), i["metadata"]["name"]) for i in items]
+    store.apply(resource, scope, "SYNC", keys)
+
+
 class Feed:
     """The in-memory stand-in for the shared watches (ClusterFeed's interface)."""
 
@@ -104,12 +111,12 @@ class Feed:
 
     async def start(self) -> None:
         for ns in ("team-a", "team-b"):
-            self.store.apply("pipelines", ns, "SYNC", [pipeline(ns, "etl")])
+            sync(self.store, "pipelines", ns, [pipeline(ns, "etl")])
         done = {"start": "success", "etl.extract": "success", "etl.load[0]": "success"}
-        self.store.apply(
+        sync(
+            self.store,
             "pipelineruns",
             "team-a",
-            "SYNC",
             [
                 run(
                     "team-a",
@@ -121,7 +128,7 @@ class Feed:
                 run("team-a", "r2", 2, {"start": "running"}, "running"),
             ],
         )
-        self.store.apply("pools", "team-a", "SYNC", [])
+        sync(self.store, "pools", "team-a", [])
 
     async def stop(self) -> None:
         return None
@@ -131,7 +138,7 @@ class Feed:
 
     async def open_run(self, ns: str, name: str) -> None:
         self.opened.append((ns, name))
-        self.store.apply("taskruns", (ns, name), "SYNC", [taskrun(ns, name, "start", "success")])
+        sync(self.store, "taskruns", (ns, name), [taskrun(ns, name, "start", "success")])
 
     def keep_open(self, ns: str, name: str) -> None:
         return None

@@ -41,8 +41,16 @@ class ClusterFeed:
         assert loop is not None
         store = self.store
 
+        async def apply_page(obj: Any) -> None:
+            store.apply(resource, scope, "PAGE", obj)
+
         def on_event(kind: str, obj: Any) -> None:
-            loop.call_soon_threadsafe(store.apply, resource, scope, kind, obj)
+            if kind == "PAGE":  # wait: one page of a big list in memory at a time
+                future = asyncio.run_coroutine_threadsafe(apply_page(obj), loop)
+                with contextlib.suppress(Exception):  # the server is stopping
+                    future.result(timeout=60)
+            else:
+                loop.call_soon_threadsafe(store.apply, resource, scope, kind, obj)
 
         return on_event
 

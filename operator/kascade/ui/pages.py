@@ -16,6 +16,7 @@ from aiohttp import web
 
 from kascade.ui import keys, model, views
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: a 200-task spec in ms
 GRID_RUNS = 25
 GRID_RUNS_MAX = 200
 
@@ -74,23 +75,28 @@ async def pipeline(request: web.Request) -> web.Response:
         limit = max(1, min(GRID_RUNS_MAX, int(request.query.get("runs", GRID_RUNS))))
     except ValueError:
         return json_error(400, "runs: expected a number")
+    view = request.query.get("view", "all")
     runs = store.runs_of(ns, name)
     plan = store.pipeline_plan(ns, name)
     body: dict[str, Any] = {
         "pipeline": model.pipeline_row(entry["row"], runs),
         "params": (entry["spec"].get("params") or {}),
-        "schedule": views.schedule_of(entry["spec"], now()),
-        "yaml": yaml.safe_dump(entry["object"], sort_keys=False, allow_unicode=True),
         "runCount": len(runs),
+        "errors": [] if plan is not None else entry["row"]["errors"] or ["does not compile"],
     }
-    if plan is not None:
-        rows = views.rows_of(plan)
-        body["grid"] = views.grid(rows, runs[:limit], plan.groups)
+    # Each tab asks for what it shows: the grid never pays for the YAML, and so on.
+    if view in ("all", "schedule"):
+        body["schedule"] = views.schedule_of(entry["spec"], now())
+    if view in ("all", "yaml"):
+        body["yaml"] = yaml.dump(
+            entry["object"], Dumper=_DUMPER, sort_keys=False, allow_unicode=True
+        )
+    if plan is not None and view in ("all", "grid"):
+        body["grid"] = views.grid(views.rows_of(plan), runs[:limit], plan.groups)
+    if plan is not None and view in ("all", "graph"):
         body["graph"] = views.graph_of(plan)
         body["tasks"] = views.task_facts(plan)
-    else:
-        body["grid"] = None
-        body["graph"] = None
+        body["runs"] = [{"name": r["name"], "phase": r["phase"]} for r in runs[:limit]]
     return web.json_response(body, dumps=_dumps)
 
 

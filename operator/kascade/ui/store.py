@@ -64,28 +64,29 @@ class Store:
 
     # -- feeding -----------------------------------------------------------------------------
     def apply(self, resource: str, scope: Any, kind: str, obj: Any) -> None:
-        """One watch event (or a SYNC list) for ``resource`` in ``scope``."""
-        if kind == "SYNC":
-            self.synced.add(f"{resource}:{scope}")
-            self._sync(resource, scope, obj)
-            return
+        """One watch event for ``resource`` in ``scope``: an object, or a list's PAGE/SYNC."""
         handler = getattr(self, f"_on_{resource}")
-        handler(kind == "DELETED", obj, scope)
-
-    def _sync(self, resource: str, scope: Any, items: list[dict[str, Any]]) -> None:
-        if resource == "taskruns":
-            self.taskruns[scope] = {}
-            self._touch(f"run:{scope[0]}/{scope[1]}")
+        if kind == "PAGE":
+            for item in obj:
+                handler(False, item, scope)
+        elif kind == "SYNC":
+            self.synced.add(f"{resource}:{scope}")
+            self._drop_unlisted(resource, scope, set(map(tuple, obj)))
         else:
-            table = self._table(resource)
-            stale = {k for k in table if scope is None or k[0] == scope}
-            for obj in items:
-                meta = obj.get("metadata") or {}
-                stale.discard((meta.get("namespace") or "", meta.get("name") or ""))
-            for key in stale:
-                getattr(self, f"_on_{resource}")(True, _stub(key), scope)
-        for obj in items:
-            getattr(self, f"_on_{resource}")(False, obj, scope)
+            handler(kind == "DELETED", obj, scope)
+
+    def _drop_unlisted(self, resource: str, scope: Any, listed: set[tuple[str, str]]) -> None:
+        """After a (re)list: what the list did not show was deleted meanwhile."""
+        if resource == "taskruns":
+            tasks = self.taskruns.setdefault(scope, {})
+            names = {name for _, name in listed}
+            for key in [k for k, t in tasks.items() if t.get("name") not in names]:
+                tasks.pop(key)
+            self._touch(f"run:{scope[0]}/{scope[1]}")
+            return
+        table = self._table(resource)
+        for key in [k for k in table if (scope is None or k[0] == scope) and k not in listed]:
+            getattr(self, f"_on_{resource}")(True, _stub(key), scope)
 
     def _table(self, resource: str) -> dict[Key, Any]:
         return {

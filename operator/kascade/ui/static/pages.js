@@ -58,7 +58,7 @@ const pipeline = {
   async render(main, route, first) {
     const [nsArg, name, tab = "grid"] = route.args;
     const ns = nsArg === "-" ? "" : nsArg;
-    const data = await api(`/api/pipelines/${nsPath(ns)}/${enc(name)}?runs=${tab === "grid" ? 50 : 25}`);
+    const data = await api(`/api/pipelines/${nsPath(ns)}/${enc(name)}?view=${enc(tab)}&runs=${tab === "grid" ? 50 : 25}`);
     const p = data.pipeline;
     const base = `#/pipeline/${nsPath(ns)}/${enc(name)}`;
     if (first) {
@@ -76,9 +76,9 @@ const pipeline = {
       `<span class="muted">${data.runCount} run(s)${p.paused ? " · paused" : ""}</span>`;
     const body = main.querySelector("#pbody");
     if (tab === "grid") {
-      body.innerHTML = data.grid ? draw.legend() + draw.grid(data.grid, collapsed) : `<p class="err">This pipeline does not compile: ${esc(p.errors.join("; "))}</p>`;
+      body.innerHTML = data.grid ? draw.legend() + draw.grid(data.grid, collapsed) : `<p class="err">This pipeline does not compile: ${esc(data.errors.join("; "))}</p>`;
     } else if (tab === "graph") {
-      const runs = data.grid ? data.grid.runs : [];
+      const runs = [...(data.runs || [])].reverse();
       const chosen = runs.find((r) => r.name === selectedRun) || runs[runs.length - 1];
       const states = chosen ? await runStates(ns, chosen.name) : {};
       body.innerHTML = data.graph ? `<div class="toolbar">Run: <select id="run-select">${[...runs].reverse().map((r) => `<option ${chosen && r.name === chosen.name ? "selected" : ""}>${esc(r.name)}</option>`).join("")}</select></div>` +
@@ -130,8 +130,9 @@ function pipelineClick(e, ns, name, data) {
   const bar = t.closest("[data-run]");
   if (bar) { location.hash = `#/run/${nsPath(ns)}/${enc(bar.dataset.run)}`; return; }
   const node = t.closest("#graph-svg [data-task]");
-  if (node && grid && grid.runs.length) {
-    const run = selectedRun || grid.runs[grid.runs.length - 1].name;
+  const recent = state.pipelineData && state.pipelineData.runs;
+  if (node && recent && recent.length) {
+    const run = selectedRun || recent[0].name;
     location.hash = `#/task/${nsPath(ns)}/${enc(run)}/${enc(node.dataset.task)}`;
     return;
   }
