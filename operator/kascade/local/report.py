@@ -32,8 +32,11 @@ def instance_duration(inst: Instance) -> float | None:
 
 
 def tries_json(inst: Instance) -> list[dict[str, Any]]:
-    """Each attempt as a TaskRun's status lists it (number, start, end, exit code, reason)."""
-    return [
+    """Each attempt as a TaskRun's status lists it (number, start, end, exit code, reason).
+
+    The attempt running now is listed too (no end yet), so its log can be followed.
+    """
+    tries = [
         {
             "number": a.get("number"),
             "startTime": _iso(a.get("start")),
@@ -44,6 +47,10 @@ def tries_json(inst: Instance) -> list[dict[str, Any]]:
         }
         for a in inst.attempts
     ]
+    finished = {t["number"] for t in tries}
+    if inst.holds_slot and inst.attempt and inst.attempt not in finished:
+        tries.append({"number": inst.attempt, "startTime": _iso(inst.started_at), "endTime": None})
+    return tries
 
 
 def instance_json(inst: Instance) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from kascade.actions import base_task as base_task
+
 LAST_RUNS = 10
 """How many recent runs a pipeline row shows as coloured squares."""
 
@@ -266,13 +268,6 @@ def task_row(task: Mapping[str, Any], now: datetime | None = None) -> dict[str, 
     end = task.get("endTime") if task.get("state") in TASK_DONE else None
     row["durationSeconds"] = seconds_between(task.get("startTime"), end, now)
     return row
-
-
-def base_task(key: str) -> str:
-    """``load[3]`` → ``load``."""
-    from kascade.actions import base_task as base
-
-    return base(key)
 
 
 def with_pod_attempts(task: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

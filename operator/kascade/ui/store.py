@@ -80,8 +80,8 @@ class Store:
         if resource == "taskruns":
             tasks = self.taskruns.setdefault(scope, {})
             names = {name for _, name in listed}
-            for key in [k for k, t in tasks.items() if t.get("name") not in names]:
-                tasks.pop(key)
+            for gone in [k for k, t in tasks.items() if t.get("name") not in names]:
+                tasks.pop(gone)
             self._touch(f"run:{scope[0]}/{scope[1]}")
             return
         table = self._table(resource)
