@@ -120,16 +120,19 @@ def test_logs_of_each_attempt_and_clear_errors(tmp_path: Path) -> None:
 def test_get_shows_the_ui_columns_for_local_runs(tmp_path: Path) -> None:
     run_greeter(tmp_path, "salut")
     code, out, _ = invoke("get", "pipelines")
+    assert code == 0
     header, row = out.splitlines()
     assert header.split() == [
         "NAMESPACE", "NAME", "SCHEDULE", "NEXT", "RUN", "PAUSED", "LAST", "RUNS", "TAGS",
     ]  # fmt: skip
     assert row.split()[:3] == ["-", "greeter", "@daily"] and "■" in row
     code, out, _ = invoke("get", "runs", "-o", "json")
+    assert code == 0
     (run,) = json.loads(out)
     assert run["name"] == f"greeter/{REF}" and run["phase"] == "success"
     assert run["progress"] == "2/2" and run["params"] == {"word": "salut"}
     code, out, _ = invoke("get", "tasks", f"greeter/{REF}", "-o", "wide")
+    assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:7] == ["RUN", "TASK", "STATE", "TRIES", "STARTED", "DURATION", "EXIT"]
     flaky = next(line for line in lines if " flaky " in line)
