@@ -40,27 +40,37 @@ def parse_date(value: str, field: str = "date") -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def parse_params(pairs: Iterable[str], spec: Mapping[str, Any]) -> dict[str, Any]:
-    """``k=v`` strings → typed values, validated against the pipeline's params schema.
+def typed_params(
+    declared: Mapping[str, Any], pairs: Iterable[str], flag: str = "param"
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """``k=v`` strings → (given values typed, every param's value, problems).
 
     Values arrive as text (a command line, an HTML form) and are converted to the
-    declared type (JSON for non-strings), then checked like the local runner
-    checks them (type, enum, minimum, maximum, required).
+    declared type (JSON for non-strings), then checked against the schema (type,
+    enum, minimum, maximum, required). ``kascade run``, ``kascade trigger`` and the
+    UI's Trigger form all go through here.
     """
-    from kascade.api.pipeline import Param
     from kascade.engine.params import coerce_cli_value, resolve_params
 
-    declared = {name: Param.model_validate(raw) for name, raw in (spec.get("params") or {}).items()}
     given: dict[str, Any] = {}
     problems: list[str] = []
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            problems.append(f"param {pair!r}: expected name=value")
+            problems.append(f"{flag} {pair!r}: expected name=value")
             continue
         given[key] = coerce_cli_value(declared.get(key), raw)
-    _, issues = resolve_params(declared, given)
+    values, issues = resolve_params(declared, given)
     problems.extend(str(issue) for issue in issues)
+    return given, values, problems
+
+
+def parse_params(pairs: Iterable[str], spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The params a run is given (typed and checked) from a Pipeline object's spec."""
+    from kascade.api.pipeline import Param
+
+    declared = {name: Param.model_validate(raw) for name, raw in (spec.get("params") or {}).items()}
+    given, _, problems = typed_params(declared, pairs)
     if problems:
         raise ActionError("; ".join(problems))
     return given
