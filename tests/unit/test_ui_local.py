@@ -228,6 +228,19 @@ def test_store_drops_what_a_relist_no_longer_shows() -> None:
         store.apply("pools", "a", "PAGE", [obj("y")])  # a relist after a watch expired
         store.apply("pools", "a", "SYNC", [("a", "y")])
         assert sorted(store.pools) == [("a", "y"), ("b", "z")]
+        seen: list[set[str]] = []
+        store.subscribe(seen.append)
+        versioned = {
+            **obj("y"),
+            "metadata": {"namespace": "a", "name": "y", "resourceVersion": "7"},
+        }
+        store.apply("pools", "a", "MODIFIED", versioned)
+        await asyncio.sleep(0.3)
+        assert seen == [{"pools"}]
+        store.apply("pools", "a", "PAGE", [versioned])  # relisted, unchanged: pages stay quiet
+        store.apply("pools", "a", "SYNC", [("a", "y")])
+        await asyncio.sleep(0.3)
+        assert seen == [{"pools"}]
 
     asyncio.run(main())
 

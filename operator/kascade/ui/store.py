@@ -42,6 +42,8 @@ class Store:
         self._subscribers: set[Callable[[set[str]], None]] = set()
         self._topics: set[str] = set()
         self._flush: asyncio.TimerHandle | None = None
+        self._versions: dict[str, dict[tuple[str, str], str]] = {}
+        """resource → (ns, name) → resourceVersion of what the cache holds."""
         self.changes = 0
 
     # -- subscribers -------------------------------------------------------------------------
@@ -68,12 +70,35 @@ class Store:
         handler = getattr(self, f"_on_{resource}")
         if kind == "PAGE":
             for item in obj:
-                handler(False, item, scope)
+                if not self._unchanged(resource, scope, item):
+                    handler(False, item, scope)
         elif kind == "SYNC":
             self.synced.add(f"{resource}:{scope}")
             self._drop_unlisted(resource, scope, set(map(tuple, obj)))
         else:
+            if kind == "DELETED":
+                meta = obj.get("metadata") or {}
+                key = (meta.get("namespace") or "", meta.get("name") or "")
+                self._versions.get(resource, {}).pop(key, None)
+            else:
+                self._unchanged(resource, scope, obj)  # remembers its version
             handler(kind == "DELETED", obj, scope)
+
+    def _unchanged(self, resource: str, scope: Any, obj: dict[str, Any]) -> bool:
+        """A relisted object we hold at the same resourceVersion: nothing to tell browsers.
+
+        Watches end (timeouts, CRD updates) and are followed by a relist; without this,
+        every open page would be refreshed for nothing.
+        """
+        meta = obj.get("metadata") or {}
+        version = meta.get("resourceVersion")
+        if not version:
+            return False
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        if key in self._versions.get(resource, {}) and self._versions[resource][key] == version:
+            return True
+        self._versions.setdefault(resource, {})[key] = version
+        return False
 
     def _drop_unlisted(self, resource: str, scope: Any, listed: set[tuple[str, str]]) -> None:
         """After a (re)list: what the list did not show was deleted meanwhile."""
@@ -81,11 +106,13 @@ class Store:
             tasks = self.taskruns.setdefault(scope, {})
             names = {name for _, name in listed}
             for gone in [k for k, t in tasks.items() if t.get("name") not in names]:
-                tasks.pop(gone)
+                name = str(tasks.pop(gone).get("name"))
+                self._versions.get(resource, {}).pop((scope[0], name), None)
             self._touch(f"run:{scope[0]}/{scope[1]}")
             return
         table = self._table(resource)
         for key in [k for k in table if (scope is None or k[0] == scope) and k not in listed]:
+            self._versions.get(resource, {}).pop(key, None)
             getattr(self, f"_on_{resource}")(True, _stub(key), scope)
 
     def _table(self, resource: str) -> dict[Key, Any]:
