@@ -138,7 +138,11 @@ def server(
         yield {"base": base, "proc": proc, "ns": thousand_runs.ns}
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def stats(base: str) -> dict[str, Any]:

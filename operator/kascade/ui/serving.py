@@ -84,4 +84,11 @@ def serve(options: Options) -> None:
         f"({authority.mode}{', read-only' if authority.read_only else ''})",
         flush=True,
     )
-    web.run_app(app, host=options.address, port=options.port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=options.address,
+        port=options.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5,
+    )

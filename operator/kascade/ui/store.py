@@ -103,12 +103,15 @@ class Store:
     def _drop_unlisted(self, resource: str, scope: Any, listed: set[tuple[str, str]]) -> None:
         """After a (re)list: what the list did not show was deleted meanwhile."""
         if resource == "taskruns":
+            first = scope not in self.taskruns
             tasks = self.taskruns.setdefault(scope, {})
             names = {name for _, name in listed}
-            for gone in [k for k, t in tasks.items() if t.get("name") not in names]:
-                name = str(tasks.pop(gone).get("name"))
+            gone = [k for k, t in tasks.items() if t.get("name") not in names]
+            for task_key in gone:
+                name = str(tasks.pop(task_key).get("name"))
                 self._versions.get(resource, {}).pop((scope[0], name), None)
-            self._touch(f"run:{scope[0]}/{scope[1]}")
+            if first or gone:
+                self._touch(f"run:{scope[0]}/{scope[1]}")
             return
         table = self._table(resource)
         for key in [k for k in table if (scope is None or k[0] == scope) and k not in listed]:
