@@ -37,6 +37,8 @@ export function grid(g, collapsed) {
       const mark = row.mapped ? " [ ]" : "";
       out.push(`<div class="name" style="padding-left:${pad}px" title="${esc(row.id)}">${esc(row.label)}${mark}</div>`);
     }
+    const rid = esc(row.id);
+    const what = row.kind === "group" ? "data-group-cell" : "data-task";
     for (let i = 0; i < n; i++) {
       const code = row.cells[i];
       if (code === " ") { out.push(`<i class="c absent"></i>`); continue; }
@@ -46,12 +48,21 @@ export function grid(g, collapsed) {
         const total = Object.values(row.counts[i]).reduce((a, b) => a + b, 0);
         label = `<span class="cnt">${total}</span>`;
       }
-      const what = row.kind === "group" ? "data-group-cell" : "data-task";
-      out.push(`<i class="c s-${st}" ${what}="${esc(row.id)}" data-col="${i}" title="${esc(row.id)} · ${esc(g.runs[i].name)}: ${st}">${label}</i>`);
+      // No per-cell title: 10,000 of them would double the HTML; gridTitle() adds one on hover.
+      out.push(`<i class="c s-${st}" ${what}="${rid}" data-col="${i}">${label}</i>`);
     }
   }
   out.push("</div>");
   return out.join("");
+}
+
+// A cell's tooltip, made when the pointer first reaches it.
+export function gridTitle(cell, g) {
+  if (cell.title || !cell.dataset.col) return;
+  const run = g.runs[Number(cell.dataset.col)];
+  const id = cell.dataset.task || cell.dataset.groupCell;
+  const state = [...cell.classList].find((c) => c.startsWith("s-"));
+  if (run && id && state) cell.title = `${id} · ${run.name}: ${state.slice(2)}`;
 }
 
 // graph: {width, height, nodeWidth, nodeHeight, nodes: [{id, x, y}], edges: [{from, to, points}]}

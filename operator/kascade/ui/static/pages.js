@@ -67,6 +67,10 @@ const pipeline = {
         `<div class="toolbar" id="ptools"></div><div id="pform"></div>` +
         `<div class="tabs">${["grid", "graph", "schedule", "params", "yaml"].map((t) => `<a href="${base}/${t}" class="${t === tab ? "on" : ""}" data-tab="${t}">${t[0].toUpperCase() + t.slice(1)}</a>`).join("")}</div><div id="pbody"></div>`;
       main.addEventListener("click", (e) => pipelineClick(e, ns, name, data));
+      main.addEventListener("mouseover", (e) => {
+        const cell = e.target.closest("#grid .c");
+        if (cell && state.pipelineData && state.pipelineData.grid) draw.gridTitle(cell, state.pipelineData.grid);
+      });
     }
     state.pipelineData = data;
     const tools = main.querySelector("#ptools");
