@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from kascade.cli import cluster_commands, local_commands, view_commands
+from kascade.cli import cluster_commands, local_commands, log_commands, view_commands
 
 EXIT_INTERRUPTED = 130
 
@@ -24,6 +24,7 @@ def cli() -> None:
 local_commands.register(cli)
 cluster_commands.register(cli)
 view_commands.register(cli)
+log_commands.register(cli)
 
 
 def main() -> None:
