@@ -11,10 +11,12 @@ help: ## Show this help
 install: ## Install kascade and its dev tools (pinned) into the current Python
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
-lint: ## ruff + mypy
+lint: ## ruff + mypy + import-linter (the layers: pure engine, only kube/ calls the API)
 	$(PYTHON) -m ruff check operator tests
 	$(PYTHON) -m ruff format --check operator tests
 	$(PYTHON) -m mypy
+	cd operator && $(PYTHON) -c 'from importlinter.cli import lint_imports_command as l; l()' \
+		--config ../pyproject.toml --no-cache
 
 test: install ## Unit tests, CRD sync, local-runner examples (no cluster needed)
 	$(PYTHON) -m pytest -q tests
@@ -22,8 +24,10 @@ test: install ## Unit tests, CRD sync, local-runner examples (no cluster needed)
 e2e: ## Tests against the cluster in KUBECONFIG (default: the local one from make cluster-up)
 	$(PYTHON) -m pytest -q -m e2e tests/e2e -p no:randomly
 
-bench: ## Engine and local-runner benchmarks (figures printed)
+bench: ## Engine and local-runner benchmarks (figures printed); a larger differential tier
 	$(PYTHON) -m pytest -q -m bench tests/bench -s
+	KASCADE_DIFF_DAGS=$${KASCADE_DIFF_DAGS:-30} KASCADE_DIFF_TIMEOUT=900 \
+		$(PYTHON) -m pytest -q -m e2e tests/e2e/test_local_vs_cluster.py -p no:randomly
 
 browser: ## Install Debian's Chromium for the UI browser tests (Playwright drives it; no download)
 	bash hack/browser.sh

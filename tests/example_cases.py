@@ -16,6 +16,13 @@ EXAMPLES = ROOT / "manifests" / "examples"
 EXPECTED: dict[str, Any] = yaml.safe_load((EXAMPLES / "expected.yaml").read_text())
 
 
+def documents(case: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The Pipeline of a case's file, and the other objects it needs (its Pools)."""
+    docs = [d for d in yaml.safe_load_all((EXAMPLES / case.split("#")[0]).read_text()) if d]
+    (pipeline,) = [d for d in docs if d.get("kind") == "Pipeline"]
+    return pipeline, [d for d in docs if d is not pipeline]
+
+
 def cases() -> list[tuple[str, dict[str, Any]]]:
     """(id, expectation) per example and per variant; a variant's id is ``path#n``."""
     found = []

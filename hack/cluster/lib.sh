@@ -59,3 +59,24 @@ host_ip() {
 }
 
 need_root() { [ "$(id -u)" = 0 ] || die "this needs root (kubelet, containerd, iptables)"; }
+
+# apt_install_missing WHAT PKG...: install the Debian packages that are not installed yet
+# (refreshing the index only when it is missing or older than a day). APT_INSTALLED lists
+# what it installed, empty when everything was there.
+apt_install_missing() {
+  local what=$1 p t0; shift
+  APT_INSTALLED=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || APT_INSTALLED+=("$p")
+  done
+  if [ ${#APT_INSTALLED[@]} -eq 0 ]; then log "debian packages for $what: all present"; return 0; fi
+  need_root
+  t0=$(now_ms)
+  log "apt-get install ${APT_INSTALLED[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+    apt-get update -q
+  fi
+  apt-get install -y -q --no-install-recommends "${APT_INSTALLED[@]}"
+  log "debian packages for $what installed in $(elapsed "$t0")"
+}

@@ -49,7 +49,8 @@ done
 
 T0=$(now_ms)
 SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-PACKAGES="python3,ca-certificates,tzdata"
+# libpq5: the PostgreSQL client library psycopg loads for SQL sensor pokes (kascade poke sql).
+PACKAGES="python3,ca-certificates,tzdata,libpq5"
 KEY=$(printf '%s|%s|%s' "$SUITE" "$PACKAGES" "v1" | sha256sum | cut -c1-12)
 BASE="$KASCADE_CACHE/images/kascade-operator-base-$KEY.tar"
 
@@ -140,6 +141,10 @@ rm -rf "$rootfs"/usr/local/lib/python3.11/dist-packages/kubernetes/aio
 # Smoke: the entry point starts (as the image user) and knows the operator command.
 chroot --userspec="$IMAGE_UID:$IMAGE_UID" "$rootfs" /usr/bin/env -i /usr/local/bin/kascade operator --help >/dev/null \
   || die "kascade operator --help failed inside the rootfs"
+# Sensor pods run `kascade poke sql|s3` from this image: their clients must load.
+chroot --userspec="$IMAGE_UID:$IMAGE_UID" "$rootfs" /usr/bin/env -i /usr/bin/python3 -c \
+  'import obstore.store, psycopg; psycopg.pq.version()' \
+  || die "the sensor clients (psycopg with libpq5, obstore) do not load inside the rootfs"
 log "rootfs ready in $(elapsed "$t") ($(du -sh "$rootfs" | cut -f1))"
 
 # 3. Image config mirrors operator/Dockerfile.

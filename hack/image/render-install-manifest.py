@@ -26,15 +26,19 @@ RELEASE, NAMESPACE = "kascade", "kascade-system"
 HEADER = f"""\
 # DO NOT EDIT: generated from helm/kascade with its default values, webhook off, by
 # `make install-manifest` (helm template {RELEASE} helm/kascade --namespace {NAMESPACE}
-# --skip-tests --set webhook.enabled=false).
+# --skip-tests --set webhook.enabled=false --set admission.requireApproval=false
+# --set watchNamespaces={{default}} --set helmTest.enabled=false).
 # A test fails when it drifts from the chart.
 #
 #   kubectl apply --server-side -f manifests/install.yaml
 #
 # (server-side: the Pipeline CRD is too big for client-side apply's last-applied annotation.)
-# Cluster-wide operator (2 replicas, leader election), CRDs, RBAC, metrics Service, PDB and
-# Grafana dashboard ConfigMaps. The admission webhook is off here (a static file would share
-# one private key between clusters); the chart turns it on by default with its own certificate.
+# An operator watching the namespace `default` (2 replicas, leader election), CRDs, RBAC,
+# metrics Service, PDB and Grafana dashboard ConfigMaps. The admission webhook is off here (a
+# static file would share one private key between clusters), and so is approval: every spec
+# runs as written, so anyone who may create a Pipeline in `default` may use every
+# ServiceAccount, Secret and pod privilege there. Install with Helm to have both (the chart's
+# default): see docs/security.md.
 ---
 apiVersion: v1
 kind: Namespace
@@ -62,8 +66,11 @@ def render(helm: str) -> str:
     out = subprocess.run(
         [
             *(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--skip-tests"),
-            # A static file would hand every cluster the same webhook private key.
-            *("--set", "webhook.enabled=false"),
+            # A static file would hand every cluster the same webhook private key (and the
+            # same approval key): no webhook, so nothing approves specs (docs/security.md).
+            *("--set", "webhook.enabled=false", "--set", "admission.requireApproval=false"),
+            # The namespace the README's examples are applied in; no `helm test` objects.
+            *("--set", "watchNamespaces={default}", "--set", "helmTest.enabled=false"),
         ],
         check=True,
         capture_output=True,

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 RELOAD = "kascade.io/reload"
@@ -33,11 +33,12 @@ class ActionError(Exception):
 
 def parse_date(value: str, field: str = "date") -> datetime:
     """An ISO date or date-time; UTC unless it has an offset."""
+    from kascade.engine.run_dates import read_date
+
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ActionError(f"{field}: {value!r} is not an ISO date or date-time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return read_date(value)
+    except ValueError as exc:
+        raise ActionError(f"{field}: {exc}") from None
 
 
 def typed_params(
@@ -77,10 +78,14 @@ def parse_params(pairs: Iterable[str], spec: Mapping[str, Any]) -> dict[str, Any
 
 
 def _pipeline(kube: Any, namespace: str, name: str) -> dict[str, Any]:
-    body = kube.get("pipelines", namespace, name)
-    if body is None:
-        raise ActionError(f"pipeline {namespace}/{name} not found")
-    return dict(body)
+    """A Pipeline by name, or by the dag_id it was compiled from (``process_customer_A``)."""
+    from kascade.sdk.naming import pipeline_name
+
+    for candidate in dict.fromkeys((name, pipeline_name(name))):
+        body = kube.get("pipelines", namespace, candidate)
+        if body is not None:
+            return dict(body)
+    raise ActionError(f"pipeline {namespace}/{name} not found")
 
 
 def trigger(
@@ -93,31 +98,25 @@ def trigger(
     by: str | None = None,
     now: datetime,
 ) -> str:
-    """Create a manual run (Airflow's "Trigger DAG"); its name."""
-    from kascade.api.runs import TriggerKind
-    from kascade.controller import naming, scheduling
-    from kascade.engine.schedule import ScheduleError, parse_schedule
+    """Create a manual run (Airflow's "Trigger DAG"); its name.
+
+    Dated by the one manual-run rule (``scheduling.manual_run_manifest``): the logical
+    date given or now, and the schedule's latest complete interval.
+    """
+    from kascade.controller import scheduling
+    from kascade.engine.schedule import ScheduleError
 
     body = _pipeline(kube, namespace, pipeline)
-    spec = body["spec"]
-    values = parse_params(params, spec)
+    values = parse_params(params, body["spec"])
+    at = parse_date(logical_date, "logical date") if logical_date else None
     try:
-        tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
+        manifest = scheduling.manual_run_manifest(
+            body, logical_date=at, now=now, params=values, by=by or "kascade"
+        )
     except ScheduleError as exc:
         raise ActionError(f"spec.schedule: {exc}") from None
-    at = parse_date(logical_date, "logical date") if logical_date else now
-    name = naming.run_name(pipeline, "manual", now.strftime("%Y%m%dt%H%M%S%f"))
-    manifest = scheduling.run_manifest(
-        body,
-        tt.manual_interval(at),
-        TriggerKind.MANUAL,
-        params=values,
-        by=by or "kascade",
-        name=name,
-        logical_date=at,
-    )
     kube.create("pipelineruns", namespace, manifest)
-    return name
+    return str(manifest["metadata"]["name"])
 
 
 @dataclass(frozen=True)
@@ -191,15 +190,13 @@ def _reload(kube: Any, namespace: str, run: str, tasks: dict[str, Any]) -> None:
 
 def taskruns_of(kube: Any, namespace: str, run: str) -> dict[str, dict[str, Any]]:
     """The run's TaskRuns by instance key (``task`` or ``task[3]``)."""
+    from kascade.api.runs import instance_key
     from kascade.controller import naming
     from kascade.controller.podspec import LABEL_RUN
 
     out = {}
     for tr in kube.list_objects("taskruns", namespace, f"{LABEL_RUN}={naming.label_value(run)}"):
-        key = tr["spec"]["taskName"]
-        if tr["spec"].get("mapIndex") is not None:
-            key = f"{key}[{tr['spec']['mapIndex']}]"
-        out[key] = tr
+        out[instance_key(tr["spec"]["taskName"], tr["spec"].get("mapIndex"))] = tr
     return out
 
 
@@ -233,7 +230,9 @@ def _forget(kube: Any, namespace: str, run: str, keys: list[str]) -> None:
 
 def base_task(key: str) -> str:
     """``load[3]`` → ``load``: the task of a mapped instance."""
-    return key[: key.rindex("[")] if key.endswith("]") else key
+    from kascade.api.runs import split_instance_key
+
+    return split_instance_key(key)[0]
 
 
 def clear(

@@ -14,8 +14,9 @@ import pytest
 
 from kascade.api.resources import Pipeline
 from kascade.engine.compile import compile_or_raise
+from kascade.engine.context import RunContext
 from kascade.engine.decisions import Result
-from kascade.engine.run import RunContext, RunEngine
+from kascade.engine.run import RunEngine
 from kascade.engine.schedule import DataInterval
 from kascade.engine.simulate import simulate
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+import servers
 
 LOCAL_KUBECONFIG = Path.home() / ".local/state/kascade/cluster/kubeconfig"
 NON_ROOT_UID = 65534
@@ -199,3 +202,63 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     )
     yield name
     cluster.core.delete_namespace(name, propagation_policy="Background")
+
+
+# ------------------------------------------------- real servers that pods can reach
+
+
+@pytest.fixture(scope="session")
+def pod_host_address(cluster: Cluster) -> str:
+    """The address a pod of the local cluster reaches a server on this host at.
+
+    The local cluster is one node made of processes on this host, without cluster
+    DNS. The node's InternalIP (kubelet --node-ip, also the API server's advertised
+    address) is an address of this host; a pod's packets to it go through the pods'
+    bridge and are delivered to the host. Servers for pods listen on it and on
+    loopback, never on every interface.
+    """
+    nodes = cluster.core.list_node().items
+    addresses = [
+        a.address
+        for node in nodes
+        for a in node.status.addresses or []
+        if a.type == "InternalIP" and ":" not in a.address
+    ]
+    if len(nodes) != 1 or not addresses:
+        servers.unavailable(
+            f"servers for pods need the single-node local cluster (found {len(nodes)} nodes, "
+            f"InternalIPs {addresses})"
+        )
+    with socket.socket() as probe:
+        try:
+            probe.bind((addresses[0], 0))
+        except OSError:
+            servers.unavailable(
+                f"the node's InternalIP {addresses[0]} is not an address of this host, so pods "
+                "cannot reach servers started here (is KUBECONFIG the local cluster?)"
+            )
+    return addresses[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_for_pods(pod_host_address: str) -> Iterator[servers.PostgresServer]:
+    """PostgreSQL on loopback and the pod-reachable host address."""
+    server = servers.start_postgres(("127.0.0.1", pod_host_address))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_for_pods(pod_host_address: str) -> Iterator[servers.S3Server]:
+    """versitygw on loopback and the pod-reachable host address."""
+    server = servers.start_s3(("127.0.0.1", pod_host_address))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_for_pods(pod_host_address: str) -> Iterator[servers.SmtpServer]:
+    """SMTP with STARTTLS and login; its certificate names the pod-reachable address."""
+    server = servers.start_smtp("starttls", ("127.0.0.1", pod_host_address))
+    yield server
+    server.stop()

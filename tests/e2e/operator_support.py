@@ -65,6 +65,10 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}
+        # No admission webhook here (it needs the API server to call this process), so
+        # nothing is approved: run every spec as written. tests/e2e/test_security.py runs
+        # the operator with its webhook and an approval key instead.
+        self.approval_args: list[str] = ["--approval=off"]
 
     def start(self, *extra: str) -> None:
         args = [
@@ -75,7 +79,7 @@ class OperatorProcess:
             "--metrics-port",
             str(self.metrics_port),
         ]
-        args += ["--liveness", ""]
+        args += ["--liveness", "", *self.approval_args]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         env = {
@@ -168,6 +172,16 @@ class Kascade:
                 )
             )
 
+    def apply_object(self, doc: dict[str, Any]) -> None:
+        """Create a kascade object of a manifest (a Pool) in the test namespace, if new."""
+        plural = {"Pool": "pools", "Pipeline": "pipelines"}[doc["kind"]]
+        body = {**doc, "metadata": {**doc["metadata"], "namespace": self.ns}}
+        try:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
     def get(self, plural: str, name: str) -> dict[str, Any]:
         return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name))
 
@@ -184,27 +198,17 @@ class Kascade:
         params: dict[str, Any] | None = None,
         name: str | None = None,
     ) -> str:
-        from kascade.api.runs import TriggerKind
         from kascade.controller import scheduling
-        from kascade.engine.schedule import parse_schedule
 
         body = self.get("pipelines", pipeline)
-        spec = body["spec"]
-        at = (
-            datetime.fromisoformat(logical_date)
-            if logical_date
-            else datetime.now(UTC).replace(microsecond=0)
+        manifest = scheduling.manual_run_manifest(
+            body,
+            logical_date=datetime.fromisoformat(logical_date) if logical_date else None,
+            now=datetime.now(UTC).replace(microsecond=0),
+            params=params,
+            name=name or f"{pipeline[:40]}-t{int(time.time() * 1000) % 10**9}",
         )
-        tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
-        interval = tt.manual_interval(at)
-        if logical_date:
-            from kascade.engine.schedule import DataInterval
-
-            interval = DataInterval(at, max(interval.end, at))
-        run_name = name or f"{pipeline[:40]}-t{int(time.time() * 1000) % 10**9}"
-        manifest = scheduling.run_manifest(
-            body, interval, TriggerKind.MANUAL, params=params, name=run_name, logical_date=at
-        )
+        run_name = str(manifest["metadata"]["name"])
         self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.ns, "pipelineruns", manifest
         )

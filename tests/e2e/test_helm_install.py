@@ -8,11 +8,15 @@ upgrade, uninstall.
    namespaced scope watching that namespace, the admission webhook on, 2 replicas.
 3. Both replicas become Available and exactly one holds the leader Lease.
 4. A Pipeline with a dependency cycle is rejected by the webhook at ``kubectl apply``
-   with the engine's message; hello-world (suspended) is accepted.
+   with the engine's message; hello-world (suspended) is accepted, and approved by its
+   author; a user who may not create pods cannot have a privileged task run.
 5. A manual PipelineRun of hello-world succeeds (pods created by the in-cluster operator).
-6. ``helm test`` (the metrics Service exports kascade_ metrics).
-7. ``helm upgrade`` with a changed value rolls the Deployment; a run succeeds again.
-8. ``helm uninstall`` removes the operator and keeps the CRDs.
+6. The operator's ServiceAccount can do exactly what the chart's RBAC says
+   (``kubectl auth can-i --list``), in a watched namespace and elsewhere.
+7. ``helm test`` (a one-task pipeline runs to success; the metrics Service answers).
+8. ``helm upgrade`` with a changed value rolls the Deployment; a run succeeds again.
+9. ``helm uninstall`` removes everything the chart created (test pod and its account,
+   the leader Lease, the webhook configuration, the approval key) and keeps the CRDs.
 
 The kascade CRDs are cluster-wide and other e2e modules apply them directly, so before
 installing, existing kascade CRDs are adopted into this release (Helm's ownership
@@ -22,6 +26,7 @@ labels/annotations), the documented way to bring existing CRDs under a release.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -37,16 +42,13 @@ from kubernetes.client.rest import ApiException
 import hack_scripts
 
 from .conftest import Cluster, kubeconfig_path, wait_until
+from .images import operator_image
 from .operator_support import ROOT, Kascade, delete_namespace, make_namespace
 
 pytestmark = pytest.mark.e2e
 
 CHART = ROOT / "helm" / "kascade"
 RELEASE = "kascade"
-E2E_IMAGE = "kascade-operator:e2e"
-LOCAL_STATE = Path(
-    os.environ.get("KASCADE_CLUSTER_STATE", Path.home() / ".local/state/kascade/cluster")
-)
 CRDS = (
     "pipelines.kascade.io",
     "pipelineruns.kascade.io",
@@ -80,34 +82,6 @@ def webhook_wired() -> bool:
         check=False,
     )
     return proc.stdout.strip() == "True"
-
-
-def image_for_test() -> str:
-    """KASCADE_E2E_IMAGE, or build and import the operator image into the local cluster."""
-    if os.environ.get("KASCADE_E2E_IMAGE"):
-        return os.environ["KASCADE_E2E_IMAGE"]
-    missing = [t for t in ("mmdebstrap", "chroot", "ctr") if shutil.which(t) is None]
-    if os.geteuid() != 0:
-        missing.append("root")
-    if not (LOCAL_STATE / "containerd" / "containerd.sock").exists():
-        missing.append(f"the local cluster's containerd ({LOCAL_STATE}/containerd)")
-    if missing:
-        pytest.skip(
-            "cannot build the operator image here (missing: " + ", ".join(missing) + "); "
-            "set KASCADE_E2E_IMAGE to an image the cluster can run (make kind-e2e does)"
-        )
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "image" / "build-operator-image.sh")],
-        env={**os.environ, "IMAGE": E2E_IMAGE},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert proc.returncode == 0, f"image build failed:\n{proc.stderr[-4000:]}"
-    print(f"built {E2E_IMAGE} in {time.monotonic() - t0:.0f}s: {proc.stderr.splitlines()[-1]}")
-    return E2E_IMAGE
 
 
 @dataclass
@@ -254,7 +228,7 @@ def install(cluster: Cluster) -> Iterator[Install]:
     kubectl_bin = find_kubectl()
     if helm_bin is None or kubectl_bin is None:
         pytest.skip("helm/kubectl not found: run make cluster-build (or set HELM and KUBECTL)")
-    image = image_for_test()
+    image = operator_image()
     namespace = make_namespace(cluster, "helm")
     inst = Install(
         cluster=cluster,
@@ -351,10 +325,135 @@ def test_hello_world_runs(install: Install) -> None:
     assert install.kas.task_states(run) == {"say-hello": "success", "print-date": "success"}
 
 
-def test_helm_test(install: Install) -> None:
-    out = install.helm("test", RELEASE, "--namespace", install.namespace, "--logs", timeout=180)
-    assert "Phase:          Succeeded" in out or "Succeeded" in out, out
-    assert "kascade_" in out
+def test_an_author_cannot_escalate_through_the_installed_operator(install: Install) -> None:
+    """The in-cluster webhook asks the API server (SubjectAccessReview) with its own RBAC."""
+    if not install.webhook:
+        pytest.skip("installed with webhook.enabled=false")
+    core, rbac = install.cluster.core, client.RbacAuthorizationV1Api(install.cluster.api)
+    ns = install.namespace
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "author"}})
+    rules = [{"apiGroups": ["kascade.io"], "resources": ["pipelines"], "verbs": ["get", "create"]}]
+    rbac.create_namespaced_role(ns, {"metadata": {"name": "author"}, "rules": rules})
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "author"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "author"},
+            "subjects": [{"kind": "ServiceAccount", "name": "author", "namespace": ns}],
+        },
+    )
+    bad = {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "escalate"},
+        "spec": {
+            "tasks": [
+                {
+                    "name": "a",
+                    "image": "busybox:1.36",
+                    "command": ["true"],
+                    "serviceAccountName": RELEASE,  # the operator's own account
+                }
+            ]
+        },
+    }
+    proc = install.kubectl(
+        "apply", f"--as=system:serviceaccount:{ns}:author", "-f", "-", stdin=yaml.safe_dump(bad)
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert f"runs pods as ServiceAccount '{RELEASE}'" in proc.stderr, proc.stderr
+    hello = install.kas.get("pipelines", "hello-world")
+    approval = yaml.safe_load(hello["metadata"]["annotations"]["kascade.io/approval"])
+    assert approval["by"] and approval["grants"] == []
+
+
+def can_i(install: Install, namespace: str) -> set[tuple[str, str, str]]:
+    """(resource, resourceNames, verbs) rows of `kubectl auth can-i --list` for the operator."""
+    proc = subprocess.run(
+        [
+            install.kubectl_bin,
+            "auth",
+            "can-i",
+            "--list",
+            f"--as=system:serviceaccount:{install.namespace}:{RELEASE}",
+            "-n",
+            namespace,
+        ],
+        env=install.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    rows = set()
+    for line in proc.stdout.splitlines()[1:]:  # Resources, Non-Resource URLs, Names, Verbs
+        brackets = re.findall(r"\[[^\]]*\]", line)
+        first = line.split()[0]
+        if first.startswith("[") or len(brackets) != 3:
+            continue  # a non-resource URL (/healthz, /api/*): every user's
+        rows.add((first, brackets[1], brackets[2]))
+    return rows
+
+
+# What every authenticated user may do (system:basic-user, system:discovery,
+# system:public-info-viewer): not the chart's doing.
+EVERYONE = {
+    ("selfsubjectreviews.authentication.k8s.io", "[]", "[create]"),
+    ("selfsubjectaccessreviews.authorization.k8s.io", "[]", "[create]"),
+    ("selfsubjectrulesreviews.authorization.k8s.io", "[]", "[create]"),
+}
+CLUSTER_WIDE = {
+    ("customresourcedefinitions.apiextensions.k8s.io", "[]", "[get list watch]"),
+    ("namespaces", "[]", "[list watch]"),
+    ("subjectaccessreviews.authorization.k8s.io", "[]", "[create]"),
+}
+
+
+def test_the_operator_can_do_exactly_what_the_chart_says(install: Install) -> None:
+    def resources(rows: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        return {r for r in rows if r not in EVERYONE}
+
+    watched = resources(can_i(install, install.namespace))
+    assert watched == CLUSTER_WIDE | {
+        ("pipelineruns.kascade.io", "[]", "[get list watch create update patch delete]"),
+        ("pipelines.kascade.io", "[]", "[get list watch create update patch delete]"),
+        ("pools.kascade.io", "[]", "[get list watch create update patch delete]"),
+        ("taskruns.kascade.io", "[]", "[get list watch create update patch delete]"),
+        ("pipelineruns.kascade.io/status", "[]", "[get patch]"),
+        ("pipelines.kascade.io/status", "[]", "[get patch]"),
+        ("pools.kascade.io/status", "[]", "[get patch]"),
+        ("taskruns.kascade.io/status", "[]", "[get patch]"),
+        ("pods", "[]", "[get list watch create delete]"),
+        ("secrets", "[]", "[get]"),
+        ("events", "[]", "[create patch]"),
+        ("events.events.k8s.io", "[]", "[create patch]"),
+        ("leases.coordination.k8s.io", "[kascade-operator]", "[get update]"),
+    }, sorted(watched)
+    # Nothing in a namespace it does not watch: no pods, no Secrets, no kube-system.
+    for other in ("kube-system", "default"):
+        assert resources(can_i(install, other)) == CLUSTER_WIDE, other
+
+
+def test_helm_test_runs_a_pipeline(install: Install) -> None:
+    # No --logs: a passed test pod is deleted at once (hook-succeeded); a failed one is kept.
+    out = install.helm("test", RELEASE, "--namespace", install.namespace, timeout=300)
+    assert "Phase:          Succeeded" in out, out
+    # The test pod ran a pipeline through the webhook and the operator (the run's Event
+    # outlives it), then cleaned up.
+    events = install.cluster.core.list_namespaced_event(install.namespace).items
+    assert any(
+        e.involved_object.kind == "PipelineRun"
+        and e.involved_object.name.startswith(f"{RELEASE}-helm-test-")
+        and e.reason == "RunSuccess"
+        for e in events
+    ), [(e.involved_object.name, e.reason) for e in events]
+    assert not install.kas.list("pipelines", "app.kubernetes.io/component=test")
+    assert not install.kas.list("pipelineruns", "app.kubernetes.io/component=test")
+    # A passed test pod is deleted (hook-succeeded), so nothing is left to uninstall.
+    pods = install.cluster.core.list_namespaced_pod(
+        install.namespace, label_selector="app.kubernetes.io/component=test"
+    ).items
+    assert [p.metadata.name for p in pods if p.metadata.deletion_timestamp is None] == []
 
 
 def test_standby_replica_stays_up(install: Install) -> None:
@@ -397,7 +496,7 @@ def test_helm_upgrade_with_a_changed_value(install: Install) -> None:
         str(CHART),
         "--namespace",
         install.namespace,
-        *install.values(),
+        "--reset-then-reuse-values",  # as docs/operations.md says: install's values kept
         "--set-string",
         "podAnnotations.e2e-upgrade=changed",
         "--wait",
@@ -418,7 +517,7 @@ def test_helm_upgrade_with_a_changed_value(install: Install) -> None:
     assert run["status"]["phase"] == "success", (run.get("status"), install.diagnose())
 
 
-def test_uninstall_keeps_crds(install: Install) -> None:
+def test_uninstall_cleans_up_and_keeps_crds(install: Install) -> None:
     out = install.helm("uninstall", RELEASE, "--namespace", install.namespace, "--wait")
     # Helm keeps what the release manifest marks helm.sh/resource-policy: keep.
     assert "kept due to the resource policy" in out, out
@@ -433,5 +532,26 @@ def test_uninstall_keeps_crds(install: Install) -> None:
     # The pipeline (a custom object) survived with its CRD.
     assert install.kas.get("pipelines", "hello-world")["metadata"]["name"] == "hello-world"
     admission = client.AdmissionregistrationV1Api(install.cluster.api)
-    names = [w.metadata.name for w in admission.list_validating_webhook_configuration().items]
+    names = [w.metadata.name for w in admission.list_mutating_webhook_configuration().items]
+    names += [w.metadata.name for w in admission.list_validating_webhook_configuration().items]
     assert f"{RELEASE}-{install.namespace}" not in names
+    # What the chart created is gone: the leader Lease, the test pod and its account, the
+    # approval key; nothing cluster-wide is left either.
+    core = install.cluster.core
+    coordination = client.CoordinationV1Api(install.cluster.api)
+    assert install.cluster.gone(
+        lambda: coordination.read_namespaced_lease("kascade-operator", install.namespace)
+    )
+    assert install.cluster.gone(
+        lambda: core.read_namespaced_service_account(f"{RELEASE}-test", install.namespace)
+    )
+    assert install.cluster.gone(
+        lambda: core.read_namespaced_secret(f"{RELEASE}-approval-key", install.namespace)
+    )
+    left = core.list_namespaced_pod(
+        install.namespace, label_selector=f"app.kubernetes.io/instance={RELEASE}"
+    ).items
+    assert [p.metadata.name for p in left if p.metadata.deletion_timestamp is None] == []
+    rbac = client.RbacAuthorizationV1Api(install.cluster.api)
+    cluster_roles = [r.metadata.name for r in rbac.list_cluster_role().items]
+    assert not [n for n in cluster_roles if n.startswith(f"{RELEASE}-{install.namespace}")]

@@ -14,8 +14,10 @@ from typing import Any
 from kascade.api.pipeline import PipelineSpec, TriggerRule
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.compile import Plan, compile_or_raise
+from kascade.engine.context import RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
-from kascade.engine.run import Ledger, RunContext, RunEngine
+from kascade.engine.pools import PoolLedger
+from kascade.engine.run import RunEngine
 from kascade.engine.schedule import DataInterval
 from kascade.engine.simulate import simulate
 from kascade.engine.trigger_rules import Verdict
@@ -71,7 +73,7 @@ def engine(
     p: Plan,
     params: Mapping[str, Any] | None = None,
     *,
-    pools: Ledger | None = None,
+    pools: PoolLedger | None = None,
     max_active_tasks: int | None = None,
 ) -> RunEngine:
     return RunEngine(p, context(params), pools=pools, max_active_tasks=max_active_tasks)

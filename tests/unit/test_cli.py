@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.cli.main import cli
-from kascade.cli.run_setup import logical_date_of, manual_run_id, run_interval
+from kascade.cli.run_setup import SetupError, run_dates
+from kascade.engine.run_dates import run_id
 
 OPERATOR = Path(__file__).resolve().parents[2] / "operator"
 
@@ -120,9 +121,9 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "pipelineSpec",
     }
     assert record["runId"] == "manual__2026-03-01T00:00:00+00:00"
-    assert record["dataInterval"] == {
-        "start": "2026-03-01T00:00:00+00:00",
-        "end": "2026-03-02T00:00:00+00:00",
+    assert record["dataInterval"] == {  # the manual-run rule: the interval ending at it
+        "start": "2026-02-28T00:00:00+00:00",
+        "end": "2026-03-01T00:00:00+00:00",
     }
     assert record["phase"] == "success"
     extract = record["tasks"]["extract"]
@@ -301,26 +302,28 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_logical_date_follows_airflow_trigger_semantics() -> None:
+def test_logical_date_follows_the_manual_run_rule() -> None:
     daily = PipelineSpec(schedule="@daily")
     now = datetime(2026, 3, 5, 15, 30, tzinfo=UTC)
-    latest = run_interval(daily, None, now)
-    assert (latest.start, latest.end) == (
+    latest = run_dates(daily, None, now)
+    assert latest.logical_date == now  # the moment of the trigger, as in Airflow
+    assert (latest.interval.start, latest.interval.end) == (
         datetime(2026, 3, 4, tzinfo=UTC),
         datetime(2026, 3, 5, tzinfo=UTC),
     )
-    assert logical_date_of(latest, None) == datetime(2026, 3, 4, tzinfo=UTC)
-    aligned = run_interval(daily, "2026-03-01", now)
-    assert (aligned.start, aligned.end) == (
+    boundary = run_dates(daily, "2026-03-01", now)
+    assert boundary.logical_date == datetime(2026, 3, 1, tzinfo=UTC)
+    assert (boundary.interval.start, boundary.interval.end) == (
+        datetime(2026, 2, 28, tzinfo=UTC),
         datetime(2026, 3, 1, tzinfo=UTC),
-        datetime(2026, 3, 2, tzinfo=UTC),
     )
-    odd = run_interval(daily, "2026-03-01T12:00:00+02:00", now)
-    assert odd.end == datetime(2026, 3, 1, tzinfo=UTC)
-    when = logical_date_of(odd, "2026-03-01T12:00:00+02:00")
-    assert manual_run_id(when) == "manual__2026-03-01T10:00:00+00:00"
-    manual = run_interval(PipelineSpec(), None, now)
+    odd = run_dates(daily, "2026-03-01T12:00:00+02:00", now)
+    assert odd.interval.end == datetime(2026, 3, 1, tzinfo=UTC)
+    assert run_id("manual", odd.logical_date) == "manual__2026-03-01T10:00:00+00:00"
+    manual = run_dates(PipelineSpec(), None, now).interval
     assert manual.start == manual.end == now
+    with pytest.raises(SetupError, match="--logical-date"):
+        run_dates(daily, "tomorrow", now)
 
 
 def test_pool_option_limits_concurrency(tmp_path: Path) -> None:
@@ -341,6 +344,16 @@ spec:
     )
     code, out, _ = invoke("run", str(path), "--pool", "db=1", "--output", "json")
     assert code == 0, out
-    code, out, _ = invoke("run", str(path), "--output", "json")  # unlimited: they collide
-    assert code == 1
+    code, out, _ = invoke("run", str(path), "--pool", "db=3", "--output", "json")
+    assert code == 1  # three slots: they collide
     assert 9 in {t["exitCode"] for t in json.loads(out)["tasks"].values()}
+
+
+def test_operator_refuses_to_start_without_an_approval_key_unless_told(tmp_path: Path) -> None:
+    unset: dict[str, str | None] = {"KASCADE_APPROVAL": None, "KASCADE_APPROVAL_KEY_FILE": None}
+    result = CliRunner(env=unset).invoke(cli, ["operator", "--namespace", "x"])
+    assert result.exit_code == 2
+    assert "--approval-key-file" in result.stderr and "--approval=off" in result.stderr
+    short = write(tmp_path, "key", "too-short")
+    result = CliRunner().invoke(cli, ["operator", "-A", "--approval-key-file", str(short)])
+    assert result.exit_code == 2 and "at least 32 bytes" in result.stderr

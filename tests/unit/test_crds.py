@@ -68,3 +68,28 @@ def test_fields_have_descriptions_for_kubectl_explain() -> None:
 def test_header_says_do_not_edit() -> None:
     for path in CRDS.glob("*.yaml"):
         assert path.read_text().startswith("# DO NOT EDIT"), path
+
+
+def test_every_field_has_a_description_for_kubectl_explain() -> None:
+    """`kubectl explain pipeline.spec.tasks.image` shows the field's docstring."""
+    from kascade.api.crdgen import crd
+    from kascade.api.resources import KINDS
+
+    missing: list[str] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for name, sub in (node.get("properties") or {}).items():
+            if not sub.get("description"):
+                missing.append(f"{path}.{name}")
+            walk(sub, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}{{}}")
+
+    for info in KINDS:
+        schema = crd(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for top in ("spec", "status"):
+            assert schema["properties"][top].get("description"), f"{info.kind}.{top}"
+            walk(schema["properties"][top], f"{info.kind}.{top}")
+    assert not missing, f"{len(missing)} fields without a description: {missing[:20]}"

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from kascade.api.pipeline import TriggerRule
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.decisions import Launch, Result
-from kascade.engine.run import LocalPools, RunEngine
+from kascade.engine.pools import PoolLedger
+from kascade.engine.run import RunEngine
 from kascade.engine.simulate import simulate
 from kascade.engine.trigger_rules import Verdict
 
@@ -141,7 +142,7 @@ class Checked:
 def drive(case: Case) -> Checked:
     """Run the case, checking every Decisions as it comes."""
     p = plan(case.tasks)
-    pools = LocalPools(POOLS)
+    pools = PoolLedger(POOLS)
     eng = engine(p, pools=pools, max_active_tasks=case.max_active)
     outcome = scripted(case.script)
     problems: list[str] = []
@@ -183,10 +184,20 @@ def drive(case: Case) -> Checked:
         for key, state in d.changes:
             if state in TERMINAL:
                 terminal_batch.setdefault(key, batch[0])
-            inst = eng.instances[key]
-            task_id = p.tasks[inst.task].id
+            inst = eng.instances.get(key)
             prev = states.get(key, TaskState.NONE)
-            if prev in TERMINAL:
+            if inst is None:  # a mapped task settled unexpanded, decided again: gone
+                if not (prev in TERMINAL and state is TaskState.NONE):
+                    problems.append(f"{key}: dropped while {prev.value}")
+                states[key] = state
+                continue
+            task_id = p.tasks[inst.task].id
+            overridden = prev is TaskState.UPSTREAM_FAILED and (
+                state is TaskState.SKIPPED
+                and (inst.message or "").startswith(("not chosen by branch", "short-circuited"))
+            )
+            decided_again = state is TaskState.NONE  # an upstream's final state changed
+            if prev in TERMINAL and not (overridden or decided_again):
                 problems.append(f"{key}: {state.value} after terminal {prev.value}")
             if state is TaskState.UPSTREAM_FAILED:
                 v = verdict_for(task_id)
@@ -297,8 +308,12 @@ def _skip_problems(eng: RunEngine, terminal_batch: dict[str, int]) -> list[str]:
         for d in must_skip:
             for k in eng.by_task[d]:
                 inst = eng.instances[k]
-                earlier = terminal_batch.get(k, 0) < terminal_batch[key]
-                if inst.state is not TaskState.SKIPPED and not earlier:
+                # A skip wins over every state but success and failed (a task that ran).
+                ran_before = terminal_batch.get(k, 0) < terminal_batch[key] and inst.state in (
+                    TaskState.SUCCESS,
+                    TaskState.FAILED,
+                )
+                if inst.state is not TaskState.SKIPPED and not ran_before:
                     problems.append(f"{k}: {inst.state.value}, but {key} skips it")
     return problems
 
@@ -347,7 +362,7 @@ def test_same_inputs_same_launch_sequence(case: Case) -> None:
 def test_simulate_reaches_the_same_end(case: Case) -> None:
     """The stock simulate driver (fixed durations) also always finishes every task."""
     p = plan(case.tasks)
-    eng = engine(p, pools=LocalPools(POOLS), max_active_tasks=case.max_active)
+    eng = engine(p, pools=PoolLedger(POOLS), max_active_tasks=case.max_active)
     trace = simulate(eng, scripted(case.script), start=T0, duration=timedelta(seconds=7))
     assert trace.phase is not None
     assert all(s in TERMINAL for s in eng.states().values())
@@ -370,7 +385,7 @@ def test_marks_at_random_moments_keep_the_books_straight(
     ends, every instance is terminal, and each task's upstream counts match its
     upstream instances' states."""
     p = plan(case.tasks)
-    eng = engine(p, pools=LocalPools(POOLS), max_active_tasks=case.max_active)
+    eng = engine(p, pools=PoolLedger(POOLS), max_active_tasks=case.max_active)
     outcome = scripted(case.script)
     now = T0
     running: list[tuple[Any, int, Launch]] = []

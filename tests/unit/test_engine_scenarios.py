@@ -124,16 +124,12 @@ def test_branch_invalid_choice_fails_the_branch_with_a_clear_message() -> None:
     rec = run(plan(branch_dag()), {"pick": out(branch="nope")})
     inst = rec.engine.instances["pick"]
     assert inst.state is F
-    assert "nope" in (inst.message or "")
-    assert "b" in (inst.message or "") and "c" in (inst.message or "")
+    assert inst.message == (
+        "branch chose 'nope', which is not a task or group of this pipeline "
+        "(the tasks directly downstream of pick: b, c)"
+    )
     assert rec.states["b"] is UF and rec.states["c"] is UF
     assert rec.phase is RunPhase.FAILED
-
-
-def test_branch_without_a_branch_output_fails() -> None:
-    rec = run(plan(branch_dag()), {"pick": OK})
-    assert rec.states["pick"] is F
-    assert "branch" in (rec.engine.instances["pick"].message or "")
 
 
 # -- short-circuit ------------------------------------------------------------------------
@@ -811,7 +807,7 @@ def test_env_script_and_args_are_templated_and_value_from_is_untouched() -> None
 
 
 def test_a_task_blocked_on_its_pool_does_not_block_others() -> None:
-    from kascade.engine.run import LocalPools
+    from kascade.engine.pools import PoolLedger
 
     p = plan(
         [
@@ -821,7 +817,7 @@ def test_a_task_blocked_on_its_pool_does_not_block_others() -> None:
         ],
         maxActiveTasks=2,
     )
-    pools = LocalPools({"p": 1})
+    pools = PoolLedger({"p": 1})
     rec = run(p, pools=pools)
     starts = {launch.key: at for at, launch in rec.launches}
     assert starts["a"] == T0 and starts["c"] == T0

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from helpers_engine import OK, T0, context, plan, task
 
-from kascade.engine.run import LocalPools, RunEngine
+from kascade.engine.pools import PoolLedger
+from kascade.engine.run import RunEngine
 from kascade.engine.slots import RunSlots, SharedSlots
 
 WIDE = plan([task(f"t{i}", pool="p") for i in range(3)], maxActiveTasks=2)
 
 
 def _engines(shared: SharedSlots, n: int) -> list[RunEngine]:
-    return [
-        RunEngine(WIDE, context(), pools=LocalPools({}), slots=shared.for_run(2)) for _ in range(n)
-    ]
+    return [RunEngine(WIDE, context(), slots=shared.for_run(2)) for _ in range(n)]
 
 
 def test_runs_of_one_pipeline_share_max_active_tasks() -> None:
@@ -45,7 +44,7 @@ def test_a_run_counts_its_own_tasks_without_a_shared_counter() -> None:
 
 def test_release_all_gives_back_pool_and_task_slots() -> None:
     shared = SharedSlots()
-    pools = LocalPools({"p": 5})
+    pools = PoolLedger({"p": 5})
     (eng,) = [RunEngine(WIDE, context(), pools=pools, slots=shared.for_run(2))]
     eng.start(T0)
     assert shared.used == 2 and pools.used == {"p": 2}

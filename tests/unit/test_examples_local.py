@@ -21,6 +21,7 @@ from example_cases import EXAMPLES, ROOT, cases
 @pytest.mark.parametrize(("case", "entry"), cases(), ids=[c for c, _ in cases()])
 def test_example_runs_locally(case: str, entry: dict[str, Any], tmp_path: Path) -> None:
     args = [sys.executable, "-m", "kascade", "run", str(EXAMPLES / case.split("#")[0])]
+    # The file's own documents (its Pools) come with it, as on a cluster.
     args += ["--output", "json", "--workdir", str(tmp_path / "work")]
     if entry.get("logicalDate"):
         args += ["--logical-date", entry["logicalDate"]]

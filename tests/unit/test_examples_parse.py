@@ -42,7 +42,8 @@ def rel(path: Path) -> str:
 
 def load(path: Path) -> list[Pipeline]:
     with path.open() as f:
-        return [Pipeline.model_validate(doc) for doc in yaml.safe_load_all(f) if doc is not None]
+        docs = [doc for doc in yaml.safe_load_all(f) if doc is not None]
+    return [Pipeline.model_validate(doc) for doc in docs if doc.get("kind") == "Pipeline"]
 
 
 def expected() -> dict[str, Any]:

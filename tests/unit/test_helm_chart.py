@@ -129,7 +129,8 @@ def test_webhook_path_matches_the_admission_handler() -> None:
     from kascade.controller import admission
 
     template = (CHART / "templates" / "webhook.yaml").read_text()
-    assert f"path: {admission.WEBHOOK_PATH}" in template
+    assert f'"path" "{admission.WEBHOOK_PATH}"' in template
+    assert f'"path" "{admission.RUN_WEBHOOK_PATH}"' in template
     assert str(admission.DEFAULT_PORT) in (CHART / "values.yaml").read_text()
 
 
@@ -151,16 +152,22 @@ def test_lint_and_render(values: Path | None) -> None:
     assert_restricted(one(docs, "Deployment")["spec"]["template"]["spec"])
 
 
-@needs_helm
-def test_schema_rejects_bad_values() -> None:
+def refused(*values: str) -> str:
+    """`helm template` with these --set values must fail; its error."""
     assert HELM is not None
     proc = subprocess.run(
-        [HELM, "template", "x", str(CHART), "--set", "scope=everything"],
+        [HELM, "template", "x", str(CHART), *(a for v in values for a in ("--set", v))],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert proc.returncode != 0 and "scope" in proc.stderr
+    assert proc.returncode != 0, values
+    return proc.stderr
+
+
+@needs_helm
+def test_schema_rejects_bad_values() -> None:
+    assert "scope" in refused("scope=everything")
 
 
 def assert_restricted(pod: dict[str, Any]) -> None:
@@ -191,7 +198,12 @@ def test_deployment_defaults() -> None:
     assert spec["replicas"] == 2
     assert "--leader-election-namespace=kascade-system" in container["args"]
     assert "--leader-election-name=kascade-operator" in container["args"]
-    assert "--all-namespaces" in container["args"]
+    # Least privilege by default: the release namespace only, approvals required.
+    assert "--namespace=kascade-system" in container["args"]
+    assert "--all-namespaces" not in container["args"]
+    assert "--approval=required" in container["args"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KASCADE_APPROVAL_KEY_FILE"] == "/etc/kascade/approval/key"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["health"] == 8081 and ports["http-metrics"] == 8080
@@ -199,6 +211,9 @@ def test_deployment_defaults() -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
+    key = volumes[mounts["/etc/kascade/approval"]]["secret"]["secretName"]
+    (key_secret,) = [s for s in by_kind(docs, "Secret") if s["metadata"]["name"] == key]
+    assert len(key_secret["data"]["key"]) >= 64
     assert container["resources"]["requests"] and container["resources"]["limits"]
     assert_restricted(pod)
     pdb = one(docs, "PodDisruptionBudget")
@@ -207,17 +222,24 @@ def test_deployment_defaults() -> None:
     assert service["spec"]["ports"][0]["name"] == "http-metrics"
     assert service["spec"]["ports"][0]["port"] == 8080
     assert not by_kind(docs, "ServiceMonitor") and not by_kind(docs, "PodMonitor")
-    # `kubectl apply` of a bad Pipeline is rejected out of the box.
-    (vwc,) = by_kind(docs, "ValidatingWebhookConfiguration")
-    assert vwc["webhooks"][0]["failurePolicy"] == "Fail"
+    # `kubectl apply` of a bad Pipeline or PipelineRun is rejected out of the box.
+    (mwc,) = by_kind(docs, "MutatingWebhookConfiguration")
+    assert [w["failurePolicy"] for w in mwc["webhooks"]] == ["Fail", "Fail"]
+    assert not by_kind(docs, "ValidatingWebhookConfiguration")
     assert any(e["name"] == "KASCADE_WEBHOOK" for e in container["env"])
 
 
 def test_install_manifest_carries_no_webhook_key() -> None:
     """A static file would give every cluster that applies it the same private key."""
     text = (ROOT / "manifests" / "install.yaml").read_text()
-    assert "ValidatingWebhookConfiguration" not in text
+    assert "WebhookConfiguration" not in text
     assert "PRIVATE KEY" not in text and "tls.key" not in text
+    assert "approval-key" not in text and "--approval=off" in text
+
+
+@needs_helm
+def test_approval_needs_the_webhook() -> None:
+    assert "admission.requireApproval=true needs" in refused("webhook.enabled=false")
 
 
 @needs_helm
@@ -249,15 +271,23 @@ def test_cluster_scope_rbac() -> None:
     assert discovery == {
         ("apiextensions.k8s.io", "customresourcedefinitions"),
         ("", "namespaces"),
+        ("authorization.k8s.io", "subjectaccessreviews"),
     }
     bindings = {b["roleRef"]["name"] for b in by_kind(docs, "ClusterRoleBinding")}
     assert bindings == set(cluster_roles)
-    # Leases only in the release namespace, through a Role.
-    roles = by_kind(docs, "Role")
+    # Leases only in the release namespace, through a Role, and only its own (which the
+    # chart creates, so that uninstalling removes it).
+    roles = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("election")]
     assert [r["metadata"]["namespace"] for r in roles] == ["kascade-system"]
-    assert set(rule_resources(roles[0]["rules"])) == {("coordination.k8s.io", "leases")}
-    for rule in roles[0]["rules"]:
-        assert set(rule["verbs"]) <= {"get", "create", "update"}
+    assert roles[0]["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["kascade-operator"],
+            "verbs": ["get", "update"],
+        }
+    ]
+    assert one(docs, "Lease")["metadata"]["name"] == "kascade-operator"
     assert not any(
         ("coordination.k8s.io", "leases") in set(rule_resources(r["rules"]))
         for r in cluster_roles.values()
@@ -276,9 +306,11 @@ def test_namespaced_scope_rbac() -> None:
         assert set(rule_resources(cluster_role["rules"])) == {
             ("apiextensions.k8s.io", "customresourcedefinitions"),
             ("", "namespaces"),
+            ("authorization.k8s.io", "subjectaccessreviews"),
         }
         for rule in cluster_role["rules"]:
-            assert set(rule["verbs"]) <= {"get", "list", "watch"}
+            allowed = {"create"} if "subjectaccessreviews" in rule["resources"] else set()
+            assert set(rule["verbs"]) <= {"get", "list", "watch"} | allowed
     operator_roles = {
         r["metadata"]["namespace"]
         for r in by_kind(docs, "Role")
@@ -295,7 +327,7 @@ def test_namespaced_scope_rbac() -> None:
 
 @needs_helm
 def test_namespaced_scope_defaults_to_release_namespace() -> None:
-    docs = render("--set", "scope=namespaced", namespace="pipelines")
+    docs = render(namespace="pipelines")
     roles = by_kind(docs, "Role")
     assert {r["metadata"]["namespace"] for r in roles} == {"pipelines"}
     args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -304,7 +336,9 @@ def test_namespaced_scope_defaults_to_release_namespace() -> None:
 
 @needs_helm
 def test_secrets_permission_can_be_turned_off() -> None:
-    docs = render("--set", "rbac.readSecrets=false")
+    docs = render("--set", "rbac.readSecrets=false") + render(
+        "--set", "rbac.readSecrets=false", "--set", "scope=cluster"
+    )
     for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
         assert ("", "secrets") not in set(rule_resources(role["rules"]))
 
@@ -329,15 +363,17 @@ def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
 
 @needs_helm
 def test_webhook_generated_certificate() -> None:
-    docs = render("--set", "webhook.enabled=true")
-    vwc = one(docs, "ValidatingWebhookConfiguration")
-    hook = vwc["webhooks"][0]
-    assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 10
+    docs = render("--set", "webhook.enabled=true", "--set", "scope=cluster")
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    hook, run_hook = mwc["webhooks"]
+    assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 15
     assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
     assert hook["rules"][0]["resources"] == ["pipelines"]
-    assert hook["clientConfig"]["service"]["path"] == "/validate-pipeline"
-    secret = one(docs, "Secret")
-    assert secret["type"] == "kubernetes.io/tls"
+    assert hook["clientConfig"]["service"]["path"] == "/admit-pipeline"
+    assert run_hook["rules"][0]["resources"] == ["pipelineruns"]
+    assert run_hook["clientConfig"]["service"]["path"] == "/admit-pipelinerun"
+    assert hook["reinvocationPolicy"] == "IfNeeded"
+    (secret,) = [s for s in by_kind(docs, "Secret") if s["type"] == "kubernetes.io/tls"]
     assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     assert {"tls.crt", "tls.key"} <= set(secret["data"])
     container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
@@ -359,15 +395,20 @@ def test_webhook_cert_manager_and_namespaced_selector() -> None:
         "--set",
         "watchNamespaces={a,b}",
     )
-    assert not by_kind(docs, "Secret")
+    assert [s["type"] for s in by_kind(docs, "Secret")] == ["Opaque"]  # the approval key only
     cert = one(docs, "Certificate")
     assert cert["spec"]["secretName"] == "kascade-webhook-tls"
-    vwc = one(docs, "ValidatingWebhookConfiguration")
-    assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
         "kascade-system/kascade-webhook"
     )
-    selector = vwc["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]
-    assert selector["key"] == "kubernetes.io/metadata.name" and selector["values"] == ["a", "b"]
+    for hook in mwc["webhooks"]:
+        selector = hook["namespaceSelector"]["matchExpressions"][0]
+        assert selector["key"] == "kubernetes.io/metadata.name"
+        assert selector["values"] == ["a", "b"]
+    cluster = render("--set", "scope=cluster", "--set", "webhook.namespaceSelector.matchLabels.x=y")
+    for hook in one(cluster, "MutatingWebhookConfiguration")["webhooks"]:
+        assert hook["namespaceSelector"] == {"matchLabels": {"x": "y"}}
 
 
 @needs_helm
@@ -396,15 +437,30 @@ def test_monitors_and_dashboards() -> None:
 
 
 @needs_helm
-def test_helm_test_pod_is_restricted_and_local() -> None:
+def test_helm_test_runs_a_pipeline_with_rights_for_that_only() -> None:
     docs = load_all(helm("template", "kascade", str(CHART), "--namespace", "kascade-system"))
     tests = [
         d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
     ]
     assert len(tests) == 1 and tests[0]["kind"] == "Pod"
+    annotations = tests[0]["metadata"]["annotations"]
+    # Removed once it passed, so that uninstalling leaves nothing behind.
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
     pod = tests[0]["spec"]
-    assert pod["automountServiceAccountToken"] is False  # no API access, nothing cluster-wide
     assert_restricted(pod)
+    assert pod["serviceAccountName"] == "kascade-test"
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["CHECK_RUN"] == "true" and env["TEST_NAMESPACE"] == "kascade-system"
+    # Its account is part of the release (uninstall removes it) and may only manage
+    # Pipelines and PipelineRuns in the namespace it tests.
+    (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == "kascade-test"]
+    assert set(rule_resources(role["rules"])) == {
+        ("kascade.io", "pipelines"),
+        ("kascade.io", "pipelineruns"),
+    }
+    assert "helm.sh/hook" not in (role["metadata"].get("annotations") or {})
+    assert "python3" in pod["containers"][0]["command"][0]
+    assert "pipelineruns" in pod["containers"][0]["command"][2]
 
 
 @needs_helm
@@ -478,7 +534,9 @@ def test_admission_handler_takes_kopf_bodies() -> None:
     from kascade.controller import admission
 
     with pytest.raises(kopf.AdmissionError):
-        admission.validate_pipeline(body=kopf.Body(_pipeline(CYCLE)), operation="CREATE")
-    admission.validate_pipeline(
-        body=kopf.Body(_pipeline(GOOD)), old=kopf.Body(_pipeline(CYCLE)), operation="UPDATE"
+        admission.judge("CREATE", admission._plain(kopf.Body(_pipeline(CYCLE))), None)
+    admission.judge(
+        "UPDATE",
+        admission._plain(kopf.Body(_pipeline(GOOD))),
+        admission._plain(kopf.Body(_pipeline(CYCLE))),
     )

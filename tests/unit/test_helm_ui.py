@@ -24,7 +24,7 @@ def test_ui_is_off_by_default() -> None:
 
 @needs_helm
 def test_ui_deployment_service_and_token_auth() -> None:
-    docs = render("--set", "ui.enabled=true", "--set", "ui.readOnly=true")
+    docs = render("--set", "ui.enabled=true", "--set", "ui.readOnly=true", "--set", "scope=cluster")
     deploy = named(docs, "Deployment", "-ui")
     pod = deploy["spec"]["template"]["spec"]
     assert_restricted(pod)
@@ -43,7 +43,7 @@ def test_ui_deployment_service_and_token_auth() -> None:
 
 @needs_helm
 def test_ui_server_account_is_read_only() -> None:
-    docs = render("--set", "ui.enabled=true")
+    docs = render("--set", "ui.enabled=true", "--set", "scope=cluster")
     role = named(docs, "ClusterRole", "-ui")
     for rule in role["rules"]:
         assert not set(rule["verbs"]) & WRITE_VERBS, rule

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from kascade.api.runs import RunPhase, TaskState
-from kascade.engine.run import RunContext
+from kascade.engine.context import RunContext
 from kascade.engine.schedule import DataInterval
 from kascade.engine.validation import validate_document
 from kascade.local import processes
@@ -140,7 +140,7 @@ def test_timeout_kills_the_process_group(tmp_path: Path) -> None:
     assert time.monotonic() - started < 3
     inst = runner.engine.instances["slow"]
     assert inst.state is TaskState.FAILED
-    assert inst.attempts[0]["reason"] == "Timeout"
+    assert inst.attempts[0].reason == "Timeout"
     assert "timed out" in (inst.message or "")
 
 
@@ -175,7 +175,7 @@ def test_outputs_over_the_limit_fail_clearly(tmp_path: Path) -> None:
     )
     inst = runner.engine.instances["big"]
     assert inst.state is TaskState.FAILED
-    assert inst.attempts[0]["reason"] == "OutputsTooLarge"
+    assert inst.attempts[0].reason == "OutputsTooLarge"
     assert "5000 bytes, over the 4096-byte limit" in (inst.message or "")
 
 
@@ -424,5 +424,5 @@ def test_timeout_escalates_to_sigkill(tmp_path: Path, monkeypatch: pytest.Monkey
     )
     assert time.monotonic() - started < 3
     inst = runner.engine.instances["stubborn"]
-    assert inst.state is TaskState.FAILED and inst.attempts[0]["reason"] == "Timeout"
+    assert inst.state is TaskState.FAILED and inst.attempts[0].reason == "Timeout"
     assert runner.tails["stubborn"][1] == ["ready"]

@@ -359,8 +359,8 @@ def test_berlin_daily_fall_back_runs_once() -> None:
     tt = parse_schedule("30 2 * * *", "Europe/Berlin")
     got = due(tt, start_date=local(BERLIN, 2026, 10, 24), now=utc(2026, 10, 27))
     assert got == [
-        iv(utc(2026, 10, 24, 0, 30), utc(2026, 10, 25, 0, 30)),  # 02:30 CEST (first occurrence)
-        iv(utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)),  # 25h interval
+        iv(utc(2026, 10, 24, 0, 30), utc(2026, 10, 25, 1, 30)),  # 25h, to 02:30 CET (second)
+        iv(utc(2026, 10, 25, 1, 30), utc(2026, 10, 26, 1, 30)),
     ]
 
 
@@ -408,8 +408,8 @@ def test_new_york_daily_spring_forward_and_fall_back() -> None:
 
     tt1 = parse_schedule("30 1 * * *", "America/New_York")
     fall1 = due(tt1, start_date=local(NY, 2026, 10, 31), now=utc(2026, 11, 3))
-    # 01:30 happens twice on 2026-11-01: only the first (EDT, 05:30Z) fires.
-    assert [i.end for i in fall1] == [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]
+    # 01:30 happens twice on 2026-11-01: only the second (EST, 06:30Z) fires, as in Airflow.
+    assert [i.end for i in fall1] == [utc(2026, 11, 1, 6, 30), utc(2026, 11, 2, 6, 30)]
 
 
 def test_new_york_hourly_across_transitions() -> None:

@@ -47,9 +47,9 @@ def test_macro_context_values() -> None:
     assert CTX["ts"] == "2026-01-01T00:00:00+00:00"
     assert CTX["ts_nodash"] == "20260101T000000"
     assert CTX["ts_nodash_with_tz"] == "20260101T000000+0000"
-    assert CTX["logical_date"] == "2026-01-01T00:00:00+00:00"
-    assert CTX["data_interval_start"] == "2026-01-01T00:00:00+00:00"
-    assert CTX["data_interval_end"] == "2026-01-02T00:00:00+00:00"
+    assert CTX["logical_date"] == "2026-01-01 00:00:00+00:00"
+    assert CTX["data_interval_start"] == "2026-01-01 00:00:00+00:00"
+    assert CTX["data_interval_end"] == "2026-01-02 00:00:00+00:00"
     assert CTX["run_id"] == "scheduled__2026-01-01T00:00:00+00:00"
     assert CTX["pipeline"] == {"name": "etl", "namespace": "data"}
     assert CTX["params"]["region"] == "eu"
@@ -76,7 +76,7 @@ def test_macro_context_converts_to_utc_and_merges_extra_last() -> None:
     )
     assert ctx["ds"] == "2026-03-29"
     assert ctx["ts"] == "2026-03-29T01:00:00+00:00"
-    assert ctx["data_interval_end"] == "2026-03-30T00:00:00+00:00"
+    assert ctx["data_interval_end"] == "2026-03-30 00:00:00+00:00"
     assert ctx["item"] == {"x": 1}
     assert ctx["map_index"] == 2
     assert ctx["run_id"] == "override"

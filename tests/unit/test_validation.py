@@ -363,9 +363,10 @@ def test_branch_and_short_circuit_exclusive() -> None:
 
 
 def test_expand_checks() -> None:
-    assert paths(tasks=[task("a", expand={"items": [1], "param": "params.x"})]) == [
-        "spec.tasks[0].expand"
-    ]
+    declared = {"x": {"type": "array", "default": [1]}}
+    assert paths(
+        tasks=[task("a", expand={"items": [1], "param": "params.x"})], params=declared
+    ) == ["spec.tasks[0].expand"]
     assert paths(tasks=[task("a", expand={})]) == ["spec.tasks[0].expand"]
     assert "spec.tasks[0].expand" in paths(
         tasks=[task("a", branch=True, expand={"items": [1]}), task("b", "a")]

@@ -62,6 +62,18 @@ app.kubernetes.io/part-of: kascade
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicas > 1 needs leaderElection.enabled=true (two active operators would fight over runs)" }}
 {{- end }}
+{{- if and .Values.admission.requireApproval (not .Values.webhook.enabled) }}
+{{- fail "admission.requireApproval=true needs webhook.enabled=true (only the webhook approves specs). To run without it, set admission.requireApproval=false too, and read docs/security.md first: anyone who may create a Pipeline can then use every ServiceAccount, Secret and pod privilege of its namespace" }}
+{{- end }}
+{{- end }}
+
+{{/* The namespace `helm test` runs its pipeline in: the first watched one. */}}
+{{- define "kascade.testNamespace" -}}
+{{- if eq .Values.scope "cluster" }}{{ .Release.Namespace }}{{ else }}{{ include "kascade.watchNamespaces" . | fromJsonArray | first }}{{ end }}
+{{- end }}
+
+{{- define "kascade.approvalSecretName" -}}
+{{- printf "%s-approval-key" (include "kascade.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "kascade.metricsServiceName" -}}
@@ -76,26 +88,32 @@ app.kubernetes.io/part-of: kascade
 {{- printf "%s-webhook-tls" (include "kascade.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* RBAC rules of the operator in a watched namespace (Role) or everywhere (ClusterRole). */}}
+{{/* RBAC rules of the operator in a watched namespace (Role) or everywhere (ClusterRole).
+     Each rule says why the operator needs it; docs/install.md has the same table. */}}
 {{- define "kascade.operatorRules" -}}
-# Pipelines, runs, task runs and pools: the operator's own objects.
+# Its own objects: it reads Pipelines and Pools, creates PipelineRuns (schedules) and
+# TaskRuns (one per task), patches runs (the frozen spec), deletes runs (history limits).
 - apiGroups: [kascade.io]
   resources: [pipelines, pipelineruns, taskruns, pools]
   verbs: [get, list, watch, create, update, patch, delete]
+# Status of its objects (validity, schedule, run and task states, pool usage).
 - apiGroups: [kascade.io]
   resources: [pipelines/status, pipelineruns/status, taskruns/status, pools/status]
   verbs: [get, patch]
-# One pod per task attempt.
+# One pod per task attempt (and notification hook): watched to follow attempts, deleted
+# on timeouts and kills; the admission webhook creates them with dryRun=All (never stored)
+# to check a spec's pods before it is admitted.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, delete]
 {{- if .Values.rbac.readSecrets }}
-# Notification webhook URLs given as urlFrom a Secret key.
+# Notification webhook URLs given as urlFrom a Secret key, and the values of the Secrets a
+# task uses, to mask them in its outputs. Only get (no list, no watch): by name.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
 {{- end }}
-# Kubernetes Events on pipelines and runs (kopf posts core/v1 Events).
+# Kubernetes Events on pipelines, runs and task runs (kopf posts core/v1 Events).
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]

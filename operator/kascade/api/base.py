@@ -62,22 +62,30 @@ class Condition(Model):
     """A Kubernetes-style condition (``kubectl wait --for=condition=...`` works on it)."""
 
     type: str
+    """What the condition is about (Valid, Succeeded)."""
     status: str
     """True, False or Unknown."""
     reason: str | None = None
+    """A CamelCase word for why it has this status."""
     message: str | None = None
+    """Why, in words."""
     last_transition_time: datetime | None = None
+    """When the status last changed."""
 
 
 class ObjectRef(Model):
     """A reference to another object by name (same namespace unless given)."""
 
     name: str
+    """The object's name."""
     namespace: str | None = None
+    """Its namespace (default: the referring object's)."""
 
 
 class Interval(Model):
     """A data interval [start, end) as ISO date-times."""
 
     start: str
+    """The interval's start (inclusive), an ISO date-time."""
     end: str
+    """The interval's end (exclusive), an ISO date-time."""

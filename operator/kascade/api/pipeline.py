@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from kascade.api import defaults
 from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
+from kascade.api.trigger_rules import TriggerRule as TriggerRule
 
 #: Task and group names: Airflow-style ids; '.' is reserved for group qualification.
 Name = Annotated[
@@ -31,26 +33,11 @@ Ref = Annotated[
 ]
 
 
-class TriggerRule(StrEnum):
-    """Airflow's trigger rules, with their exact semantics (see docs/concepts.md)."""
-
-    ALL_SUCCESS = "all_success"
-    ALL_FAILED = "all_failed"
-    ALL_DONE = "all_done"
-    ALL_SKIPPED = "all_skipped"
-    ONE_SUCCESS = "one_success"
-    ONE_FAILED = "one_failed"
-    ONE_DONE = "one_done"
-    NONE_FAILED = "none_failed"
-    NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"
-    NONE_SKIPPED = "none_skipped"
-    ALWAYS = "always"
-
-
 class EnvVar(Model):
     """A container environment variable (as in a pod spec)."""
 
     name: str = Field(min_length=1)
+    """The variable's name."""
     value: str | None = None
     """Templated: may use ``{{ ds }}``, ``{{ params.x }}``, ``{{ tasks.t.outputs.o }}``."""
     value_from: KubeObject | None = None
@@ -61,7 +48,9 @@ class SecretKeyRef(Model):
     """A key of a Secret; secrets are referenced, never copied into specs or status."""
 
     name: str
+    """The Secret's name (in the pipeline's namespace)."""
     key: str
+    """The key of the Secret's data."""
 
 
 class Webhook(Model):
@@ -84,9 +73,11 @@ class Notification(Model):
     """Airflow's on_failure/on_success/on_retry/sla_miss callbacks, as webhooks or hook tasks."""
 
     name: Name
+    """A name for the notification, unique in its list."""
     events: list[NotificationEvent] = Field(min_length=1)
     """The events that fire it (not ``on``: YAML 1.1 reads a bare ``on`` key as true)."""
     webhook: Webhook | None = None
+    """Post a JSON message to a Slack-compatible webhook."""
     hook: HookTask | None = None
     """A container run once per event (its env gets KASCADE_EVENT, KASCADE_TASK, ...)."""
 
@@ -95,10 +86,15 @@ class HookTask(Model):
     """A small container run for a notification; it never affects the run's state."""
 
     image: str
+    """The container image."""
     command: list[str] | None = None
+    """The entrypoint (with ``script``: the interpreter, default ``[sh, -e]``)."""
     args: list[str] | None = None
+    """Arguments to the command."""
     script: str | None = None
+    """An inline script, run by ``command``."""
     env: list[EnvVar] | None = None
+    """Extra environment variables (KASCADE_EVENT, KASCADE_TASK, KASCADE_MESSAGE are set)."""
 
 
 class SensorKind(StrEnum):
@@ -123,6 +119,7 @@ class Sensor(Model):
     """
 
     kind: SensorKind = SensorKind.COMMAND
+    """command (the task's container pokes), file, http, externalTask, time or datetime."""
     poke_interval: Duration | None = None
     """Time between pokes (default 60s)."""
     timeout: Duration | None = None
@@ -132,6 +129,7 @@ class Sensor(Model):
     soft_fail: bool = False
     """On timeout, mark the task skipped instead of failed."""
     exponential_backoff: bool = False
+    """Double the time between pokes after each one (capped at the timeout)."""
     path: str | None = None
     """file: a path (glob allowed, templated) that must exist, on a volume of the task."""
     pipeline: str | None = None
@@ -148,9 +146,12 @@ class Sensor(Model):
     """time: HH:MM[:SS] on the data interval's end day; datetime: an ISO date-time (templated)."""
     url: str | None = None
     """http: the URL (templated); met when the status is expectedStatus."""
-    method: str = "GET"
-    expected_status: int = 200
+    method: str = defaults.HTTP_METHOD
+    """http: the request method."""
+    expected_status: int = defaults.HTTP_EXPECTED_STATUS
+    """http: the status code that means the condition is met."""
     response_contains: str | None = None
+    """http: the body must also contain this text."""
 
 
 class Expand(Model):
@@ -168,7 +169,9 @@ class ContainerFields(Model):
     """The container part of a task; also what ``defaults`` may set."""
 
     image: str | None = None
+    """The container image (templated). Required, here or in defaults."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    """Always, IfNotPresent (default) or Never."""
     command: list[str] | None = None
     """Templated. With ``script``: the interpreter (default ``[sh, -e]``)."""
     args: list[str] | None = None
@@ -176,38 +179,58 @@ class ContainerFields(Model):
     script: str | None = None
     """An inline script (templated), run by ``command`` or its shebang."""
     working_dir: str | None = None
+    """The container's working directory (an absolute path)."""
     env: list[EnvVar] | None = None
+    """Environment variables of the task's container (values templated)."""
     env_from: list[KubeObject] | None = None
+    """Kubernetes envFrom: every key of a ConfigMap or Secret as a variable. A Secret needs its
+    author to be allowed to read it."""
     resources: KubeObject | None = None
+    """Kubernetes resources: requests and limits (cpu, memory)."""
     volumes: list[KubeObject] | None = None
     """Pod volumes (emptyDir, configMap, secret, persistentVolumeClaim, ...)."""
     volume_mounts: list[KubeObject] | None = None
+    """Where the task's volumes are mounted in its container."""
     security_context: KubeObject | None = None
+    """Kubernetes container securityContext, merged over the restricted default (non-root, no
+    privilege escalation, no capabilities). Loosening it needs its author to be allowed to
+    create such pods."""
     service_account_name: str | None = None
+    """Run the task's pod as this ServiceAccount (its token is then mounted). Needs its author to
+    be allowed to create pods, or to use this ServiceAccount."""
     node_selector: dict[str, str] | None = None
+    """Kubernetes nodeSelector of the task's pod."""
     tolerations: list[KubeObject] | None = None
+    """Kubernetes tolerations of the task's pod."""
 
 
 class TaskPolicy(Model):
     """Per-task policies that ``defaults`` (Airflow's default_args) can also set."""
 
     retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    """How many times a failed attempt is retried (default 0)."""
     retry_delay: Duration | None = None
     """Delay before a retry (default 5m, like Airflow)."""
     retry_exponential_backoff: bool | None = None
+    """Double the retry delay after each retry (up to maxRetryDelay)."""
     max_retry_delay: Duration | None = None
+    """The longest retry delay with exponential backoff."""
     timeout: Duration | None = None
     """Execution timeout of one attempt (Airflow execution_timeout)."""
     start_timeout: Duration | None = None
     """Fail an attempt whose pod is not running after this long (unschedulable, bad image)."""
     trigger_rule: TriggerRule | None = None
+    """When the task runs, given its upstream states (default all_success)."""
     priority_weight: int | None = None
     """Higher runs first when tasks are queued for slots."""
     pool: Name | None = None
+    """The Pool whose slots the task takes while it runs."""
     pool_slots: Annotated[int, Field(ge=1)] | None = None
+    """How many of the pool's slots it takes (default 1)."""
     sla: Duration | None = None
     """The task should be done this long after the data interval's end."""
     notifications: list[Notification] | None = None
+    """Callbacks on this task's events (failure, success, retry, slaMiss)."""
 
 
 class TaskDefaults(ContainerFields, TaskPolicy):
@@ -227,6 +250,7 @@ class TaskBody(ContainerFields, TaskPolicy):
     """Everything a task sets but its name (what a task template holds)."""
 
     description: str | None = None
+    """What the task does (shown in the graph)."""
     depends_on: list[Ref] | None = None
     """Upstream tasks or groups (sibling names, or qualified like ``extract.orders``)."""
     template: TemplateUse | None = None
@@ -240,7 +264,9 @@ class TaskBody(ContainerFields, TaskPolicy):
     when: str | None = None
     """An expression on params and upstream outputs; false → the task is skipped."""
     sensor: Sensor | None = None
+    """Make the task a sensor: it waits for a condition."""
     expand: Expand | None = None
+    """Run one instance of the task per item (dynamic task mapping)."""
     outputs: list[Name] | None = None
     """Declared outputs (optional): references to undeclared ones are then rejected."""
 
@@ -249,40 +275,52 @@ class Task(TaskBody):
     """One task: one pod per attempt on Kubernetes, one process in the local runner."""
 
     name: Name
+    """The task's name, unique among its siblings (letters, digits, - and _)."""
 
 
 class TaskGroup(Model):
     """Airflow TaskGroup: tasks (and nested groups) whose ids are qualified by the group."""
 
     name: Name
+    """The group's name; its tasks' ids are qualified by it (group.task)."""
     description: str | None = None
+    """What the group does."""
     depends_on: list[Ref] | None = None
     """Upstream of every root task of the group (``extract >> transform``)."""
     defaults: TaskDefaults | None = None
     """Group-level default_args, over the pipeline's."""
     tasks: list[Task] | None = None
+    """The group's tasks."""
     groups: list[TaskGroup] | None = None
+    """Nested groups."""
     template: TemplateUse | None = None
     """Instantiate a group template (a task group factory)."""
 
 
 class TemplateInput(Model):
     name: Name
+    """The input's name, used as ``{{ inputs.<name> }}``."""
     default: JsonValue | None = None
+    """Its value when a use of the template does not give one."""
     description: str | None = None
+    """What the input is for."""
 
 
 class Template(Model):
     """A reusable task (Airflow custom operator) or group (task group factory)."""
 
     name: Name
+    """The template's name, used by ``template.name``."""
     description: str | None = None
+    """What the template does."""
     inputs: list[TemplateInput] | None = None
+    """The template's inputs."""
     task: TaskBody | None = None
     """A task template."""
     tasks: list[Task] | None = None
     """A group template: these tasks form the group."""
     groups: list[TaskGroup] | None = None
+    """A group template: these nested groups form the group too."""
 
 
 class ParamType(StrEnum):
@@ -298,11 +336,17 @@ class Param(Model):
     """A typed run parameter (Airflow Param), overridable per run."""
 
     type: ParamType = ParamType.STRING
+    """string (default), integer, number, boolean, array or object."""
     default: JsonValue | None = None
+    """The value when a run gives none (must fit type, enum and bounds)."""
     enum: list[JsonValue] | None = None
+    """The only values allowed."""
     description: str | None = None
+    """What the param is for (shown when triggering)."""
     minimum: float | None = None
+    """The smallest number allowed."""
     maximum: float | None = None
+    """The largest number allowed."""
     required: bool = False
     """A run must give a value (no default)."""
 
@@ -311,14 +355,18 @@ class Variables(Model):
     """Airflow Variables: a ConfigMap whose keys become env vars of every task."""
 
     config_map: str
+    """The ConfigMap's name (its author must be allowed to read it)."""
     prefix: str = "VAR_"
+    """Prefix of the variables' names (default VAR_)."""
 
 
 class Connection(Model):
     """Airflow Connection: a Secret whose keys become env vars ``CONN_<NAME>_<KEY>``."""
 
     name: Name
+    """The connection's name (variables CONN_<NAME>_<KEY>)."""
     secret: str
+    """The Secret holding it (its author must be allowed to read it)."""
 
 
 class History(Model):
@@ -336,17 +384,22 @@ class PipelineSpec(Model):
     """A pipeline: its DAG, schedule and policies (an Airflow DAG as a manifest)."""
 
     description: str | None = None
+    """What the pipeline does."""
     schedule: str | None = None
     """Cron (5 fields), a preset (@once @hourly @daily @weekly @monthly @yearly),
     an interval (6h), or unset for manual runs only."""
-    timezone: str = "UTC"
+    timezone: str = defaults.TIMEZONE
+    """The IANA time zone of the schedule (default UTC)."""
     start_date: str | None = None
     """ISO date or date-time; no scheduled run has an interval starting before it."""
     end_date: str | None = None
+    """No scheduled run has an interval starting after it (ISO date or date-time)."""
     catchup: bool = False
     """Create runs for every missed interval since startDate (else the latest only)."""
-    max_active_runs: Annotated[int, Field(ge=1)] = 16
-    max_active_tasks: Annotated[int, Field(ge=1)] = 16
+    max_active_runs: Annotated[int, Field(ge=1)] = defaults.MAX_ACTIVE_RUNS
+    """At most this many runs at once; more wait, queued (default 16)."""
+    max_active_tasks: Annotated[int, Field(ge=1)] = defaults.MAX_ACTIVE_TASKS
+    """At most this many running tasks across the pipeline's runs (default 16)."""
     run_timeout: Duration | None = None
     """Fail a run that lasts longer (Airflow dagrun_timeout)."""
     suspend: bool = False
@@ -354,42 +407,65 @@ class PipelineSpec(Model):
     sla: Duration | None = None
     """The whole run should be done this long after the data interval's end."""
     params: dict[str, Param] | None = None
+    """Run parameters by name (Airflow Params), overridable per run."""
     defaults: TaskDefaults | None = None
+    """Values every task gets unless it sets them (Airflow default_args)."""
     tasks: list[Task] | None = None
+    """The tasks; dependsOn makes the DAG."""
     groups: list[TaskGroup] | None = None
+    """Task groups (Airflow TaskGroup)."""
     templates: list[Template] | None = None
+    """Reusable tasks and groups, used by ``template``."""
     variables: list[Variables] | None = None
+    """ConfigMaps whose keys become environment variables of every task."""
     connections: list[Connection] | None = None
+    """Secrets whose keys become CONN_<NAME>_<KEY> variables of every task."""
     notifications: list[Notification] | None = None
     """Run-level notifications (events of the run as a whole)."""
     history: History | None = None
+    """How many finished runs to keep, and for how long."""
     tags: list[str] | None = None
+    """Free-form labels for people (Airflow tags)."""
 
 
 class RunSummary(Model):
     name: str
+    """The run's name."""
     phase: str
+    """queued, running, success or failed."""
     logical_date: str | None = None
+    """The run's logical date."""
     start_time: str | None = None
+    """When it started."""
     end_time: str | None = None
+    """When it ended."""
 
 
 class PipelineStatus(Model):
     """What the operator observed: validity, schedule and recent runs."""
 
     conditions: list[Condition] | None = None
+    """Valid: whether the spec passed validation (and approval)."""
     errors: list[str] | None = None
     """Every validation error, each with its field path."""
     observed_generation: int | None = None
+    """The generation these conditions were computed for."""
     task_count: int | None = None
+    """How many tasks the compiled DAG has."""
     next_run: str | None = None
+    """When the next scheduled run is due."""
     last_scheduled_interval: Interval | None = None
     """The schedule cursor: the data interval of the latest scheduled run."""
     last_run: str | None = None
+    """The newest run's name."""
     last_runs: list[RunSummary] | None = None
+    """The latest runs, newest first."""
     active_runs: int | None = None
+    """Runs queued or running."""
     runs_succeeded: int | None = None
+    """Kept runs that succeeded."""
     runs_failed: int | None = None
+    """Kept runs that failed."""
 
 
 HookTask.model_rebuild()

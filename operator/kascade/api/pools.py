@@ -14,11 +14,18 @@ from kascade.api.base import Model
 
 
 class PoolSpec(Model):
+    """The pool's size."""
+
     slots: Annotated[int, Field(ge=0)]
     """How many task slots the pool offers at once."""
     description: str | None = None
+    """What the pool is for."""
 
 
 class PoolStatus(Model):
+    """How the pool's slots are used."""
+
     used: int | None = None
+    """Slots in use."""
     queued: int | None = None
+    """Tasks waiting for a slot."""

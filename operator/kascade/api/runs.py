@@ -36,6 +36,7 @@ class RunPhase(StrEnum):
 
 class Trigger(Model):
     kind: TriggerKind = TriggerKind.MANUAL
+    """scheduled, manual, backfill or triggered."""
     by: str | None = None
     """Who or what started it (user, pipeline/run name)."""
 
@@ -44,51 +45,80 @@ DataIntervalSpec = Interval
 
 
 class PipelineRunSpec(Model):
+    """Which pipeline to run, with which spec, for which data interval and params."""
+
     pipeline_ref: ObjectRef
+    """The Pipeline this is a run of (it must exist when the run is created)."""
     pipeline_spec: Annotated[
         PipelineSpec | None,
         WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
     ] = None
     """The spec this run executes, copied at creation (filled in by the operator when omitted)."""
     spec_hash: str | None = None
+    """A hash of pipelineSpec, to tell runs of different versions apart."""
     logical_date: str | None = None
-    """ISO date-time; the data interval's start (default: now for manual runs)."""
+    """ISO date-time, UTC unless it has an offset (default: when the run was created)."""
     data_interval: DataIntervalSpec | None = None
+    """Scheduled runs and backfills carry theirs; without one, a manual run covers the
+    schedule's latest complete interval ending at or before its logical date."""
     params: dict[str, JsonValue] | None = None
+    """Param values for this run (checked against the spec's params)."""
     trigger: Trigger | None = None
+    """Why the run exists (schedule, a person, a backfill, another pipeline)."""
 
 
 class TaskCounts(Model):
     """How many tasks are in each state (Airflow's state names)."""
 
     success: int = 0
+    """Tasks that succeeded."""
     failed: int = 0
+    """Tasks that failed."""
     skipped: int = 0
+    """Tasks skipped (branching, short-circuit, when, trigger rules)."""
     upstream_failed: int = 0
+    """Tasks not run because an upstream failed."""
     up_for_retry: int = 0
+    """Tasks waiting to retry."""
+    up_for_reschedule: int = 0
+    """Sensors in reschedule mode waiting for their next poke."""
     running: int = 0
+    """Tasks running."""
     queued: int = 0
+    """Tasks whose pod is created but not running yet."""
     scheduled: int = 0
+    """Tasks ready and waiting for a slot."""
     none: int = 0
     """Not yet decided."""
 
 
 class PipelineRunStatus(Model):
+    """The run as the operator sees it: phase, per-state counts and a task → state map."""
+
     phase: RunPhase | None = None
+    """queued, running, success or failed."""
     conditions: list[Condition] | None = None
+    """Succeeded: True or False once the run ended."""
     message: str | None = None
+    """Why the run is in its phase (why it failed, why it waits)."""
     start_time: str | None = None
+    """When the run started."""
     end_time: str | None = None
+    """When the run ended."""
     counts: TaskCounts | None = None
+    """How many tasks are in each state."""
     progress: str | None = None
     """done/total, for printer columns."""
     tasks: dict[str, str] | None = None
     """Task id → state: the compact per-task summary (details are in TaskRuns)."""
     next_wakeup: str | None = None
+    """When the run next acts without an event: a retry, a poke, an SLA or its timeout."""
     sla_missed: bool | None = None
+    """The run or one of its tasks missed its SLA."""
     notified: list[str] | None = None
     """Notifications already sent (event/task keys), so a restart never sends one twice."""
     observed_generation: int | None = None
+    """The PipelineRun's metadata.generation this status was written for."""
 
 
 class TaskState(StrEnum):
@@ -104,26 +134,79 @@ class TaskState(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
     UP_FOR_RETRY = "up_for_retry"
     UP_FOR_RESCHEDULE = "up_for_reschedule"
-    REMOVED = "removed"
+
+
+class AttemptReason(StrEnum):
+    """Why an attempt ended other than by its process exiting (``Attempt.reason``)."""
+
+    TIMEOUT = "Timeout"
+    """It ran past its ``timeout`` (a pod's ``activeDeadlineSeconds``)."""
+    SENSOR_TIMEOUT = "SensorTimeout"
+    START_TIMEOUT = "StartTimeout"
+    """Its pod was not running after ``startTimeout``."""
+    TEMPLATE_ERROR = "TemplateError"
+    """Its fields could not be rendered; no pod was made."""
+    OUTPUTS_TOO_LARGE = "OutputsTooLarge"
+    BAD_OUTPUTS = "BadOutputs"
+    EVICTED = "Evicted"
+    POD_DELETED = "PodDeleted"
+    POD_FAILED = "PodFailed"
+    """The pod failed without its container ending (the message has Kubernetes' reason)."""
+    IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    INVALID_IMAGE_NAME = "InvalidImageName"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    CREATE_CONTAINER_ERROR = "CreateContainerError"
+    START_ERROR = "StartError"
+    """Locally: the process could not be started."""
+    RUNNER_ERROR = "RunnerError"
+    MARKED_BY_USER = "MarkedByUser"
+    """Stopped because a user set the task's state."""
+    RUN_TIMEOUT = "RunTimeout"
+    """Stopped because the run hit its ``runTimeout``."""
+    SKIPPED = "Skipped"
+    """Stopped because a branch or short circuit skipped the task while it ran."""
+
+
+def instance_key(task_id: str, map_index: int | None) -> str:
+    """A task instance's key: the task id, or ``task[3]`` for a mapped instance."""
+    return task_id if map_index is None else f"{task_id}[{map_index}]"
+
+
+def split_instance_key(key: str) -> tuple[str, int | None]:
+    """``task[3]`` → (``task``, 3); ``task`` → (``task``, None)."""
+    if key.endswith("]") and "[" in key:
+        cut = key.rindex("[")
+        index = key[cut + 1 : -1]
+        if index.isdigit():
+            return key[:cut], int(index)
+    return key, None
 
 
 class Attempt(Model):
     """One try of a task: one pod (none if its fields could not be rendered)."""
 
     number: Annotated[int, Field(ge=1)]
+    """The attempt's number, from 1."""
     pod_name: str | None = None
     """The pod of this attempt (kept for ``kubectl logs`` until the run is deleted)."""
     start_time: str | None = None
+    """When its container started."""
     end_time: str | None = None
+    """When it ended."""
     exit_code: int | None = None
+    """The container's exit code."""
     reason: str | None = None
-    """Why it ended: Completed, Error, DeadlineExceeded, Evicted, PodDeleted, StartTimeout,
-    TemplateError..."""
+    """Why it ended, when not by exiting: an ``AttemptReason`` (Timeout, StartTimeout,
+    TemplateError, Evicted, PodDeleted, PodFailed, OutputsTooLarge...)."""
     message: str | None = None
+    """What happened, in words."""
 
 
 class TaskRunSpec(Model):
+    """Which task of which run this is (and, for a mapped task, which item)."""
+
     pipeline_run_ref: ObjectRef
+    """The PipelineRun this task belongs to."""
     task_name: str
     """The qualified task id (``transform.clean``)."""
     map_index: int | None = None
@@ -133,13 +216,21 @@ class TaskRunSpec(Model):
 
 
 class TaskRunStatus(Model):
+    """The task's state, its attempts and its outputs."""
+
     state: TaskState = TaskState.NONE
+    """The task's state (Airflow's task instance states)."""
     attempts: list[Attempt] | None = None
+    """Every attempt, oldest first."""
     outputs: dict[str, JsonValue] | None = None
+    """The task's outputs (XCom), with the values of Secrets it used masked as ***."""
     next_retry_time: str | None = None
+    """When the next attempt starts (up_for_retry)."""
     message: str | None = None
+    """Why the task is in its state."""
     ready_time: str | None = None
     """When its upstream allowed it to run (for the scheduling-delay metric)."""
     pokes: int | None = None
     """Sensors: pokes so far."""
     first_poke_time: str | None = None
+    """Sensors: when the first poke happened (the timeout counts from it)."""

@@ -16,9 +16,8 @@ import click
 
 
 def _kube(kubeconfig: str | None) -> Any:
-    from kubernetes.config import ConfigException
-
     from kascade.kube.client import Kube, load_config
+    from kascade.kube.errors import ConfigException
 
     try:
         load_config(kubeconfig)
@@ -89,6 +88,35 @@ def _common(f: Any) -> Any:
     show_default=True,
     help="Post an Event for every task state change, or only for failures and retries.",
 )
+@click.option(
+    "--approval",
+    type=click.Choice(["required", "off"]),
+    envvar="KASCADE_APPROVAL",
+    default="required",
+    show_default=True,
+    help="required: run only specs the admission webhook approved (signed with the key); "
+    "off: run any spec as written (anyone who may create a Pipeline may then use every "
+    "ServiceAccount, Secret and pod privilege of its namespace; see docs/security.md).",
+)
+@click.option(
+    "--approval-key-file",
+    envvar="KASCADE_APPROVAL_KEY_FILE",
+    default=None,
+    help="The key the admission webhook signs approvals with (at least 32 bytes).",
+)
+@click.option(
+    "--notify-allowed-host",
+    "notify_allowed_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Notification webhooks may post only to these hosts (repeat; *.example.com "
+    "matches subdomains). Default: any host whose addresses are all public.",
+)
+@click.option(
+    "--notify-allow-private-networks",
+    is_flag=True,
+    help="Let notification webhooks reach private, loopback and link-local addresses too.",
+)
 def operator(
     log_level: str,
     namespaces: tuple[str, ...],
@@ -99,16 +127,36 @@ def operator(
     leader_election_namespace: str | None,
     leader_election_name: str,
     task_events: str,
+    approval: str,
+    approval_key_file: str | None,
+    notify_allowed_hosts: tuple[str, ...],
+    notify_allow_private_networks: bool,
 ) -> None:
     """Run the Kascade operator (in-cluster, or with a kubeconfig)."""
     if not namespaces and not all_namespaces:
         raise click.UsageError("give --namespace NS (repeatable) or --all-namespaces")
+    if approval == "required":
+        if not approval_key_file:
+            raise click.UsageError(
+                "give --approval-key-file FILE (the key the admission webhook signs with), "
+                "or --approval=off to run every spec as written (see docs/security.md)"
+            )
+        from kascade.controller.approval import read_key
+
+        try:
+            read_key(approval_key_file)
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"--approval-key-file: {exc}") from None
+        os.environ["KASCADE_APPROVAL_KEY_FILE"] = approval_key_file
+    os.environ["KASCADE_APPROVAL"] = approval
+    os.environ["KASCADE_NOTIFY_ALLOWED_HOSTS"] = ",".join(notify_allowed_hosts)
+    if notify_allow_private_networks:
+        os.environ["KASCADE_NOTIFY_ALLOW_PRIVATE_NETWORKS"] = "1"
     import logging
 
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from kascade.controller import logs
+
+    logs.install(getattr(logging, log_level.upper()))
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig
     os.environ["KASCADE_METRICS_PORT"] = str(metrics_port)
@@ -137,7 +185,11 @@ def trigger(
     wait: bool,
     timeout: float,
 ) -> None:
-    """Start a manual run of PIPELINE (Airflow's "Trigger DAG")."""
+    """Start a manual run of PIPELINE (a name or a dag_id; Airflow's "Trigger DAG").
+
+    The run's logical date is --logical-date (UTC unless it has an offset) or now; its data
+    interval is the schedule's latest complete interval ending at or before it.
+    """
     from kascade import actions
 
     kube = _kube(kubeconfig)

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from kascade.api.resources import Pipeline
-from kascade.engine.compile import Plan
-from kascade.engine.validation import load_documents, validate_document
+from kascade.engine.plan import Plan
+from kascade.engine.validation import is_pipeline, load_documents, validate_document
 
 
 class InputError(Exception):
@@ -33,13 +33,14 @@ class Checked:
     problems: list[str] = field(default_factory=list)
 
 
-def read_documents(path: Path) -> list[dict[str, Any]]:
+def read_documents(path: Path, *, every_kind: bool = False) -> list[dict[str, Any]]:
+    """The Pipelines of a file (every object in it, with ``every_kind``)."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise InputError([f"cannot read: {exc.strerror or exc}"]) from None
     try:
-        return load_documents(text)
+        return load_documents(text, every_kind=every_kind)
     except yaml.YAMLError as exc:
         raise InputError([_yaml_problem(exc)]) from None
 
@@ -83,7 +84,28 @@ def select(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
 
 
 def load_plan(path: Path, name: str | None) -> tuple[Pipeline, Plan]:
-    checked = check(select(read_documents(path), name))
+    if path.suffix == ".py":
+        from kascade.sdk.compiler.local_run import PythonDagError, load_python_plan
+
+        try:
+            return load_python_plan(path, name)
+        except PythonDagError as exc:
+            raise InputError(exc.lines) from None
+    return plan_of(read_documents(path), name)
+
+
+def load_run_file(path: Path, name: str | None) -> tuple[list[dict[str, Any]], Pipeline, Plan]:
+    """What ``kascade run`` reads: every document of a YAML file (Pools, ConfigMaps and
+    Secrets beside the Pipeline), or the DAG of a Python file (which has no such documents)."""
+    if path.suffix == ".py":
+        return [], *load_plan(path, name)
+    docs = read_documents(path, every_kind=True)
+    return docs, *plan_of(docs, name)
+
+
+def plan_of(docs: list[dict[str, Any]], name: str | None) -> tuple[Pipeline, Plan]:
+    """The chosen Pipeline of ``docs`` (other kinds are passed over), compiled."""
+    checked = check(select([d for d in docs if is_pipeline(d)], name))
     if checked.problems or checked.pipeline is None or checked.plan is None:
         raise InputError(checked.problems or ["the pipeline is invalid"])
     return checked.pipeline, checked.plan

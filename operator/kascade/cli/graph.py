@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from kascade.api.pipeline import TriggerRule
-from kascade.engine.compile import Plan, PlannedTask
+from kascade.engine.plan import Plan, PlannedTask
 
 _MAX_LISTED_UPSTREAM = 8
 

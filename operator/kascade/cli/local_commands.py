@@ -24,8 +24,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option(
     "--logical-date",
     metavar="DATE",
-    help="A date or date-time (UTC unless an offset is given). Default: the schedule's "
-    "latest complete interval, or now without a schedule.",
+    help="The run's logical date: a date or date-time (UTC unless an offset is given); "
+    "default: now. Its data interval is the schedule's latest complete interval ending "
+    "at or before it (Airflow's rule for manual runs).",
 )
 @click.option(
     "--pool", "pools", multiple=True, metavar="NAME=SLOTS", help="Size a pool (repeatable)."
@@ -36,7 +37,13 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     type=click.Path(file_okay=False, path_type=Path),
     help="Where logs and scripts go (default: next to the run's history file).",
 )
-@click.option("--pipeline", "pipeline_name", metavar="NAME", help="Which pipeline of FILE to run.")
+@click.option(
+    "--pipeline",
+    "--dag",
+    "pipeline_name",
+    metavar="NAME",
+    help="Which pipeline of FILE to run (for a Python file: a dag_id or its Pipeline name).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress; only the outcome.")
 def run_command(
     file: Path,
@@ -49,6 +56,9 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Run a pipeline once on this machine, each task a local process.
+
+    FILE is a manifest or a Python DAG file (like `airflow dags test`): its
+    Python tasks run in this interpreter, in one process each.
 
     Exit code: 0 if the run succeeded, 1 if it failed, 2 if the input is invalid,
     130 when interrupted.
@@ -69,36 +79,61 @@ def run_command(
 
 
 @click.command("validate")
-@click.argument("files", nargs=-1, required=True, type=_FILE)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def validate_command(files: tuple[Path, ...]) -> None:
     """Check every Pipeline in FILES; print each problem with its field path.
 
-    Exit code 1 if any pipeline is invalid.
+    FILES are manifests, Python DAG files or folders of Python DAG files: a
+    Python problem is printed as file:line (import errors, unsupported
+    arguments, and every engine error mapped back to the task that caused it).
+    Exit code 1 if anything is invalid.
     """
+    bad = False
+    for path in files:
+        if path.is_dir() or path.suffix == ".py":
+            bad |= _validate_python(path)
+        else:
+            bad |= _validate_manifest(path)
+    sys.exit(1 if bad else 0)
+
+
+def _validate_python(path: Path) -> bool:
+    from kascade.sdk.compiler.project import Options, compile_paths
+
+    result = compile_paths([path], Options(target="bundle"))
+    for problem in result.problems:
+        click.echo(str(problem))
+    for compiled in result.dags:
+        tasks = len(compiled.dag.task_dict)
+        click.echo(
+            f"{compiled.file}: {compiled.dag.dag_id}: OK ({tasks} tasks, pipeline {compiled.name})"
+        )
+    return bool(result.problems)
+
+
+def _validate_manifest(path: Path) -> bool:
     from kascade.cli.documents import InputError, check, read_documents
 
     bad = False
-    for path in files:
-        try:
-            docs = read_documents(path)
-        except InputError as exc:
+    try:
+        docs = read_documents(path)
+    except InputError as exc:
+        for line in exc.lines:
+            click.echo(f"{path}: {line}")
+        return True
+    if not docs:
+        bad = True
+        click.echo(f"{path}: no Pipeline document found")
+    for doc in docs:
+        checked = check(doc)
+        prefix = f"{path}: {checked.name}: " if len(docs) > 1 else f"{path}: "
+        if checked.problems or checked.plan is None:
             bad = True
-            for line in exc.lines:
-                click.echo(f"{path}: {line}")
-            continue
-        if not docs:
-            bad = True
-            click.echo(f"{path}: no Pipeline document found")
-        for doc in docs:
-            checked = check(doc)
-            prefix = f"{path}: {checked.name}: " if len(docs) > 1 else f"{path}: "
-            if checked.problems or checked.plan is None:
-                bad = True
-                for problem in checked.problems or ["invalid"]:
-                    click.echo(prefix + problem)
-            else:
-                click.echo(f"{prefix}OK ({len(checked.plan.tasks)} tasks)")
-    sys.exit(1 if bad else 0)
+            for problem in checked.problems or ["invalid"]:
+                click.echo(prefix + problem)
+        else:
+            click.echo(f"{prefix}OK ({len(checked.plan.tasks)} tasks)")
+    return bad
 
 
 @click.command("graph")
@@ -110,7 +145,9 @@ def validate_command(files: tuple[Path, ...]) -> None:
     default="text",
     show_default=True,
 )
-@click.option("--pipeline", "pipeline_name", metavar="NAME", help="Which pipeline of FILE.")
+@click.option(
+    "--pipeline", "--dag", "pipeline_name", metavar="NAME", help="Which pipeline of FILE."
+)
 def graph_command(file: Path, fmt: str, pipeline_name: str | None) -> None:
     """Show the compiled DAG: groups expanded, ids qualified, special tasks marked."""
     from kascade.cli.documents import InputError, load_plan

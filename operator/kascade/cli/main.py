@@ -10,7 +10,14 @@ import sys
 
 import click
 
-from kascade.cli import cluster_commands, local_commands, log_commands, view_commands
+from kascade.cli import (
+    cluster_commands,
+    local_commands,
+    log_commands,
+    poke_commands,
+    sdk_commands,
+    view_commands,
+)
 
 EXIT_INTERRUPTED = 130
 
@@ -23,6 +30,8 @@ def cli() -> None:
 
 local_commands.register(cli)
 cluster_commands.register(cli)
+poke_commands.register(cli)
+sdk_commands.register(cli)
 view_commands.register(cli)
 log_commands.register(cli)
 

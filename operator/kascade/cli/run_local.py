@@ -11,16 +11,11 @@ from pathlib import Path
 from typing import TextIO
 
 from kascade.api.runs import RunPhase
-from kascade.cli.documents import InputError, load_plan
-from kascade.cli.run_setup import (
-    SetupError,
-    logical_date_of,
-    manual_run_id,
-    params_of,
-    pools_of,
-    run_interval,
-)
-from kascade.engine.run import RunContext
+from kascade.cli.documents import InputError, load_run_file
+from kascade.cli.local_objects import pool_problems, read_objects, run_environment
+from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
+from kascade.engine.context import RunContext
+from kascade.engine.run_dates import run_id
 from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, headline, print_summary
@@ -43,20 +38,28 @@ class RunOptions:
 
 def run_local(opts: RunOptions) -> int:
     try:
-        pipeline, plan = load_plan(opts.file, opts.pipeline_name)
+        docs, pipeline, plan = load_run_file(opts.file, opts.pipeline_name)
         spec = pipeline.spec
-        interval = run_interval(spec, opts.logical_date, datetime.now(UTC))
-        logical_date = logical_date_of(interval, opts.logical_date)
+        dates = run_dates(spec, opts.logical_date, datetime.now(UTC))
         params = params_of(spec, opts.params)
-        pools = pools_of(opts.pools)
+        found = read_objects(docs)
+        pools = {**found.pools, **pools_of(opts.pools)}
+        problems = found.problems + pool_problems(plan, pools)
+        if problems:
+            raise SetupError(problems)
+        env, notes = run_environment(spec, found)
     except (InputError, SetupError) as exc:
         for line in exc.lines:
-            print(f"{opts.file}: {line}", file=sys.stderr)
+            # Problems of a Python DAG file already start with their file:line.
+            prefix = "" if line.startswith(str(opts.file.absolute())) else f"{opts.file}: "
+            print(prefix + line, file=sys.stderr)
         return EXIT_INVALID
+    for note in found.notes + notes:
+        print(f"{opts.file}: note: {note}", file=sys.stderr)
     ctx = RunContext(
-        run_id=manual_run_id(logical_date),
-        logical_date=logical_date,
-        interval=interval,
+        run_id=run_id("manual", dates.logical_date),
+        logical_date=dates.logical_date,
+        interval=dates.interval,
         params=params,
         pipeline=pipeline.name,
         namespace=pipeline.metadata.namespace or "default",
@@ -78,7 +81,13 @@ def run_local(opts: RunOptions) -> int:
         on_event = PlainProgress(stream)
     recorder = Recorder(history, home.name, {"pipelineSpec": spec.dump()})
     runner = LocalRunner(
-        plan, ctx, pools=pools, workdir=workdir, on_event=recorder.chain(on_event), external=history
+        plan,
+        ctx,
+        pools=pools,
+        env=env,
+        workdir=workdir,
+        on_event=recorder.chain(on_event),
+        external=history,
     )
     recorder.runner = runner
     recorder.save()

@@ -1,22 +1,20 @@
 """What a manual local run is: its logical date, data interval, run id, params and pools.
 
-Follows Airflow's ``dags trigger``: without a date the run covers the schedule's
-latest complete interval (its logical date is that interval's start); a date
-that is a schedule boundary gives the interval starting there (like a
-backfill); any other date is the logical date itself, with the interval
-Airflow infers for it.
+The dates follow the one manual-run rule of ``engine.run_dates`` (Airflow's): the
+logical date is the one given (UTC unless it has an offset) or now, and the data
+interval is the schedule's latest complete interval ending at or before it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.engine.errors import Issue
-from kascade.engine.schedule import DataInterval, NullTimetable, parse_schedule
-from kascade.engine.validation import parse_date
+from kascade.engine.run_dates import RunDates, manual_run, parse_date
+from kascade.engine.schedule import parse_schedule
 
 
 class SetupError(Exception):
@@ -25,32 +23,15 @@ class SetupError(Exception):
         super().__init__("\n".join(lines))
 
 
-def run_interval(spec: PipelineSpec, given: str | None, now: datetime) -> DataInterval:
-    timetable = parse_schedule(spec.schedule, spec.timezone)
-    if given is None:
-        return timetable.manual_interval(now)
-    issues: list[Issue] = []
-    at = parse_date(given, "--logical-date", issues)
-    if at is None:
-        raise SetupError([str(i) for i in issues])
-    if not isinstance(timetable, NullTimetable):
-        aligned = timetable.next_interval(None, start_date=at, end_date=None, catchup=True, now=at)
-        if aligned is not None and aligned.start == at:
-            return aligned
-    return timetable.manual_interval(at)
-
-
-def logical_date_of(interval: DataInterval, given: str | None) -> datetime:
-    if given is None:
-        return interval.start
-    issues: list[Issue] = []
-    at = parse_date(given, "--logical-date", issues)
-    assert at is not None  # run_interval already parsed it
-    return at.astimezone(UTC)
-
-
-def manual_run_id(logical_date: datetime) -> str:
-    return f"manual__{logical_date.astimezone(UTC).isoformat()}"
+def run_dates(spec: PipelineSpec, given: str | None, now: datetime) -> RunDates:
+    """The run's logical date and data interval, from ``--logical-date`` (or now)."""
+    at = None
+    if given is not None:
+        issues: list[Issue] = []
+        at = parse_date(given, "--logical-date", issues)
+        if at is None:
+            raise SetupError([str(i) for i in issues])
+    return manual_run(parse_schedule(spec.schedule, spec.timezone), logical_date=at, now=now)
 
 
 def params_of(spec: PipelineSpec, pairs: Sequence[str]) -> dict[str, Any]:

@@ -17,10 +17,11 @@ import kopf
 
 from kascade import metrics
 from kascade.api.base import GROUP, VERSION
+from kascade.controller import approval, masking, notify, outbound
 from kascade.controller.leader import LeaderElector
 from kascade.controller.podspec import LABEL_RUN
 from kascade.controller.world import World
-from kascade.kube.client import Kube, load_config
+from kascade.kube.client import load_config
 
 log = logging.getLogger("kascade.operator")
 STATE: dict[str, Any] = {}
@@ -32,6 +33,14 @@ if os.environ.get("KASCADE_WEBHOOK"):  # the Pipeline admission webhook (helm: w
 
 
 def _emit(obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event, and log it: the operator's log is one line per event."""
+    meta = obj.get("metadata") or {}
+    log.log(
+        logging.WARNING if kind == "Warning" else logging.INFO,
+        "%s %s/%s: %s: %s",
+        *(obj.get("kind") or "Object", meta.get("namespace"), meta.get("name"), reason),
+        message[:500],
+    )
     if kind == "Normal" and reason.startswith("Task") and not TASK_EVENTS_ALL:
         return  # --task-events=warnings: a busy installation keeps only what needs a look
     try:
@@ -59,7 +68,16 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="kube")
     )
     load_config(os.environ.get("KUBECONFIG"))
-    kube = Kube()
+    notify.configure(outbound.policy_from_env())
+    policy = approval.policy_from_env()
+    approval.configure(policy)
+    if not policy.required:
+        log.warning(
+            "Approval is off: every Pipeline and PipelineRun spec runs as written, whoever "
+            "wrote it (any ServiceAccount, Secret or pod privilege of its namespace)"
+        )
+    kube = masking.MaskingKube()
+    STATE["kube"] = kube
     STATE["world"] = World(kube, _emit)
     port = int(os.environ.get("KASCADE_METRICS_PORT", "8080"))
     if port:
@@ -78,7 +96,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 def _act() -> None:
-    STATE["clock"] = asyncio.get_running_loop().create_task(world().clock())
+    STATE["clock"] = asyncio.get_running_loop().create_task(world().run_timers())
     LEADING.set()
 
 
@@ -96,34 +114,50 @@ async def cleanup(**_: Any) -> None:
             task.cancel()
 
 
-async def _guard(kind: str, coro: Any) -> None:
+async def _guard(kind: str, body: dict[str, Any], coro: Any) -> None:
     await LEADING.wait()
     try:
         await coro
     except Exception:
         metrics.RECONCILE_ERRORS.labels(kind).inc()
-        log.exception("Reconciling a %s failed", kind)
+        meta = body.get("metadata") or {}
+        log.exception("%s %s/%s: reconciling failed", kind, meta.get("namespace"), meta.get("name"))
 
 
 @kopf.on.event(GROUP, VERSION, "pipelines")
 async def pipeline_event(event: dict[str, Any], **_: Any) -> None:
-    await _guard("Pipeline", world().on_pipeline(str(event.get("type")), event["object"]))
+    body = event["object"]
+    if event.get("type") == "DELETED":
+        metrics.forget_pipeline(body["metadata"]["namespace"], body["metadata"]["name"])
+    else:
+        metrics.seen_pipeline(body)
+    await _guard("Pipeline", body, world().on_pipeline(str(event.get("type")), body))
 
 
 @kopf.on.event(GROUP, VERSION, "pipelineruns")
 async def run_event(event: dict[str, Any], **_: Any) -> None:
-    await _guard("PipelineRun", world().on_run(str(event.get("type")), event["object"]))
+    body = event["object"]
+    await _guard("PipelineRun", body, world().on_run(str(event.get("type")), body))
 
 
 @kopf.on.event(GROUP, VERSION, "pools")
 async def pool_event(event: dict[str, Any], **_: Any) -> None:
+    meta = event["object"]["metadata"]
+    metrics.seen_pool(meta["namespace"], meta["name"])
     await LEADING.wait()
     world().on_pool(str(event.get("type")), event["object"])
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
 async def pod_event(event: dict[str, Any], **_: Any) -> None:
-    await _guard("Pod", world().on_pod(str(event.get("type")), event["object"]))
+    body = event["object"]
+    masker = STATE["kube"].masker
+    if any(
+        masking.has_message(s) for s in (body.get("status") or {}).get("containerStatuses") or []
+    ):
+        # Secret values in outputs are masked before anything reads them (reads run in a thread).
+        body = await asyncio.to_thread(masker.mask_pod, body)
+    await _guard("Pod", body, world().on_pod(str(event.get("type")), body))
 
 
 def run(namespaces: list[str], clusterwide: bool, liveness: str | None) -> None:

@@ -14,8 +14,6 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from kascade import metrics
 from kascade.kube.client import Kube
 
@@ -58,40 +56,32 @@ class LeaderElector:
         self.renewed: datetime | None = None
 
     def try_acquire(self) -> bool:
-        api = self.kube.coordination
         now = _now()
         spec = {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": self.lease_seconds,
             "renewTime": _micro(now),
         }
-        try:
-            lease = api.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        lease = self.kube.get_lease(self.namespace, self.name)
+        if lease is None:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": {**spec, "acquireTime": _micro(now), "leaseTransitions": 0},
             }
-            try:
-                api.create_namespaced_lease(self.namespace, body)
-            except ApiException as exc2:
-                if exc2.status == 409:
-                    return False
-                raise
+            if not self.kube.create_lease(self.namespace, body):
+                return False
             self.renewed = now
             return True
-        current = lease.spec
-        holder = current.holder_identity
-        renew = _parse(current.renew_time)
-        duration = current.lease_duration_seconds or self.lease_seconds
+        current = lease.get("spec") or {}
+        holder = current.get("holderIdentity")
+        renew = _parse(current.get("renewTime"))
+        duration = current.get("leaseDurationSeconds") or self.lease_seconds
         expired = renew is None or now > renew + timedelta(seconds=duration)
         if holder != self.identity and not expired:
             return False
-        transitions = current.lease_transitions or 0
+        transitions = current.get("leaseTransitions") or 0
         new_spec = dict(spec)
         if holder != self.identity:
             new_spec["acquireTime"] = _micro(now)
@@ -102,16 +92,15 @@ class LeaderElector:
             "metadata": {
                 "name": self.name,
                 "namespace": self.namespace,
-                "resourceVersion": lease.metadata.resource_version,
+                "resourceVersion": lease["metadata"]["resourceVersion"],
+                # Kept: the chart's labels and Helm's ownership annotations.
+                "labels": lease["metadata"].get("labels"),
+                "annotations": lease["metadata"].get("annotations"),
             },
             "spec": new_spec,
         }
-        try:
-            api.replace_namespaced_lease(self.name, self.namespace, body)
-        except ApiException as exc:
-            if exc.status == 409:  # someone else renewed or took it first
-                return False
-            raise
+        if not self.kube.replace_lease(self.namespace, self.name, body):
+            return False  # someone else renewed or took it first
         self.renewed = now
         return True
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import urllib.request
 from typing import Any
 
 from kascade import metrics
+from kascade.controller import outbound
 from kascade.controller.naming import bounded, label_value
 from kascade.controller.podspec import (
     DEFAULT_CONTAINER_SECURITY,
@@ -28,13 +27,20 @@ from kascade.kube.client import Kube
 log = logging.getLogger("kascade.notify")
 
 
+POLICY = outbound.Policy()
+"""Where webhooks may go; set at operator start-up from the chart's notifications values."""
+
+
+def configure(policy: outbound.Policy) -> None:
+    global POLICY
+    POLICY = policy
+
+
 def _post(url: str, text: str) -> int:
-    data = json.dumps({"text": text}).encode()
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return int(response.status)
+    status = outbound.post_json(url, {"text": text}, POLICY)
+    if status >= 400:
+        raise OSError(f"HTTP {status}")
+    return status
 
 
 def hook_pod(
@@ -109,12 +115,23 @@ async def send(
             await asyncio.to_thread(
                 kube.create_pod, namespace, hook_pod(namespace, pipeline, run_id, fire, owner)
             )
+    except outbound.Refused as exc:
+        outcome = "refused"
+        log.warning(
+            "Notification %s (%s) of %s/%s not sent: %s",
+            n.name,
+            fire.event,
+            namespace,
+            pipeline,
+            exc,
+        )
     except Exception as exc:  # a notification must never break a run
         outcome = "error"
         log.warning(
-            "Notification %s (%s) of %s failed: %s",
+            "Notification %s (%s) of %s/%s failed: %s",
             n.name,
             fire.event,
+            namespace,
             pipeline,
             type(exc).__name__,
         )

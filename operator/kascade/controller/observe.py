@@ -12,13 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from kascade.api.protocol import OUTPUTS_LIMIT_BYTES
+from kascade.api.runs import AttemptReason
 from kascade.engine.decisions import Result
 from kascade.engine.outputs import OutputsError, parse_outputs
 
 #: Waiting reasons that will not fix themselves; fail the attempt at once.
-FATAL_WAITING = frozenset(
-    {"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"}
-)
+FATAL_WAITING = {
+    reason.value: reason
+    for reason in (
+        AttemptReason.IMAGE_NEVER_PULL,
+        AttemptReason.INVALID_IMAGE_NAME,
+        AttemptReason.CREATE_CONTAINER_CONFIG_ERROR,
+        AttemptReason.CREATE_CONTAINER_ERROR,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ def _outputs_result(exit_code: int, message: str) -> Result:
     if len(message.encode()) >= OUTPUTS_LIMIT_BYTES:
         return Result(
             exit_code,
-            reason="OutputsTooLarge",
+            reason=AttemptReason.OUTPUTS_TOO_LARGE,
             message=(
                 f"outputs reached the {OUTPUTS_LIMIT_BYTES}-byte limit of a termination message "
                 "and were cut by Kubernetes; pass large data by reference"
@@ -50,7 +57,7 @@ def _outputs_result(exit_code: int, message: str) -> Result:
     try:
         outputs = parse_outputs(message)
     except OutputsError as exc:
-        return Result(exit_code, reason="BadOutputs", message=str(exc))
+        return Result(exit_code, reason=AttemptReason.BAD_OUTPUTS, message=str(exc))
     return Result(exit_code, outputs=outputs)
 
 
@@ -62,12 +69,15 @@ def view(pod: dict[str, Any], *, deleted: bool = False) -> PodView:
     terminated = state.get("terminated")
     running = "running" in state or phase in ("Running", "Succeeded", "Failed")
     if status.get("reason") == "DeadlineExceeded":
-        return PodView(True, Result(None, reason="Timeout", message="the attempt hit its timeout"))
+        timeout = Result(None, reason=AttemptReason.TIMEOUT, message="the attempt hit its timeout")
+        return PodView(True, timeout)
     if status.get("reason") == "Evicted" or (phase == "Failed" and not terminated):
-        reason = status.get("reason") or "PodFailed"
-        return PodView(
-            running, Result(None, reason=reason, message=status.get("message") or reason)
-        )
+        kube_reason = status.get("reason") or "PodFailed"
+        reason = AttemptReason.EVICTED if kube_reason == "Evicted" else AttemptReason.POD_FAILED
+        message = status.get("message") or kube_reason
+        if reason is AttemptReason.POD_FAILED and kube_reason not in message:
+            message = f"{kube_reason}: {message}"
+        return PodView(running, Result(None, reason=reason, message=message))
     if terminated and phase in ("Succeeded", "Failed"):
         code = int(terminated.get("exitCode", 1))
         message = terminated.get("message") or ""
@@ -76,21 +86,21 @@ def view(pod: dict[str, Any], *, deleted: bool = False) -> PodView:
         detail = terminated.get("reason") or "Error"
         return PodView(True, Result(code, message=f"exit code {code} ({detail})"))
     if deleted:
-        return PodView(running, Result(None, reason="PodDeleted", message="the pod was deleted"))
-    waiting = state.get("waiting") or {}
-    reason = waiting.get("reason")
-    if reason in FATAL_WAITING:
         return PodView(
-            False,
-            Result(None, reason=reason, message=f"{reason}: {waiting.get('message', '')}".strip()),
+            running, Result(None, reason=AttemptReason.POD_DELETED, message="the pod was deleted")
         )
-    if reason is None and not running:
+    waiting = state.get("waiting") or {}
+    waiting_reason = waiting.get("reason")
+    if waiting_reason in FATAL_WAITING:
+        message = f"{waiting_reason}: {waiting.get('message', '')}".strip()
+        return PodView(False, Result(None, reason=FATAL_WAITING[waiting_reason], message=message))
+    if waiting_reason is None and not running:
         for cond in status.get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
                 return PodView(
                     False, None, cond.get("reason") or "Unschedulable", cond.get("message")
                 )
-    return PodView(running, None, reason, waiting.get("message"))
+    return PodView(running, None, waiting_reason, waiting.get("message"))
 
 
 #: Waiting reasons of a pod that is starting normally; any other is worth showing.

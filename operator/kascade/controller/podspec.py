@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from kascade.api.pipeline import PipelineSpec, SensorKind, SensorMode, Task
-from kascade.api.protocol import OUTPUTS_ENV, SENSOR_NOT_MET, TERMINATION_MESSAGE_PATH
+from kascade.api.pipeline import PipelineSpec, Task
+from kascade.api.protocol import TERMINATION_MESSAGE_PATH
 from kascade.controller.naming import label_value
+from kascade.engine import environment, sensors
 from kascade.engine.decisions import Launch
-from kascade.engine.durations import parse_duration
 
 LABEL_PIPELINE = "kascade.io/pipeline"
 LABEL_RUN = "kascade.io/run"
@@ -47,8 +48,7 @@ class RunIdentity:
     pipeline: str
     run: str
     run_id: str
-    logical_date: str
-    ds: str
+    logical_date: datetime
 
 
 def _command(spec: Task) -> tuple[list[str] | None, list[str] | None]:
@@ -64,33 +64,6 @@ def _command(spec: Task) -> tuple[list[str] | None, list[str] | None]:
     return [*interpreter, "-c", spec.script, *argv0], spec.args
 
 
-def _sensor_command(launch: Launch) -> tuple[list[str] | None, list[str] | None]:
-    """Built-in file/http sensors as a small shell poke; poke mode loops in the pod."""
-    spec = launch.spec
-    sensor = launch.sensor
-    assert sensor is not None
-    if sensor.kind is SensorKind.FILE:
-        poke = f'for f in {sensor.path}; do [ -e "$f" ] && exit 0; done; exit {SENSOR_NOT_MET}'
-        command: list[str] | None = ["sh", "-c", poke]
-        args: list[str] | None = None
-    elif sensor.kind is SensorKind.HTTP:
-        check = f"wget -q -O /tmp/body {shlex.quote(sensor.url or '')} || exit {SENSOR_NOT_MET}"
-        if sensor.response_contains:
-            needle = shlex.quote(sensor.response_contains)
-            check += f"; grep -q {needle} /tmp/body || exit {SENSOR_NOT_MET}"
-        command, args = ["sh", "-c", check], None
-    else:
-        command, args = _command(spec)
-    if sensor.mode is SensorMode.POKE and command is not None:
-        interval = parse_duration(sensor.poke_interval or "60s").total_seconds()
-        loop = (
-            f'while :; do "$@"; rc=$?; [ "$rc" = {SENSOR_NOT_MET} ] || exit $rc; '
-            f"sleep {max(1, math.ceil(interval))}; done"
-        )
-        return ["sh", "-c", loop, "kascade-sensor", *command, *(args or [])], None
-    return command, args
-
-
 def build_pod(
     launch: Launch,
     *,
@@ -100,29 +73,29 @@ def build_pod(
     owner: dict[str, Any],
 ) -> dict[str, Any]:
     spec = launch.spec
-    if launch.sensor is not None:
-        command, args = _sensor_command(launch)
-    else:
-        command, args = _command(spec)
-    env: list[dict[str, Any]] = [
-        {"name": OUTPUTS_ENV, "value": TERMINATION_MESSAGE_PATH},
-        {"name": "KASCADE_RUN_ID", "value": run.run_id},
-        {"name": "KASCADE_PIPELINE", "value": run.pipeline},
-        {"name": "KASCADE_TASK", "value": launch.task_id},
-        {"name": "KASCADE_TRY_NUMBER", "value": str(launch.attempt)},
-        {"name": "KASCADE_LOGICAL_DATE", "value": run.logical_date},
-        {"name": "KASCADE_DS", "value": run.ds},
+    command, args = _command(spec)
+    if launch.sensor is not None and launch.sensor_policy is not None:
+        command, args = sensors.pod_command(launch.sensor, launch.sensor_policy, command, args)
+    # The task's env, then the contract (environment.py): later entries win in a pod.
+    env: list[dict[str, Any]] = [e.dump() for e in spec.env or []]
+    contract = environment.contract(
+        pipeline=run.pipeline,
+        run_id=run.run_id,
+        logical_date=run.logical_date,
+        task_id=launch.task_id,
+        attempt=launch.attempt,
+        map_index=launch.map_index,
+        outputs=TERMINATION_MESSAGE_PATH,
+    )
+    env += [{"name": name, "value": value} for name, value in contract.items()]
+    env_from: list[dict[str, Any]] = [
+        {"configMapRef": {"name": var.config_map}, "prefix": var.prefix}
+        for var in pipeline.variables or []
     ]
-    if launch.map_index is not None:
-        env.append({"name": "KASCADE_MAP_INDEX", "value": str(launch.map_index)})
-    for e in spec.env or []:
-        env.append(e.dump())
-    env_from: list[dict[str, Any]] = list(spec.env_from or [])
-    for var in pipeline.variables or []:
-        env_from.append({"configMapRef": {"name": var.config_map}, "prefix": var.prefix})
     for conn in pipeline.connections or []:
-        prefix = "CONN_" + conn.name.upper().replace("-", "_") + "_"
+        prefix = environment.connection_prefix(conn.name)
         env_from.append({"secretRef": {"name": conn.secret}, "prefix": prefix})
+    env_from += list(spec.env_from or [])
     container: dict[str, Any] = {
         "name": "task",
         "image": spec.image,
@@ -184,4 +157,39 @@ def build_pod(
             "ownerReferences": [owner],
         },
         "spec": pod_spec,
+    }
+
+
+def taskrun_manifest(
+    *,
+    name: str,
+    namespace: str,
+    run: str,
+    key: str,
+    task_id: str,
+    map_index: int | None,
+    item: Any,
+    labels: dict[str, str],
+    owner: dict[str, Any],
+) -> dict[str, Any]:
+    """The TaskRun of one task instance, owned by its PipelineRun."""
+    spec: dict[str, Any] = {"pipelineRunRef": {"name": run}, "taskName": task_id}
+    if map_index is not None:
+        spec["mapIndex"] = map_index
+        spec["item"] = item
+    return {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "TaskRun",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                **MANAGED_BY,
+                **labels,
+                LABEL_RUN: label_value(run),
+                LABEL_TASK: label_value(key),
+            },
+            "ownerReferences": [owner],
+        },
+        "spec": spec,
     }

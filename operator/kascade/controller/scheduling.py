@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.api.runs import TriggerKind
-from kascade.controller import naming
+from kascade.controller import approval, naming
 from kascade.controller.podspec import LABEL_PIPELINE, MANAGED_BY
-from kascade.engine.schedule import DataInterval, due_intervals, next_run_at, parse_schedule
-from kascade.engine.validation import parse_date
+from kascade.engine.run_dates import PipelineSchedule, manual_run
+from kascade.engine.schedule import DataInterval, parse_schedule
 
 ACTIVE_PHASES = frozenset({"queued", "running", None, ""})
 LABEL_TRIGGER = "kascade.io/trigger"
@@ -48,21 +49,13 @@ class SchedulePlan:
     cursor: DataInterval | None
 
 
-def _dates(spec: PipelineSpec) -> tuple[datetime | None, datetime | None]:
-    issues: list[Any] = []
-    start = parse_date(spec.start_date, "", issues) if spec.start_date else None
-    end = parse_date(spec.end_date, "", issues) if spec.end_date else None
-    return start, end
-
-
 def plan_schedule(
     spec: PipelineSpec,
     runs: list[RunRecord],
     stored_cursor: DataInterval | None,
     now: datetime,
 ) -> SchedulePlan:
-    tt = parse_schedule(spec.schedule, spec.timezone)
-    start, end = _dates(spec)
+    schedule = PipelineSchedule.of(spec)
     scheduled = [r.interval for r in runs if r.trigger == TriggerKind.SCHEDULED and r.interval]
     cursor = max(scheduled, key=lambda i: i.end, default=None)
     if stored_cursor is not None and (cursor is None or stored_cursor.end > cursor.end):
@@ -70,24 +63,16 @@ def plan_schedule(
     if spec.suspend:
         return SchedulePlan([], None, cursor)
     slots = spec.max_active_runs - sum(1 for r in runs if r.active)
-    due = (
-        due_intervals(
-            tt,
-            last=cursor,
-            start_date=start,
-            end_date=end,
-            catchup=spec.catchup,
-            now=now,
-            limit=slots,
-        )
-        if slots > 0
-        else []
-    )
+    due = schedule.due(last=cursor, now=now, limit=slots) if slots > 0 else []
     last = due[-1] if due else cursor
-    upcoming = next_run_at(
-        tt, last=last, start_date=start, end_date=end, catchup=spec.catchup, now=now
-    )
+    upcoming = schedule.next_run(last=last, now=now)
     return SchedulePlan(due, upcoming, last)
+
+
+def next_waiting(waiting: Mapping[str, dict[str, Any]]) -> str:
+    """Which run held back by maxActiveRuns starts next: the oldest logical date first
+    (Airflow's queued DAG runs go by logical date), then by name, so the order is total."""
+    return min(waiting, key=lambda name: (str(waiting[name]["spec"].get("logicalDate", "")), name))
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
@@ -129,6 +114,7 @@ def run_manifest(
                 LABEL_PIPELINE: naming.label_value(pname),
                 LABEL_TRIGGER: trigger.value,
             },
+            **approval.carried(pipeline),
             "ownerReferences": [
                 {
                     "apiVersion": "kascade.io/v1alpha1",
@@ -152,6 +138,32 @@ def run_manifest(
     if params:
         body["spec"]["params"] = params
     return body
+
+
+def manual_run_manifest(
+    pipeline: dict[str, Any],
+    *,
+    logical_date: datetime | None,
+    now: datetime,
+    params: dict[str, Any] | None = None,
+    by: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A manual run of ``pipeline`` (``kascade trigger``, the test helpers), dated by the one
+    manual-run rule: ``logical_date`` or now, and the schedule's latest complete interval."""
+    spec = pipeline["spec"]
+    timetable = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
+    dates = manual_run(timetable, logical_date=logical_date, now=now)
+    pname = pipeline["metadata"]["name"]
+    return run_manifest(
+        pipeline,
+        dates.interval,
+        TriggerKind.MANUAL,
+        params=params,
+        by=by,
+        name=name or naming.run_name(pname, "manual", now.strftime("%Y%m%dt%H%M%S%f")),
+        logical_date=dates.logical_date,
+    )
 
 
 def record_of(run: dict[str, Any]) -> RunRecord:

@@ -18,14 +18,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kascade import metrics
+from kascade.api import defaults
 from kascade.api.resources import PipelineRun
 from kascade.api.runs import RunPhase, TriggerKind
-from kascade.controller import scheduling
-from kascade.controller.driver import RunDriver, iso
-from kascade.engine import durations
+from kascade.controller import approval, pipelines, scheduling
+from kascade.controller.driver import RunDriver
+from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
+from kascade.controller.runs import WatchedRuns, run_dates_of
+from kascade.controller.status import invalid_run, queued_run
+from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
-from kascade.engine.run import RunContext, RunEngine
-from kascade.engine.schedule import DataInterval, parse_schedule
+from kascade.engine.plan import History
+from kascade.engine.run import RunEngine
+from kascade.engine.run_dates import run_id
 from kascade.engine.slots import SharedSlots
 from kascade.engine.validation import validate_document, validate_spec
 from kascade.kube.client import Kube
@@ -33,7 +38,6 @@ from kascade.kube.client import Kube
 log = logging.getLogger("kascade.world")
 COUNTS_SECONDS = 30.0
 """A Pipeline's run counters (active, succeeded, failed, last run) are written this often."""
-_SCHEDULE_FIELDS = ("nextRun", "lastScheduledInterval")
 Key = tuple[str, str]
 Emit = Callable[[dict[str, Any], str, str, str], None]
 
@@ -42,66 +46,12 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-class ClusterPools:
-    """Pool slots per namespace, counted from the instances that hold them."""
-
-    def __init__(self) -> None:
-        self.sizes: dict[Key, int] = {}
-        self.used: dict[Key, int] = {}
-        self.version = 0
-
-    def for_namespace(self, namespace: str) -> NamespacePools:
-        return NamespacePools(self, namespace)
-
-    def changed(self) -> None:
-        """Capacity was freed (a pool slot or a maxActiveTasks slot)."""
-        self.version += 1
-
-
-class NamespacePools:
-    def __init__(self, pools: ClusterPools, namespace: str) -> None:
-        self.pools = pools
-        self.namespace = namespace
-
-    def try_acquire(self, pool: str, slots: int) -> bool:
-        key = (self.namespace, pool)
-        size = self.pools.sizes.get(key)
-        used = self.pools.used.get(key, 0)
-        if size is not None and used + slots > size and used > 0:
-            return False
-        self.pools.used[key] = used + slots
-        metrics.POOL_SLOTS_USED.labels(self.namespace, pool).set(used + slots)
-        return True
-
-    def release(self, pool: str, slots: int) -> None:
-        key = (self.namespace, pool)
-        left = max(0, self.pools.used.get(key, 0) - slots)
-        self.pools.used[key] = left
-        self.pools.changed()
-        metrics.POOL_SLOTS_USED.labels(self.namespace, pool).set(left)
-
-
-class WatchedRuns:
-    """Answers externalTask sensors from the runs the operator already watches."""
-
-    def __init__(self, world: World, namespace: str) -> None:
-        self.world = world
-        self.namespace = namespace
-
-    def state(self, pipeline: str, task: str | None, logical_date: datetime) -> str | None:
-        for name, record in self.world.runs.get((self.namespace, pipeline), {}).items():
-            if record.logical_date is None or record.logical_date != logical_date:
-                continue
-            if task is None:
-                return record.phase
-            return self.world.run_tasks.get((self.namespace, name), {}).get(task)
-        return None
-
-
 class World:
-    def __init__(self, kube: Kube, emit: Emit) -> None:
+    def __init__(self, kube: Kube, emit: Emit, clock: Callable[[], datetime] = now_utc) -> None:
         self.kube = kube
         self.emit = emit
+        self.clock = clock
+        """Now: passed in, so that tests drive the operator's decisions on their own time."""
         self.drivers: dict[Key, RunDriver] = {}
         self.pipelines: dict[Key, dict[str, Any]] = {}
         self.runs: dict[Key, dict[str, scheduling.RunRecord]] = {}
@@ -117,6 +67,7 @@ class World:
         self.run_tasks: dict[Key, dict[str, str]] = {}  # run → task → state (external sensors)
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
+        self._pool_status_due = False
 
     # -- clock ---------------------------------------------------------------------
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -128,16 +79,16 @@ class World:
     def driver_woke(self, driver: RunDriver) -> None:
         self.wake(driver.engine.wake_at(), "run", (driver.namespace, driver.name))
 
-    async def clock(self) -> None:
+    async def run_timers(self) -> None:
         """One loop for every timer: retries, pokes, SLAs, timeouts, schedules."""
         while True:
             self._wake.clear()
             delay = 30.0
             if self._wakes:
-                delay = max(0.0, (self._wakes[0][0] - now_utc()).total_seconds())
+                delay = max(0.0, (self._wakes[0][0] - self.clock()).total_seconds())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 30.0))
-            now = now_utc()
+            now = self.clock()
             due: dict[tuple[str, Key], None] = {}
             while self._wakes and self._wakes[0][0] <= now:
                 _, _, kind, key = heapq.heappop(self._wakes)
@@ -146,6 +97,8 @@ class World:
                 try:
                     if kind == "run" and key in self.drivers:
                         await self.drivers[key].tick(now)
+                    elif kind == "pools":
+                        await self._write_pool_status()
                     elif kind == "pipeline" and key in self.pipelines:
                         await self.schedule(key, now)
                 except Exception:
@@ -161,18 +114,23 @@ class World:
     # -- pools -----------------------------------------------------------------------
     def on_pool(self, event: str, body: dict[str, Any]) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        ledger = self.pools.for_namespace(key[0])
         if event == "DELETED":
-            self.pools.sizes.pop(key, None)
+            ledger.set_size(key[1], None)
+            with contextlib.suppress(KeyError):  # never sized
+                metrics.POOL_SLOTS.remove(*key)
         else:
-            self.pools.sizes[key] = int((body.get("spec") or {}).get("slots", 0))
-            metrics.POOL_SLOTS.labels(*key).set(self.pools.sizes[key])
+            slots = int((body.get("spec") or {}).get("slots", 0))
+            ledger.set_size(key[1], slots)
+            metrics.POOL_SLOTS.labels(*key).set(slots)
         self._readmit(key[0])
+        self._pools_changed()
 
     def _readmit(self, namespace: str) -> None:
         """Freed slots may let queued tasks of other runs go: give those runs a tick."""
         for (ns, _), driver in self.drivers.items():
             if ns == namespace and driver.engine.has_queued:
-                self.wake(now_utc(), "run", (ns, driver.name))
+                self.wake(self.clock(), "run", (ns, driver.name))
 
     # -- pipelines ----------------------------------------------------------------------
     async def on_pipeline(self, event: str, body: dict[str, Any]) -> None:
@@ -183,54 +141,36 @@ class World:
         self.pipelines[key] = body
         status = body.get("status") or {}
         generation = body["metadata"].get("generation")
-        if status.get("observedGeneration") != generation:
+        if status.get("observedGeneration") != generation or approval.stale_condition(body):
             await self._validate(key, body)
-        await self.schedule(key, now_utc())
+        await self.schedule(key, self.clock())
 
     async def _validate(self, key: Key, body: dict[str, Any]) -> None:
         _, plan, issues = validate_document(body)
-        errors = [str(i) for i in issues]
-        condition = {
-            "type": "Valid",
-            "status": "False" if errors else "True",
-            "reason": "ValidationFailed" if errors else "Valid",
-            "message": "; ".join(errors)[:1000] if errors else "the pipeline is valid",
-            "lastTransitionTime": iso(now_utc()),
-        }
-        status: dict[str, Any] = {
-            "conditions": [condition],
-            "errors": errors or None,
-            "observedGeneration": body["metadata"].get("generation"),
-            "taskCount": len(plan.tasks) if plan else None,
-        }
+        generation = body["metadata"].get("generation")
+        count = len(plan.tasks) if plan else None
+        problems = [str(i) for i in issues] + approval.pipeline_problems(body)
+        status = pipelines.validity(problems, count, generation, self.clock())
         await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], status)
         body.setdefault("status", {}).update(status)
-        if errors:
-            self.emit(body, "Warning", "Invalid", "; ".join(errors)[:1000])
-
-    def _valid(self, body: dict[str, Any]) -> bool:
-        for cond in (body.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "Valid":
-                return bool(cond.get("status") == "True")
-        return False
+        if problems:
+            self.emit(body, "Warning", "Invalid", "; ".join(problems)[:1000])
 
     async def schedule(self, key: Key, now: datetime) -> None:
         body = self.pipelines.get(key)
-        if body is None or not self._valid(body):
+        if (
+            body is None
+            or not pipelines.is_valid(body.get("status") or {})
+            or approval.pipeline_problems(body)
+        ):
             return
-        pipeline = validate_document(body)[0]
-        if pipeline is None:
+        pipeline, compiled, _ = validate_document(body)
+        if pipeline is None or compiled is None:
             return
         spec = pipeline.spec
         runs = list(self.runs.get(key, {}).values())
         status = body.get("status") or {}
-        stored = status.get("lastScheduledInterval")
-        cursor = None
-        if stored:
-            cursor = DataInterval(
-                datetime.fromisoformat(stored["start"]), datetime.fromisoformat(stored["end"])
-            )
-        plan = scheduling.plan_schedule(spec, runs, cursor, now)
+        plan = scheduling.plan_schedule(spec, runs, pipelines.stored_cursor(status), now)
         for interval in plan.due:
             manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED)
             created = await asyncio.to_thread(self.kube.create, "pipelineruns", key[0], manifest)
@@ -239,20 +179,8 @@ class World:
                     max(0.0, (now - interval.end).total_seconds())
                 )
                 self._record_run(created)
-        patch: dict[str, Any] = {"nextRun": iso(plan.next_run)}
-        if plan.cursor is not None:
-            patch["lastScheduledInterval"] = {
-                "start": plan.cursor.start.isoformat(),
-                "end": plan.cursor.end.isoformat(),
-            }
-        runs = list(self.runs.get(key, {}).values())
-        patch["activeRuns"] = sum(1 for r in runs if r.active)
-        last = max(runs, key=lambda r: r.created or now, default=None)
-        if last is not None:
-            patch["lastRun"] = last.name
-        patch["runsSucceeded"] = sum(1 for r in runs if r.phase == "success")
-        patch["runsFailed"] = sum(1 for r in runs if r.phase == "failed")
-        schedule_changed = any(status.get(k) != patch.get(k) for k in _SCHEDULE_FIELDS)
+        patch = pipelines.schedule_status(plan, list(self.runs.get(key, {}).values()), now)
+        schedule_changed = any(status.get(k) != patch.get(k) for k in pipelines.SCHEDULE_FIELDS)
         counts_changed = any(status.get(k) != v for k, v in patch.items())
         since = time.monotonic() - self._counts_written.get(key, -COUNTS_SECONDS)
         if schedule_changed or (counts_changed and since >= COUNTS_SECONDS):
@@ -262,19 +190,15 @@ class World:
         elif counts_changed:  # run counters are a summary: refreshed at most every 30 s
             self.wake(now + timedelta(seconds=COUNTS_SECONDS - since), "pipeline", key)
         self.wake(plan.next_run, "pipeline", key)
-        await self._prune(key, spec.history, now)
+        await self._prune(key, compiled.history, now)
 
-    async def _prune(self, key: Key, history: Any, now: datetime) -> None:
+    async def _prune(self, key: Key, history: History, now: datetime) -> None:
         runs = list(self.runs.get(key, {}).values())
-        ttl = (
-            durations.parse_duration(history.ttl).total_seconds()
-            if history and history.ttl
-            else None
-        )
+        ttl = history.ttl.total_seconds() if history.ttl is not None else None
         names = scheduling.runs_to_prune(
             runs,
-            successful=history.successful if history and history.successful is not None else 10,
-            failed=history.failed if history and history.failed is not None else 10,
+            successful=history.successful,
+            failed=history.failed,
             ttl_seconds=ttl,
             now=now,
         )
@@ -311,7 +235,7 @@ class World:
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
         if not record.active:
             if self._drop_driver(key) is not None and pkey in self.pipelines:
-                self.wake(now_utc(), "pipeline", pkey)  # a slot under maxActiveRuns freed
+                self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
             return
         reload = (meta.get("annotations") or {}).get("kascade.io/reload")
         driver = self.drivers.get(key)
@@ -337,17 +261,14 @@ class World:
     async def _admit_run(self, key: Key, pkey: Key, body: dict[str, Any]) -> bool:
         """maxActiveRuns holds every kind of run (manual and backfill too) in the queue."""
         spec = (body.get("spec") or {}).get("pipelineSpec") or {}
-        limit = int(spec.get("maxActiveRuns", 16))
+        limit = int(spec.get("maxActiveRuns", defaults.MAX_ACTIVE_RUNS))
         waiting = self.waiting.setdefault(pkey, {})
         if self._running(pkey) >= limit:
             waiting[key[1]] = body
             if (body.get("status") or {}).get("phase") != RunPhase.QUEUED.value:
+                patch = queued_run(limit)
                 await asyncio.to_thread(
-                    self.kube.patch_status,
-                    "pipelineruns",
-                    key[0],
-                    key[1],
-                    {"phase": RunPhase.QUEUED.value, "message": f"waiting: maxActiveRuns={limit}"},
+                    self.kube.patch_status, "pipelineruns", key[0], key[1], patch
                 )
             return False
         waiting.pop(key[1], None)
@@ -358,8 +279,7 @@ class World:
         waiting = self.waiting.get(pkey)
         if not waiting:
             return
-        name = min(waiting, key=lambda n: str(waiting[n]["spec"].get("logicalDate", "")))
-        body = waiting.pop(name)
+        body = waiting.pop(scheduling.next_waiting(waiting))
         asyncio.get_running_loop().create_task(self.on_run("MODIFIED", body))
 
     async def _start_driver(self, key: Key, body: dict[str, Any], reload: str | None) -> None:
@@ -380,29 +300,18 @@ class World:
         if plan is None or issues:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
-        now = now_utc()
-        tt = parse_schedule(run.spec.pipeline_spec.schedule, run.spec.pipeline_spec.timezone)
-        if run.spec.data_interval is not None:
-            interval = DataInterval(
-                datetime.fromisoformat(run.spec.data_interval.start),
-                datetime.fromisoformat(run.spec.data_interval.end),
-            )
-        else:
-            created = body["metadata"].get("creationTimestamp")
-            at = datetime.fromisoformat(created.replace("Z", "+00:00")) if created else now
-            if run.spec.logical_date:
-                at = datetime.fromisoformat(run.spec.logical_date.replace("Z", "+00:00"))
-                interval = DataInterval(at, at)
-            else:
-                interval = tt.manual_interval(at)
-        trigger = run.spec.trigger.kind.value if run.spec.trigger else "manual"
-        logical = interval.start
-        if run.spec.logical_date:
-            logical = datetime.fromisoformat(run.spec.logical_date.replace("Z", "+00:00"))
+        refused = approval.run_problem(key[0], spec["pipelineSpec"], body["metadata"])
+        if refused:
+            await self._fail_run(key, f"not approved: {refused}")
+            return
+        now = self.clock()
+        dates = run_dates_of(run, body, now)
         ctx = RunContext(
-            run_id=f"{trigger}__{logical.isoformat()}",
-            logical_date=logical,
-            interval=interval,
+            run_id=run_id(
+                run.spec.trigger.kind.value if run.spec.trigger else "manual", dates.logical_date
+            ),
+            logical_date=dates.logical_date,
+            interval=dates.interval,
             params=params,
             pipeline=pname,
             namespace=key[0],
@@ -423,6 +332,7 @@ class World:
             on_wake=self._on_driver_wake,
             emit=self.emit,
             active_runs=lambda: len(self.drivers),
+            clock=self.clock,
         )
         driver.reload_token = reload
         self.drivers[key] = driver
@@ -436,14 +346,35 @@ class World:
     def _drop_driver(self, key: Key) -> RunDriver | None:
         """Forget a run's driver; one that did not finish gives its slots back first."""
         driver = self.drivers.pop(key, None)
+        metrics.RUN_GAUGES.forget(key)
         if driver is not None and not driver.finished:
             driver.engine.release_all()
             self._readmit(key[0])
         return driver
 
+    def _pools_changed(self) -> None:
+        """Pool usage or a queue may have moved: write the Pools' status soon (coalesced)."""
+        if not self._pool_status_due:
+            self._pool_status_due = True
+            self.wake(self.clock() + timedelta(seconds=POOL_STATUS_SECONDS), "pools", ("", ""))
+
+    async def _write_pool_status(self) -> None:
+        self._pool_status_due = False
+        for namespace, pool, status in self.pools.status_writes():
+            await asyncio.to_thread(self.kube.patch_status, "pools", namespace, pool, status)
+
     def _on_driver_wake(self, driver: RunDriver) -> None:
+        self._pools_changed()
         version = self.pools.version
         self.driver_woke(driver)
+        key = (driver.namespace, driver.name)
+        if driver.finished:
+            metrics.RUN_GAUGES.forget(key)
+        else:
+            engine = driver.engine
+            metrics.RUN_GAUGES.report(
+                key, driver.plan.name, engine.queued_by_pool(), engine.sla_deadline()
+            )
         if driver.pool_version_seen != version:
             driver.pool_version_seen = version
             self._readmit(driver.namespace)
@@ -452,7 +383,7 @@ class World:
             pkey = (driver.namespace, driver.plan.name)
             self._start_waiting(pkey)
             if pkey in self.pipelines:
-                self.wake(now_utc(), "pipeline", pkey)  # a slot under maxActiveRuns freed
+                self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
 
     async def _freeze_spec(self, key: Key, body: dict[str, Any]) -> None:
         pname = (body.get("spec") or {}).get("pipelineRef", {}).get("name")
@@ -468,25 +399,15 @@ class World:
             "pipelineruns",
             key[0],
             key[1],
-            {"spec": {"pipelineSpec": spec, "specHash": scheduling.spec_hash(spec)}},
+            {
+                "metadata": approval.carried(pipeline),
+                "spec": {"pipelineSpec": spec, "specHash": scheduling.spec_hash(spec)},
+            },
         )
 
     async def _fail_run(self, key: Key, message: str) -> None:
-        status = {
-            "phase": RunPhase.FAILED.value,
-            "message": message[:2000],
-            "endTime": iso(now_utc()),
-            "conditions": [
-                {
-                    "type": "Succeeded",
-                    "status": "False",
-                    "reason": "Invalid",
-                    "message": message[:1000],
-                    "lastTransitionTime": iso(now_utc()),
-                }
-            ],
-        }
-        await asyncio.to_thread(self.kube.patch_status, "pipelineruns", key[0], key[1], status)
+        patch = invalid_run(message, self.clock())
+        await asyncio.to_thread(self.kube.patch_status, "pipelineruns", key[0], key[1], patch)
 
     # -- pods ----------------------------------------------------------------------------
     async def on_pod(self, event: str, body: dict[str, Any]) -> None:
@@ -503,7 +424,7 @@ class World:
         driver = self._driver_for_label(meta["namespace"], run_label)
         if driver is None:
             return  # its run is finished, or not booted yet (boot replays live pods)
-        await driver.on_pod(body, deleted=event == "DELETED", now=now_utc())
+        await driver.on_pod(body, deleted=event == "DELETED", now=self.clock())
 
     def _driver_for_label(self, namespace: str, label: str) -> RunDriver | None:
         driver = self.drivers.get((namespace, label))

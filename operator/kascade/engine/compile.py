@@ -10,71 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from kascade.api.pipeline import (
-    Notification,
     PipelineSpec,
     Task,
     TaskDefaults,
     TaskGroup,
     Template,
-    TriggerRule,
 )
-from kascade.engine import durations
 from kascade.engine.dag import Graph
 from kascade.engine.errors import Issue, PipelineInvalid
-from kascade.engine.retries import DEFAULT_RETRY_DELAY
-
-
-@dataclass(frozen=True)
-class PlannedTask:
-    """One task of the plan, with every default applied and durations parsed."""
-
-    id: str
-    """Qualified by groups: ``transform.clean``."""
-    index: int
-    spec: Task
-    path: str
-    """Where it is declared in the manifest (for error messages)."""
-    group: str | None
-    inputs: Mapping[str, Any]
-    upstream: tuple[str, ...]
-    retries: int
-    retry_delay: timedelta
-    retry_exponential_backoff: bool
-    max_retry_delay: timedelta | None
-    timeout: timedelta | None
-    start_timeout: timedelta | None
-    trigger_rule: TriggerRule
-    priority_weight: int
-    pool: str | None
-    pool_slots: int
-    sla: timedelta | None
-    notifications: tuple[Notification, ...]
-
-
-@dataclass(frozen=True)
-class Plan:
-    name: str
-    spec: PipelineSpec
-    tasks: tuple[PlannedTask, ...]
-    graph: Graph
-    index: Mapping[str, int]
-    order: tuple[int, ...]
-    priority: tuple[int, ...]
-    """Effective priority: own weight plus every downstream weight (Airflow's default rule)."""
-    groups: Mapping[str, tuple[str, ...]]
-    """Group id → its task ids (recursively)."""
-    run_timeout: timedelta | None
-    sla: timedelta | None
-
-    def task(self, task_id: str) -> PlannedTask:
-        return self.tasks[self.index[task_id]]
-
-    def is_upstream(self, maybe_upstream: str, of: str) -> bool:
-        return self.index[maybe_upstream] in self.graph.ancestors(self.index[of])
+from kascade.engine.plan import Plan, PlannedTask, priorities, run_policies, task_policies
 
 
 @dataclass
@@ -375,50 +322,25 @@ class _Compiler:
         return upstream
 
 
-def _duration(value: str | None, path: str, issues: list[Issue]) -> timedelta | None:
-    if value is None:
-        return None
-    try:
-        return durations.parse_duration(value)
-    except ValueError as exc:
-        issues.append(Issue(path, str(exc)))
-        return None
-
-
 def _plan_task(
     decl: _Decl, index: int, upstream: tuple[str, ...], issues: list[Issue]
 ) -> PlannedTask:
-    task = decl.task
-    assert task is not None
-    p = decl.path
+    assert decl.task is not None
 
     def at(name: str, wire: str) -> str:
         """Where the value was written: the task, or the defaults/template it came from."""
-        return f"{decl.sources.get(name, p)}.{wire}"
+        return f"{decl.sources.get(name, decl.path)}.{wire}"
 
     return PlannedTask(
         id=decl.id,
         index=index,
-        spec=task,
-        path=p,
+        spec=decl.task,
+        path=decl.path,
         group=decl.parent,
         inputs=decl.inputs,
         upstream=upstream,
-        retries=task.retries or 0,
-        retry_delay=_duration(task.retry_delay, at("retry_delay", "retryDelay"), issues)
-        or DEFAULT_RETRY_DELAY,
-        retry_exponential_backoff=bool(task.retry_exponential_backoff),
-        max_retry_delay=_duration(
-            task.max_retry_delay, at("max_retry_delay", "maxRetryDelay"), issues
-        ),
-        timeout=_duration(task.timeout, at("timeout", "timeout"), issues),
-        start_timeout=_duration(task.start_timeout, at("start_timeout", "startTimeout"), issues),
-        trigger_rule=TriggerRule(task.trigger_rule or TriggerRule.ALL_SUCCESS),
-        priority_weight=task.priority_weight if task.priority_weight is not None else 1,
-        pool=task.pool,
-        pool_slots=task.pool_slots or 1,
-        sla=_duration(task.sla, at("sla", "sla"), issues),
-        notifications=tuple(task.notifications or ()),
+        sources=dict(decl.sources),
+        **task_policies(decl.task, at, issues),
     )
 
 
@@ -444,7 +366,7 @@ def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | Non
     if cycle or not ids:
         return None, list(dict.fromkeys(issues))
     order = graph.topological_order()
-    priority = _priorities(graph, order, [t.priority_weight for t in tasks])
+    priority = priorities(graph, order, [t.priority_weight for t in tasks])
     groups = {g: tuple(d.members) for g, d in comp.decls.items() if d.kind == "group"}
     plan = Plan(
         name=name,
@@ -455,27 +377,10 @@ def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | Non
         order=tuple(order),
         priority=tuple(priority),
         groups=groups,
-        run_timeout=_duration(spec.run_timeout, "spec.runTimeout", issues),
-        sla=_duration(spec.sla, "spec.sla", issues),
+        **run_policies(spec, issues),
     )
     # A bad value in shared defaults or a template is one issue, not one per task.
     return plan, list(dict.fromkeys(issues))
-
-
-def _priorities(graph: Graph, order: list[int], weights: list[int]) -> list[int]:
-    """Airflow's ``downstream`` weight rule: own weight plus all descendants' weights."""
-    masks = graph.descendant_masks(order)
-    if all(w == 1 for w in weights):
-        return [1 + m.bit_count() for m in masks]
-    out = []
-    for node, mask in enumerate(masks):
-        total = weights[node]
-        while mask:
-            low = mask & -mask
-            total += weights[low.bit_length() - 1]
-            mask ^= low
-        out.append(total)
-    return out
 
 
 def compile_or_raise(spec: PipelineSpec, name: str = "pipeline") -> Plan:

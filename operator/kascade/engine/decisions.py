@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kascade.api.pipeline import Notification, Sensor, Task
-from kascade.api.runs import RunPhase, TaskState
+from kascade.api.runs import AttemptReason, RunPhase, TaskState
+from kascade.engine.sensors import SensorPolicy
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Launch:
     ready_at: datetime | None
     poke: int = 0
     """Reschedule-mode sensors: which poke of the attempt this launch is."""
+    sensor_policy: SensorPolicy | None = None
+    """The sensor's timing (interval, backoff), for a driver that pokes in a loop."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,13 @@ class Decisions:
     launches: list[Launch] = field(default_factory=list)
     changes: list[tuple[str, TaskState]] = field(default_factory=list)
     """State transitions made, in order (for status, events and progress)."""
-    kills: list[tuple[str, str]] = field(default_factory=list)
+    kills: list[tuple[str, AttemptReason]] = field(default_factory=list)
     """(instance, reason): attempts to stop now."""
     notifications: list[Fire] = field(default_factory=list)
     sla_misses: list[SlaMiss] = field(default_factory=list)
+    waits: list[tuple[str, str]] = field(default_factory=list)
+    """(instance, why): a ready instance cannot get a slot for a reason worth telling
+    (its pool does not exist, or is too small); said once per reason."""
     wake_at: datetime | None = None
     finished: RunPhase | None = None
 
@@ -72,36 +78,10 @@ class Result:
 
     exit_code: int | None
     outputs: dict[str, Any] | None = None
-    reason: str | None = None
+    reason: AttemptReason | None = None
     """Set when the attempt did not simply exit: Timeout, Evicted, PodDeleted, OutputsTooLarge..."""
     message: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and self.reason is None
-
-
-@dataclass
-class Instance:
-    """The engine's record of one task instance (what a TaskRun's status holds)."""
-
-    key: str
-    task: int
-    map_index: int | None = None
-    state: TaskState = TaskState.NONE
-    attempt: int = 0
-    ready_at: datetime | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    next_try_at: datetime | None = None
-    first_poke_at: datetime | None = None
-    pokes: int = 0
-    outputs: dict[str, Any] = field(default_factory=dict)
-    message: str | None = None
-    exit_code: int | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    """History: {number, start, end, exitCode, reason, message}."""
-    holds_slot: bool = False
-    """Launched and not yet ended: counts against maxActiveTasks and its pool."""
-    rescheduled: bool = False
-    """The next launch is another poke of the same attempt (reschedule-mode sensor)."""

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-DEFAULT_RETRY_DELAY = timedelta(minutes=5)
-DEFAULT_MAX_RETRY_DELAY = timedelta(days=1)
+from kascade.api import defaults
 
 
 def retry_delay(
     failed_attempt: int,
     *,
-    delay: timedelta = DEFAULT_RETRY_DELAY,
+    delay: timedelta = defaults.RETRY_DELAY,
     exponential: bool = False,
     max_delay: timedelta | None = None,
 ) -> timedelta:
     """The wait after attempt ``failed_attempt`` (1-based) failed, before the next one."""
     if not exponential:
         return delay
-    cap = max_delay if max_delay is not None else DEFAULT_MAX_RETRY_DELAY
+    cap = max_delay if max_delay is not None else defaults.MAX_RETRY_DELAY
     exponent = min(max(failed_attempt - 1, 0), 62)
     seconds = delay.total_seconds() * (2**exponent)
     return min(timedelta(seconds=min(seconds, cap.total_seconds())), cap)

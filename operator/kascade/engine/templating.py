@@ -8,7 +8,7 @@ Rendering is deterministic and clock-free: every date comes from
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -101,8 +101,13 @@ def is_templated(text: str) -> bool:
     return _OPEN in text
 
 
-def render(text: str, ctx: Mapping[str, Any]) -> str:
-    """Replace each ``{{ expr }}``; raise TemplateError on any failure."""
+def render(text: str, ctx: Mapping[str, Any], *, escape: Callable[[str], str] | None = None) -> str:
+    """Replace each ``{{ expr }}``; raise TemplateError on any failure.
+
+    ``escape`` is applied to each substituted value, never to the literal text:
+    an HTML e-mail body escapes what a run produced (an error message with ``<``)
+    while the author's markup stays markup.
+    """
     if _OPEN not in text:
         return text
     out: list[str] = []
@@ -115,6 +120,8 @@ def render(text: str, ctx: Mapping[str, Any]) -> str:
                 value = to_text(parse(part.expression).evaluate(ctx))
             except ExpressionError as exc:
                 raise _template_error(exc, text, part) from exc
+            if escape is not None:
+                value = escape(value)
             out.append(value)
             size += len(value)
         if size > MAX_STRING_LENGTH:
@@ -170,8 +177,9 @@ def references(text: str) -> list[Path]:
     return list(seen)
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+def _as_airflow_prints(value: datetime) -> str:
+    """``str()`` of Airflow's date objects: ISO with a space, ``2024-01-15 00:00:00+00:00``."""
+    return str(value.astimezone(UTC))
 
 
 def _task_tree(task_outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -205,19 +213,23 @@ def macro_context(
 ) -> dict[str, Any]:
     """Airflow's template variables for one run, as plain strings and dicts.
 
-    Dates are rendered in UTC like Airflow's defaults, so ``ds`` of a run is
-    the same whatever the pipeline's schedule timezone.
+    Each renders as the same text as in Airflow: ``ts`` is ISO 8601 with a ``T``, while
+    ``logical_date`` and ``data_interval_*`` are Airflow's date objects printed with
+    ``str()`` (a space between date and time); ``ts_nodash_with_tz`` keeps microseconds.
+    Dates are in UTC like Airflow's defaults, so ``ds`` of a run is the same whatever
+    the pipeline's schedule timezone.
     """
     logical = logical_date.astimezone(UTC)
+    ts = logical.isoformat()
     ctx: dict[str, Any] = {
         "ds": logical.strftime("%Y-%m-%d"),
         "ds_nodash": logical.strftime("%Y%m%d"),
-        "ts": logical.isoformat(),
+        "ts": ts,
         "ts_nodash": logical.strftime("%Y%m%dT%H%M%S"),
-        "ts_nodash_with_tz": logical.strftime("%Y%m%dT%H%M%S") + "+0000",
-        "logical_date": logical.isoformat(),
-        "data_interval_start": _iso(interval.start),
-        "data_interval_end": _iso(interval.end),
+        "ts_nodash_with_tz": ts.replace("-", "").replace(":", ""),
+        "logical_date": _as_airflow_prints(logical),
+        "data_interval_start": _as_airflow_prints(interval.start),
+        "data_interval_end": _as_airflow_prints(interval.end),
         "run_id": run_id,
         "params": dict(params),
         "pipeline": {"name": pipeline_name, "namespace": namespace},

@@ -8,7 +8,7 @@ way everywhere (the lesson of Tekton's shared ``dag.Build``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -16,10 +16,12 @@ from pydantic import ValidationError
 
 from kascade.api.pipeline import PipelineSpec, SensorKind, Task
 from kascade.api.resources import Pipeline
-from kascade.engine import durations, expressions, templating
-from kascade.engine.compile import Plan, PlannedTask, compile_spec
+from kascade.engine import expressions, sensors, templating, value_checks
+from kascade.engine.compile import compile_spec
 from kascade.engine.errors import Issue, pydantic_issues
-from kascade.engine.schedule import ScheduleError, parse_schedule
+from kascade.engine.plan import Plan, PlannedTask
+from kascade.engine.run_dates import parse_date
+from kascade.engine.schedule import ScheduleError, parse_schedule, zone
 
 #: Template roots every task may use (Airflow's macros plus Kascade's own).
 RUN_ROOTS = frozenset(
@@ -41,38 +43,21 @@ RUN_ROOTS = frozenset(
     }
 )
 MAPPED_ROOTS = frozenset({"item", "map_index"})
-NO_PROCESS_SENSORS = frozenset(
-    {
-        SensorKind.TIME,
-        SensorKind.DATETIME,
-        SensorKind.EXTERNAL_TASK,
-        SensorKind.FILE,
-        SensorKind.HTTP,
-    }
-)
 
 
-def load_documents(text: str) -> list[dict[str, Any]]:
-    """The Pipeline documents of a YAML stream (other kinds and empty docs are ignored)."""
+def load_documents(text: str, *, every_kind: bool = False) -> list[dict[str, Any]]:
+    """The Pipeline documents of a YAML stream (or every object, with ``every_kind``);
+    empty documents are left out. A document without ``kind`` is a Pipeline."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~6x faster
     docs = []
     for doc in yaml.load_all(text, Loader=loader):
-        if isinstance(doc, dict) and doc.get("kind", "Pipeline") == "Pipeline":
+        if isinstance(doc, dict) and (every_kind or is_pipeline(doc)):
             docs.append(doc)
     return docs
 
 
-def parse_date(value: str, path: str, issues: list[Issue]) -> datetime | None:
-    """An ISO date or date-time; naive values are UTC."""
-    try:
-        if len(value) == 10:
-            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
-        else:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        issues.append(Issue(path, f"{value!r} is not an ISO date (2026-01-31) or date-time"))
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def is_pipeline(doc: dict[str, Any]) -> bool:
+    return bool(doc.get("kind", "Pipeline") == "Pipeline")
 
 
 def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None, list[Issue]]:
@@ -92,21 +77,13 @@ def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None
 def validate_spec(spec: PipelineSpec, name: str) -> tuple[Plan | None, list[Issue]]:
     plan, issues = compile_spec(spec, name)
     issues.extend(_schedule_issues(spec))
-    if spec.history and spec.history.ttl:
-        _duration(spec.history.ttl, "spec.history.ttl", issues)
     for i, n in enumerate(spec.notifications or []):
         issues.extend(_notification_issues(n, f"spec.notifications[{i}]"))
+    issues.extend(value_checks.spec_value_issues(spec))
     if plan is not None:
         for task in plan.tasks:
             issues.extend(_task_issues(plan, task, spec))
     return (plan if not issues else None), issues
-
-
-def _duration(value: str, path: str, issues: list[Issue]) -> None:
-    try:
-        durations.parse_duration(value)
-    except ValueError as exc:
-        issues.append(Issue(path, str(exc)))
 
 
 def _schedule_issues(spec: PipelineSpec) -> list[Issue]:
@@ -122,8 +99,12 @@ def _schedule_issues(spec: PipelineSpec) -> list[Issue]:
                 issues.append(Issue("spec.schedule", str(inner)))
         else:
             issues.append(Issue("spec.schedule", str(exc)))
-    start = parse_date(spec.start_date, "spec.startDate", issues) if spec.start_date else None
-    end = parse_date(spec.end_date, "spec.endDate", issues) if spec.end_date else None
+    try:
+        tz = zone(spec.timezone)
+    except ScheduleError:
+        tz = zone("UTC")  # reported above
+    start = parse_date(spec.start_date, "spec.startDate", issues, tz) if spec.start_date else None
+    end = parse_date(spec.end_date, "spec.endDate", issues, tz) if spec.end_date else None
     if start and end and end < start:
         issues.append(Issue("spec.endDate", "endDate is before startDate"))
     if spec.schedule == "@once" and not spec.start_date:
@@ -143,15 +124,12 @@ def _notification_issues(n: Any, path: str) -> Iterator[Issue]:
 def _task_issues(plan: Plan, task: PlannedTask, spec: PipelineSpec) -> Iterator[Issue]:
     t = task.spec
     p = task.path
-    sensor_kind = t.sensor.kind if t.sensor else None
-    if (
-        sensor_kind not in (SensorKind.TIME, SensorKind.DATETIME, SensorKind.EXTERNAL_TASK)
-        and not t.image
-    ):
+    kind = sensors.KINDS[t.sensor.kind] if t.sensor else None
+    if (kind is None or kind.needs_image) and not t.image:
         yield Issue(
             f"{p}.image", f"task {task.id!r} needs an image (set it here or in spec.defaults)"
         )
-    if sensor_kind not in NO_PROCESS_SENSORS and not (t.command or t.script or t.args):
+    if (kind is None or kind.needs_command) and not (t.command or t.script or t.args):
         yield Issue(f"{p}.command", f"task {task.id!r} needs command, args or script")
     if t.branch and t.short_circuit:
         yield Issue(f"{p}.shortCircuit", "a task is either a branch or a short-circuit, not both")
@@ -300,21 +278,7 @@ def _sensor_issues(t: Task, p: str) -> Iterator[Issue]:
     s = t.sensor
     assert s is not None
     sp = f"{p}.sensor"
-    for name, wire in (("poke_interval", "pokeInterval"), ("timeout", "timeout")):
-        value = getattr(s, name)
-        if value:
-            try:
-                durations.parse_duration(value)
-            except ValueError as exc:
-                yield Issue(f"{sp}.{wire}", str(exc))
-    needs = {
-        SensorKind.FILE: ("path", "path"),
-        SensorKind.EXTERNAL_TASK: ("pipeline", "pipeline"),
-        SensorKind.TIME: ("target_time", "targetTime"),
-        SensorKind.DATETIME: ("target_time", "targetTime"),
-        SensorKind.HTTP: ("url", "url"),
-    }
-    need = needs.get(s.kind)
+    need = sensors.KINDS[s.kind].required
     if need and not getattr(s, need[0]):
         yield Issue(f"{sp}.{need[1]}", f"a {s.kind.value} sensor needs {need[1]}")
     if s.kind is SensorKind.TIME and s.target_time and "{{" not in s.target_time:
@@ -324,8 +288,3 @@ def _sensor_issues(t: Task, p: str) -> Iterator[Issue]:
             )
         except ValueError:
             yield Issue(f"{sp}.targetTime", f"{s.target_time!r} is not HH:MM or HH:MM:SS")
-    if s.logical_date_offset:
-        try:
-            durations.parse_duration(s.logical_date_offset)
-        except ValueError as exc:
-            yield Issue(f"{sp}.logicalDateOffset", str(exc))

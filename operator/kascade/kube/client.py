@@ -2,16 +2,25 @@
 
 Every write goes through ``_count`` so the API economy of the operator (writes
 per task attempt) is measured, not guessed, and exported as a metric.
+
+Transient failures (429, 5xx, a conflict on a patch, a connection reset or refused)
+are retried with exponential backoff (tenacity) before they reach the caller, so an
+API server that hiccups delays an attempt instead of leaving it queued until its start
+timeout. A create answered with 409 is not retried: the name exists, which
+deterministic names make a success.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import tenacity
+import urllib3.exceptions
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes.client.exceptions import ApiException as ApiException
 
 from kascade.api.base import GROUP, VERSION
 
@@ -35,19 +44,55 @@ def _count(verb: str, resource: str) -> None:
     metrics.API_WRITES.labels(verb=verb, resource=resource).inc()
 
 
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_SECONDS = 30.0
+"""A transient failure is retried for this long at most, then raised."""
+_CONNECTION_ERRORS = (
+    ConnectionError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.MaxRetryError,
+    urllib3.exceptions.TimeoutError,
+)
+
+
+def transient(exc: BaseException, *, conflicts: bool = True) -> bool:
+    """Worth another try: the server was busy or briefly away (``conflicts``: a 409 too)."""
+    if isinstance(exc, ApiException):
+        return exc.status in RETRY_STATUSES or (conflicts and exc.status == 409)
+    return isinstance(exc, _CONNECTION_ERRORS)
+
+
 class Kube:
     """The handful of calls the operator and the CLI make."""
 
-    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+    def __init__(
+        self, api_client: client.ApiClient | None = None, *, retry_wait: float = 0.2
+    ) -> None:
         self.api = api_client or client.ApiClient()
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
+        self.retry_wait = retry_wait
+        """The first backoff, doubled at each try (tests set 0)."""
+
+    def _call(self, fn: Callable[..., T], *args: Any, conflicts: bool = True, **kw: Any) -> T:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: transient(e, conflicts=conflicts)),
+            wait=tenacity.wait_exponential(multiplier=self.retry_wait, max=5),
+            stop=tenacity.stop_after_delay(RETRY_SECONDS),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        return retrying(fn, *args, **kw)
 
     # -- kascade objects -------------------------------------------------------
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+            obj = self._call(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -59,10 +104,17 @@ class Kube:
     ) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
         if namespace is None:
-            out = self.custom.list_cluster_custom_object(GROUP, VERSION, plural, **kwargs)
+            out = self._call(
+                self.custom.list_cluster_custom_object, GROUP, VERSION, plural, **kwargs
+            )
         else:
-            out = self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, **kwargs
+            out = self._call(
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                **kwargs,
             )
         return list(out.get("items", []))
 
@@ -70,8 +122,14 @@ class Kube:
         """Create; None when it already exists (deterministic names make that a no-op)."""
         _count("create", plural)
         try:
-            obj = self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, body
+            obj = self._call(
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                body,
+                conflicts=False,
             )
         except ApiException as exc:
             if exc.status == 409:
@@ -81,7 +139,15 @@ class Kube:
 
     def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
         _count("patch", plural)
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
+        self._call(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            body,
+        )
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         _count("patch", f"{plural}/status")
@@ -93,8 +159,14 @@ class Kube:
             sorted(status),
         )
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, {"status": status}
+            self._call(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": status},
             )
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile: nothing to report on
@@ -103,8 +175,14 @@ class Kube:
     def delete(self, plural: str, namespace: str, name: str) -> None:
         _count("delete", plural)
         try:
-            self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, propagation_policy="Background"
+            self._call(
+                self.custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                propagation_policy="Background",
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -115,7 +193,7 @@ class Kube:
         """True if created, False if a pod of that name already existed."""
         _count("create", "pods")
         try:
-            self.core.create_namespaced_pod(namespace, body)
+            self._call(self.core.create_namespaced_pod, namespace, body, conflicts=False)
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -125,27 +203,138 @@ class Kube:
     def delete_pod(self, namespace: str, name: str, grace: int = 5) -> None:
         _count("delete", "pods")
         try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace)
+            self._call(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=grace)
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
     def list_pods(self, namespace: str | None, selector: str) -> list[dict[str, Any]]:
         if namespace is None:
-            pods = self.core.list_pod_for_all_namespaces(label_selector=selector)
+            pods = self._call(self.core.list_pod_for_all_namespaces, label_selector=selector)
         else:
-            pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
+            pods = self._call(self.core.list_namespaced_pod, namespace, label_selector=selector)
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
+
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """Every value of a Secret, decoded (for masking them); never logged."""
+        import base64
+
+        try:
+            secret = self._call(self.core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {
+            k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.data or {}).items()
+        }
+
+    # -- leases ----------------------------------------------------------------------
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            lease = self.coordination.read_namespaced_lease(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(self.api.sanitize_for_serialization(lease))
+
+    def create_lease(self, namespace: str, body: dict[str, Any]) -> bool:
+        """False when another replica created it first."""
+        try:
+            self.coordination.create_namespaced_lease(namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
+        """False when another replica changed it since it was read (resourceVersion)."""
+        try:
+            self.coordination.replace_namespaced_lease(name, namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """A Secret value, for webhooks whose URL is a credential; never logged."""
         import base64
 
         try:
-            secret = self.core.read_namespaced_secret(name, namespace)
+            secret = self._call(self.core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
         raw = (secret.data or {}).get(key)
         return base64.b64decode(raw).decode() if raw else None
+
+
+# -- server-side apply (kascade apply) ----------------------------------------------------
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+FIELD_MANAGER = "kascade-sdk"
+
+
+class Applier:
+    """Server-side apply of Pipelines and ConfigMaps, and the reads ``--prune`` needs."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def _current(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            if kind == "ConfigMap":
+                obj = self.kube.core.read_namespaced_config_map(name, namespace)
+                return dict(self.kube.api.sanitize_for_serialization(obj))
+            return self.kube.get("pipelines", namespace, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def apply(self, body: dict[str, Any], namespace: str) -> str:
+        """Apply one object; 'created', 'configured' or 'unchanged'."""
+        kind, name = body["kind"], body["metadata"]["name"]
+        body = {**body, "metadata": {**body["metadata"], "namespace": namespace}}
+        before = self._current(kind, namespace, name)
+        options: dict[str, Any] = {
+            "field_manager": FIELD_MANAGER,
+            "force": True,
+            "_content_type": APPLY_CONTENT_TYPE,
+        }
+        _count("apply", kind.lower() + "s")
+        if kind == "ConfigMap":
+            obj = self.kube.core.patch_namespaced_config_map(name, namespace, body, **options)
+            after = self.kube.api.sanitize_for_serialization(obj)
+        else:
+            after = self.kube.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "pipelines", name, body, **options
+            )
+        if before is None:
+            return "created"
+        same = before["metadata"].get("resourceVersion") == after["metadata"].get("resourceVersion")
+        return "unchanged" if same else "configured"
+
+    def current_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._current("Pipeline", namespace, name)
+
+    def list_configmaps(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        items = self.kube.core.list_namespaced_config_map(namespace, label_selector=selector).items
+        return [dict(self.kube.api.sanitize_for_serialization(cm)) for cm in items]
+
+    def delete_configmap(self, namespace: str, name: str) -> None:
+        _count("delete", "configmaps")
+        try:
+            self.kube.core.delete_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    status = getattr(exc, "status", None) or type(exc).__name__
+    log.info("Kubernetes API call failed (%s), try %d; retrying", status, state.attempt_number)

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kascade.api.pipeline import Task
-from kascade.api.protocol import OUTPUTS_ENV, OUTPUTS_LIMIT_BYTES, SENSOR_NOT_MET
+from kascade.api.protocol import OUTPUTS_LIMIT_BYTES, SENSOR_NOT_MET
+from kascade.api.runs import AttemptReason
+from kascade.engine import environment
+from kascade.engine.context import RunContext
 from kascade.engine.decisions import Launch, Result
 from kascade.engine.outputs import OutputsError, parse_outputs
 from kascade.local import processes
@@ -78,14 +81,17 @@ class AttemptRunner:
     and a user reading the final table wants to know why.
     """
 
-    def __init__(self, ws: Workspace, warn: Callable[[str, str], None]) -> None:
+    def __init__(self, ws: Workspace, warn: Callable[[str, str], None], ctx: RunContext) -> None:
         self.ws = ws
+        self.ctx = ctx
         self.warn = warn
         """warn(task_id, message): shown once per task by the runner."""
         self.tails: dict[str, tuple[Path, list[str]]] = {}
         """Instance → (log, last lines) of its latest failed attempt."""
 
     def env_for(self, launch: Launch, outputs: Path) -> dict[str, str]:
+        """This machine's environment with the run's variables and connections, then the
+        task's env, then the contract: the precedence a pod has (engine.environment)."""
         spec = launch.spec
         env = dict(self.ws.base_env)
         for var in spec.env or []:
@@ -95,10 +101,17 @@ class AttemptRunner:
                 self.warn(launch.task_id, f"env {var.name}: valueFrom is ignored locally")
         if spec.env_from:
             self.warn(launch.task_id, "envFrom is ignored locally")
-        env[OUTPUTS_ENV] = str(outputs)
-        env["KASCADE_TASK"] = launch.task_id
-        env["KASCADE_TRY_NUMBER"] = str(launch.attempt)
-        env["KASCADE_MAP_INDEX"] = "-1" if launch.map_index is None else str(launch.map_index)
+        env.update(
+            environment.contract(
+                pipeline=self.ctx.pipeline,
+                run_id=self.ctx.run_id,
+                logical_date=self.ctx.logical_date,
+                task_id=launch.task_id,
+                attempt=launch.attempt,
+                map_index=launch.map_index,
+                outputs=str(outputs),
+            )
+        )
         return env
 
     def _cwd(self, spec: Task, task_id: str) -> str:
@@ -127,11 +140,13 @@ class AttemptRunner:
         except (OSError, ValueError) as exc:
             message = f"cannot start: {exc}"
             self.tails[key] = (log, [message])
-            return Result(127, reason="StartError", message=message)
+            return Result(127, reason=AttemptReason.START_ERROR, message=message)
         code = await processes.wait_or_kill(proc, timeout)
         if code is None:
             self.tails[key] = (log, processes.tail(log))
-            return Result(None, reason="Timeout", message=f"timed out after {timeout:.1f}s")
+            return Result(
+                None, reason=AttemptReason.TIMEOUT, message=f"timed out after {timeout:.1f}s"
+            )
         if code != 0:
             if not (launch.sensor is not None and code == SENSOR_NOT_MET):
                 self.tails[key] = (log, processes.tail(log))
@@ -153,5 +168,6 @@ def read_outputs(path: Path) -> Result:
     try:
         return Result(0, outputs=parse_outputs(raw))
     except OutputsError as exc:
-        reason = "OutputsTooLarge" if len(raw) > OUTPUTS_LIMIT_BYTES else "BadOutputs"
+        too_large = len(raw) > OUTPUTS_LIMIT_BYTES
+        reason = AttemptReason.OUTPUTS_TOO_LARGE if too_large else AttemptReason.BAD_OUTPUTS
         return Result(0, reason=reason, message=str(exc))

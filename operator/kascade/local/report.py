@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from kascade.engine.decisions import Instance, Launch
+from kascade.engine.decisions import Launch
+from kascade.engine.instances import Instance
 from kascade.engine.run import RunEngine
 
 
@@ -27,7 +28,7 @@ def instance_duration(inst: Instance) -> float | None:
     """Of the last attempt, as Airflow reports a task instance's duration."""
     if inst.attempts:
         last = inst.attempts[-1]
-        return _seconds(last["start"] or inst.started_at, last["end"])
+        return _seconds(last.start or inst.started_at, last.end)
     return _seconds(inst.ready_at, inst.ended_at)
 
 
@@ -38,12 +39,12 @@ def tries_json(inst: Instance) -> list[dict[str, Any]]:
     """
     tries = [
         {
-            "number": a.get("number"),
-            "startTime": _iso(a.get("start")),
-            "endTime": _iso(a.get("end")),
-            "exitCode": a.get("exitCode"),
-            "reason": a.get("reason"),
-            "message": a.get("message"),
+            "number": a.number,
+            "startTime": _iso(a.start),
+            "endTime": _iso(a.end),
+            "exitCode": a.exit_code,
+            "reason": a.reason.value if a.reason is not None else None,
+            "message": a.message,
         }
         for a in inst.attempts
     ]

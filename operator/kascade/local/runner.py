@@ -17,18 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kascade.api.pipeline import SensorKind
-from kascade.api.runs import RunPhase, TaskState
-from kascade.engine.compile import Plan
+from kascade.api.runs import AttemptReason, RunPhase, TaskState
+from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
-from kascade.engine.run import ExternalLookup, LocalPools, RunContext, RunEngine
+from kascade.engine.plan import Plan
+from kascade.engine.pools import PoolLedger
+from kascade.engine.run import RunEngine
+from kascade.engine.sensors import Poker
 from kascade.local import processes, report
 from kascade.local.attempts import AttemptRunner, Workspace
 from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.notify import Notifier
 from kascade.local.sensors import run_sensor
 
-_DRIVER_SENSORS = frozenset({SensorKind.COMMAND, SensorKind.FILE, SensorKind.HTTP})
 _FINAL = frozenset({RunPhase.SUCCESS, RunPhase.FAILED})
 _SHOWN_DURATION = frozenset(
     {
@@ -61,22 +62,14 @@ class LocalRunner:
         external: ExternalLookup | None = None,
         cwd: str | None = None,
     ) -> None:
-        self.engine = RunEngine(plan, ctx, pools=LocalPools(pools or {}), external=external)
+        self.engine = RunEngine(plan, ctx, pools=PoolLedger(pools or {}), external=external)
         self.on_event = on_event
         base_env = dict(os.environ)
-        base_env.update(env or {})
-        base_env.update(
-            {
-                "KASCADE_PIPELINE": ctx.pipeline,
-                "KASCADE_RUN_ID": ctx.run_id,
-                "KASCADE_LOGICAL_DATE": ctx.logical_date.isoformat(),
-                "KASCADE_DS": ctx.logical_date.strftime("%Y-%m-%d"),
-            }
-        )
+        base_env.update(env or {})  # the run's variables and connections
         # Absolute: tasks get these paths (outputs file, script) and may run elsewhere.
         self.workdir = workdir.absolute()
         self.ws = Workspace(self.workdir, base_env, cwd or os.getcwd())
-        self.attempts = AttemptRunner(self.ws, self._warn_task)
+        self.attempts = AttemptRunner(self.ws, self._warn_task, ctx)
         self.notifier = Notifier(self.ws, self._notice)
         self.ended_at: datetime | None = None
         self.interrupted = False
@@ -174,6 +167,8 @@ class LocalRunner:
                     self._emit(Event("notice", utcnow(), key, message=f"killed ({reason})"))
             for fire in decisions.notifications:
                 self._keep(asyncio.create_task(self.notifier.fire(fire)))
+            for key, why in decisions.waits:
+                self._emit(Event("notice", utcnow(), key, message=f"waits: {why}"))
             for miss in decisions.sla_misses:
                 what = miss.task or "the run"
                 self.sla_misses.append(
@@ -192,20 +187,25 @@ class LocalRunner:
     async def _attempt(self, launch: Launch) -> None:
         self.rendered[launch.key] = report.rendered_json(launch)
         try:
-            sensor = launch.sensor
-            if sensor is not None and sensor.kind in _DRIVER_SENSORS:
+            policy = launch.sensor_policy
+            if policy is not None and policy.poker is not Poker.ENGINE:
                 result = await run_sensor(launch, self.attempts)
             else:
                 timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
                 result = await self.attempts.run(launch, timeout)
         except Exception as exc:  # a runner bug must fail the attempt, not hang the run
-            result = Result(None, reason="RunnerError", message=f"{type(exc).__name__}: {exc}")
+            result = Result(
+                None, reason=AttemptReason.RUNNER_ERROR, message=f"{type(exc).__name__}: {exc}"
+            )
         assert self._done is not None
         self._done.put_nowait((launch, result, utcnow()))
 
     # -- events ----------------------------------------------------------------------
     def _state_event(self, key: str, state: TaskState) -> None:
-        inst = self.engine.instances[key]
+        inst = self.engine.instances.get(key)
+        if inst is None:  # an unexpanded mapped task decided again: it expands later
+            self._emit(Event("state", utcnow(), key, state))
+            return
         duration = None
         if state in _SHOWN_DURATION or state is TaskState.SKIPPED:
             duration = report.instance_duration(inst)

@@ -1,30 +1,32 @@
 """Sensors that need a process or a look at this machine: command, file, http.
 
 ``file`` and ``http`` are checked in-process (a process per poke would cost more
-than the check), with the same poke/reschedule logic as ``command`` sensors:
-poke mode loops inside one attempt until met or timed out; reschedule mode
-checks once and lets the engine schedule the next poke (exit code 100).
+than the check), with the meaning the pod's shell probes have
+(``engine.sensors``; tests/unit/test_sensor_probes.py runs both side by side):
+a file glob matches within one directory level, an http answer must have
+``expectedStatus`` and hold ``responseContains``. Poke mode loops inside one
+attempt, waiting as the sensor's policy says; reschedule mode checks once and
+lets the engine schedule the next poke (exit code 100).
 """
 
 from __future__ import annotations
 
 import asyncio
 import glob
-from datetime import timedelta
 
 from kascade.api.pipeline import Sensor, SensorKind, SensorMode
 from kascade.api.protocol import SENSOR_NOT_MET
+from kascade.api.runs import AttemptReason
 from kascade.engine.decisions import Launch, Result
-from kascade.engine.durations import parse_duration
+from kascade.engine.sensors import HTTP_TIMEOUT, SensorPolicy
 from kascade.local.attempts import AttemptRunner
 
-HTTP_TIMEOUT_SECONDS = 10.0
-DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
 _MAX_BODY = 1 << 20
 
 
 def file_met(pattern: str) -> bool:
-    return any(True for _ in glob.iglob(pattern, recursive=True))
+    """A shell glob: ``*``, ``?`` and ``[...]`` match within one directory level."""
+    return any(True for _ in glob.iglob(pattern, recursive=False))
 
 
 def http_met(sensor: Sensor, timeout: float) -> bool:
@@ -46,11 +48,6 @@ def http_met(sensor: Sensor, timeout: float) -> bool:
     return needle is None or needle in body.decode("utf-8", errors="replace")
 
 
-def _interval(sensor: Sensor) -> float:
-    value = parse_duration(sensor.poke_interval) if sensor.poke_interval else DEFAULT_POKE_INTERVAL
-    return max(value.total_seconds(), 0.01)
-
-
 def _not_met(result: Result) -> bool:
     return result.exit_code == SENSOR_NOT_MET and result.reason is None
 
@@ -61,7 +58,8 @@ async def _probe(
     if sensor.kind is SensorKind.FILE:
         met = file_met(sensor.path or "")
     elif sensor.kind is SensorKind.HTTP:
-        limit = HTTP_TIMEOUT_SECONDS if timeout is None else min(HTTP_TIMEOUT_SECONDS, timeout)
+        limit = HTTP_TIMEOUT.total_seconds()
+        limit = limit if timeout is None else min(limit, timeout)
         met = await asyncio.to_thread(http_met, sensor, max(limit, 0.1))
     else:
         return await attempts.run(launch, timeout, append=append)
@@ -71,25 +69,25 @@ async def _probe(
 async def run_sensor(launch: Launch, attempts: AttemptRunner) -> Result:
     sensor = launch.spec.sensor or launch.sensor
     assert sensor is not None
+    policy = launch.sensor_policy or SensorPolicy.of(sensor)
     timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
     if sensor.mode is SensorMode.RESCHEDULE:
         return await _probe(launch, sensor, attempts, timeout, append=launch.poke > 0)
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
-    interval = _interval(sensor)
     pokes = 0
     while True:
         left = None if deadline is None else deadline - loop.time()
         result = await _probe(launch, sensor, attempts, left, append=pokes > 0)
         pokes += 1
-        if result.reason == "Timeout":
-            return Result(None, reason="SensorTimeout", message="sensor timed out")
+        if result.reason is AttemptReason.TIMEOUT:
+            return Result(None, reason=AttemptReason.SENSOR_TIMEOUT, message="sensor timed out")
         if not _not_met(result):
             return result
-        wait = interval * (2 ** min(pokes - 1, 10)) if sensor.exponential_backoff else interval
+        wait = max(policy.wait_after(pokes).total_seconds(), 0.01)
         if deadline is not None:
             left = deadline - loop.time()
             if left <= 0:
-                return Result(None, reason="SensorTimeout", message="sensor timed out")
+                return Result(None, reason=AttemptReason.SENSOR_TIMEOUT, message="sensor timed out")
             wait = min(wait, left)
         await asyncio.sleep(wait)

@@ -107,7 +107,7 @@ def run_action(kube: Any, action: str, ns: str, body: dict[str, Any], user: str)
 
 
 async def act(request: web.Request) -> web.Response:
-    from kubernetes.client.exceptions import ApiException
+    from kascade.kube.errors import ApiException
 
     auth, user = request.app[keys.AUTH], request[keys.USER]
     action = request.match_info["action"]

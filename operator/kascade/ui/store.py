@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from kascade.engine.compile import Plan
+from kascade.engine.plan import Plan
 from kascade.ui import model, views
 
 Key = tuple[str, str]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from kascade.engine.compile import Plan
+from kascade.engine.plan import Plan
 from kascade.ui import layout, model
 
 STATE_CODES = {
@@ -201,16 +201,14 @@ def grid(
 # -- schedule ---------------------------------------------------------------------------------
 def schedule_of(spec: Mapping[str, Any], now: datetime, count: int = 8) -> dict[str, Any]:
     """The next runs and their data intervals, or why there are none."""
-    from kascade.engine.schedule import ScheduleError, parse_schedule
-    from kascade.engine.validation import parse_date
+    from kascade.api.pipeline import PipelineSpec
+    from kascade.engine.run_dates import PipelineSchedule
 
     try:
-        tt = parse_schedule(spec.get("schedule"), spec.get("timezone") or "UTC")
-    except ScheduleError as exc:
+        schedule = PipelineSchedule.of(PipelineSpec.model_validate(spec))
+    except ValueError as exc:
         return {"description": None, "error": str(exc), "next": []}
-    issues: list[Any] = []
-    start = parse_date(spec["startDate"], "", issues) if spec.get("startDate") else None
-    end = parse_date(spec["endDate"], "", issues) if spec.get("endDate") else None
+    tt, start, end = schedule.timetable, schedule.start_date, schedule.end_date
     upcoming = []
     after = None
     for _ in range(count * 4):

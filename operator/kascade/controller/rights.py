@@ -1,0 +1,191 @@
+"""What a pipeline spec asks its pods to do, as rights its author must hold.
+
+The operator creates pods with its own ServiceAccount, so without this check a
+user allowed only to create Pipelines could run pods as any ServiceAccount of
+the namespace, read any Secret into an output, or mount the node's filesystem
+(the confused deputy). Each :class:`Need` is one thing the spec asks for, with
+the Kubernetes permissions of which the author must hold at least one (the
+admission webhook asks the API server with SubjectAccessReviews):
+
+* a ServiceAccount other than ``default``: ``create pods`` in the namespace (what
+  running a pod as that account takes without Kascade), or the narrower
+  ``use serviceaccounts/<name>`` that an admin can grant for Kascade alone;
+* a Secret, ConfigMap or PersistentVolumeClaim (env, envFrom, volumes,
+  connections, variables, a notification's ``urlFrom``): ``get`` on it;
+* anything beyond Pod Security "restricted" (privileged, added capabilities,
+  root, hostPath, ...): ``create pods`` in the namespace; the namespace's own
+  Pod Security level is enforced too, by the dry run of the pod.
+
+Pure: the pods are built with the operator's own pod builder, nothing is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kascade.api.pipeline import EnvVar, Notification, PipelineSpec
+from kascade.controller import pod_security
+from kascade.controller.pod_preview import preview_pod
+from kascade.engine.plan import Plan, PlannedTask
+
+
+@dataclass(frozen=True)
+class Check:
+    """One permission, as a SubjectAccessReview's resourceAttributes."""
+
+    verb: str
+    resource: str
+    name: str | None = None
+    group: str = ""
+
+    def __str__(self) -> str:
+        target = f"{self.resource}/{self.name}" if self.name else self.resource
+        return f"{self.verb} {target}"
+
+
+@dataclass(frozen=True)
+class Need:
+    """Something the spec asks for, satisfied by any one of ``checks``."""
+
+    grant: str
+    """Recorded in the approval: ``serviceaccount:etl``, ``secret:db``, ``pods:elevated``."""
+    checks: tuple[Check, ...]
+    path: str
+    """Where the spec asks for it (the first place, when several do)."""
+    why: str
+
+
+CREATE_PODS = Check("create", "pods")
+
+
+def needs(plan: Plan, spec: PipelineSpec) -> list[Need]:
+    """Every right the spec needs, once each (the first field path that needs it)."""
+    found: dict[str, Need] = {}
+    for need in _all_needs(plan, spec):
+        found.setdefault(need.grant, need)
+    return list(found.values())
+
+
+def _all_needs(plan: Plan, spec: PipelineSpec) -> Iterator[Need]:
+    for i, conn in enumerate(spec.connections or []):
+        yield _secret(conn.secret, f"spec.connections[{i}].secret")
+    for i, var in enumerate(spec.variables or []):
+        yield _config_map(var.config_map, f"spec.variables[{i}].configMap")
+    for i, n in enumerate(spec.notifications or []):
+        yield from _notification(n, f"spec.notifications[{i}]")
+    for task in plan.tasks:
+        yield from _task(task, spec)
+
+
+def _task(task: PlannedTask, spec: PipelineSpec) -> Iterator[Need]:
+    t = task.spec
+    p = task.path
+    account = t.service_account_name
+    if account and account != "default":
+        yield Need(
+            f"serviceaccount:{account}",
+            (CREATE_PODS, Check("use", "serviceaccounts", account)),
+            f"{p}.serviceAccountName",
+            f"runs pods as ServiceAccount {account!r}",
+        )
+    yield from _env(t.env, f"{p}.env")
+    for j, source in enumerate(t.env_from or []):
+        yield from _env_source(source, f"{p}.envFrom[{j}]")
+    for j, volume in enumerate(t.volumes or []):
+        yield from _volume(volume, f"{p}.volumes[{j}]")
+    for j, n in enumerate(task.notifications):
+        yield from _notification(n, f"{p}.notifications[{j}]")
+    loosened = pod_security.violations(preview_pod(task, spec, "preview"))
+    if loosened:
+        yield Need(
+            "pods:elevated",
+            (CREATE_PODS,),
+            p,
+            "loosens the restricted pod security context: " + "; ".join(loosened),
+        )
+
+
+def _secret(name: str, path: str) -> Need:
+    return Need(f"secret:{name}", (Check("get", "secrets", name),), path, f"reads Secret {name!r}")
+
+
+def _config_map(name: str, path: str) -> Need:
+    return Need(
+        f"configmap:{name}",
+        (Check("get", "configmaps", name),),
+        path,
+        f"reads ConfigMap {name!r}",
+    )
+
+
+def _claim(name: str, path: str) -> Need:
+    return Need(
+        f"persistentvolumeclaim:{name}",
+        (Check("get", "persistentvolumeclaims", name),),
+        path,
+        f"mounts PersistentVolumeClaim {name!r}",
+    )
+
+
+Maker = Callable[[str, str], Need]
+#: Where each kind of reference names its object: (field, key of the name, need).
+ENV_REFS: tuple[tuple[str, str, Maker], ...] = (
+    ("secretKeyRef", "name", _secret),
+    ("configMapKeyRef", "name", _config_map),
+)
+SOURCE_REFS: tuple[tuple[str, str, Maker], ...] = (
+    ("secretRef", "name", _secret),
+    ("configMapRef", "name", _config_map),
+)
+VOLUME_REFS: tuple[tuple[str, str, Maker], ...] = (
+    ("secret", "secretName", _secret),
+    ("configMap", "name", _config_map),
+    ("persistentVolumeClaim", "claimName", _claim),
+)
+PROJECTED_REFS: tuple[tuple[str, str, Maker], ...] = (
+    ("secret", "name", _secret),
+    ("configMap", "name", _config_map),
+)
+
+
+def _refs(
+    obj: dict[str, Any], path: str, table: tuple[tuple[str, str, Maker], ...]
+) -> Iterator[Need]:
+    for field, key, make in table:
+        name = (obj.get(field) or {}).get(key)
+        if name:
+            yield make(str(name), f"{path}.{field}")
+
+
+def _env(env: list[EnvVar] | None, path: str) -> Iterator[Need]:
+    for j, var in enumerate(env or []):
+        yield from _refs(var.value_from or {}, f"{path}[{j}].valueFrom", ENV_REFS)
+
+
+def _env_source(source: dict[str, Any], path: str) -> Iterator[Need]:
+    yield from _refs(source, path, SOURCE_REFS)
+
+
+def _volume(volume: dict[str, Any], path: str) -> Iterator[Need]:
+    yield from _refs(volume, path, VOLUME_REFS)
+    for k, item in enumerate((volume.get("projected") or {}).get("sources") or []):
+        yield from _refs(item, f"{path}.projected.sources[{k}]", PROJECTED_REFS)
+
+
+def _notification(n: Notification, path: str) -> Iterator[Need]:
+    if n.webhook is not None and n.webhook.url_from is not None:
+        yield _secret(n.webhook.url_from.name, f"{path}.webhook.urlFrom")
+    if n.hook is not None:
+        yield from _env(n.hook.env, f"{path}.hook.env")
+
+
+def grants(met: list[Need]) -> list[str]:
+    return sorted(n.grant for n in met)
+
+
+def describe(need: Need) -> str:
+    """``path: <why>, which needs <check> (or <check>) in the namespace``."""
+    checks = " or ".join(str(c) for c in need.checks)
+    return f"{need.path}: {need.why}, which needs {checks}"

@@ -1,0 +1,174 @@
+"""Status projection: what a run's engine shows in its PipelineRun and TaskRun statuses.
+
+Pure functions of the engine's state, built from the ``api/runs`` models (so a status
+can only hold what the CRD declares) and dumped whole, None included: a JSON merge
+patch then removes what no longer holds (a retried task's old message, a state count
+that dropped to zero) instead of leaving it behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from kascade.api.base import Condition, Model
+from kascade.api.runs import (
+    Attempt,
+    AttemptReason,
+    PipelineRunStatus,
+    RunPhase,
+    TaskCounts,
+    TaskRunStatus,
+    TaskState,
+)
+from kascade.controller import naming
+from kascade.engine.instances import TERMINAL, Instance
+from kascade.engine.rendering import ITEM
+from kascade.engine.run import RunEngine
+
+_WAITS_WITH_TIME = frozenset({TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE})
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def wire(status: Model) -> dict[str, Any]:
+    """A status as its patch: camelCase, every field present (None clears it)."""
+    return status.model_dump(by_alias=True, mode="json")
+
+
+def run_status(
+    engine: RunEngine,
+    *,
+    notified: Iterable[str],
+    sla_missed: bool,
+    generation: int | None,
+    now: datetime,
+    end: datetime | None = None,
+) -> PipelineRunStatus:
+    """The PipelineRun's summary: phase, counts, the task map, and its condition once done."""
+    states = engine.states()
+    counts = TaskCounts()
+    for state in states.values():
+        setattr(counts, state.value, getattr(counts, state.value) + 1)
+    done = sum(1 for state in states.values() if state in TERMINAL)
+    phase = engine.phase
+    conditions = None
+    if phase in (RunPhase.SUCCESS, RunPhase.FAILED):
+        ok = phase is RunPhase.SUCCESS
+        conditions = [
+            Condition(
+                type="Succeeded",
+                status="True" if ok else "False",
+                reason="RunSucceeded" if ok else "RunFailed",
+                message=engine.message or phase.value,
+                last_transition_time=now,
+            )
+        ]
+    return PipelineRunStatus(
+        phase=phase,
+        conditions=conditions,
+        message=engine.message,
+        start_time=iso(engine.started_at),
+        end_time=iso(end),
+        counts=counts,
+        progress=f"{done}/{len(states)}",
+        tasks={key: state.value for key, state in states.items()},
+        next_wakeup=iso(engine.wake_at()),
+        sla_missed=sla_missed,
+        notified=sorted(notified),
+        observed_generation=generation,
+    )
+
+
+def taskrun_status(
+    inst: Instance, pod: str | None, taskrun: str, trouble: str | None = None
+) -> TaskRunStatus:
+    """A TaskRun's status: its state, every attempt (with its pod), outputs and timing.
+
+    ``pod`` is the pod of the attempt in flight, if any; ``trouble`` why that pod cannot
+    start (image pull, unschedulable), shown while the task is queued.
+    """
+    attempts = [
+        Attempt(
+            number=a.number,
+            pod_name=(
+                None
+                if a.reason is AttemptReason.TEMPLATE_ERROR
+                else naming.pod_name(taskrun, a.number)
+            ),
+            start_time=iso(a.start),
+            end_time=iso(a.end),
+            exit_code=a.exit_code,
+            reason=a.reason,
+            message=a.message,
+        )
+        for a in inst.attempts
+    ]
+    if pod and (not attempts or attempts[-1].number != inst.attempt):
+        attempts.append(Attempt(number=inst.attempt, pod_name=pod, start_time=iso(inst.started_at)))
+    message = inst.message
+    if trouble and inst.state is TaskState.QUEUED:
+        message = f"the pod cannot start: {trouble}"
+    return TaskRunStatus(
+        state=inst.state,
+        attempts=attempts,
+        outputs={k: v for k, v in inst.outputs.items() if k != ITEM} or None,
+        message=message,
+        next_retry_time=iso(inst.next_try_at) if inst.state in _WAITS_WITH_TIME else None,
+        ready_time=iso(inst.ready_at),
+        pokes=inst.pokes or None,
+        first_poke_time=iso(inst.first_poke_at),
+    )
+
+
+def queued_run(limit: int) -> dict[str, Any]:
+    """A run held back by maxActiveRuns (only the fields it changes)."""
+    status = PipelineRunStatus(phase=RunPhase.QUEUED, message=f"waiting: maxActiveRuns={limit}")
+    return status.model_dump(by_alias=True, mode="json", exclude_unset=True)
+
+
+def invalid_run(message: str, now: datetime) -> dict[str, Any]:
+    """A run that cannot start (its frozen spec is invalid, its pipeline is gone)."""
+    status = PipelineRunStatus(
+        phase=RunPhase.FAILED,
+        message=message[:2000],
+        end_time=iso(now),
+        conditions=[
+            Condition(
+                type="Succeeded",
+                status="False",
+                reason="Invalid",
+                message=message[:1000],
+                last_transition_time=now,
+            )
+        ],
+    )
+    return status.model_dump(by_alias=True, mode="json", exclude_unset=True)
+
+
+_WARNING_STATES = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.UP_FOR_RETRY})
+
+
+def task_event(key: str, state: TaskState, message: str | None) -> tuple[str, str, str] | None:
+    """The Event for a task state change: (type, reason, message); none for ``scheduled``,
+    which the next change (queued) follows at once."""
+    if state is TaskState.SCHEDULED:
+        return None
+    text = f"{key} is {state.value}"
+    if message and state in (TaskState.FAILED, TaskState.UP_FOR_RETRY):
+        text += f": {message}"
+    kind = "Warning" if state in _WARNING_STATES else "Normal"
+    reason = "Task" + "".join(part.capitalize() for part in state.value.split("_"))
+    return kind, reason, text
+
+
+def attempt_without_pod(inst: Instance | None) -> bool:
+    """Its last attempt failed before any pod (a template error): the TaskRun says why."""
+    return bool(inst and inst.attempts and inst.attempts[-1].reason is AttemptReason.TEMPLATE_ERROR)

@@ -1,0 +1,142 @@
+"""What a task's templates see, and its fields rendered for one attempt.
+
+The run's macros (``ds``, ``params``...) are built once; each successful instance adds
+its outputs under ``tasks.<id>.outputs`` (a list for a mapped task, in map-index order),
+and a task that ended without success reads null there, as Airflow's ``xcom_pull``
+gives None. Rendering happens just before each attempt, so a retry sees the outputs
+and the ``task.try_number`` of its own time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kascade.api.pipeline import Task
+from kascade.engine import expressions, templating
+from kascade.engine.context import RunContext
+from kascade.engine.instances import Instance
+from kascade.engine.plan import Plan, PlannedTask
+
+_TEMPLATED_FIELDS = ("image", "command", "args", "script", "working_dir")
+_SENSOR_FIELDS = ("path", "url", "target_time")
+ITEM = "__item__"
+"""Where a mapped instance keeps its element (never shown as an output)."""
+
+
+class Renderer:
+    def __init__(self, plan: Plan, ctx: RunContext) -> None:
+        self.plan = plan
+        self.outputs: dict[str, dict[str, Any]] = {}
+        """Task id -> the outputs downstream tasks read."""
+        self.macros = templating.macro_context(
+            logical_date=ctx.logical_date,
+            interval=ctx.interval,
+            run_id=ctx.run_id,
+            pipeline_name=ctx.pipeline,
+            namespace=ctx.namespace,
+            params=ctx.params,
+            task_outputs={},
+        )
+
+    def record_outputs(self, inst: Instance, instances_of_task: int) -> None:
+        """A successful instance's outputs become readable downstream."""
+        task = self.plan.tasks[inst.task]
+        visible = {k: v for k, v in inst.outputs.items() if k != ITEM}
+        if inst.map_index is None:
+            self.outputs[task.id] = visible
+        else:
+            collected = self.outputs.setdefault(task.id, {})
+            for name, value in visible.items():
+                values = collected.setdefault(name, [None] * instances_of_task)
+                values[inst.map_index] = value
+        self._task_node(task.id)["outputs"] = self.outputs[task.id]
+
+    def record_no_outputs(self, task: PlannedTask) -> None:
+        """Let ``tasks.<id>.outputs.<name>`` read null once the task ended unsuccessfully.
+
+        Airflow's ``xcom_pull`` gives None for a skipped or failed task, so a downstream
+        task that still runs (a join after a branch, an ``all_done`` cleanup) renders
+        instead of failing on an undefined path. Outputs a successful instance of the
+        task recorded (a mapped task's other instances) are kept.
+        """
+        if task.id not in self.outputs:
+            node = self._task_node(task.id)
+            if not isinstance(node.get("outputs"), expressions.NullMap):
+                node["outputs"] = expressions.NullMap()
+
+    def outputs_of(self, task_id: str) -> Mapping[str, Any]:
+        return self.outputs.get(task_id, {})
+
+    def _task_node(self, task_id: str) -> dict[str, Any]:
+        node: dict[str, Any] = self.macros["tasks"]
+        for part in task_id.split("."):
+            node = node.setdefault(part, {})
+        return node
+
+    def context_for(self, task: PlannedTask, inst: Instance | None) -> dict[str, Any]:
+        """The names a task's templates and expressions see (``inst`` None: before any
+        attempt, for ``when`` and ``expand``)."""
+        ctx = dict(self.macros)
+        if task.group is not None:
+            # Sibling outputs resolve relative to the group, as dependsOn does, so a
+            # group template can say ``tasks.a.outputs.x`` wherever it is instantiated.
+            # Every enclosing group is merged, outermost first, so the innermost wins.
+            node: Any = ctx["tasks"]
+            merged = dict(node)
+            for part in task.group.split("."):
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+                merged.update(node)
+            ctx["tasks"] = merged
+        ctx["inputs"] = dict(task.inputs)
+        ctx["task"] = {
+            "id": task.id,
+            "try_number": inst.attempt if inst else 0,
+            "map_index": inst.map_index if inst else None,
+        }
+        if inst is not None and inst.map_index is not None:
+            ctx["item"] = inst.item
+            ctx["map_index"] = inst.map_index
+        return ctx
+
+    def render(self, task: PlannedTask, inst: Instance) -> Task:
+        """The task's spec with its templated fields rendered; raises ExpressionError."""
+        spec = task.spec
+        if not _needs_render(spec):
+            return spec
+        ctx = self.context_for(task, inst)
+        update: dict[str, Any] = {}
+        for name in _TEMPLATED_FIELDS:
+            value = getattr(spec, name)
+            if value is not None:
+                update[name] = templating.render_value(value, ctx)
+        if spec.env:
+            update["env"] = [
+                e.model_copy(update={"value": templating.render(e.value, ctx)}) if e.value else e
+                for e in spec.env
+            ]
+        if spec.sensor is not None:
+            s = spec.sensor
+            update["sensor"] = s.model_copy(
+                update={
+                    k: templating.render(getattr(s, k), ctx)
+                    for k in _SENSOR_FIELDS
+                    if getattr(s, k)
+                }
+            )
+        return spec.model_copy(update=update)
+
+
+def _needs_render(spec: Task) -> bool:
+    for name in _TEMPLATED_FIELDS:
+        value = getattr(spec, name)
+        if isinstance(value, str) and "{{" in value:
+            return True
+        if isinstance(value, list) and any("{{" in v for v in value):
+            return True
+    if spec.env and any(e.value and "{{" in e.value for e in spec.env):
+        return True
+    sensor = spec.sensor
+    return sensor is not None and any(
+        isinstance(getattr(sensor, k), str) and "{{" in getattr(sensor, k) for k in _SENSOR_FIELDS
+    )

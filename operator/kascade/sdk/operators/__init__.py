@@ -1,0 +1,1 @@
+"""Airflow-like operator modules (``kascade.sdk.operators.bash``...), also in ``kascade.sdk``."""

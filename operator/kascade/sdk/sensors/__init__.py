@@ -1,0 +1,1 @@
+"""Airflow-like sensor modules (``kascade.sdk.sensors.http``...), also in ``kascade.sdk``."""

@@ -1,0 +1,1 @@
+print("clean: ok")  # stands in for the seed's script

@@ -1,0 +1,1 @@
+print("extract_api: ok")  # stands in for the seed's script

@@ -1,0 +1,1 @@
+print("extract_db: ok")  # stands in for the seed's script

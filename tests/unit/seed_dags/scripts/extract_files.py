@@ -1,0 +1,1 @@
+print("extract_files: ok")  # stands in for the seed's script

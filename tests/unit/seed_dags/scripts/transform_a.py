@@ -1,0 +1,1 @@
+print("transform_a: ok")  # stands in for the seed's script

@@ -1,0 +1,1 @@
+print("transform_b: ok")  # stands in for the seed's script

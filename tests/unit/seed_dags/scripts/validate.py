@@ -1,0 +1,1 @@
+print("validate: ok")  # stands in for the seed's script
