@@ -68,7 +68,16 @@ def chart_roles() -> dict[str, list[dict[str, Any]]]:
     if helm is None:
         pytest.fail("helm not found: make cluster-build builds it")
     out = subprocess.run(
-        [helm, "template", "k", str(ROOT / "helm" / "kascade"), "--set", "ui.enabled=true"],
+        [
+            helm,
+            "template",
+            "k",
+            str(ROOT / "helm" / "kascade"),
+            "--set",
+            "ui.enabled=true",
+            "--set",
+            "scope=cluster",
+        ],
         capture_output=True,
         text=True,
         check=True,
