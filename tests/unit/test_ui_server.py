@@ -427,7 +427,7 @@ class Reviewed(ui_auth.TokenAuthority):
         from kascade.kube.reviews import UserInfo
 
         self.reviews = getattr(self, "reviews", 0) + 1
-        return UserInfo(name="carol", groups=("devs",)) if token == "carol-token" else None
+        return UserInfo(username="carol", groups=("devs",)) if token == "carol-token" else None
 
     async def can(self, user: ui_auth.User, verb: str, resource: str, ns: str | None) -> bool:
         return True

@@ -8,20 +8,14 @@ the user's own token, so the server's account needs no write rights at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 
+from kascade.kube.access import UserInfo
 from kascade.kube.watching import REQUESTS
 
-
-@dataclass(frozen=True)
-class UserInfo:
-    name: str
-    uid: str = ""
-    groups: tuple[str, ...] = ()
-    extra: dict[str, list[str]] = field(default_factory=dict)
+__all__ = ["UserInfo", "can", "current_user_name", "kube_for_token", "review_token"]
 
 
 def review_token(kube: Any, token: str) -> UserInfo | None:
@@ -36,7 +30,7 @@ def review_token(kube: Any, token: str) -> UserInfo | None:
         return None
     user = status.user
     return UserInfo(
-        name=user.username or "",
+        username=user.username or "",
         uid=user.uid or "",
         groups=tuple(user.groups or ()),
         extra={k: list(v) for k, v in (user.extra or {}).items()},
@@ -52,30 +46,14 @@ def can(
     *,
     group: str = "kascade.io",
     subresource: str | None = None,
-) -> tuple[bool, str]:
-    """(allowed, the API server's reason) for ``user`` doing ``verb`` on ``resource``."""
+) -> bool:
+    """May ``user`` do ``verb`` on ``resource`` in ``namespace`` (a SubjectAccessReview)."""
+    from kascade.kube.access import Access
+
     REQUESTS["create subjectaccessreviews"] += 1
-    api = client.AuthorizationV1Api(kube.api)
-    attrs = client.V1ResourceAttributes(
-        verb=verb,
-        group=group,
-        resource=resource,
-        namespace=namespace or None,
-        subresource=subresource,
+    return Access(kube.api).allowed(
+        user, namespace or "", verb, resource, group=group, subresource=subresource
     )
-    review = api.create_subject_access_review(
-        client.V1SubjectAccessReview(
-            spec=client.V1SubjectAccessReviewSpec(
-                user=user.name,
-                uid=user.uid or None,
-                groups=list(user.groups) or None,
-                extra=user.extra or None,
-                resource_attributes=attrs,
-            )
-        )
-    )
-    status = review.status
-    return bool(status and status.allowed), str((status and status.reason) or "")
 
 
 def kube_for_token(token: str) -> Any:

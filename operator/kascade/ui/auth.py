@@ -182,7 +182,7 @@ class TokenAuthority(Authority):
                 text='{"error": "the API server rejected this token"}',
                 content_type="application/json",
             )
-        return User(name=info.name, key=key, token=token, info=info, groups=info.groups)
+        return User(name=info.username, key=key, token=token, info=info, groups=info.groups)
 
     async def _review(self, token: str) -> Any:
         from kascade.kube.reviews import review_token
@@ -199,7 +199,7 @@ class TokenAuthority(Authority):
         hit = self._access.get(cache_key)
         if hit is not None and now - hit[0] < ACCESS_TTL_SECONDS:
             return hit[1]
-        allowed, _ = await asyncio.to_thread(
+        allowed: bool = await asyncio.to_thread(
             can,
             self.kube,
             user.info,
