@@ -112,7 +112,13 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "endTime",
         "durationSeconds",
         "message",
+        "params",
         "tasks",
+        "ref",
+        "workdir",
+        "rendered",
+        "slaMisses",
+        "pipelineSpec",
     }
     assert record["runId"] == "manual__2026-03-01T00:00:00+00:00"
     assert record["dataInterval"] == {  # the manual-run rule: the interval ending at it
@@ -128,6 +134,9 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "outputs",
         "message",
         "exitCode",
+        "startTime",
+        "endTime",
+        "tries",
     }
     assert extract["outputs"] == {"rows": 7}
     assert extract["state"] == "success" and extract["exitCode"] == 0

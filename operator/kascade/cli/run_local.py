@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from kascade.cli.local_objects import pool_problems, read_objects, run_environme
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
 from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
-from kascade.local.events import OnEvent, ignore
+from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, headline, print_summary
 from kascade.local.runner import LocalRunner
@@ -64,7 +65,8 @@ def run_local(opts: RunOptions) -> int:
         namespace=pipeline.metadata.namespace or "default",
     )
     history = LocalHistory()
-    workdir = _workdir(opts.workdir or history.run_dir(ctx.pipeline, ctx.run_id))
+    home = _run_home(history, ctx.pipeline, ctx.run_id)
+    workdir = _workdir(opts.workdir) if opts.workdir else home
     stream = sys.stderr if opts.output == "json" else sys.stdout
     live = None
     on_event: OnEvent = ignore
@@ -77,22 +79,28 @@ def run_local(opts: RunOptions) -> int:
         on_event = live
     elif not opts.quiet:
         on_event = PlainProgress(stream)
+    recorder = Recorder(history, home.name, {"pipelineSpec": spec.dump()})
     runner = LocalRunner(
-        plan, ctx, pools=pools, env=env, workdir=workdir, on_event=on_event, external=history
+        plan,
+        ctx,
+        pools=pools,
+        env=env,
+        workdir=workdir,
+        on_event=recorder.chain(on_event),
+        external=history,
     )
+    recorder.runner = runner
+    recorder.save()
     if live is not None:
         with live:
             phase = runner.execute()
     else:
         phase = runner.execute()
     if runner.interrupted:
+        recorder.save()
         print("interrupted: every task process was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    record = runner.record()
-    try:
-        history.save(record)
-    except OSError as exc:
-        print(f"note: could not record the run in {history.root}: {exc}", file=sys.stderr)
+    record = recorder.save()
     if opts.output == "json":
         print(json.dumps(record, indent=2))
     elif opts.quiet:
@@ -100,6 +108,70 @@ def run_local(opts: RunOptions) -> int:
     else:
         _summary(stream, live is not None, record, runner, workdir)
     return EXIT_OK if phase is RunPhase.SUCCESS else EXIT_FAILED
+
+
+class Recorder:
+    """Keeps the run's history record current: at start, at most once a second, at the end.
+
+    ``kascade get``/``logs`` and the web UI read running local runs from it.
+    """
+
+    INTERVAL_SECONDS = 1.0
+
+    def __init__(self, history: LocalHistory, ref: str, extra: dict[str, object]) -> None:
+        self.history = history
+        self.ref = ref
+        self.extra = extra
+        self.runner: LocalRunner | None = None
+        self._pending: asyncio.TimerHandle | None = None
+        self._warned = False
+
+    def chain(self, display: OnEvent) -> OnEvent:
+        def on_event(event: Event) -> None:
+            display(event)
+            self._soon()
+
+        return on_event
+
+    def _soon(self) -> None:
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.call_later(self.INTERVAL_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._pending = None
+        self.save()
+
+    def save(self) -> dict[str, object]:
+        assert self.runner is not None
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        record = {**self.runner.record(), "ref": self.ref, **self.extra}
+        try:
+            self.history.save(record)
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                print(
+                    f"note: could not record the run in {self.history.root}: {exc}", file=sys.stderr
+                )
+        return record
+
+
+def _run_home(history: LocalHistory, pipeline: str, run_id: str) -> Path:
+    """The run's own directory (logs, scripts, outputs), never shared with an earlier run."""
+    try:
+        return history.new_run_dir(pipeline, run_id)
+    except OSError as exc:
+        import tempfile
+
+        fallback = Path(tempfile.mkdtemp(prefix="kascade-run-"))
+        print(
+            f"note: cannot use {history.root} ({exc.strerror}); logs go to {fallback}",
+            file=sys.stderr,
+        )
+        return fallback
 
 
 def _workdir(wanted: Path) -> Path:

@@ -13,7 +13,6 @@ from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.engine.errors import Issue
-from kascade.engine.params import coerce_cli_value, resolve_params
 from kascade.engine.run_dates import RunDates, manual_run, parse_date
 from kascade.engine.schedule import parse_schedule
 
@@ -36,17 +35,9 @@ def run_dates(spec: PipelineSpec, given: str | None, now: datetime) -> RunDates:
 
 
 def params_of(spec: PipelineSpec, pairs: Sequence[str]) -> dict[str, Any]:
-    declared = spec.params or {}
-    given: dict[str, Any] = {}
-    problems = []
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            problems.append(f"--param {pair!r}: expected name=value")
-            continue
-        given[key] = coerce_cli_value(declared.get(key), raw)
-    values, issues = resolve_params(declared, given)
-    problems.extend(str(i) for i in issues)
+    from kascade.actions import typed_params
+
+    _, values, problems = typed_params(spec.params or {}, pairs, "--param")
     if problems:
         raise SetupError(problems)
     return values

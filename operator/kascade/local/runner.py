@@ -45,6 +45,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def now_iso() -> str:
+    return utcnow().isoformat()
+
+
 class LocalRunner:
     def __init__(
         self,
@@ -73,6 +77,9 @@ class LocalRunner:
         self._background: set[asyncio.Task[None]] = set()
         self._warned: set[tuple[str, str]] = set()
         self._done: asyncio.Queue[tuple[Launch, Result, datetime]] | None = None
+        self.rendered: dict[str, dict[str, Any]] = {}
+        """Instance → its latest attempt's rendered fields (for the record)."""
+        self.sla_misses: list[dict[str, Any]] = []
 
     # -- entry points ------------------------------------------------------------
     def execute(self) -> RunPhase:
@@ -105,7 +112,11 @@ class LocalRunner:
 
     def record(self) -> dict[str, Any]:
         """The run as JSON (``--output json`` and the history file)."""
-        return report.run_json(self.engine, self.ended_at)
+        record = report.run_json(self.engine, self.ended_at)
+        record["workdir"] = str(self.workdir)
+        record["rendered"] = dict(self.rendered)
+        record["slaMisses"] = list(self.sla_misses)
+        return record
 
     @property
     def tails(self) -> Mapping[str, tuple[Path, list[str]]]:
@@ -160,6 +171,9 @@ class LocalRunner:
                 self._emit(Event("notice", utcnow(), key, message=f"waits: {why}"))
             for miss in decisions.sla_misses:
                 what = miss.task or "the run"
+                self.sla_misses.append(
+                    {"task": miss.task, "deadline": miss.deadline.isoformat(), "at": now_iso()}
+                )
                 self._emit(Event("sla", utcnow(), miss.task, message=f"{what} missed its SLA"))
             if not decisions.launches:
                 return
@@ -171,6 +185,7 @@ class LocalRunner:
             decisions = self.engine.tick(now)
 
     async def _attempt(self, launch: Launch) -> None:
+        self.rendered[launch.key] = report.rendered_json(launch)
         try:
             policy = launch.sensor_policy
             if policy is not None and policy.poker is not Poker.ENGINE:
