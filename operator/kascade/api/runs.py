@@ -65,6 +65,8 @@ class PipelineRunSpec(Model):
     """Param values for this run (checked against the spec's params)."""
     trigger: Trigger | None = None
     """Why the run exists (schedule, a person, a backfill, another pipeline)."""
+    run_id: str | None = Field(default=None, min_length=1, max_length=250)
+    """The run's id (``{{ run_id }}``); default ``<trigger kind>__<logical date>``."""
 
 
 class TaskCounts(Model):

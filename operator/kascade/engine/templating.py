@@ -30,6 +30,7 @@ __all__ = [
     "references",
     "render",
     "render_value",
+    "string_leaves",
 ]
 
 _OPEN = "{{"
@@ -140,6 +141,19 @@ def render_value(obj: Any, ctx: Mapping[str, Any]) -> Any:
     if isinstance(obj, list | tuple):
         return [render_value(item, ctx) for item in obj]
     return obj
+
+
+def string_leaves(obj: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside plain data, with its field path (``body.blocks[0].text``): what
+    :func:`render_value` renders, for validation to check."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from string_leaves(value, f"{path}.{key}")
+    elif isinstance(obj, list | tuple):
+        for i, item in enumerate(obj):
+            yield from string_leaves(item, f"{path}[{i}]")
 
 
 def _parsed(text: str) -> Iterator[tuple[_Part, list[Path]]]:

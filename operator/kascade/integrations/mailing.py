@@ -15,18 +15,18 @@ import html
 import re
 import smtplib
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
 from kascade.engine import templating
+from kascade.engine.addresses import MAX_RECIPIENTS, RecipientError, parse_recipients
 from kascade.integrations.settings import SmtpSettings
 
 __all__ = [
+    "MAX_RECIPIENTS",
     "DeliveryError",
     "Email",
     "RecipientError",
@@ -35,12 +35,6 @@ __all__ = [
     "render_html",
     "send",
 ]
-
-MAX_RECIPIENTS = 100
-
-
-class RecipientError(ValueError):
-    """An address list that cannot be used; names the field."""
 
 
 class DeliveryError(Exception):
@@ -64,29 +58,8 @@ class Email:
     subject: str
     html: str
     cc: tuple[str, ...] = ()
-
-
-def parse_recipients(value: str | Iterable[str] | None, field: str) -> tuple[str, ...]:
-    """Addresses from a list or a comma/semicolon separated string, checked one by one."""
-    if value is None:
-        return ()
-    items = re.split(r"[,;]", value) if isinstance(value, str) else list(value)
-    addresses: list[str] = []
-    for index, item in enumerate(items):
-        text = item.strip()
-        if not text:
-            continue
-        where = field if isinstance(value, str) else f"{field}[{index}]"
-        if any(c in text for c in '\r\n<>"') or text.count("@") != 1:
-            raise RecipientError(f"{where}: {text!r} is not an e-mail address (name@domain)")
-        try:
-            Address(addr_spec=text)
-        except (ValueError, IndexError, HeaderParseError) as exc:
-            raise RecipientError(f"{where}: {text!r} is not an e-mail address ({exc})") from None
-        addresses.append(text)
-    if len(addresses) > MAX_RECIPIENTS:
-        raise RecipientError(f"{field}: {len(addresses)} addresses, at most {MAX_RECIPIENTS}")
-    return tuple(addresses)
+    bcc: tuple[str, ...] = ()
+    """In the envelope only: ``send`` gives them to the server, no header shows them."""
 
 
 def render_html(template: str, ctx: Mapping[str, Any]) -> str:
@@ -116,6 +89,8 @@ def compose(settings: SmtpSettings, email: Email, *, message_id: str | None = No
     message["To"] = ", ".join(email.to)
     if email.cc:
         message["Cc"] = ", ".join(email.cc)
+    if email.bcc:
+        message["Bcc"] = ", ".join(email.bcc)  # smtplib's send_message drops the header
     # Header values may not hold line breaks (header injection); a subject is one line.
     message["Subject"] = " ".join(email.subject.split())
     domain = settings.sender.rsplit("@", 1)[-1]
