@@ -223,7 +223,7 @@ def test_hook_env_carries_the_context() -> None:
 def test_render_email_defaults_and_escaping() -> None:
     mail = callbacks.render_email(EmailTemplate(), CTX, default_to=["ops@example.com, b@x.io"])
     assert mail.to == ("ops@example.com", "b@x.io")
-    assert mail.subject == "[kascade] etl: load failure (manual__1)"
+    assert mail.subject == "[kascade] etl: load failed: <b>boom</b>"
     assert "Try 3 out of 3" in mail.html and "Exit code: 2" in mail.html
     assert "&lt;b&gt;boom&lt;/b&gt;" in mail.html and "<b>boom</b>" not in mail.html
     assert "<a href='https://ui.example/#/task/x'>" in mail.html
@@ -322,7 +322,7 @@ def test_podless_tasks_are_launched_with_their_fields_rendered() -> None:
     (trig,) = rec.launched("trig")
     t = trig.spec.trigger_pipeline
     assert t is not None and t.pipeline == "child-eu" and t.run_id == "from-manual__1"
-    assert t.logical_date == "2026-01-01T00:00:00+00:00" and t.params == {"n": "4", "k": [1]}
+    assert t.logical_date == "2026-01-01T00:00:00+00:00" and t.params == {"n": 4, "k": [1]}
     assert trig.trigger_policy is not None and trig.trigger_policy.interval == timedelta(seconds=10)
     assert not actions.runs_pod(trig.spec) and not actions.runs_pod(mail.spec)
     assert actions.runs_pod(p.tasks[0].spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import TextIO
 from kascade.api.runs import RunPhase
 from kascade.cli.documents import InputError, load_run_file
 from kascade.cli.local_objects import pool_problems, read_objects, run_environment
+from kascade.cli.local_triggers import LocalSetup, PipelineFinder, local_smtp
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
 from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
@@ -77,8 +79,17 @@ def run_local(opts: RunOptions) -> int:
         on_event = live
     elif not opts.quiet:
         on_event = PlainProgress(stream)
+    setup = LocalSetup(PipelineFinder(opts.file.absolute(), docs), history)
     runner = LocalRunner(
-        plan, ctx, pools=pools, env=env, workdir=workdir, on_event=on_event, external=history
+        plan,
+        ctx,
+        pools=pools,
+        env=env,
+        workdir=workdir,
+        on_event=on_event,
+        external=history,
+        smtp=local_smtp(plan, found, os.environ),
+        triggers=setup.triggers(),
     )
     if live is not None:
         with live:

@@ -125,6 +125,8 @@ def trigger_request(
     wanted = trigger.run_id
     if wanted is not None and not wanted.strip():
         raise ValueError("runId: rendered to an empty string")
+    if wanted is not None and any(c == "/" or not c.isprintable() for c in wanted):
+        raise ValueError(f"runId: {wanted!r} may not hold '/' or control characters")
     return TriggerRequest(
         pipeline=trigger.pipeline.strip(),
         namespace=trigger.namespace or namespace,

@@ -64,9 +64,7 @@ MAX_BLOCKING_LISTED = 50
 
 DEFAULT_BODY = {"text": "[kascade] {{ pipeline.name }}: {{ message }}"}
 """A webhook without ``body`` posts Slack's simplest message."""
-DEFAULT_SUBJECT = (
-    "[kascade] {{ pipeline.name }}: {{ task_id or 'the run' }} {{ event }} ({{ run_id }})"
-)
+DEFAULT_SUBJECT = "[kascade] {{ pipeline.name }}: {{ message }}"
 DEFAULT_HTML = (
     "<p>{{ message }}</p>"
     "<p>Pipeline: {{ pipeline.name }} ({{ pipeline.namespace }})<br>"

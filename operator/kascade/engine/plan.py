@@ -141,7 +141,10 @@ def task_policies(task: Task, at: Callable[[str, str], str], issues: list[Issue]
         "pool": _pool(task.pool, at("pool", "pool"), issues),
         "pool_slots": task.pool_slots or defaults.POOL_SLOTS,
         "sla": duration(task.sla, at("sla", "sla"), issues),
-        "notifications": (*(task.notifications or ()), *email_notifications(task)),
+        "notifications": (
+            *(_addressed(n, task) for n in task.notifications or ()),
+            *email_notifications(task),
+        ),
         "sensor": _sensor_policy(task, at("sensor", "sensor"), issues),
         "trigger": _trigger_policy(task, at("trigger_pipeline", "triggerPipeline"), issues),
     }
@@ -168,6 +171,13 @@ def email_notifications(task: Task) -> tuple[Notification, ...]:
     return (
         Notification(name=EMAIL_NOTIFICATION, events=events, email=EmailTemplate(to=task.email)),
     )
+
+
+def _addressed(n: Notification, task: Task) -> Notification:
+    """A notification's e-mail without ``to`` writes to the task's ``email`` addresses."""
+    if n.email is None or n.email.to or not task.email:
+        return n
+    return n.model_copy(update={"email": n.email.model_copy(update={"to": task.email})})
 
 
 def _trigger_policy(task: Task, path: str, issues: list[Issue]) -> TriggerPolicy | None:

@@ -154,7 +154,7 @@ def _render_trigger(trigger: TriggerPipeline, ctx: Mapping[str, Any]) -> Trigger
         if value is not None:
             update[name] = templating.render(value, ctx)
     if trigger.params:
-        update["params"] = templating.render_value(trigger.params, ctx)
+        update["params"] = templating.render_native(trigger.params, ctx)
     return trigger.model_copy(update=update)
 
 

@@ -8,6 +8,7 @@ Rendering is deterministic and clock-free: every date comes from
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ __all__ = [
     "macro_context",
     "references",
     "render",
+    "render_native",
     "render_value",
     "string_leaves",
 ]
@@ -140,6 +142,33 @@ def render_value(obj: Any, ctx: Mapping[str, Any]) -> Any:
         return {key: render_value(value, ctx) for key, value in obj.items()}
     if isinstance(obj, list | tuple):
         return [render_value(item, ctx) for item in obj]
+    return obj
+
+
+def render_native(obj: Any, ctx: Mapping[str, Any]) -> Any:
+    """:func:`render_value`, but a string that is one whole ``{{ expr }}`` becomes the
+    expression's value with its type (a number stays a number, a list a list), as
+    Airflow's ``render_template_as_native_obj`` does: for params passed to another run."""
+    if isinstance(obj, str):
+        parts = list(_split(obj)) if _OPEN in obj else []
+        if (
+            len(parts) == 2
+            and parts[0].expression is not None
+            and not parts[0].literal.strip()
+            and not parts[1].literal.strip()
+        ):
+            part = parts[0]
+            try:
+                value = parse(part.expression).evaluate(ctx)
+            except ExpressionError as exc:
+                raise _template_error(exc, obj, part) from exc
+            # Containers as plain JSON data (a task's outputs map included), size-capped.
+            return json.loads(to_text(value)) if isinstance(value, Mapping | list) else value
+        return render(obj, ctx)
+    if isinstance(obj, Mapping):
+        return {key: render_native(value, ctx) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [render_native(item, ctx) for item in obj]
     return obj
 
 

@@ -11,11 +11,12 @@ every network step.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -31,6 +32,8 @@ __all__ = [
     "Email",
     "RecipientError",
     "compose",
+    "deliver",
+    "message_id",
     "parse_recipients",
     "render_html",
     "send",
@@ -196,3 +199,39 @@ def _refusals(recipients: Mapping[str, tuple[int, bytes]]) -> str:
         f"{address}: {code} {reply.decode(errors='replace')}"
         for address, (code, reply) in recipients.items()
     )
+
+
+RETRY_DELAYS = (10.0, 30.0, 90.0)
+"""Waits before trying a transient failure again: four tries in about two minutes."""
+
+
+def message_id(*parts: object) -> str:
+    """A stable Message-ID local part from (run, notification, event, task, attempt): the
+    same alert sent again after an operator restart is recognisably the same message."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", ".".join(str(p) for p in parts)).strip("-.")[:200]
+
+
+async def deliver(
+    settings: SmtpSettings,
+    message: EmailMessage,
+    *,
+    on_failure: Callable[[DeliveryError, float | None], None],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    delays: tuple[float, ...] = RETRY_DELAYS,
+) -> bool:
+    """Send in a thread; a transient failure is tried again after each of ``delays``.
+
+    ``on_failure(error, retry_in)`` hears of every failure (``retry_in`` None: given up).
+    True when the message went out. Never raises DeliveryError: the caller reports.
+    """
+    for delay in (*delays, None):
+        try:
+            await asyncio.to_thread(send, settings, message)
+            return True
+        except DeliveryError as exc:
+            retry_in = delay if exc.transient else None
+            on_failure(exc, retry_in)
+            if retry_in is None:
+                return False
+            await sleep(retry_in)
+    return False  # pragma: no cover (the loop returns)

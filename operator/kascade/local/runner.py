@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
+from kascade.engine import actions
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.plan import Plan
@@ -25,10 +26,13 @@ from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunEngine
 from kascade.engine.sensors import Poker
 from kascade.local import processes, report
+from kascade.local.actions import LocalActions
 from kascade.local.attempts import AttemptRunner, Workspace
 from kascade.local.events import Event, OnEvent, ignore
+from kascade.local.mailing import LocalSmtp
 from kascade.local.notify import Notifier
 from kascade.local.sensors import run_sensor
+from kascade.local.triggering import LocalTriggers
 
 _FINAL = frozenset({RunPhase.SUCCESS, RunPhase.FAILED})
 _SHOWN_DURATION = frozenset(
@@ -57,7 +61,12 @@ class LocalRunner:
         on_event: OnEvent = ignore,
         external: ExternalLookup | None = None,
         cwd: str | None = None,
+        smtp: LocalSmtp | None = None,
+        triggers: LocalTriggers | None = None,
+        owns_triggers: bool = True,
     ) -> None:
+        """``triggers`` runs the pipelines that ``triggerPipeline`` tasks start (none: those
+        tasks fail); the run that ``owns_triggers`` waits for them before it ends."""
         self.engine = RunEngine(plan, ctx, pools=PoolLedger(pools or {}), external=external)
         self.on_event = on_event
         base_env = dict(os.environ)
@@ -66,7 +75,12 @@ class LocalRunner:
         self.workdir = workdir.absolute()
         self.ws = Workspace(self.workdir, base_env, cwd or os.getcwd())
         self.attempts = AttemptRunner(self.ws, self._warn_task, ctx)
-        self.notifier = Notifier(self.ws, self._notice)
+        smtp = smtp or LocalSmtp(None, "no SMTP settings were looked for")
+        self.notifier = Notifier(self.ws, self._notice, smtp)
+        self.actions = LocalActions(ctx, smtp, triggers, self._notice)
+        self.owns_triggers = owns_triggers
+        if triggers is not None and owns_triggers:
+            triggers.notice = self._notice
         self.ended_at: datetime | None = None
         self.interrupted = False
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -101,6 +115,10 @@ class LocalRunner:
             for sig in handled:
                 loop.remove_signal_handler(sig)
         self.ended_at = self.ended_at or utcnow()
+        return self.engine.phase
+
+    @property
+    def phase(self) -> RunPhase:
         return self.engine.phase
 
     def record(self) -> dict[str, Any]:
@@ -173,10 +191,12 @@ class LocalRunner:
     async def _attempt(self, launch: Launch) -> None:
         try:
             policy = launch.sensor_policy
-            if policy is not None and policy.poker is not Poker.ENGINE:
+            timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
+            if actions.action_of(launch.spec) is not None:
+                result = await self._action(launch, timeout)
+            elif policy is not None and policy.poker is not Poker.ENGINE:
                 result = await run_sensor(launch, self.attempts)
             else:
-                timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
                 result = await self.attempts.run(launch, timeout)
         except Exception as exc:  # a runner bug must fail the attempt, not hang the run
             result = Result(
@@ -184,6 +204,18 @@ class LocalRunner:
             )
         assert self._done is not None
         self._done.put_nowait((launch, result, utcnow()))
+
+    async def _action(self, launch: Launch, timeout: float | None) -> Result:
+        """A task without a process: the runner does its work (``local/actions.py``)."""
+        log = self.ws.log_path(launch.key, launch.attempt)
+        try:
+            result = await asyncio.wait_for(self.actions.run(launch, log), timeout)
+        except TimeoutError:
+            message = f"timed out after {timeout:.1f}s"
+            result = Result(None, reason=AttemptReason.TIMEOUT, message=message)
+        if not result.ok:
+            self.attempts.tails[launch.key] = (log, [result.message or "failed"])
+        return result
 
     # -- events ----------------------------------------------------------------------
     def _state_event(self, key: str, state: TaskState) -> None:
@@ -225,3 +257,6 @@ class LocalRunner:
         self._running.clear()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        triggers = self.actions.triggers
+        if self.owns_triggers and triggers is not None:
+            await triggers.drain(cancel=self.interrupted)
