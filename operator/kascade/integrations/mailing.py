@@ -203,6 +203,21 @@ def _refusals(recipients: Mapping[str, tuple[int, bytes]]) -> str:
 
 RETRY_DELAYS = (10.0, 30.0, 90.0)
 """Waits before trying a transient failure again: four tries in about two minutes."""
+LOCAL_RETRY_DELAYS = (2.0, 5.0)
+"""The local runner's: ``kascade run`` waits for its alerts before it exits."""
+RETRY_DELAYS_ENV = "KASCADE_EMAIL_RETRY_DELAYS"
+
+
+def retry_delays(environ: Mapping[str, str], default: tuple[float, ...]) -> tuple[float, ...]:
+    """``KASCADE_EMAIL_RETRY_DELAYS=10,30,90`` (seconds; empty: no retry), else ``default``."""
+    raw = environ.get(RETRY_DELAYS_ENV)
+    if raw is None:
+        return default
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        return default
+    return tuple(d for d in delays if 0 <= d <= 3600)
 
 
 def message_id(*parts: object) -> str:

@@ -27,7 +27,7 @@ class LocalActions:
         smtp: LocalSmtp,
         triggers: LocalTriggers | None,
         notice: Callable[[str], None],
-        email_delays: tuple[float, ...] = smtp_client.RETRY_DELAYS,
+        email_delays: tuple[float, ...] = smtp_client.LOCAL_RETRY_DELAYS,
     ) -> None:
         self.ctx = ctx
         self.smtp = smtp

@@ -61,7 +61,7 @@ async def send(
     message_id: str,
     notice: Callable[[str], None],
     what: str,
-    delays: tuple[float, ...] = mailing.RETRY_DELAYS,
+    delays: tuple[float, ...] = mailing.LOCAL_RETRY_DELAYS,
 ) -> str | None:
     """Send with the shared retry rule; None when it went out, else why not."""
     if smtp.settings is None:

@@ -41,7 +41,7 @@ class Notifier:
         ws: Workspace,
         notice: Callable[[str], None],
         smtp: LocalSmtp | None = None,
-        email_delays: tuple[float, ...] = smtp_client.RETRY_DELAYS,
+        email_delays: tuple[float, ...] = smtp_client.LOCAL_RETRY_DELAYS,
     ) -> None:
         self.ws = ws
         self.notice = notice

@@ -25,6 +25,7 @@ from kascade.engine.plan import Plan
 from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunEngine
 from kascade.engine.sensors import Poker
+from kascade.integrations import mailing
 from kascade.local import processes, report
 from kascade.local.actions import LocalActions
 from kascade.local.attempts import AttemptRunner, Workspace
@@ -76,8 +77,9 @@ class LocalRunner:
         self.ws = Workspace(self.workdir, base_env, cwd or os.getcwd())
         self.attempts = AttemptRunner(self.ws, self._warn_task, ctx)
         smtp = smtp or LocalSmtp(None, "no SMTP settings were looked for")
-        self.notifier = Notifier(self.ws, self._notice, smtp)
-        self.actions = LocalActions(ctx, smtp, triggers, self._notice)
+        delays = mailing.retry_delays(base_env, mailing.LOCAL_RETRY_DELAYS)
+        self.notifier = Notifier(self.ws, self._notice, smtp, delays)
+        self.actions = LocalActions(ctx, smtp, triggers, self._notice, delays)
         self.owns_triggers = owns_triggers
         if triggers is not None and owns_triggers:
             triggers.notice = self._notice
