@@ -311,7 +311,9 @@ class RunDriver:
         for miss in d.sla_misses:
             self.sla_missed = True
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()
-            self.emit(self.run, "Warning", "SlaMissed", f"{miss.task or 'run'} missed its SLA")
+            blocking = f" (blocking: {', '.join(miss.blocking[:20])})" if miss.blocking else ""
+            message = f"{miss.task or 'run'} missed its SLA{blocking}"
+            self.emit(self.run, "Warning", "SlaMissed", message)
             self.writer.run_changed()
         if d.finished is not None:
             await self._finish(d.finished, now)

@@ -180,7 +180,9 @@ class LocalRunner:
                 self._emit(Event("notice", utcnow(), key, message=f"waits: {why}"))
             for miss in decisions.sla_misses:
                 what = miss.task or "the run"
-                self._emit(Event("sla", utcnow(), miss.task, message=f"{what} missed its SLA"))
+                blocking = f" (blocking: {', '.join(miss.blocking)})" if miss.blocking else ""
+                message = f"{what} missed its SLA{blocking}"
+                self._emit(Event("sla", utcnow(), miss.task, message=message))
             if not decisions.launches:
                 return
             now = utcnow()
