@@ -30,7 +30,7 @@ from typing import Any
 from kascade.api.runs import AttemptReason, TriggerKind
 from kascade.controller import naming, scheduling
 from kascade.controller.mailing import Mailer
-from kascade.engine import actions, addresses, callbacks
+from kascade.engine import actions, callbacks
 from kascade.engine.actions import TriggerPolicy, TriggerRequest
 from kascade.engine.decisions import Launch, Result
 from kascade.engine.run_dates import manual_run, read_date
@@ -84,13 +84,7 @@ class ClusterActions:
     async def _email(self, launch: Launch) -> Result:
         spec = launch.spec.send_email
         assert spec is not None
-        email = callbacks.RenderedEmail(
-            to=addresses.parse_recipients(spec.to, "sendEmail.to"),
-            cc=addresses.parse_recipients(spec.cc, "sendEmail.cc"),
-            bcc=addresses.parse_recipients(spec.bcc, "sendEmail.bcc"),
-            subject=spec.subject or "",
-            html=spec.html or "",
-        )
+        email = callbacks.sent_email(spec)
         ident = message_id(self.run_id, launch.key, launch.attempt)
         why = await self.mailer.send(email, ident, f"task {launch.key}")
         if why is not None:

@@ -27,38 +27,12 @@ from kascade.engine import addresses, templating
 from kascade.engine.instances import Instance
 
 #: What a webhook body, an e-mail or a hook can use (``{{ task.id }}``, ``{{ exception }}``).
-CONTEXT_ROOTS = frozenset(
-    {
-        "event",
-        "message",
-        "state",
-        "exception",
-        "reason",
-        "exit_code",
-        "try_number",
-        "max_tries",
-        "duration",
-        "start_date",
-        "end_date",
-        "task_id",
-        "map_index",
-        "task",
-        "blocking_tasks",
-        "log_url",
-        "run",
-        "ds",
-        "ds_nodash",
-        "ts",
-        "ts_nodash",
-        "ts_nodash_with_tz",
-        "logical_date",
-        "data_interval_start",
-        "data_interval_end",
-        "run_id",
-        "params",
-        "pipeline",
-    }
-)
+_FACTS = ("event", "message", "state", "exception", "reason", "exit_code", "try_number",
+          "max_tries", "duration", "start_date", "end_date", "task_id", "map_index", "task",
+          "blocking_tasks", "log_url", "run")  # fmt: skip
+CONTEXT_ROOTS = (templating.MACRO_NAMES - {"tasks"}) | frozenset(_FACTS)
+"""What a webhook body, an e-mail or a hook can use: the run's macros (not other tasks'
+outputs) and the event's facts (``{{ task.id }}``, ``{{ exception }}``)."""
 MAX_BLOCKING_LISTED = 50
 """An SLA miss lists at most this many blocking task instances (the count says the rest)."""
 
@@ -219,6 +193,18 @@ class RenderedEmail:
     bcc: tuple[str, ...]
     subject: str
     html: str
+
+
+def sent_email(template: EmailTemplate) -> RenderedEmail:
+    """A ``sendEmail`` task's message from its fields as the engine rendered them (no second
+    rendering: a value that looked like ``{{ }}`` stays text); recipients checked."""
+    return RenderedEmail(
+        to=addresses.parse_recipients(template.to, "sendEmail.to"),
+        cc=addresses.parse_recipients(template.cc, "sendEmail.cc"),
+        bcc=addresses.parse_recipients(template.bcc, "sendEmail.bcc"),
+        subject=template.subject or "",
+        html=template.html or "",
+    )
 
 
 def render_email(

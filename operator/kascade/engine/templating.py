@@ -220,6 +220,25 @@ def references(text: str) -> list[Path]:
     return list(seen)
 
 
+MACRO_NAMES = frozenset(
+    {
+        "ds",
+        "ds_nodash",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "logical_date",
+        "data_interval_start",
+        "data_interval_end",
+        "run_id",
+        "params",
+        "pipeline",
+        "tasks",
+    }
+)
+"""The names :func:`macro_context` gives every template of a run."""
+
+
 def _as_airflow_prints(value: datetime) -> str:
     """``str()`` of Airflow's date objects: ISO with a space, ``2024-01-15 00:00:00+00:00``."""
     return str(value.astimezone(UTC))

@@ -24,24 +24,7 @@ from kascade.engine.run_dates import parse_date
 from kascade.engine.schedule import ScheduleError, parse_schedule, zone
 
 #: Template roots every task may use (Airflow's macros plus Kascade's own).
-RUN_ROOTS = frozenset(
-    {
-        "ds",
-        "ds_nodash",
-        "ts",
-        "ts_nodash",
-        "ts_nodash_with_tz",
-        "logical_date",
-        "data_interval_start",
-        "data_interval_end",
-        "run_id",
-        "params",
-        "pipeline",
-        "tasks",
-        "inputs",
-        "task",
-    }
-)
+RUN_ROOTS = templating.MACRO_NAMES | {"inputs", "task"}
 MAPPED_ROOTS = frozenset({"item", "map_index"})
 
 

@@ -49,13 +49,7 @@ class LocalActions:
         spec = launch.spec.send_email
         assert spec is not None
         try:
-            email = callbacks.RenderedEmail(
-                to=addresses.parse_recipients(spec.to, "sendEmail.to"),
-                cc=addresses.parse_recipients(spec.cc, "sendEmail.cc"),
-                bcc=addresses.parse_recipients(spec.bcc, "sendEmail.bcc"),
-                subject=spec.subject or "",
-                html=spec.html or "",
-            )
+            email = callbacks.sent_email(spec)
         except addresses.RecipientError as exc:
             return _failed(str(exc))
         write(f"sending {email.subject!r} to {', '.join(email.to)}\n")
