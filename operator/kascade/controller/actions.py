@@ -80,6 +80,16 @@ class ClusterActions:
         except (ActionFailed, ValueError) as exc:
             return Result(None, reason=AttemptReason.ACTION_FAILED, message=str(exc))
 
+    async def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A read that says what it could not read (another namespace the operator's RBAC
+        does not cover, say) instead of failing the attempt with an exception's name."""
+        try:
+            return await asyncio.to_thread(self.kube.get, plural, namespace, name)
+        except Exception as exc:
+            raise ActionFailed(
+                f"cannot read {plural} {namespace}/{name}: {_api_error(exc)}"
+            ) from None
+
     # -- sendEmail -------------------------------------------------------------------------
     async def _email(self, launch: Launch) -> Result:
         spec = launch.spec.send_email
@@ -127,7 +137,7 @@ class ClusterActions:
         """The run of this request: the one this attempt made already, or a new one."""
         ns = request.namespace
         name = naming.triggered_run_name(request.pipeline, request.run_id, request.origin)
-        existing = await asyncio.to_thread(self.kube.get, "pipelineruns", ns, name)
+        existing = await self._get("pipelineruns", ns, name)
         if existing is not None:
             if _origin(existing) == request.origin:
                 return existing  # made by this very attempt before a restart: follow it
@@ -143,16 +153,19 @@ class ClusterActions:
         except Exception as exc:  # forbidden, invalid: the operator cannot make it
             raise ActionFailed(f"cannot create run {ns}/{name}: {_api_error(exc)}") from None
         if created is None:  # made meanwhile (a reset's old run still terminating, a race)
-            created = await asyncio.to_thread(self.kube.get, "pipelineruns", ns, name)
+            created = await self._get("pipelineruns", ns, name)
             if created is None or _origin(created) != request.origin:
                 raise ActionFailed(f"run {ns}/{name} was made by someone else meanwhile")
         log.info("Triggered %s/%s (pipeline %s) for %s", ns, name, request.pipeline, self.name)
         return created
 
     async def _replace(self, namespace: str, name: str) -> None:
-        await asyncio.to_thread(self.kube.delete, "pipelineruns", namespace, name)
+        try:
+            await asyncio.to_thread(self.kube.delete, "pipelineruns", namespace, name)
+        except Exception as exc:
+            raise ActionFailed(f"cannot delete run {namespace}/{name}: {_api_error(exc)}") from None
         waited = 0.0
-        while await asyncio.to_thread(self.kube.get, "pipelineruns", namespace, name):
+        while await self._get("pipelineruns", namespace, name):
             if waited >= RESET_WAIT_SECONDS:
                 raise ActionFailed(f"run {namespace}/{name} is still being deleted (resetDagRun)")
             await self.sleep(1.0)
@@ -160,7 +173,7 @@ class ClusterActions:
 
     async def _manifest(self, request: TriggerRequest, name: str) -> dict[str, Any]:
         ns = request.namespace
-        pipeline = await asyncio.to_thread(self.kube.get, "pipelines", ns, request.pipeline)
+        pipeline = await self._get("pipelines", ns, request.pipeline)
         if pipeline is None:
             raise ActionFailed(f"pipeline {ns}/{request.pipeline} not found")
         spec = pipeline.get("spec") or {}
