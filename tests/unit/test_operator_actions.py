@@ -338,3 +338,34 @@ def test_an_email_task_fails_when_the_smtp_secret_is_missing() -> None:
         assert tr["status"]["message"] == "e-mail not sent: Secret ns/kascade-smtp not found"
 
     _go(scenario)
+
+
+def test_the_smtp_secret_is_read_only_within_the_approval(
+    monkeypatch: pytest.MonkeyPatch, smtp_server: servers.SmtpServer
+) -> None:
+    from kascade.controller import approval
+    from kascade.controller.mailing import Mailer
+    from kascade.engine.callbacks import RenderedEmail
+
+    key = b"k" * 32
+    monkeypatch.setattr(approval, "POLICY", approval.Policy(required=True, key=key))
+    kube = FakeKube()
+    _smtp_secret(kube, smtp_server.settings())
+    events: Events = []
+    email = RenderedEmail(("a@example.com",), (), (), "s", "<p>h</p>")
+
+    def mailer(grants: list[str]) -> Mailer:
+        signed = approval.sign(key, "ns", {"tasks": []}, "alice", grants)
+        run = {"metadata": {"name": "r", "namespace": "ns",
+                            "annotations": {approval.ANNOTATION: signed}}}  # fmt: skip
+        return Mailer(kube, run, "p", "kascade-smtp", lambda *e: events.append(e[1:]), ())
+
+    why = asyncio.run(mailer(["secret:other"]).send(email, "id-1", "alert"))
+    assert why == (
+        "the approval of this spec does not cover reading Secret 'kascade-smtp' "
+        "(apply the pipeline again with the admission webhook on)"
+    )
+    assert events[-1][:2] == ("Warning", "EmailFailed")
+    before = len(smtp_server.mailbox.messages)
+    assert asyncio.run(mailer(["secret:kascade-smtp"]).send(email, "id-2", "alert")) is None
+    assert len(smtp_server.mailbox.wait_for(before + 1)) == before + 1
