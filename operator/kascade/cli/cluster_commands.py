@@ -117,6 +117,12 @@ def _common(f: Any) -> Any:
     is_flag=True,
     help="Let notification webhooks reach private, loopback and link-local addresses too.",
 )
+@click.option(
+    "--ui-url",
+    envvar="KASCADE_UI_URL",
+    default="",
+    help="The web UI's address: alerts link to the task's page there (its log).",
+)
 def operator(
     log_level: str,
     namespaces: tuple[str, ...],
@@ -131,6 +137,7 @@ def operator(
     approval_key_file: str | None,
     notify_allowed_hosts: tuple[str, ...],
     notify_allow_private_networks: bool,
+    ui_url: str,
 ) -> None:
     """Run the Kascade operator (in-cluster, or with a kubeconfig)."""
     if not namespaces and not all_namespaces:
@@ -152,6 +159,7 @@ def operator(
     os.environ["KASCADE_NOTIFY_ALLOWED_HOSTS"] = ",".join(notify_allowed_hosts)
     if notify_allow_private_networks:
         os.environ["KASCADE_NOTIFY_ALLOW_PRIVATE_NETWORKS"] = "1"
+    os.environ["KASCADE_UI_URL"] = ui_url
     import logging
 
     from kascade.controller import logs

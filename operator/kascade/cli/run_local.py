@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import TextIO
 from kascade.api.runs import RunPhase
 from kascade.cli.documents import InputError, load_run_file
 from kascade.cli.local_objects import pool_problems, read_objects, run_environment
+from kascade.cli.local_triggers import LocalSetup, PipelineFinder, local_smtp
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
 from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
@@ -80,6 +82,7 @@ def run_local(opts: RunOptions) -> int:
     elif not opts.quiet:
         on_event = PlainProgress(stream)
     recorder = Recorder(history, home.name, {"pipelineSpec": spec.dump()})
+    setup = LocalSetup(PipelineFinder(opts.file.absolute(), docs), history)
     runner = LocalRunner(
         plan,
         ctx,
@@ -88,6 +91,8 @@ def run_local(opts: RunOptions) -> int:
         workdir=workdir,
         on_event=recorder.chain(on_event),
         external=history,
+        smtp=local_smtp(plan, found, os.environ),
+        triggers=setup.triggers(),
     )
     recorder.runner = runner
     recorder.save()

@@ -58,6 +58,9 @@ class Instance:
     attempt: int = 0
     ready_at: datetime | None = None
     started_at: datetime | None = None
+    """When its first attempt started."""
+    attempt_started_at: datetime | None = None
+    """When its current (or latest) attempt started."""
     ended_at: datetime | None = None
     next_try_at: datetime | None = None
     first_poke_at: datetime | None = None

@@ -84,6 +84,7 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         inst = self.instances[key]
         if inst.attempt == attempt and inst.state is TaskState.QUEUED:
             inst.started_at = inst.started_at or now
+            inst.attempt_started_at = inst.attempt_started_at or now
             self._move(inst, TaskState.RUNNING)
 
     def finished(self, key: str, attempt: int, result: Result, now: datetime) -> Decisions:
@@ -94,7 +95,14 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         inst.ended_at = now
         inst.exit_code = result.exit_code
         inst.attempts.append(
-            Attempt(attempt, inst.started_at, now, result.exit_code, result.reason, result.message)
+            Attempt(
+                attempt,
+                inst.attempt_started_at or inst.started_at,
+                now,
+                result.exit_code,
+                result.reason,
+                result.message,
+            )
         )
         sensor = self.plan.tasks[inst.task].sensor
         if sensor is not None and result.exit_code == SENSOR_NOT_MET and result.reason is None:
