@@ -96,6 +96,12 @@ NOTIFICATIONS = Counter(
     "Notifications sent",
     ["namespace", "pipeline", "event", "outcome"],
 )
+EMAILS = Counter(
+    "kascade_emails_total",
+    "E-mails by outcome: sent, retried (a transient failure, tried again) or failed (given up)",
+    ["namespace", "pipeline", "outcome"],
+)
+EMAIL_OUTCOMES = ("sent", "retried", "failed")
 IS_LEADER = Gauge("kascade_is_leader", "1 when this replica holds the leader Lease")
 
 
@@ -118,6 +124,7 @@ FAILURE_REASONS = (
     "CreateContainerConfigError",
     "CreateContainerError",
     "PodRejected",
+    "ActionFailed",
     "Other",
 )
 NOTIFICATION_OUTCOMES = ("sent", "error", "refused", "no_url")
@@ -174,12 +181,24 @@ def seen_pipeline(body: dict[str, Any]) -> None:
             for e in n.events
         }
         series += [(NOTIFICATIONS, (ns, name, e, o)) for e in events for o in NOTIFICATION_OUTCOMES]
+        if _sends_email(plan):
+            series += [(EMAILS, (ns, name, o)) for o in EMAIL_OUTCOMES]
     for metric, labels in series:
         metric.labels(*labels)
     QUEUED_TASKS.labels(
         ns, DEFAULT_POOL
     )  # shared by the namespace: never removed with one pipeline
     _SEEN[key] = (generation, series)
+
+
+def _sends_email(plan: Any) -> bool:
+    notifications = [
+        *(plan.spec.notifications or []),
+        *(n for t in plan.tasks for n in t.notifications),
+    ]
+    return any(n.email is not None for n in notifications) or any(
+        t.spec.send_email is not None for t in plan.tasks
+    )
 
 
 def forget_pipeline(namespace: str, name: str) -> None:

@@ -26,8 +26,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 import differential
+import servers
 from example_cases import EXAMPLES, ROOT, cases, documents
 
 from .conftest import kubeconfig_path
@@ -82,12 +84,13 @@ def _shape(phase: str, tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"phase": phase, "tasks": dict(sorted(tasks.items()))}
 
 
-def run_locally(case: Case, work: Path) -> dict[str, Any]:
+def run_locally(case: Case, work: Path, smtp: dict[str, str]) -> dict[str, Any]:
     folder = work / case.id.replace("/", "_").replace("#", "_")
     folder.mkdir(parents=True)
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump_all([*case.objects, case.pipeline], sort_keys=False))
     args = [sys.executable, "-m", "kascade", "run", str(path), "--output", "json"]
+    args += ["--pipeline", case.pipeline["metadata"]["name"]]  # a file may hold several
     logical_date = case.logical_date
     if "hostPath" in json.dumps(case.pipeline):
         # The cluster's node is this machine: a folder named after the run id would be
@@ -99,6 +102,7 @@ def run_locally(case: Case, work: Path) -> dict[str, Any]:
     for key, value in case.params.items():
         args += ["--param", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KASCADE_HOME": str(folder)}
+    env.update({f"KASCADE_SMTP_{key}": value for key, value in smtp.items()})
     proc = subprocess.run(
         args, capture_output=True, text=True, env=env, timeout=300, cwd=folder, check=False
     )
@@ -137,13 +141,20 @@ def on_cluster(kas: Kascade, run_name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def results(
-    cluster: Any, tmp_path_factory: pytest.TempPathFactory
+    cluster: Any, tmp_path_factory: pytest.TempPathFactory, smtp_server: servers.SmtpServer
 ) -> Iterator[dict[str, tuple[dict[str, Any], dict[str, Any]]]]:
     """Every case run once in each driver: case id -> (local, cluster)."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     work = tmp_path_factory.mktemp("local")
+    # E-mail goes to a real SMTP server: the operator (a process here) and the local
+    # runs reach it on loopback, with the settings of the Secret kascade-smtp.
+    smtp = smtp_server.settings()
     # file-sensor mounts a hostPath, which only a privileged namespace admits.
     with operator_namespace(cluster, kubeconfig_path(), "diff", log, "privileged") as kas:
+        kas.core.create_namespaced_secret(
+            kas.ns,
+            client.V1Secret(metadata=client.V1ObjectMeta(name="kascade-smtp"), string_data=smtp),
+        )
         runs: dict[str, str] = {}
         applied: set[str] = set()
         for i, case in enumerate(CASES):
@@ -159,7 +170,9 @@ def results(
                 name=f"diff-{i}-{case.pipeline['metadata']['name']}"[:60].rstrip("-"),
             )
         with ThreadPoolExecutor(4) as pool:
-            local = dict(zip(runs, pool.map(lambda c: run_locally(c, work), CASES), strict=True))
+            local = dict(
+                zip(runs, pool.map(lambda c: run_locally(c, work, smtp), CASES), strict=True)
+            )
         deadline = time.monotonic() + TIMEOUT
         pending = set(runs)
         while pending and time.monotonic() < deadline:

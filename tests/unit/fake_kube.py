@@ -90,7 +90,12 @@ class FakeKube:
         return self.list_objects("pods", namespace, selector)
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
-        return None
+        return (self.read_secret_data(namespace, name) or {}).get(key)
+
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret kept with ``stringData`` (tests write values in the clear)."""
+        obj = self.objects.get(("secrets", namespace, name))
+        return dict(obj.get("stringData") or {}) if obj is not None else None
 
     # -- for tests -------------------------------------------------------------------------
     def names(self, plural: str) -> list[str]:

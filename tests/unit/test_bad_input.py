@@ -290,17 +290,17 @@ def test_trigger_with_a_broken_kubeconfig_says_so(tmp_path: Path) -> None:
 
 
 def test_trigger_checks_its_params_before_it_asks_the_cluster() -> None:
-    import click
-
-    from kascade.cli.cluster_commands import _params
+    """``kascade trigger`` and the UI's Trigger form read params through
+    ``actions.parse_params``: the same rules as ``kascade run``, before the cluster."""
+    from kascade.actions import ActionError, parse_params
 
     spec = {"params": {"region": {"type": "string"}, "days": {"type": "integer", "default": 1}}}
-    assert _params(("days=3", "region=eu"), spec) == {"days": 3, "region": "eu"}
+    assert parse_params(("days=3", "region=eu"), spec) == {"days": 3, "region": "eu"}
     for pairs, problem in (
         (("days=" + "[" * 60_000 + "]" * 60_000,), "days: nested deeper than 64 levels"),
         (("days=NaN",), "days: NaN is not a number JSON allows"),
         (("regoin=us",), "unknown param 'regoin' (did you mean region?)"),
         (("days=many",), "param 'days' must be of type integer, got 'many'"),
     ):
-        with pytest.raises(click.BadParameter, match=re.escape(problem)):
-            _params(pairs, spec)
+        with pytest.raises(ActionError, match=re.escape(problem)):
+            parse_params(pairs, spec)

@@ -100,7 +100,13 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "endTime",
         "durationSeconds",
         "message",
+        "params",
         "tasks",
+        "ref",
+        "workdir",
+        "rendered",
+        "slaMisses",
+        "pipelineSpec",
     }
     # Airflow's manual__<trigger time>: the run's own id, not its logical date's.
     assert record["runId"].startswith("manual__2026-") and record["runId"] != (
@@ -120,6 +126,9 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "outputs",
         "message",
         "exitCode",
+        "startTime",
+        "endTime",
+        "tries",
     }
     assert extract["outputs"] == {"rows": 7}
     assert extract["state"] == "success" and extract["exitCode"] == 0

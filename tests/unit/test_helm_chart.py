@@ -229,6 +229,18 @@ def test_deployment_defaults() -> None:
     assert any(e["name"] == "KASCADE_WEBHOOK" for e in container["env"])
 
 
+@needs_helm
+def test_notifications_link_to_the_ui_when_its_address_is_given() -> None:
+    def args(*values: str) -> list[str]:
+        return list(one(render(*values), "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]["args"])  # fmt: skip
+
+    assert not [a for a in args() if a.startswith("--ui-url")]
+    given = args("--set", "notifications.uiUrl=https://kascade.example.com")
+    assert "--ui-url=https://kascade.example.com" in given
+    assert "uiUrl" in refused("notifications.uiUrl=not a url")
+
+
 def test_install_manifest_carries_no_webhook_key() -> None:
     """A static file would give every cluster that applies it the same private key."""
     text = (ROOT / "manifests" / "install.yaml").read_text()

@@ -96,6 +96,7 @@ PARAMS = {
     "n": {"type": "integer", "default": 1},
     "env": {"type": "string", "enum": ["dev", "prod"], "default": "dev"},
     "wild": {"type": "string", "enum": ["a b", "c;d"], "default": "a b"},
+    "o": {"type": "array", "default": ["x"]},
 }
 
 
@@ -121,6 +122,14 @@ def warnings_of(task: dict[str, Any]) -> list[str]:
             "spec.tasks[0].script",
         ),
         ({"script": "echo {{ 'x' + params.who }}"}, "spec.tasks[0].script"),
+        (  # the Python SDK's BashOperator: bash_command is $1 of a wrapper that runs it
+            {"command": ["bash", "-c", 'bash -c "$1" x', "x", "echo {{ params.who }}"]},
+            "spec.tasks[0].command[4]",
+        ),
+        (
+            {"expand": {"param": "params.o"}, "command": ["sh", "-c", "echo {{ item }}"]},
+            "spec.tasks[0].command[2]",
+        ),
     ],
 )
 def test_outside_data_unquoted_in_code_is_warned_about(task: dict[str, Any], where: str) -> None:
@@ -142,6 +151,7 @@ def test_outside_data_unquoted_in_code_is_warned_about(task: dict[str, Any], whe
         {"command": ["python3", "-c", "print({{ params.who | tojson }})"]},
         {"script": "test {{ params.who | length }} -gt 0 && echo {{ task.try_number }}"},
         {"script": "echo {{ params.who == 'x' }}"},
+        {"expand": {"items": ["a", "b"]}, "command": ["sh", "-c", "echo {{ item }}"]},
     ],
 )
 def test_quoted_typed_or_inert_values_are_not_warned_about(task: dict[str, Any]) -> None:
@@ -182,3 +192,10 @@ def test_validate_prints_the_warning_and_still_passes(tmp_path: Path) -> None:
         result.output
     )
     assert "OK (1 tasks)" in result.output
+
+
+def test_the_python_twins_pass_run_data_through_env_too() -> None:
+    twins = EXAMPLES.parents[1] / "examples" / "python"
+    result = CliRunner().invoke(cli, ["validate", str(twins)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "warning:" not in result.output

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from example_cases import EXAMPLES, ROOT, cases
+import servers
+from example_cases import EXAMPLES, ROOT, cases, pipeline_of
 from sdk_support import run_json
 
 TWINS = ROOT / "examples" / "python"
@@ -43,6 +44,8 @@ TWIN_OF = {
     "data-quality-fails.yaml": ("data_quality_fails.py", "data_quality_fails"),
     "parallel-regions.yaml": ("parallel_regions.py", "parallel_regions"),
     "short-circuit-and-when.yaml": ("short_circuit_and_when.py", "short_circuit_and_when"),
+    "email-alerts.yaml": ("email_alerts.py", "email_alerts"),
+    "trigger-pipeline.yaml": ("trigger_pipeline.py", "trigger_pipeline"),
 }
 
 
@@ -62,13 +65,14 @@ def run(
     tmp: Path,
     dag: str | None = None,
     extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     args = ["--workdir", str(tmp / "work"), *extra] + (["--dag", dag] if dag else [])
     if entry.get("logicalDate"):
         args += ["--logical-date", entry["logicalDate"]]
     for key, value in (entry.get("params") or {}).items():
         args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-    return run_json(path, *args, home=tmp / "home")
+    return run_json(path, *args, home=tmp / "home", env=env)
 
 
 #: Values some twins' tasks return (the YAML examples write the same numbers as outputs).
@@ -85,6 +89,13 @@ OUTPUTS = {
         }
     },
     "retries-with-callbacks.yaml": {"call_flaky_api": {"status": 200}},
+    "email-alerts.yaml": {"count_orders": {"orders": 128, "revenue": 5120.5}},
+    "trigger-pipeline.yaml": {
+        "process_partitions": {
+            "trigger_run_id": "triggered__2024-01-15T00:00:00+00:00",
+            "trigger_logical_date_iso": "2024-01-15T00:00:00+00:00",
+        }
+    },
     "etl-task-groups.yaml": {
         "transform.clean": {"return_value": 122},
         "transform.aggregate": {"return_value": 7},
@@ -97,11 +108,16 @@ def test_every_example_has_a_twin() -> None:
 
 
 @pytest.mark.parametrize(("case", "entry"), cases(), ids=[c for c, _ in cases()])
-def test_twin_runs_to_the_same_states(case: str, entry: dict[str, Any], tmp_path: Path) -> None:
+def test_twin_runs_to_the_same_states(
+    case: str, entry: dict[str, Any], tmp_path: Path, smtp_server: servers.SmtpServer
+) -> None:
     manifest = case.split("#")[0]
     file, dag = TWIN_OF[manifest]
-    twin = run(TWINS / file, entry, tmp_path / "py", dag, tuple(pool_args(EXAMPLES / manifest)))
-    yaml_run = run(EXAMPLES / manifest, entry, tmp_path / "yaml")
+    smtp = {f"KASCADE_SMTP_{k}": v for k, v in smtp_server.settings().items()}
+    pools = tuple(pool_args(EXAMPLES / manifest))
+    twin = run(TWINS / file, entry, tmp_path / "py", dag, pools, env=smtp)
+    chosen = ("--pipeline", str(pipeline_of(case))) if pipeline_of(case) else ()
+    yaml_run = run(EXAMPLES / manifest, entry, tmp_path / "yaml", extra=chosen, env=smtp)
     twin_states = {k.replace("_", "-"): v["state"] for k, v in twin["tasks"].items()}
     yaml_states = {k: v["state"] for k, v in yaml_run["tasks"].items()}
     assert twin_states == yaml_states == entry["tasks"]

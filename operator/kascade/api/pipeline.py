@@ -15,6 +15,7 @@ from pydantic import Field
 
 from kascade.api import defaults
 from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
+from kascade.api.messaging import EmailTemplate, SmtpRef, TriggerPipeline
 from kascade.api.names import ObjectName, PoolName
 from kascade.api.trigger_rules import TriggerRule as TriggerRule
 
@@ -55,12 +56,16 @@ class SecretKeyRef(Model):
 
 
 class Webhook(Model):
-    """A Slack-compatible webhook (JSON body ``{"text": ...}``)."""
+    """An HTTP POST of a JSON body: Slack, Teams, PagerDuty or any JSON webhook."""
 
     url: str | None = None
     """The URL, when it is not secret."""
     url_from: SecretKeyRef | None = None
     """Read the URL from a Secret (recommended: webhook URLs are credentials)."""
+    body: JsonValue | None = None
+    """The JSON to post: every string in it is a template over the callback context
+    (``{{ task.id }}``, ``{{ exception }}``, ``{{ log_url }}``...). Default:
+    ``{"text": "[kascade] {{ pipeline.name }}: {{ message }}"}`` (Slack's simplest form)."""
 
 
 class NotificationEvent(StrEnum):
@@ -78,9 +83,11 @@ class Notification(Model):
     events: list[NotificationEvent] = Field(min_length=1)
     """The events that fire it (not ``on``: YAML 1.1 reads a bare ``on`` key as true)."""
     webhook: Webhook | None = None
-    """Post a JSON message to a Slack-compatible webhook."""
+    """Post a JSON message to a webhook (Slack, Teams, PagerDuty...)."""
     hook: HookTask | None = None
     """A container run once per event (its env gets KASCADE_EVENT, KASCADE_TASK, ...)."""
+    email: EmailTemplate | None = None
+    """Send an e-mail (subject and body default to an alert like Airflow's)."""
 
 
 class HookTask(Model):
@@ -232,6 +239,13 @@ class TaskPolicy(Model):
     """The task should be done this long after the data interval's end."""
     notifications: list[Notification] | None = None
     """Callbacks on this task's events (failure, success, retry, slaMiss)."""
+    email: Annotated[list[str], Field(max_length=100)] | None = None
+    """Airflow's ``email``: addresses alerted by e-mail on failure and retry (see
+    emailOnFailure, emailOnRetry)."""
+    email_on_failure: bool | None = None
+    """E-mail ``email`` when the task fails (default true, as in Airflow)."""
+    email_on_retry: bool | None = None
+    """E-mail ``email`` when an attempt fails and will be retried (default true)."""
 
 
 class TaskDefaults(ContainerFields, TaskPolicy):
@@ -268,6 +282,11 @@ class TaskBody(ContainerFields, TaskPolicy):
     """Make the task a sensor: it waits for a condition."""
     expand: Expand | None = None
     """Run one instance of the task per item (dynamic task mapping)."""
+    send_email: EmailTemplate | None = None
+    """Airflow's EmailOperator: the task sends this e-mail (no pod runs)."""
+    trigger_pipeline: TriggerPipeline | None = None
+    """Airflow's TriggerDagRunOperator: the task starts a run of another pipeline, and
+    may wait for it (no pod runs)."""
     outputs: list[Name] | None = None
     """Declared outputs (optional): references to undeclared ones are then rejected."""
 
@@ -423,6 +442,8 @@ class PipelineSpec(Model):
     """Secrets whose keys become CONN_<NAME>_<KEY> variables of every task."""
     notifications: list[Notification] | None = None
     """Run-level notifications (events of the run as a whole)."""
+    smtp: SmtpRef | None = None
+    """The SMTP settings for e-mail (default: the Secret kascade-smtp)."""
     history: History | None = None
     """How many finished runs to keep, and for how long."""
     tags: list[str] | None = None

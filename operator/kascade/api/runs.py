@@ -65,6 +65,8 @@ class PipelineRunSpec(Model):
     """Param values for this run (checked against the spec's params)."""
     trigger: Trigger | None = None
     """Why the run exists (schedule, a person, a backfill, another pipeline)."""
+    run_id: str | None = Field(default=None, min_length=1, max_length=250)
+    """The run's id (``{{ run_id }}``); default ``<trigger kind>__<logical date>``."""
 
 
 class TaskCounts(Model):
@@ -167,6 +169,9 @@ class AttemptReason(StrEnum):
     """Stopped because a branch or short circuit skipped the task while it ran."""
     INTERRUPTED = "Interrupted"
     """Locally: the runner was stopped (Ctrl-C, SIGTERM) and killed the attempt."""
+    ACTION_FAILED = "ActionFailed"
+    """A task without a pod (sendEmail, triggerPipeline) could not do its work: the e-mail
+    was not sent, the run could not be made, or it ended in a failed state."""
 
 
 def instance_key(task_id: str, map_index: int | None) -> str:

@@ -102,12 +102,15 @@ def validate_command(files: tuple[Path, ...]) -> None:
 
 
 def _validate_python(path: Path) -> bool:
+    from kascade.cli.documents import check
     from kascade.sdk.compiler.project import Options, compile_paths
 
     result = compile_paths([path], Options(target="bundle"))
     for problem in result.problems:
         click.echo(str(problem))
     for compiled in result.dags:
+        for warning in check(compiled.pipeline).warnings:  # paths of the compiled Pipeline
+            click.echo(f"{compiled.file}: {compiled.dag.dag_id}: warning: {warning}")
         tasks = len(compiled.dag.task_dict)
         click.echo(
             f"{compiled.file}: {compiled.dag.dag_id}: OK ({tasks} tasks, pipeline {compiled.name})"

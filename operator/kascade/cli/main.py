@@ -10,7 +10,14 @@ import sys
 
 import click
 
-from kascade.cli import cluster_commands, local_commands, poke_commands, sdk_commands
+from kascade.cli import (
+    cluster_commands,
+    local_commands,
+    log_commands,
+    poke_commands,
+    sdk_commands,
+    view_commands,
+)
 from kascade.kube import KubeConfigError
 
 EXIT_INTERRUPTED = 130
@@ -26,6 +33,8 @@ local_commands.register(cli)
 cluster_commands.register(cli)
 poke_commands.register(cli)
 sdk_commands.register(cli)
+view_commands.register(cli)
+log_commands.register(cli)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,11 +13,12 @@ from typing import TextIO
 from kascade.api.runs import RunPhase
 from kascade.cli.documents import InputError, load_run_file
 from kascade.cli.local_objects import pool_problems, read_objects, run_environment
+from kascade.cli.local_triggers import LocalSetup, PipelineFinder, local_smtp
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
 from kascade.engine import strict_json
 from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
-from kascade.local.events import OnEvent, ignore
+from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, headline, print_summary
 from kascade.local.runner import LocalRunner
@@ -59,7 +62,7 @@ def run_local(opts: RunOptions) -> int:
     history = LocalHistory()
     # Airflow's manual__<trigger time>: every run its own id and folder, whatever its
     # logical date, so two runs of one day neither share outputs nor overwrite logs.
-    rid, workdir = _run_folder(history, pipeline.name, run_id("manual", triggered), opts.workdir)
+    rid, home = _run_home(history, pipeline.name, run_id("manual", triggered))
     ctx = RunContext(
         run_id=rid,
         logical_date=dates.logical_date,
@@ -68,6 +71,7 @@ def run_local(opts: RunOptions) -> int:
         pipeline=pipeline.name,
         namespace=pipeline.metadata.namespace or "default",
     )
+    workdir = _workdir(opts.workdir) if opts.workdir else home
     stream = sys.stderr if opts.output == "json" else sys.stdout
     live = None
     on_event: OnEvent = ignore
@@ -80,19 +84,27 @@ def run_local(opts: RunOptions) -> int:
         on_event = live
     elif not opts.quiet:
         on_event = PlainProgress(stream)
+    recorder = Recorder(history, home.name, {"pipelineSpec": spec.dump()})
+    setup = LocalSetup(PipelineFinder(opts.file.absolute(), docs), history)
     runner = LocalRunner(
-        plan, ctx, pools=pools, env=env, workdir=workdir, on_event=on_event, external=history
+        plan,
+        ctx,
+        pools=pools,
+        env=env,
+        workdir=workdir,
+        on_event=recorder.chain(on_event),
+        external=history,
+        smtp=local_smtp(plan, found, os.environ),
+        triggers=setup.triggers(),
     )
+    recorder.runner = runner
+    recorder.save()
     if live is not None:
         with live:
             phase = runner.execute()
     else:
         phase = runner.execute()
-    record = runner.record()
-    try:
-        history.save(record)
-    except OSError as exc:
-        print(f"note: could not record the run in {history.root}: {exc}", file=sys.stderr)
+    record = recorder.save()
     if opts.output == "json":
         print(strict_json.dumps(record, indent=2))
     elif opts.quiet:
@@ -105,24 +117,84 @@ def run_local(opts: RunOptions) -> int:
     return EXIT_OK if phase is RunPhase.SUCCESS else EXIT_FAILED
 
 
-def _run_folder(
-    history: LocalHistory, pipeline: str, wanted_id: str, workdir: Path | None
-) -> tuple[str, Path]:
-    """The run's id and directory: a new folder of the history (``--workdir`` when given),
-    or a temporary one when neither can be made (a read-only home)."""
+class Recorder:
+    """Keeps the run's history record current: at start, at most once a second, at the end.
+
+    ``kascade get``/``logs`` and the web UI read running local runs from it.
+    """
+
+    INTERVAL_SECONDS = 1.0
+
+    def __init__(self, history: LocalHistory, ref: str, extra: dict[str, object]) -> None:
+        self.history = history
+        self.ref = ref
+        self.extra = extra
+        self.runner: LocalRunner | None = None
+        self._pending: asyncio.TimerHandle | None = None
+        self._warned = False
+
+    def chain(self, display: OnEvent) -> OnEvent:
+        def on_event(event: Event) -> None:
+            display(event)
+            self._soon()
+
+        return on_event
+
+    def _soon(self) -> None:
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.call_later(self.INTERVAL_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._pending = None
+        self.save()
+
+    def save(self) -> dict[str, object]:
+        assert self.runner is not None
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        record = {**self.runner.record(), "ref": self.ref, **self.extra}
+        try:
+            self.history.save(record)
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                print(
+                    f"note: could not record the run in {self.history.root}: {exc}", file=sys.stderr
+                )
+        return record
+
+
+def _run_home(history: LocalHistory, pipeline: str, run_id: str) -> tuple[str, Path]:
+    """The run's id and its own directory (logs, scripts, outputs), never shared with
+    another run: the id is the folder's name (``~2`` added when two runs start in the
+    same microsecond)."""
     try:
-        if workdir is None:
-            return history.claim(pipeline, wanted_id)
-        workdir.mkdir(parents=True, exist_ok=True)
-        return wanted_id, workdir
+        home = history.new_run_dir(pipeline, run_id)
+        return home.name, home
     except OSError as exc:
         import tempfile
 
-        wanted = workdir or history.run_dir(pipeline, wanted_id)
         fallback = Path(tempfile.mkdtemp(prefix="kascade-run-"))
-        why = exc.strerror or str(exc)
-        print(f"note: cannot use {wanted} ({why}); logs go to {fallback}", file=sys.stderr)
-        return wanted_id, fallback
+        print(
+            f"note: cannot use {history.root} ({exc.strerror}); logs go to {fallback}",
+            file=sys.stderr,
+        )
+        return run_id, fallback
+
+
+def _workdir(wanted: Path) -> Path:
+    """The run's directory; a temporary one when the wanted one cannot be made (read-only home)."""
+    try:
+        wanted.mkdir(parents=True, exist_ok=True)
+        return wanted
+    except OSError as exc:
+        import tempfile
+
+        fallback = Path(tempfile.mkdtemp(prefix="kascade-run-"))
+        print(f"note: cannot use {wanted} ({exc.strerror}); logs go to {fallback}", file=sys.stderr)
+        return fallback
 
 
 def _summary(

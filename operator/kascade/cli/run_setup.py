@@ -13,11 +13,9 @@ from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.engine.errors import Issue
-from kascade.engine.params import coerce_cli_value, resolve_params
 from kascade.engine.plan import Plan
 from kascade.engine.run_dates import RunDates, manual_run, parse_date
 from kascade.engine.schedule import parse_schedule
-from kascade.engine.strict_json import JsonValueError
 from kascade.engine.validation import params_used
 
 
@@ -41,28 +39,14 @@ def run_dates(spec: PipelineSpec, given: str | None, now: datetime) -> RunDates:
 def params_of(spec: PipelineSpec, pairs: Sequence[str], plan: Plan | None = None) -> dict[str, Any]:
     """The run's params from ``--param name=value`` pairs; every problem at once. With the
     ``plan``, a pipeline that declares no params takes only names its templates read."""
+    from kascade.actions import typed_params
+
     declared = spec.params or {}
-    given: dict[str, Any] = {}
-    problems = []
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            problems.append(f"--param {_short(pair)}: expected name=value")
-            continue
-        try:
-            given[key] = coerce_cli_value(declared.get(key), raw)
-        except JsonValueError as exc:
-            problems.append(f"--param {key}: {exc}")
     used = params_used(plan) if plan is not None and not declared else None
-    values, issues = resolve_params(declared, given, used=used)
-    problems.extend(str(i) for i in issues)
+    _, values, problems = typed_params(declared, pairs, "--param", used=used)
     if problems:
         raise SetupError(problems)
     return values
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
 
 
 def pools_of(pairs: Sequence[str]) -> dict[str, int]:

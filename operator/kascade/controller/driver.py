@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 from kascade import metrics
 from kascade.api.runs import AttemptReason, PipelineRunStatus, RunPhase, TaskState
 from kascade.controller import naming, notify, observe, observed
+from kascade.controller.actions import ClusterActions, PodlessAttempts
+from kascade.controller.mailing import Mailer
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
     ANN_KEY,
@@ -37,10 +40,12 @@ from kascade.controller.status import (
     wire,
 )
 from kascade.controller.writer import StatusWriter, run_status_interval
+from kascade.engine.actions import runs_pod
 from kascade.engine.context import RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.plan import Plan
 from kascade.engine.run import RunEngine
+from kascade.integrations import mailing
 from kascade.kube.client import Kube
 
 __all__ = ["RunDriver", "iso", "run_status_interval"]
@@ -119,6 +124,18 @@ class RunDriver:
             logical_date=ctx.logical_date,
         )
         self.labels = {LABEL_PIPELINE: naming.label_value(plan.name)}
+        self.mailer = Mailer(
+            kube,
+            run,
+            plan.name,
+            plan.smtp_secret,
+            emit,
+            mailing.retry_delays(os.environ, mailing.RETRY_DELAYS),
+        )
+        self.podless = PodlessAttempts(
+            ClusterActions(kube, run, ctx.run_id, self.mailer, clock), self._podless_ended
+        )
+        """Attempts of tasks without a pod (sendEmail, triggerPipeline), run here."""
 
     # -- life cycle ----------------------------------------------------------------
     async def boot(self, now: datetime) -> None:
@@ -248,6 +265,8 @@ class RunDriver:
         if d.launches:  # independent: create them all at once
             await asyncio.gather(*(self._launch(launch, now) for launch in d.launches))
         for key, reason in d.kills:
+            if self.podless.cancel(key):
+                continue
             pod = self.pods.pop(key, None)
             if pod:
                 log.info("Stopping pod %s of %s: %s", pod, self.name, reason)
@@ -281,9 +300,10 @@ class RunDriver:
                     self.kube,
                     self.namespace,
                     self.plan.name,
-                    self.ctx.run_id,
+                    self.name,
                     fire,
                     self._owner_ref(),
+                    self.mailer,
                 )
             )
         for key, why in d.waits:
@@ -291,7 +311,9 @@ class RunDriver:
         for miss in d.sla_misses:
             self.sla_missed = True
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()
-            self.emit(self.run, "Warning", "SlaMissed", f"{miss.task or 'run'} missed its SLA")
+            blocking = f" (blocking: {', '.join(miss.blocking[:20])})" if miss.blocking else ""
+            message = f"{miss.task or 'run'} missed its SLA{blocking}"
+            self.emit(self.run, "Warning", "SlaMissed", message)
             self.writer.run_changed()
         if d.finished is not None:
             await self._finish(d.finished, now)
@@ -324,6 +346,9 @@ class RunDriver:
         which is deterministic), so the TaskRun's uid is not needed first; this keeps
         one API round trip, not two, between an upstream's end and the next pod.
         """
+        if not runs_pod(launch.spec):
+            await self._launch_podless(launch, now)
+            return
         trname = self.taskruns[launch.key]["name"] if launch.key in self.taskruns else None
         trname = trname or naming.taskrun_name(self.name, launch.key)
         name = naming.pod_name(trname, launch.attempt, launch.poke)
@@ -341,6 +366,28 @@ class RunDriver:
                 max(0.0, (self.clock() - launch.ready_at).total_seconds())
             )
         self.trouble.pop(launch.key, None)
+
+    async def _launch_podless(self, launch: Launch, now: datetime) -> None:
+        """The operator does the task's work itself; its TaskRun shows the attempt in flight
+        at once, so a restarted operator launches the same attempt again (which finds the
+        run it made: ``controller/actions.py``)."""
+        await self._ensure_taskrun(launch.key)
+        self.engine.started(launch.key, launch.attempt, now)
+        self.writer.taskrun_changed(launch.key)
+        self.podless.start(launch)
+
+    async def _podless_ended(self, launch: Launch, result: Result) -> None:
+        async with self.lock:
+            if self.finished:
+                return
+            now = self.clock()
+            ok, reason = result.ok, result.reason
+            metrics.attempt_ended(self.namespace, self.plan.name, launch.task_id, ok, reason)
+            await self._apply(self.engine.finished(launch.key, launch.attempt, result, now), now)
+
+    def stop(self) -> None:
+        """The run is deleted or reloaded: its podless attempts in flight stop here."""
+        self.podless.stop()
 
     async def _ensure_taskrun(self, key: str) -> dict[str, Any]:
         meta = self.taskruns.get(key)
@@ -392,7 +439,10 @@ class RunDriver:
         inst = self.engine.instances.get(key)
         if meta is None or inst is None:
             return None
-        status = taskrun_status(inst, self.pods.get(key), meta["name"], self.trouble.get(key))
+        podless = not runs_pod(self.plan.tasks[inst.task].spec)
+        status = taskrun_status(
+            inst, self.pods.get(key), meta["name"], self.trouble.get(key), podless=podless
+        )
         return meta["name"], wire(status)
 
     def run_status(self, end: datetime | None = None) -> PipelineRunStatus:

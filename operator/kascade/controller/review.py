@@ -222,7 +222,13 @@ class Reviewer:
         answers = await asyncio.gather(
             *(
                 asyncio.to_thread(
-                    self.access.allowed, req.user, req.namespace, c.verb, c.resource, c.name
+                    self.access.allowed,
+                    req.user,
+                    c.namespace or req.namespace,
+                    c.verb,
+                    c.resource,
+                    c.name,
+                    c.group,
                 )
                 for c in checks
             )

@@ -88,19 +88,26 @@ def run_status(
 
 
 def taskrun_status(
-    inst: Instance, pod: str | None, taskrun: str, trouble: str | None = None
+    inst: Instance,
+    pod: str | None,
+    taskrun: str,
+    trouble: str | None = None,
+    *,
+    podless: bool = False,
 ) -> TaskRunStatus:
     """A TaskRun's status: its state, every attempt (with its pod), outputs and timing.
 
     ``pod`` is the pod of the attempt in flight, if any; ``trouble`` why that pod cannot
-    start (image pull, unschedulable), shown while the task is queued.
+    start (image pull, unschedulable), shown while the task is queued. A ``podless`` task
+    (sendEmail, triggerPipeline) lists its attempt in flight without a pod: that is how
+    a restarted operator knows which attempt to launch again.
     """
     attempts = [
         Attempt(
             number=a.number,
             pod_name=(
                 None
-                if a.reason is AttemptReason.TEMPLATE_ERROR
+                if podless or a.reason is AttemptReason.TEMPLATE_ERROR
                 else naming.pod_name(taskrun, a.number)
             ),
             start_time=iso(a.start),
@@ -111,9 +118,10 @@ def taskrun_status(
         )
         for a in inst.attempts
     ]
-    if pod and (not attempts or attempts[-1].number != inst.attempt):
-        started = inst.attempt_started_at or inst.started_at  # this attempt's, not the first's
-        attempts.append(Attempt(number=inst.attempt, pod_name=pod, start_time=iso(started)))
+    in_flight = pod or (podless and inst.state in (TaskState.QUEUED, TaskState.RUNNING))
+    if in_flight and (not attempts or attempts[-1].number != inst.attempt):
+        start = iso(inst.attempt_started_at or inst.started_at)
+        attempts.append(Attempt(number=inst.attempt, pod_name=pod, start_time=start))
     message = inst.message
     if trouble and inst.state is TaskState.QUEUED:
         message = f"the pod cannot start: {trouble}"

@@ -306,10 +306,9 @@ class World:
             return
         now = self.clock()
         dates = run_dates_of(run, body, now)
+        kind = run.spec.trigger.kind.value if run.spec.trigger else "manual"
         ctx = RunContext(
-            run_id=run_id(
-                run.spec.trigger.kind.value if run.spec.trigger else "manual", dates.logical_date
-            ),
+            run_id=run.spec.run_id or run_id(kind, dates.logical_date),
             logical_date=dates.logical_date,
             interval=dates.interval,
             params=params,
@@ -347,6 +346,8 @@ class World:
         """Forget a run's driver; one that did not finish gives its slots back first."""
         driver = self.drivers.pop(key, None)
         metrics.RUN_GAUGES.forget(key)
+        if driver is not None:
+            driver.stop()
         if driver is not None and not driver.finished:
             driver.engine.release_all()
             self._readmit(key[0])

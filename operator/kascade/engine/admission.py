@@ -52,6 +52,7 @@ class Admission(EngineCore):
             inst.rescheduled = False  # another poke of the same attempt, as in Airflow
         else:
             inst.attempt += 1
+            inst.attempt_started_at = None
         try:
             spec = self.renderer.render(task, inst)
         except expressions.ExpressionError as exc:
@@ -87,6 +88,7 @@ class Admission(EngineCore):
                 ready_at=inst.ready_at,
                 poke=inst.pokes,
                 sensor_policy=task.sensor,
+                trigger_policy=task.trigger,
             )
         )
 

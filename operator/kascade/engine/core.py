@@ -112,7 +112,14 @@ class EngineCore:
     def _engine_poke(self, inst: Instance, now: datetime) -> None:
         raise NotImplementedError
 
-    def _notify(self, task: PlannedTask, event: NotificationEvent, key: str, message: str) -> None:
+    def _notify(
+        self,
+        task: PlannedTask,
+        event: NotificationEvent,
+        key: str,
+        message: str,
+        blocking: tuple[str, ...] = (),
+    ) -> None:
         raise NotImplementedError
 
     def _flush(self, now: datetime) -> Decisions:

@@ -7,12 +7,14 @@ engine serve both drivers and be tested without either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from kascade.api.pipeline import Notification, Sensor, Task
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
+from kascade.engine.actions import TriggerPolicy
 from kascade.engine.sensors import SensorPolicy
 
 
@@ -37,6 +39,8 @@ class Launch:
     """Reschedule-mode sensors: which poke of the attempt this launch is."""
     sensor_policy: SensorPolicy | None = None
     """The sensor's timing (interval, backoff), for a driver that pokes in a loop."""
+    trigger_policy: TriggerPolicy | None = None
+    """A trigger task's waiting rules (``spec.trigger_pipeline`` holds what to trigger)."""
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,17 @@ class Fire:
     task: str | None
     """The instance it is about, or None for the run."""
     message: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    """Airflow's callback context as plain data (``engine/callbacks.py``): what a webhook
+    body, an e-mail and a hook task get."""
 
 
 @dataclass(frozen=True)
 class SlaMiss:
     task: str | None
     deadline: datetime
+    blocking: tuple[str, ...] = ()
+    """The instances not done yet that hold the deadline up (Airflow's blocking_tis)."""
 
 
 @dataclass

@@ -64,6 +64,11 @@ def _runs_source(flag: str, language: str) -> bool:
     return flag.startswith("-") and not flag.startswith("--") and flag.endswith("c")
 
 
+_RUNS_ARGUMENT = re.compile(r"""(?:-c|eval)\s+["']?\$\{?([1-9])\b""")
+"""A shell script that runs one of its own arguments as a command (``bash -c "$1"``, the
+way the Python SDK's BashOperator passes ``bash_command``)."""
+
+
 def _argv_sources(argv: list[str]) -> Iterator[tuple[int, str]]:
     """(index, language) of each argument that an interpreter runs as source."""
     for i, word in enumerate(argv):
@@ -74,9 +79,13 @@ def _argv_sources(argv: list[str]) -> Iterator[tuple[int, str]]:
             flag = argv[j]
             if not flag.startswith("-"):
                 break
-            if _runs_source(flag, language):
-                if j + 1 < len(argv):
-                    yield j + 1, language
+            if _runs_source(flag, language) and j + 1 < len(argv):
+                source = j + 1
+                yield source, language
+                if language == "shell":  # $0 is argv[source + 1], $N argv[source + 1 + N]
+                    for n in {int(m) for m in _RUNS_ARGUMENT.findall(argv[source])}:
+                        if source + 1 + n < len(argv):
+                            yield source + 1 + n, "shell"
                 return
         return
 
@@ -93,7 +102,8 @@ def _script_language(task: PlannedTask) -> str:
 
 def _unsafe(node: Node, language: str, typed: frozenset[str]) -> bool:
     """The node's value is text from outside the manifest, not quoted for ``language``
-    (``typed``: params declared as numbers or booleans, which a run cannot make text)."""
+    (``typed``: ``params.<name>`` that a run can only give as numbers, booleans or plain
+    words, and ``item`` when the task is mapped over literal items)."""
     if isinstance(node, Pipe):
         if node.filters and node.filters[-1].name in SAFE_LAST_FILTER[language]:
             return False
@@ -102,9 +112,9 @@ def _unsafe(node: Node, language: str, typed: frozenset[str]) -> bool:
         )
     if isinstance(node, PathNode):
         root = str(node.segments[0])
-        if root == "params" and len(node.segments) == 2 and str(node.segments[1]) in typed:
-            return False
-        return root in OUTSIDE
+        if root == "params" and len(node.segments) == 2:
+            return f"params.{node.segments[1]}" not in typed
+        return root in OUTSIDE and root not in typed  # "item" of literal items
     if isinstance(node, Compare) or (isinstance(node, Unary) and node.op == "not"):
         return False  # a boolean
     parts: list[Node] = []
@@ -145,6 +155,13 @@ def _unsafe_templates(text: str, language: str, typed: frozenset[str]) -> Iterat
             yield expression.strip()
 
 
+def _typed_names(task: PlannedTask, typed: frozenset[str]) -> frozenset[str]:
+    """``typed``, and ``item`` too when the task is mapped over a list written in the
+    manifest (``expand.items``: the author's own values, not a run's)."""
+    expand = task.spec.expand
+    return typed | {"item"} if expand is not None and expand.items is not None else typed
+
+
 def _sources(task: PlannedTask) -> Iterator[tuple[str, str, str]]:
     """(field path, text, language) of every templated string that is code."""
     spec = task.spec
@@ -163,14 +180,15 @@ def _sources(task: PlannedTask) -> Iterator[tuple[str, str, str]]:
 def warnings(plan: Plan) -> list[Issue]:
     """Every template of the plan that puts outside data into code unquoted."""
     typed = frozenset(
-        name for name, param in (plan.spec.params or {}).items() if _plain_values(param)
+        f"params.{name}" for name, param in (plan.spec.params or {}).items() if _plain_values(param)
     )
     found: dict[tuple[str, str], Issue] = {}
     for task in plan.tasks:
+        known = _typed_names(task, typed)
         for path, text, language in _sources(task):
             if "{{" not in text:
                 continue
-            for expression in _unsafe_templates(text, language, typed):
+            for expression in _unsafe_templates(text, language, known):
                 found.setdefault((path, expression), _warning(path, expression, language))
     return list(found.values())
 

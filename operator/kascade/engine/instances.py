@@ -60,8 +60,7 @@ class Instance:
     started_at: datetime | None = None
     """When its first attempt started."""
     attempt_started_at: datetime | None = None
-    """When its latest attempt started: an attempt's duration counts from here, so a
-    retry's is its own (Airflow's try duration), not the time since the first try."""
+    """When its current (or latest) attempt started."""
     ended_at: datetime | None = None
     next_try_at: datetime | None = None
     first_poke_at: datetime | None = None

@@ -8,16 +8,28 @@ is decided by its leaves, as Airflow decides a DAG run.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
-from kascade.api.pipeline import NotificationEvent
+from kascade.api.pipeline import Notification, NotificationEvent
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
-from kascade.engine import expressions, sensors, templating
+from kascade.engine import callbacks, expressions, sensors, templating
 from kascade.engine.core import EngineCore
 from kascade.engine.decisions import Decisions, Fire, SlaMiss
 from kascade.engine.instances import Attempt, Instance
 from kascade.engine.plan import PlannedTask
 from kascade.engine.timers import TimerKind
+
+
+def _listing(prefix: str, keys: Iterable[str], suffix: str, limit: int = 5) -> str:
+    """``" (blocking: a, b +3 more)"``; empty for no keys."""
+    keys = list(keys)
+    if not keys:
+        return ""
+    shown = ", ".join(keys[:limit])
+    more = f" +{len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{prefix}{shown}{more}{suffix}"
 
 
 class Lifecycle(EngineCore):
@@ -130,20 +142,36 @@ class Lifecycle(EngineCore):
                 self.timers.add(end + task.sla, TimerKind.SLA_TASK, task.id)
 
     def _sla_miss(self, task_id: str | None, now: datetime) -> None:
-        self.out.sla_misses.append(SlaMiss(task_id, now))
+        blocking = self._blocking(task_id)
+        self.out.sla_misses.append(SlaMiss(task_id, now, blocking))
+        what = f"run {self.ctx.run_id}" if task_id is None else task_id
+        message = f"{what} missed its SLA" + _listing(" (blocking: ", blocking, ")")
         if task_id is None:
+            facts = callbacks.run_facts(self.phase.value, self.message, self.started_at, now)
             for n in self.plan.spec.notifications or []:
                 if NotificationEvent.SLA_MISS in n.events:
-                    self.out.notifications.append(
-                        Fire(n, "slaMiss", None, f"run {self.ctx.run_id} missed its SLA")
-                    )
+                    self._fire(n, NotificationEvent.SLA_MISS, None, message, facts, blocking)
         else:
             self._notify(
-                self.plan.task(task_id),
-                NotificationEvent.SLA_MISS,
-                task_id,
-                f"{task_id} missed its SLA",
+                self.plan.task(task_id), NotificationEvent.SLA_MISS, task_id, message, blocking
             )
+
+    def _blocking(self, task_id: str | None) -> tuple[str, ...]:
+        """The instances not done (neither success nor skipped) that hold a deadline up,
+        upstream first: for the run, all of them; for a task, its own and its ancestors'
+        (Airflow's blocking_tis)."""
+        if task_id is None:
+            indexes = list(self.plan.order)
+        else:
+            index = self.plan.index[task_id]
+            ancestors = self.plan.graph.ancestors(index)
+            indexes = [i for i in self.plan.order if i in ancestors or i == index]
+        return tuple(
+            inst.key
+            for i in indexes
+            for inst in self.table.of_task(i)
+            if inst.state not in (TaskState.SUCCESS, TaskState.SKIPPED)
+        )
 
     def _time_out_run(self, now: datetime) -> None:
         self.message = f"run timed out after {self.plan.spec.run_timeout}"
@@ -185,10 +213,35 @@ class Lifecycle(EngineCore):
         self.timers.clear()
         return self._flush(now)
 
-    def _notify(self, task: PlannedTask, event: NotificationEvent, key: str, message: str) -> None:
-        for n in task.notifications:
-            if event in n.events:
-                self.out.notifications.append(Fire(n, event.value, key, message))
+    def _notify(
+        self,
+        task: PlannedTask,
+        event: NotificationEvent,
+        key: str,
+        message: str,
+        blocking: tuple[str, ...] = (),
+    ) -> None:
+        wanted = [n for n in task.notifications if event in n.events]
+        if not wanted:
+            return
+        inst = self.instances.get(key)
+        facts = callbacks.task_facts(inst, task.retries) if inst is not None else {}
+        for n in wanted:
+            self._fire(n, event, key, message, facts, blocking)
+
+    def _fire(
+        self,
+        n: Notification,
+        event: NotificationEvent,
+        key: str | None,
+        message: str,
+        facts: Mapping[str, Any],
+        blocking: tuple[str, ...] = (),
+    ) -> None:
+        ctx = callbacks.context(
+            self.renderer.macros, facts, event=event.value, message=message, blocking=blocking
+        )
+        self.out.notifications.append(Fire(n, event.value, key, message, ctx))
 
     # -- the end -------------------------------------------------------------------------
     def _leaf_failure(self) -> str | None:
@@ -216,10 +269,14 @@ class Lifecycle(EngineCore):
         event = (
             NotificationEvent.SUCCESS if phase is RunPhase.SUCCESS else NotificationEvent.FAILURE
         )
-        for n in self.plan.spec.notifications or []:
-            if event in n.events:
-                message = f"run {self.ctx.run_id} of {self.ctx.pipeline}: {phase.value}"
-                self.out.notifications.append(Fire(n, event.value, None, message))
+        wanted = [n for n in self.plan.spec.notifications or [] if event in n.events]
+        if wanted:
+            message = f"run {self.ctx.run_id} of {self.ctx.pipeline}: {phase.value}"
+            if phase is RunPhase.FAILED and self.message:
+                message += f" ({self.message})"
+            facts = callbacks.run_facts(phase.value, self.message, self.started_at, now)
+            for n in wanted:
+                self._fire(n, event, None, message, facts)
         self.timers.clear()  # nothing is left to wake up for
 
     def _flush(self, now: datetime) -> Decisions:

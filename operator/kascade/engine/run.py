@@ -84,7 +84,7 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         inst = self.instances[key]
         if inst.attempt == attempt and inst.state is TaskState.QUEUED:
             inst.started_at = inst.started_at or now
-            inst.attempt_started_at = now
+            inst.attempt_started_at = inst.attempt_started_at or now
             self._move(inst, TaskState.RUNNING)
 
     def finished(self, key: str, attempt: int, result: Result, now: datetime) -> Decisions:

@@ -8,6 +8,7 @@ Rendering is deterministic and clock-free: every date comes from
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +33,9 @@ __all__ = [
     "macro_context",
     "references",
     "render",
+    "render_native",
     "render_value",
+    "string_leaves",
 ]
 
 _OPEN = "{{"
@@ -181,6 +184,46 @@ def render_value(obj: Any, ctx: Mapping[str, Any], budget: Budget | None = None)
     return obj
 
 
+def render_native(obj: Any, ctx: Mapping[str, Any]) -> Any:
+    """:func:`render_value`, but a string that is one whole ``{{ expr }}`` becomes the
+    expression's value with its type (a number stays a number, a list a list), as
+    Airflow's ``render_template_as_native_obj`` does: for params passed to another run."""
+    if isinstance(obj, str):
+        parts = list(_split(obj)) if _OPEN in obj else []
+        if (
+            len(parts) == 2
+            and parts[0].expression is not None
+            and not parts[0].literal.strip()
+            and not parts[1].literal.strip()
+        ):
+            part = parts[0]
+            try:
+                value = parse(part.expression).evaluate(ctx)
+            except ExpressionError as exc:
+                raise _template_error(exc, obj, part) from exc
+            # Containers as plain JSON data (a task's outputs map included), size-capped.
+            return json.loads(to_text(value)) if isinstance(value, Mapping | list) else value
+        return render(obj, ctx)
+    if isinstance(obj, Mapping):
+        return {key: render_native(value, ctx) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [render_native(item, ctx) for item in obj]
+    return obj
+
+
+def string_leaves(obj: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside plain data, with its field path (``body.blocks[0].text``): what
+    :func:`render_value` renders, for validation to check."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from string_leaves(value, f"{path}.{key}")
+    elif isinstance(obj, list | tuple):
+        for i, item in enumerate(obj):
+            yield from string_leaves(item, f"{path}[{i}]")
+
+
 def _parsed(text: str) -> Iterator[tuple[_Part, list[Path]]]:
     for part in _split(text):
         if part.expression is not None:
@@ -222,6 +265,25 @@ def references(text: str) -> list[Path]:
         for path in paths:
             seen.setdefault(path, None)
     return list(seen)
+
+
+MACRO_NAMES = frozenset(
+    {
+        "ds",
+        "ds_nodash",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "logical_date",
+        "data_interval_start",
+        "data_interval_end",
+        "run_id",
+        "params",
+        "pipeline",
+        "tasks",
+    }
+)
+"""The names :func:`macro_context` gives every template of a run."""
 
 
 def _as_airflow_prints(value: datetime) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from kascade.api.pipeline import PipelineSpec, SensorKind, Task
 from kascade.api.resources import Pipeline
-from kascade.engine import expressions, repair, sensors, templating, value_checks
+from kascade.engine import actions, expressions, repair, sensors, templating, value_checks
 from kascade.engine.compile import compile_spec
 from kascade.engine.errors import Issue
 from kascade.engine.loading import is_pipeline as is_pipeline
@@ -23,24 +23,7 @@ from kascade.engine.run_dates import parse_date
 from kascade.engine.schedule import ScheduleError, parse_schedule, zone
 
 #: Template roots every task may use (Airflow's macros plus Kascade's own).
-RUN_ROOTS = frozenset(
-    {
-        "ds",
-        "ds_nodash",
-        "ts",
-        "ts_nodash",
-        "ts_nodash_with_tz",
-        "logical_date",
-        "data_interval_start",
-        "data_interval_end",
-        "run_id",
-        "params",
-        "pipeline",
-        "tasks",
-        "inputs",
-        "task",
-    }
-)
+RUN_ROOTS = templating.MACRO_NAMES | {"inputs", "task"}
 MAPPED_ROOTS = frozenset({"item", "map_index"})
 
 
@@ -67,8 +50,6 @@ def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None
 def validate_spec(spec: PipelineSpec, name: str) -> tuple[Plan | None, list[Issue]]:
     plan, issues = compile_spec(spec, name)
     issues.extend(_schedule_issues(spec))
-    for i, n in enumerate(spec.notifications or []):
-        issues.extend(_notification_issues(n, f"spec.notifications[{i}]"))
     issues.extend(value_checks.spec_value_issues(spec))
     if plan is not None:
         reach = _Reach(plan)
@@ -103,15 +84,6 @@ def _schedule_issues(spec: PipelineSpec) -> list[Issue]:
     return issues
 
 
-def _notification_issues(n: Any, path: str) -> Iterator[Issue]:
-    if n.webhook is None and n.hook is None:
-        yield Issue(path, "a notification needs a webhook or a hook task")
-    if n.webhook is not None and not (n.webhook.url or n.webhook.url_from):
-        yield Issue(f"{path}.webhook", "set url or urlFrom (a Secret key)")
-    if n.hook is not None and not (n.hook.command or n.hook.script):
-        yield Issue(f"{path}.hook", "a hook task needs command or script")
-
-
 class _Reach:
     """Which tasks are upstream of which, for the checks of every task's references.
 
@@ -139,12 +111,25 @@ def _task_issues(
     t = task.spec
     p = task.path
     kind = sensors.KINDS[t.sensor.kind] if t.sensor else None
-    if (kind is None or kind.needs_image) and not t.image:
+    action = actions.action_of(t)
+    if action is not None:
+        yield from _action_issues(task, action)
+    elif (kind is None or kind.needs_image) and not t.image:
         yield Issue(
             f"{p}.image", f"task {task.id!r} needs an image (set it here or in spec.defaults)"
         )
-    if (kind is None or kind.needs_command) and not (t.command or t.script or t.args):
+    if (
+        action is None
+        and (kind is None or kind.needs_command)
+        and not (t.command or t.script or t.args)
+    ):
         yield Issue(f"{p}.command", f"task {task.id!r} needs command, args or script")
+    for i, n in enumerate(task.notifications):
+        if n.email is not None and not n.email.to and not t.email:
+            yield Issue(
+                f"{p}.notifications[{i}].email.to",
+                f"no recipient: set email.to, or the task's email (task {task.id!r})",
+            )
     if t.branch and t.short_circuit:
         yield Issue(f"{p}.shortCircuit", "a task is either a branch or a short-circuit, not both")
     if t.branch_targets and not t.branch:
@@ -153,8 +138,6 @@ def _task_issues(
     yield from _expand_issues(t, p)
     if t.sensor is not None:
         yield from _sensor_issues(t, p)
-    for i, n in enumerate(task.notifications):
-        yield from _notification_issues(n, f"{p}.notifications[{i}]")
     if task.pool_slots > 1 and task.pool is None:
         yield Issue(f"{p}.poolSlots", "poolSlots needs a pool")
     roots = RUN_ROOTS | (MAPPED_ROOTS if t.expand is not None else frozenset())
@@ -192,7 +175,43 @@ def params_used(plan: Plan) -> set[str]:
     return used
 
 
+def _action_issues(task: PlannedTask, action: actions.Action) -> Iterator[Issue]:
+    """A task that runs no container is nothing else: not a sensor, branch or two actions;
+    and a command written on it (not inherited from defaults) would never run."""
+    t, p = task.spec, task.path
+    if t.send_email is not None and t.trigger_pipeline is not None:
+        yield Issue(f"{p}.triggerPipeline", "a task sends an e-mail or triggers, not both")
+    for field, wire in (
+        ("sensor", "sensor"),
+        ("branch", "branch"),
+        ("short_circuit", "shortCircuit"),
+    ):
+        if getattr(t, field):
+            yield Issue(f"{p}.{wire}", f"a {action.value} task cannot be a {wire} too")
+    for field in ("command", "args", "script"):
+        if getattr(t, field) is not None and field not in task.sources:
+            yield Issue(f"{p}.{field}", f"a {action.value} task runs no container: remove {field}")
+
+
 def _templated_strings(t: Task, p: str) -> Iterator[tuple[str, str]]:
+    email = t.send_email
+    if email is not None:
+        for name in ("to", "cc", "bcc"):
+            for i, value in enumerate(getattr(email, name) or []):
+                yield f"{p}.sendEmail.{name}[{i}]", value
+        for name in ("subject", "html"):
+            if getattr(email, name):
+                yield f"{p}.sendEmail.{name}", getattr(email, name)
+    trigger = t.trigger_pipeline
+    if trigger is not None:
+        for name, wire in (
+            ("pipeline", "pipeline"),
+            ("run_id", "runId"),
+            ("logical_date", "logicalDate"),
+        ):
+            if getattr(trigger, name):
+                yield f"{p}.triggerPipeline.{wire}", getattr(trigger, name)
+        yield from templating.string_leaves(trigger.params, f"{p}.triggerPipeline.params")
     for name, wire in (("image", "image"), ("script", "script"), ("working_dir", "workingDir")):
         value = getattr(t, name)
         if value:

@@ -18,17 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
+from kascade.engine import actions
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.plan import Plan
 from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunEngine
 from kascade.engine.sensors import Poker
+from kascade.integrations import mailing
 from kascade.local import processes, report
+from kascade.local.actions import LocalActions
 from kascade.local.attempts import AttemptRunner, Workspace
 from kascade.local.events import Event, OnEvent, ignore
+from kascade.local.mailing import LocalSmtp
 from kascade.local.notify import Notifier
 from kascade.local.sensors import run_sensor
+from kascade.local.triggering import LocalTriggers
 
 _FINAL = frozenset({RunPhase.SUCCESS, RunPhase.FAILED})
 _SHOWN_DURATION = frozenset(
@@ -45,6 +50,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def now_iso() -> str:
+    return utcnow().isoformat()
+
+
 class LocalRunner:
     def __init__(
         self,
@@ -57,7 +66,12 @@ class LocalRunner:
         on_event: OnEvent = ignore,
         external: ExternalLookup | None = None,
         cwd: str | None = None,
+        smtp: LocalSmtp | None = None,
+        triggers: LocalTriggers | None = None,
+        owns_triggers: bool = True,
     ) -> None:
+        """``triggers`` runs the pipelines that ``triggerPipeline`` tasks start (none: those
+        tasks fail); the run that ``owns_triggers`` waits for them before it ends."""
         self.engine = RunEngine(plan, ctx, pools=PoolLedger(pools or {}), external=external)
         self.on_event = on_event
         base_env = dict(os.environ)
@@ -66,7 +80,13 @@ class LocalRunner:
         self.workdir = workdir.absolute()
         self.ws = Workspace(self.workdir, base_env, cwd or os.getcwd())
         self.attempts = AttemptRunner(self.ws, self._warn_task, ctx)
-        self.notifier = Notifier(self.ws, self._notice)
+        smtp = smtp or LocalSmtp(None, "no SMTP settings were looked for")
+        delays = mailing.retry_delays(base_env, mailing.LOCAL_RETRY_DELAYS)
+        self.notifier = Notifier(self.ws, self._notice, smtp, delays)
+        self.actions = LocalActions(ctx, smtp, triggers, self._notice, delays)
+        self.owns_triggers = owns_triggers
+        if triggers is not None and owns_triggers:
+            triggers.notice = self._notice
         self.ended_at: datetime | None = None
         self.interrupted: signal.Signals | None = None
         """The signal that stopped the run (SIGINT or SIGTERM), if one did."""
@@ -75,6 +95,9 @@ class LocalRunner:
         self._warned: set[tuple[str, str]] = set()
         self._done: asyncio.Queue[tuple[Launch, Result, datetime]] | None = None
         self._stopping = False
+        self.rendered: dict[str, dict[str, Any]] = {}
+        """Instance → its latest attempt's rendered fields (for the record)."""
+        self.sla_misses: list[dict[str, Any]] = []
 
     # -- entry points ------------------------------------------------------------
     def execute(self) -> RunPhase:
@@ -117,9 +140,17 @@ class LocalRunner:
         self.ended_at = self.ended_at or utcnow()
         return self.engine.phase
 
+    @property
+    def phase(self) -> RunPhase:
+        return self.engine.phase
+
     def record(self) -> dict[str, Any]:
         """The run as JSON (``--output json`` and the history file)."""
-        return report.run_json(self.engine, self.ended_at)
+        record = report.run_json(self.engine, self.ended_at)
+        record["workdir"] = str(self.workdir)
+        record["rendered"] = dict(self.rendered)
+        record["slaMisses"] = list(self.sla_misses)
+        return record
 
     @property
     def tails(self) -> Mapping[str, tuple[Path, list[str]]]:
@@ -174,7 +205,12 @@ class LocalRunner:
                 self._emit(Event("notice", utcnow(), key, message=f"waits: {why}"))
             for miss in decisions.sla_misses:
                 what = miss.task or "the run"
-                self._emit(Event("sla", utcnow(), miss.task, message=f"{what} missed its SLA"))
+                self.sla_misses.append(
+                    {"task": miss.task, "deadline": miss.deadline.isoformat(), "at": now_iso()}
+                )
+                blocking = f" (blocking: {', '.join(miss.blocking)})" if miss.blocking else ""
+                message = f"{what} missed its SLA{blocking}"
+                self._emit(Event("sla", utcnow(), miss.task, message=message))
             if not decisions.launches:
                 return
             now = utcnow()
@@ -185,12 +221,15 @@ class LocalRunner:
             decisions = self.engine.tick(now)
 
     async def _attempt(self, launch: Launch) -> None:
+        self.rendered[launch.key] = report.rendered_json(launch)
         try:
             policy = launch.sensor_policy
-            if policy is not None and policy.poker is not Poker.ENGINE:
+            timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
+            if actions.action_of(launch.spec) is not None:
+                result = await self._action(launch, timeout)
+            elif policy is not None and policy.poker is not Poker.ENGINE:
                 result = await run_sensor(launch, self.attempts)
             else:
-                timeout = launch.timeout.total_seconds() if launch.timeout is not None else None
                 result = await self.attempts.run(launch, timeout)
         except Exception as exc:  # a runner bug must fail the attempt, not hang the run
             result = Result(
@@ -198,6 +237,18 @@ class LocalRunner:
             )
         assert self._done is not None
         self._done.put_nowait((launch, result, utcnow()))
+
+    async def _action(self, launch: Launch, timeout: float | None) -> Result:
+        """A task without a process: the runner does its work (``local/actions.py``)."""
+        log = self.ws.log_path(launch.key, launch.attempt)
+        try:
+            result = await asyncio.wait_for(self.actions.run(launch, log), timeout)
+        except TimeoutError:
+            message = f"timed out after {timeout:.1f}s"
+            result = Result(None, reason=AttemptReason.TIMEOUT, message=message)
+        if not result.ok:
+            self.attempts.tails[launch.key] = (log, [result.message or "failed"])
+        return result
 
     # -- events ----------------------------------------------------------------------
     def _state_event(self, key: str, state: TaskState) -> None:
@@ -242,3 +293,6 @@ class LocalRunner:
         self._running.clear()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        triggers = self.actions.triggers
+        if self.owns_triggers and triggers is not None:
+            await triggers.drain(cancel=self.interrupted is not None)
