@@ -243,3 +243,39 @@ def test_a_reused_pid_is_not_blamed_for_an_ended_attempt() -> None:
     reaper.started(4242)
     assert reaper.ended == {}
     assert reaper.leaders == {4242}
+
+
+def test_ctrl_c_after_a_triggered_child_run_still_stops_the_parent(
+    tmp_path: Path, home: Path
+) -> None:
+    """A triggered child run shares its parent's event loop: it must not take the signal
+    handlers away with it when it ends."""
+    ready = tmp_path / "ready"
+    path = write(
+        tmp_path,
+        "trig.yaml",
+        f"""
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {{name: parent}}
+spec:
+  tasks:
+    - name: go
+      triggerPipeline: {{pipeline: child, waitForCompletion: true, pokeInterval: 1s}}
+    - {{name: long, image: busybox, dependsOn: [go], script: "touch {ready}; sleep 60"}}
+---
+apiVersion: kascade.io/v1alpha1
+kind: Pipeline
+metadata: {{name: child}}
+spec:
+  tasks:
+    - {{name: c, image: busybox, command: ["true"]}}
+""",
+    )
+    proc = start(path, "--pipeline", "parent", home=home)
+    wait_for(ready)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted by Ctrl-C: every task process was stopped" in err
+    assert ["go", "success"] in [line.split()[:2] for line in out.splitlines()]

@@ -115,7 +115,9 @@ class LocalRunner:
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
         handled: list[signal.Signals] = []
-        if main is not None:
+        # A triggered child run (owns_triggers False) shares its parent's loop: the parent
+        # keeps the handlers, and stops its children when it is interrupted.
+        if main is not None and self.owns_triggers:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
                     loop.add_signal_handler(sig, self._interrupt, main, sig)
