@@ -115,6 +115,9 @@ class PipelineRunStatus(Model):
     """When the run next acts without an event: a retry, a poke, an SLA or its timeout."""
     sla_missed: bool | None = None
     """The run or one of its tasks missed its SLA."""
+    sla_misses: list[str] | None = None
+    """What missed its SLA: task ids, and ``(run)`` for the run's own (so that a restarted
+    operator does not report a miss twice)."""
     notified: list[str] | None = None
     """Notifications already sent (event/task keys), so a restart never sends one twice."""
     observed_generation: int | None = None
@@ -150,6 +153,14 @@ class AttemptReason(StrEnum):
     BAD_OUTPUTS = "BadOutputs"
     EVICTED = "Evicted"
     POD_DELETED = "PodDeleted"
+    """Its pod was deleted before it ended (by a user, an eviction, a node's removal)."""
+    POD_LOST = "PodLost"
+    """Its pod may have been created, but no trace of it is left (the operator stopped while
+    creating it, or it was deleted while the operator was down, before it was seen to
+    start): the number is never used again, and the attempt does not count as a try."""
+    POD_REJECTED = "PodRejected"
+    """The API server refused to create its pod (an invalid field, a Pod Security violation,
+    a missing ServiceAccount, a quota); the message has the server's reason."""
     POD_FAILED = "PodFailed"
     """The pod failed without its container ending (the message has Kubernetes' reason)."""
     IMAGE_NEVER_PULL = "ErrImageNeverPull"
@@ -200,6 +211,8 @@ class Attempt(Model):
     TemplateError, Evicted, PodDeleted, PodFailed, OutputsTooLarge...)."""
     message: str | None = None
     """What happened, in words."""
+    poke: int | None = None
+    """Reschedule-mode sensors: which poke of the attempt this pod was (none: the first)."""
 
 
 class TaskRunSpec(Model):

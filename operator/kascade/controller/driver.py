@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kascade import metrics
-from kascade.api.runs import AttemptReason, PipelineRunStatus, RunPhase, TaskState
+from kascade.api.runs import (
+    AttemptReason,
+    PipelineRunStatus,
+    RunPhase,
+    TaskState,
+    split_instance_key,
+)
 from kascade.controller import naming, notify, observe, observed
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
@@ -29,8 +35,8 @@ from kascade.controller.podspec import (
     taskrun_manifest,
 )
 from kascade.controller.status import (
-    attempt_without_pod,
     iso,
+    needs_own_taskrun,
     run_status,
     task_event,
     taskrun_status,
@@ -39,9 +45,10 @@ from kascade.controller.status import (
 from kascade.controller.writer import StatusWriter, run_status_interval
 from kascade.engine.context import RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
+from kascade.engine.instances import Instance
 from kascade.engine.plan import Plan
 from kascade.engine.run import RunEngine
-from kascade.kube.client import Kube
+from kascade.kube.client import Kube, Refused
 
 __all__ = ["RunDriver", "iso", "run_status_interval"]
 
@@ -94,8 +101,13 @@ class RunDriver:
         self.taskruns: dict[str, dict[str, Any]] = {}  # key → TaskRun metadata (name, uid)
         self.pods: dict[str, str] = {}  # key → pod name of the attempt in flight
         self.pod_created: dict[str, datetime] = {}
-        self.notified: set[str] = set((run.get("status") or {}).get("notified") or [])
-        self.sla_missed = bool((run.get("status") or {}).get("slaMissed"))
+        status = run.get("status") or {}
+        self.notified: set[str] = set(status.get("notified") or [])
+        self.sla_misses: set[str] = set(status.get("slaMisses") or [])
+        if status.get("slaMissed") and not self.sla_misses:  # written before slaMisses
+            self.sla_misses = {RUN_SLA, *(t.id for t in plan.tasks if t.sla is not None)}
+        self.launched: dict[str, int] = {}  # key → the attempt its TaskRun says was launched
+        self.relaunch_wait: dict[str, float] = {}  # key → backoff of a launch the API missed
         self.writer = StatusWriter(
             kube,
             self.namespace,
@@ -134,18 +146,43 @@ class RunDriver:
                 self.kube.list_pods, self.namespace, f"{LABEL_RUN}={naming.label_value(self.name)}"
             )
             status = self.run.get("status") or {}
-            if not taskruns and not status.get("tasks"):
+            if not taskruns and not status.get("tasks") and not pods:
                 metrics.RUNS_STARTED.labels(self.namespace, self.plan.name, self._trigger()).inc()
                 decisions = self.engine.start(now)
             else:
-                found = observed.observe(taskruns, pods, status)
-                self.taskruns.update(found.taskruns)
-                self.pods.update(found.pods)
-                decisions = self.engine.restore(found.instances, now)
+                decisions = self._restore(observed.observe_run(taskruns, pods, status), now)
             self.writer.run_changed()
             await self._apply(decisions, now)
-        for pod in pods:  # pods that ended while we were away
-            await self.on_pod(pod, deleted=False, now=now)
+
+    def _restore(self, found: observed.Observation, now: datetime) -> Decisions:
+        """Rebuild the engine from what the cluster shows (``engine/restore.py``)."""
+        self.taskruns.update(found.taskruns)
+        self.launched.update(found.launched)
+        missed = {None if m == RUN_SLA else m for m in self.sla_misses}
+        decisions = self.engine.restore(
+            found.instances,
+            now,
+            started_at=observed.started_at(self.run.get("status") or {}),
+            sla_missed=missed,
+        )
+        for key, inst in self.engine.instances.items():
+            pod = found.pods.get((key, inst.attempt, inst.pokes))
+            if inst.holds_slot and pod is not None:
+                self.pods[key] = pod
+                if inst.state is TaskState.QUEUED and inst.launched_at is not None:
+                    self.pod_created[key] = inst.launched_at
+        for key, obs in found.instances.items():  # attempts that ended while nobody watched
+            task_id = split_instance_key(key)[0]
+            for pod_seen in obs.pods:
+                if pod_seen.result is not None:
+                    ok, reason = pod_seen.result.ok, pod_seen.result.reason
+                    metrics.attempt_ended(self.namespace, self.plan.name, task_id, ok, reason)
+        # Every TaskRun is checked against what the engine now holds (its history rebuilt,
+        # the ends replayed); only those that differ from what is stored are written.
+        self.writer.seed(found.stored)
+        for key in found.taskruns:
+            self.writer.taskrun_changed(key)
+        return decisions
 
     def _trigger(self) -> str:
         return str(((self.run.get("spec") or {}).get("trigger") or {}).get("kind", "manual"))
@@ -190,18 +227,9 @@ class RunDriver:
             self.waiting.pop(key, None)
             self.pods.pop(key, None)
             self.pod_created.pop(key, None)
-            result = seen.result
-            inst = self.engine.instances.get(key)
-            task_id = self.plan.tasks[inst.task].id if inst else key
-            metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
-            if inst and inst.started_at:
-                metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
-                    (now - inst.started_at).total_seconds()
-                )
-            decisions = self.engine.finished(key, attempt, result, now)
-            await self._apply(decisions, now)
-            if not deleted and result.reason not in ("PodDeleted",):
-                pass  # finished pods stay for `kubectl logs`; the TaskRun owns them
+            self._count_end(key, seen.result, now)
+            # Finished pods stay for `kubectl logs` until their run is deleted.
+            await self._apply(self.engine.finished(key, attempt, seen.result, now), now)
 
     def _write_if_still(self, delay: float, key: str, attempt: int, state: TaskState) -> None:
         """Write a transient state (queued, running) only if it lasts.
@@ -222,42 +250,26 @@ class RunDriver:
         async with self.lock:
             await self._apply(self.engine.tick(now), now)
 
-    async def check_start_timeouts(self, now: datetime) -> None:
-        """Fail attempts whose pod never started (unschedulable, image missing...)."""
-        async with self.lock:
-            for key, created in list(self.pod_created.items()):
-                inst = self.engine.instances.get(key)
-                if inst is None or inst.state is not TaskState.QUEUED:
-                    self.pod_created.pop(key, None)
-                    continue
-                limit = self.plan.tasks[inst.task].start_timeout.total_seconds()
-                if (now - created).total_seconds() < limit:
-                    continue
-                pod = self.pods.pop(key, None)
-                self.pod_created.pop(key, None)
-                why = self.waiting.pop(key, "the pod was not scheduled or its image not found")
-                message = f"the pod did not start within {int(limit)}s: {why}"
-                result = Result(None, reason=AttemptReason.START_TIMEOUT, message=message)
-                decisions = self.engine.finished(key, inst.attempt, result, now)
-                if pod:
-                    await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
-                await self._apply(decisions, now)
-
     # -- applying decisions ---------------------------------------------------------------
     async def _apply(self, d: Decisions, now: datetime) -> None:
+        ended: list[tuple[str, int, Result]] = []  # attempts to end once `d` is applied
         if d.launches:  # independent: create them all at once
-            await asyncio.gather(*(self._launch(launch, now) for launch in d.launches))
+            refusals = await asyncio.gather(*(self._launch(launch, now) for launch in d.launches))
+            ended += [r for r in refusals if r is not None]
         for key, reason in d.kills:
             pod = self.pods.pop(key, None)
             if pod:
                 log.info("Stopping pod %s of %s: %s", pod, self.name, reason)
                 await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
+        for key, attempt in d.start_timeouts:
+            ended.append((key, attempt, await self._start_timed_out(key)))
         for key, state in d.changes:
             if state in _QUIET:
                 continue  # scheduled/queued are not written; running is handled in on_pod
-            if key not in self.taskruns and attempt_without_pod(self.engine.instances.get(key)):
-                # A template error fails an attempt before any pod: its TaskRun still
-                # shows why, and keeps the attempt count for a restore.
+            if key not in self.taskruns and needs_own_taskrun(self.engine.instances.get(key)):
+                # A template error or a refused pod fails an attempt before any pod, and an
+                # engine sensor has none: its TaskRun still shows why, and keeps the
+                # attempts and pokes for a restore.
                 await self._ensure_taskrun(key)
             self.writer.taskrun_changed(key)
             self.writer.run_changed()
@@ -275,7 +287,9 @@ class RunDriver:
             if ident in self.notified:
                 continue
             self.notified.add(ident)
-            self.writer.run_changed()
+            # Sent at once, recorded at once: a restart re-sends only what it cannot know
+            # was sent (at least once, and a duplicate only within one status write).
+            self.writer.run_changed(urgent=True)
             asyncio.get_running_loop().create_task(
                 notify.send(
                     self.kube,
@@ -289,15 +303,39 @@ class RunDriver:
         for key, why in d.waits:
             self.emit(self.run, "Warning", "TaskWaiting", f"{key} waits: {why}")
         for miss in d.sla_misses:
-            self.sla_missed = True
+            self.sla_misses.add(miss.task or RUN_SLA)
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()
             self.emit(self.run, "Warning", "SlaMissed", f"{miss.task or 'run'} missed its SLA")
-            self.writer.run_changed()
+            self.writer.run_changed(urgent=True)
         if d.finished is not None:
             await self._finish(d.finished, now)
         else:
             self.writer.schedule()
         self.on_wake(self)
+        for key, attempt, result in ended:
+            self._count_end(key, result, now)
+            await self._apply(self.engine.finished(key, attempt, result, now), now)
+
+    async def _start_timed_out(self, key: str) -> Result:
+        """An attempt whose pod did not start in time: stop the pod, and say why it did not."""
+        inst = self.engine.instances[key]
+        limit = int(self.plan.tasks[inst.task].start_timeout.total_seconds())
+        pod = self.pods.pop(key, None)
+        self.pod_created.pop(key, None)
+        why = self.waiting.pop(key, "the pod was not scheduled or its image not found")
+        if pod:
+            await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
+        message = f"the pod did not start within {limit}s: {why}"
+        return Result(None, reason=AttemptReason.START_TIMEOUT, message=message)
+
+    def _count_end(self, key: str, result: Result, now: datetime) -> None:
+        inst = self.engine.instances.get(key)
+        task_id = self.plan.tasks[inst.task].id if inst else key
+        metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
+        if inst and inst.started_at:
+            metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
+                (now - inst.started_at).total_seconds()
+            )
 
     def _event(self, key: str, state: TaskState) -> None:
         """Every state change is an Event: on the TaskRun, or on the run if it has none."""
@@ -305,7 +343,9 @@ class RunDriver:
         event = task_event(key, state, inst.message if inst else None)
         if event is None:
             return
-        kind, reason, message = event
+        self._emit_on(key, *event)
+
+    def _emit_on(self, key: str, kind: str, reason: str, message: str) -> None:
         meta = self.taskruns.get(key)
         if meta is not None:
             target = {
@@ -317,12 +357,15 @@ class RunDriver:
         else:
             self.emit(self.run, kind, reason, message)
 
-    async def _launch(self, launch: Launch, now: datetime) -> None:
-        """The TaskRun and the pod are created together: neither waits for the other.
+    async def _launch(self, launch: Launch, now: datetime) -> tuple[str, int, Result] | None:
+        """Record the attempt on its TaskRun, then create its pod.
 
-        The pod is owned by the PipelineRun (its name is derived from the TaskRun's,
-        which is deterministic), so the TaskRun's uid is not needed first; this keeps
-        one API round trip, not two, between an upstream's end and the next pod.
+        The attempt's number is written before its pod can exist (the TaskRun's creation
+        carries the first): a restarted operator that finds neither the pod nor a record
+        of its end knows the number may have been used, and never uses it again. The pod
+        is owned by the PipelineRun and named after the TaskRun (deterministic), so
+        creating it twice answers AlreadyExists. Returns the attempt's result when the API
+        server refuses the pod (``PodRejected``).
         """
         trname = self.taskruns[launch.key]["name"] if launch.key in self.taskruns else None
         trname = trname or naming.taskrun_name(self.name, launch.key)
@@ -332,17 +375,65 @@ class RunDriver:
         )
         self.pods[launch.key] = name
         self.pod_created[launch.key] = now
-        await asyncio.gather(
-            self._ensure_taskrun(launch.key),
-            _launching(self.kube.create_pod, self.namespace, body),
-        )
+        try:
+            await self._ensure_taskrun(launch.key, launched=launch.attempt)
+            await _launching(self.kube.create_pod, self.namespace, body)
+        except Refused as refusal:
+            self.pods.pop(launch.key, None)
+            self.pod_created.pop(launch.key, None)
+            result = observe.rejected(refusal.status, refusal.reason, refusal.message)
+            log.warning(
+                "PipelineRun %s/%s: pod %s refused: %s",
+                self.namespace,
+                self.name,
+                name,
+                result.message,
+            )
+            self.emit(self.run, "Warning", "PodRejected", f"{launch.key}: {result.message}")
+            self._emit_on(launch.key, "Warning", "PodRejected", result.message or "")
+            return launch.key, launch.attempt, result
+        except Exception as exc:  # the API server is away: the same attempt, later
+            log.warning(
+                "PipelineRun %s/%s: launching %s failed (%s); trying again",
+                self.namespace,
+                self.name,
+                name,
+                exc,
+            )
+            self._launch_later(launch)
+            return None
+        self.relaunch_wait.pop(launch.key, None)
         if launch.ready_at is not None:
             metrics.TASK_SCHEDULING_DELAY.labels(self.namespace, self.plan.name).observe(
                 max(0.0, (self.clock() - launch.ready_at).total_seconds())
             )
         self.trouble.pop(launch.key, None)
+        return None
 
-    async def _ensure_taskrun(self, key: str) -> dict[str, Any]:
+    def _launch_later(self, launch: Launch) -> None:
+        """Try a launch again after a backoff, unless the attempt moved on meanwhile."""
+        wait = min(RELAUNCH_MAX_SECONDS, self.relaunch_wait.get(launch.key, 0.5) * 2)
+        self.relaunch_wait[launch.key] = wait
+        name = self.pods.get(launch.key)
+
+        async def again() -> None:
+            await asyncio.sleep(wait)
+            async with self.lock:
+                inst = self.engine.instances.get(launch.key)
+                if self.finished or not _still(inst, launch) or self.pods.get(launch.key) != name:
+                    return
+                refused = await self._launch(launch, self.clock())
+            if refused is not None:
+                async with self.lock:
+                    now = self.clock()
+                    self._count_end(refused[0], refused[2], now)
+                    await self._apply(self.engine.finished(*refused, now), now)
+
+        asyncio.get_running_loop().create_task(again())
+
+    async def _ensure_taskrun(self, key: str, launched: int = 0) -> dict[str, Any]:
+        """The instance's TaskRun, made if new; ``launched`` is the attempt about to be
+        launched, recorded on it first (its ``kascade.io/attempt`` annotation)."""
         meta = self.taskruns.get(key)
         if meta is None:
             inst = self.engine.instances[key]
@@ -357,6 +448,7 @@ class RunDriver:
                 item=inst.item,
                 labels=self.labels,
                 owner=self._owner_ref(),
+                launched=launched,
             )
             created = await _launching(self.kube.create, "taskruns", self.namespace, body)
             if created is None:
@@ -364,6 +456,11 @@ class RunDriver:
             assert created is not None
             meta = created["metadata"]
             self.taskruns[key] = meta
+            self.launched[key] = observed.launched_of(meta)
+        if launched > self.launched.get(key, 0):
+            marker = {"metadata": {"annotations": {observed.ANN_LAUNCHED: str(launched)}}}
+            await _launching(self.kube.patch, "taskruns", self.namespace, meta["name"], marker)
+            self.launched[key] = launched
         return {
             "apiVersion": "kascade.io/v1alpha1",
             "kind": "TaskRun",
@@ -399,7 +496,7 @@ class RunDriver:
         return run_status(
             self.engine,
             notified=self.notified,
-            sla_missed=self.sla_missed,
+            sla_misses=self.sla_misses,
             generation=self.run["metadata"].get("generation"),
             now=self.clock(),
             end=end,
@@ -420,3 +517,17 @@ class RunDriver:
 
 
 _QUIET = frozenset({TaskState.NONE, TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
+RUN_SLA = "(run)"
+"""The run's own SLA in ``status.slaMisses`` (task ids cannot have parentheses)."""
+RELAUNCH_MAX_SECONDS = 30.0
+
+
+def _still(inst: Instance | None, launch: Launch) -> bool:
+    """The instance still waits for this launch (nothing ended or killed it meanwhile)."""
+    return (
+        inst is not None
+        and inst.attempt == launch.attempt
+        and inst.pokes == launch.poke
+        and inst.holds_slot
+        and inst.state is TaskState.QUEUED
+    )

@@ -8,7 +8,7 @@ that dropped to zero) instead of leaving it behind.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from kascade.api.runs import (
 )
 from kascade.controller import naming
 from kascade.engine.instances import TERMINAL, Instance
+from kascade.engine.instances import Attempt as EngineAttempt
 from kascade.engine.rendering import ITEM
 from kascade.engine.run import RunEngine
 
@@ -47,7 +48,7 @@ def run_status(
     engine: RunEngine,
     *,
     notified: Iterable[str],
-    sla_missed: bool,
+    sla_misses: Collection[str],
     generation: int | None,
     now: datetime,
     end: datetime | None = None,
@@ -81,7 +82,8 @@ def run_status(
         progress=f"{done}/{len(states)}",
         tasks={key: state.value for key, state in states.items()},
         next_wakeup=iso(engine.wake_at()),
-        sla_missed=sla_missed,
+        sla_missed=bool(sla_misses),
+        sla_misses=sorted(sla_misses) or None,
         notified=sorted(notified),
         observed_generation=generation,
     )
@@ -98,21 +100,27 @@ def taskrun_status(
     attempts = [
         Attempt(
             number=a.number,
-            pod_name=(
-                None
-                if a.reason is AttemptReason.TEMPLATE_ERROR
-                else naming.pod_name(taskrun, a.number)
-            ),
+            pod_name=naming.pod_name(taskrun, a.number, a.poke) if _had_pod(a) else None,
             start_time=iso(a.start),
             end_time=iso(a.end),
             exit_code=a.exit_code,
             reason=a.reason,
             message=a.message,
+            poke=a.poke or None,
         )
         for a in inst.attempts
     ]
-    if pod and (not attempts or attempts[-1].number != inst.attempt):
-        attempts.append(Attempt(number=inst.attempt, pod_name=pod, start_time=iso(inst.started_at)))
+    if pod and (
+        not attempts or (attempts[-1].number, attempts[-1].poke or 0) != (inst.attempt, inst.pokes)
+    ):
+        attempts.append(
+            Attempt(
+                number=inst.attempt,
+                pod_name=pod,
+                start_time=iso(inst.started_at),
+                poke=inst.pokes or None,
+            )
+        )
     message = inst.message
     if trouble and inst.state is TaskState.QUEUED:
         message = f"the pod cannot start: {trouble}"
@@ -126,6 +134,10 @@ def taskrun_status(
         pokes=inst.pokes or None,
         first_poke_time=iso(inst.first_poke_at),
     )
+
+
+def _had_pod(attempt: EngineAttempt) -> bool:
+    return attempt.had_pod and attempt.reason is not AttemptReason.POD_LOST
 
 
 def queued_run(limit: int) -> dict[str, Any]:
@@ -169,6 +181,8 @@ def task_event(key: str, state: TaskState, message: str | None) -> tuple[str, st
     return kind, reason, text
 
 
-def attempt_without_pod(inst: Instance | None) -> bool:
-    """Its last attempt failed before any pod (a template error): the TaskRun says why."""
-    return bool(inst and inst.attempts and inst.attempts[-1].reason is AttemptReason.TEMPLATE_ERROR)
+def needs_own_taskrun(inst: Instance | None) -> bool:
+    """It acted without a launch of the driver's (an attempt that failed before its pod,
+    an engine sensor's look): its TaskRun is made with its first change, so that it shows
+    why, and a restarted operator finds its attempts and pokes."""
+    return bool(inst and (inst.attempts or inst.first_poke_at))

@@ -26,6 +26,7 @@ from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
 from kascade.controller.status import invalid_run, queued_run
+from kascade.controller.writer import StatusWriter
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
 from kascade.engine.plan import History
@@ -68,6 +69,9 @@ class World:
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
         self._pool_status_due = False
+        self.retired: dict[Key, StatusWriter] = {}
+        """Writers of finished runs whose last summary is not written yet (it is retried
+        until written, or superseded by a reload of the run)."""
 
     # -- clock ---------------------------------------------------------------------
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -104,12 +108,6 @@ class World:
                 except Exception:
                     metrics.RECONCILE_ERRORS.labels(kind).inc()
                     log.exception("Timer %s for %s/%s failed", kind, *key)
-            await self._start_timeouts(now)
-
-    async def _start_timeouts(self, now: datetime) -> None:
-        for driver in list(self.drivers.values()):
-            if driver.pod_created:
-                await driver.check_start_timeouts(now)
 
     # -- pools -----------------------------------------------------------------------
     def on_pool(self, event: str, body: dict[str, Any]) -> None:
@@ -344,9 +342,15 @@ class World:
         return self.task_slots[pkey]
 
     def _drop_driver(self, key: Key) -> RunDriver | None:
-        """Forget a run's driver; one that did not finish gives its slots back first."""
+        """Forget a run's driver; one that did not finish gives its slots back first, and
+        writes nothing more (the run was deleted or reloaded)."""
         driver = self.drivers.pop(key, None)
         metrics.RUN_GAUGES.forget(key)
+        retired = self.retired.pop(key, None)
+        if retired is not None:
+            retired.close()
+        if driver is not None:
+            driver.writer.close()
         if driver is not None and not driver.finished:
             driver.engine.release_all()
             self._readmit(key[0])
@@ -379,7 +383,9 @@ class World:
             driver.pool_version_seen = version
             self._readmit(driver.namespace)
         if driver.finished:
-            self.drivers.pop((driver.namespace, driver.name), None)
+            self.drivers.pop(key, None)
+            if driver.writer.final is not None:
+                self.retired[key] = driver.writer
             pkey = (driver.namespace, driver.plan.name)
             self._start_waiting(pkey)
             if pkey in self.pipelines:

@@ -17,6 +17,7 @@ from kascade.engine.core import EngineCore, QueueEntry
 from kascade.engine.decisions import Launch
 from kascade.engine.instances import Attempt, Instance
 from kascade.engine.plan import PlannedTask
+from kascade.engine.timers import TimerKind
 
 
 class Admission(EngineCore):
@@ -67,6 +68,9 @@ class Admission(EngineCore):
             return
         self._hold(inst)
         self._move(inst, TaskState.QUEUED)
+        inst.started_at = None
+        inst.launched_at = now
+        self.timers.add(now + task.start_timeout, TimerKind.START_TIMEOUT, inst.key, inst.attempt)
         timeout = task.timeout
         sensor = spec.sensor
         if sensor is not None:

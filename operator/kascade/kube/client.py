@@ -12,6 +12,7 @@ deterministic names make a success.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -55,6 +56,38 @@ _CONNECTION_ERRORS = (
     urllib3.exceptions.MaxRetryError,
     urllib3.exceptions.TimeoutError,
 )
+
+
+class Refused(Exception):
+    """The API server refused a request for what it asks (a 4xx other than a conflict or
+    throttling): sent again as it is, it would be refused again."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        """The Status reason: Invalid, Forbidden, BadRequest..."""
+        self.message = message
+        """The server's own words."""
+
+    @classmethod
+    def of(cls, exc: ApiException) -> Refused:
+        reason, message = str(exc.reason or ""), ""
+        try:
+            body = json.loads(exc.body or "{}")
+            reason = str(body.get("reason") or reason)
+            message = str(body.get("message") or "")
+        except (TypeError, ValueError):
+            message = str(exc.body or "")
+        return cls(int(exc.status or 0), reason, message or reason)
+
+
+def refused(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, ApiException)
+        and 400 <= int(exc.status or 0) < 500
+        and exc.status not in (404, 408, 409, 429)
+    )
 
 
 def transient(exc: BaseException, *, conflicts: bool = True) -> bool:
@@ -190,13 +223,17 @@ class Kube:
 
     # -- pods ----------------------------------------------------------------------
     def create_pod(self, namespace: str, body: dict[str, Any]) -> bool:
-        """True if created, False if a pod of that name already existed."""
+        """True if created, False if a pod of that name already existed; raises Refused
+        when the API server will not have it (an invalid field, a Pod Security violation,
+        a ServiceAccount it cannot find, a quota)."""
         _count("create", "pods")
         try:
             self._call(self.core.create_namespaced_pod, namespace, body, conflicts=False)
         except ApiException as exc:
             if exc.status == 409:
                 return False
+            if refused(exc):
+                raise Refused.of(exc) from exc
             raise
         return True
 
