@@ -162,7 +162,7 @@ class RunDriver:
         decisions = self.engine.restore(
             found.instances,
             now,
-            started_at=observed.started_at(self.run.get("status") or {}),
+            started_at=found.started_at,
             sla_missed=missed,
         )
         for key, inst in self.engine.instances.items():
@@ -171,6 +171,9 @@ class RunDriver:
                 self.pods[key] = pod
                 if inst.state is TaskState.QUEUED and inst.launched_at is not None:
                     self.pod_created[key] = inst.launched_at
+                    why = found.waiting.get((key, inst.attempt, inst.pokes))
+                    if why is not None:
+                        self.waiting[key] = why
         for key, obs in found.instances.items():  # attempts that ended while nobody watched
             task_id = split_instance_key(key)[0]
             for pod_seen in obs.pods:

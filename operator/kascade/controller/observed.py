@@ -39,8 +39,12 @@ class Observation:
     """Instance key -> its TaskRun's metadata (name, uid, annotations)."""
     pods: dict[tuple[str, int, int], str] = field(default_factory=dict)
     """(instance key, attempt, poke) -> the name of that pod, for the pods that exist."""
+    waiting: dict[tuple[str, int, int], str] = field(default_factory=dict)
+    """(instance key, attempt, poke) -> why that pod is not running yet, if it says."""
     launched: dict[str, int] = field(default_factory=dict)
     """Instance key -> the attempt its TaskRun says was launched last."""
+    started_at: datetime | None = None
+    """When the run started (``started_at``)."""
     stored: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Instance key -> its TaskRun's status as stored (a write that changes nothing is
     not made again)."""
@@ -110,6 +114,10 @@ def observe_run(
             seen = pod_seen(pod)
             pods_of.setdefault(key, []).append(seen)
             found.pods[(key, seen.attempt, seen.poke)] = pod["metadata"]["name"]
+            view = observe.view(pod)
+            if view.result is None and view.waiting_reason:
+                why = f"{view.waiting_reason} {view.waiting_message or ''}".strip()
+                found.waiting[(key, seen.attempt, seen.poke)] = why
     for key, state in (run_status.get("tasks") or {}).items():
         if state and TaskState(state) in TERMINAL:
             found.instances[key] = Observed(state=TaskState(state))
@@ -148,6 +156,7 @@ def observe_run(
             item=tr["spec"].get("item"),
             pods=tuple(unrecorded),
         )
+    found.started_at = started_at(run_status, [*taskruns, *pods])
     return found
 
 
@@ -156,5 +165,11 @@ def launched_of(taskrun_meta: dict[str, Any]) -> int:
     return _int((taskrun_meta.get("annotations") or {}).get(ANN_LAUNCHED))
 
 
-def started_at(run_status: dict[str, Any]) -> datetime | None:
-    return parse_iso(run_status.get("startTime"))
+def started_at(run_status: dict[str, Any], objects: list[dict[str, Any]]) -> datetime | None:
+    """When the run started: its status says so once written; before that, it started no
+    later than the first TaskRun or pod it made."""
+    recorded = parse_iso(run_status.get("startTime"))
+    if recorded is not None:
+        return recorded
+    made = [parse_iso(o["metadata"].get("creationTimestamp")) for o in objects]
+    return min((m for m in made if m is not None), default=None)

@@ -148,6 +148,7 @@ class Propagation(EngineCore):
             for down in sorted(doomed):
                 self._skip_task(down, now, f"short-circuited by {task.id}")
             self.short_circuited -= doomed
+        inst.message = None  # a failed attempt's message is its own record's, not the task's
         self._settle(inst, TaskState.SUCCESS, now, None)
 
     def _failed_attempt(self, inst: Instance, message: str, now: datetime) -> None:
