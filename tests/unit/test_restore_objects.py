@@ -480,3 +480,22 @@ def test_a_task_that_succeeded_on_a_retry_does_not_keep_the_failure_message() ->
     assert TaskState(status["state"]) is TaskState.SUCCESS
     assert status.get("message") is None
     assert status["attempts"][0]["message"] == "exit code 3 (Error)"
+
+
+def test_cause_1_engine_only_a_restore_from_the_summary_never_runs_ahead() -> None:
+    """The issue's own reproduction, in the engine: a chain a→b→c started, then restored
+    from the run's summary alone (every task listed, waiting ones included)."""
+    from helpers_engine import T0, engine, plan, task
+
+    from kascade.controller.status import run_status
+    from kascade.engine.restore import Observed
+
+    chain = plan([task("a"), task("b", "a"), task("c", "b")])
+    first = engine(chain)
+    assert [launch.key for launch in first.start(T0).launches] == ["a"]
+    summary = run_status(first, notified=(), sla_misses=(), generation=1, now=T0).tasks or {}
+    assert summary == {"a": "queued", "b": "none", "c": "none"}
+    restored = engine(chain)
+    decisions = restored.restore({k: Observed(TaskState(v)) for k, v in summary.items()}, T0)
+    assert [launch.key for launch in decisions.launches] == ["a"]  # same name: AlreadyExists
+    assert restored.instances["b"].state is TaskState.NONE

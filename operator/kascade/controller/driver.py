@@ -415,7 +415,8 @@ class RunDriver:
 
     def _launch_later(self, launch: Launch) -> None:
         """Try a launch again after a backoff, unless the attempt moved on meanwhile."""
-        wait = min(RELAUNCH_MAX_SECONDS, self.relaunch_wait.get(launch.key, 0.5) * 2)
+        wait = self.relaunch_wait.get(launch.key)
+        wait = RELAUNCH_FIRST_SECONDS if wait is None else min(RELAUNCH_MAX_SECONDS, wait * 2)
         self.relaunch_wait[launch.key] = wait
         name = self.pods.get(launch.key)
 
@@ -522,7 +523,9 @@ class RunDriver:
 _QUIET = frozenset({TaskState.NONE, TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
 RUN_SLA = "(run)"
 """The run's own SLA in ``status.slaMisses`` (task ids cannot have parentheses)."""
+RELAUNCH_FIRST_SECONDS = 1.0
 RELAUNCH_MAX_SECONDS = 30.0
+"""A launch the API server missed is tried again after 1 s, 2 s, 4 s... at most 30 s."""
 
 
 def _still(inst: Instance | None, launch: Launch) -> bool:

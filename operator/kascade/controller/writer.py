@@ -36,8 +36,9 @@ RUN_STATUS_MAX_SECONDS = 60.0
 RUN_STATUS_WRITES_PER_SECOND = 2.0
 """What all running summaries may cost together, until each lags RUN_STATUS_MAX_SECONDS."""
 
+RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
-"""The longest wait between two tries of a status write that failed."""
+"""A status write that failed is tried again after 1 s, 2 s, 4 s... at most 30 s apart."""
 
 Write = tuple[str, str, dict[str, Any], str | None]
 """(plural, name, status, instance key: None for the PipelineRun)."""
@@ -119,7 +120,7 @@ class StatusWriter:
         self.closed = True
         self.cancel()
 
-    def schedule(self, delay: float = STATUS_FLUSH_SECONDS) -> None:
+    def schedule(self, delay: float | None = None) -> None:
         """One pending flush; a sooner need (a TaskRun to write) pulls it forward.
 
         The run's summary may wait tens of seconds (run_status_interval); the TaskRuns
@@ -127,8 +128,10 @@ class StatusWriter:
         """
         if self.closed or not (self.dirty_keys or self.run_dirty or self.final is not None):
             return
+        delay = STATUS_FLUSH_SECONDS if delay is None else delay
         if self.failures:
-            delay = max(delay, min(RETRY_MAX_SECONDS, 0.5 * 2**self.failures))
+            backoff = RETRY_FIRST_SECONDS * 2 ** (self.failures - 1)
+            delay = max(delay, min(RETRY_MAX_SECONDS, backoff))
         loop = asyncio.get_running_loop()
         when = loop.time() + delay
         if self.flush_handle is not None:
