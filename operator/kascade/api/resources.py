@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict
 from kascade.api.base import API_VERSION, Model
 from kascade.api.pipeline import PipelineSpec, PipelineStatus
 from kascade.api.pools import PoolSpec, PoolStatus
-from kascade.api.runs import PipelineRunSpec, PipelineRunStatus, TaskRunSpec, TaskRunStatus
+from kascade.api.runs import (
+    PipelineRunSpec,
+    PipelineRunStatus,
+    PipelineSnapshotSpec,
+    TaskRunSpec,
+    TaskRunStatus,
+)
 
 EXPECT_ANNOTATION = "kascade.io/expect"
 """``kascade.io/expect: failed`` marks an example that is meant to fail."""
@@ -60,6 +66,11 @@ class TaskRun(_Object):
     status: TaskRunStatus | None = None
 
 
+class PipelineSnapshot(_Object):
+    kind: Literal["PipelineSnapshot"] = "PipelineSnapshot"
+    spec: PipelineSnapshotSpec
+
+
 class Pool(_Object):
     kind: Literal["Pool"] = "Pool"
     spec: PoolSpec
@@ -89,7 +100,8 @@ class KindInfo:
     plural: str
     short_names: tuple[str, ...]
     spec: type[Model]
-    status: type[Model]
+    status: type[Model] | None
+    """None: the kind has no status (an immutable object)."""
     description: str
     columns: tuple[Column, ...] = field(default=())
 
@@ -148,6 +160,20 @@ KINDS: tuple[KindInfo, ...] = (
             Column("Task", ".spec.taskName"),
             Column("State", ".status.state"),
             Column("Message", ".status.message", priority=1),
+            AGE,
+        ),
+    ),
+    KindInfo(
+        "PipelineSnapshot",
+        "pipelinesnapshots",
+        ("kps",),
+        PipelineSnapshotSpec,
+        None,
+        "A Pipeline's spec frozen for its runs: immutable, named after its content, shared "
+        "by the runs of one version.",
+        (
+            Column("Pipeline", ".spec.pipelineRef.name"),
+            Column("Hash", ".spec.specHash"),
             AGE,
         ),
     ),

@@ -53,9 +53,13 @@ class PipelineRunSpec(Model):
         PipelineSpec | None,
         WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
     ] = None
-    """The spec this run executes, copied at creation (filled in by the operator when omitted)."""
+    """A spec of the run's own to execute (approved by the admission webhook); omitted, the
+    run executes its Pipeline's spec as frozen in a PipelineSnapshot (``snapshot``)."""
+    snapshot: str | None = None
+    """The PipelineSnapshot whose spec this run executes: its Pipeline's spec when the run
+    was created, shared by every run of that version (set by the operator when omitted)."""
     spec_hash: str | None = None
-    """A hash of pipelineSpec, to tell runs of different versions apart."""
+    """A hash of the spec the run executes, to tell runs of different versions apart."""
     logical_date: str | None = None
     """ISO date-time, UTC unless it has an offset (default: when the run was created)."""
     data_interval: DataIntervalSpec | None = None
@@ -65,6 +69,20 @@ class PipelineRunSpec(Model):
     """Param values for this run (checked against the spec's params)."""
     trigger: Trigger | None = None
     """Why the run exists (schedule, a person, a backfill, another pipeline)."""
+
+
+class PipelineSnapshotSpec(Model):
+    """A Pipeline's spec, frozen and named after its content, for the runs of that version."""
+
+    pipeline_ref: ObjectRef
+    """The Pipeline this is a version of."""
+    spec_hash: str
+    """The hash of ``pipelineSpec`` (also the end of the snapshot's name)."""
+    pipeline_spec: Annotated[
+        PipelineSpec,
+        WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+    ]
+    """The Pipeline's spec as it was (with the approval of its Pipeline in the annotations)."""
 
 
 class TaskCounts(Model):

@@ -67,15 +67,16 @@ def _pipeline(kube: Any, namespace: str, name: str) -> tuple[str, dict[str, Any]
     raise click.ClickException(f"pipeline {namespace}/{name} not found")
 
 
-def _wait(kube: Any, namespace: str, name: str, timeout: float) -> str:
+def _wait(kube: Any, namespace: str, name: str, timeout: float) -> tuple[str, str]:
+    """(the run's final phase, or "timeout"; why it failed, in the operator's words)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = kube.get("pipelineruns", namespace, name) or {}
-        phase = str((run.get("status") or {}).get("phase") or "")
+        status = (kube.get("pipelineruns", namespace, name) or {}).get("status") or {}
+        phase = str(status.get("phase") or "")
         if phase in TERMINAL:
-            return phase
+            return phase, str(status.get("message") or "") if phase == "failed" else ""
         time.sleep(1)
-    return "timeout"
+    return "timeout", ""
 
 
 common = [
@@ -240,8 +241,8 @@ def trigger(
     kube.create("pipelineruns", namespace, manifest)
     click.echo(f"pipelinerun/{name} created")
     if wait:
-        phase = _wait(kube, namespace, name, timeout)
-        click.echo(f"pipelinerun/{name} {phase}")
+        phase, why = _wait(kube, namespace, name, timeout)
+        click.echo(f"pipelinerun/{name} {phase}" + (f": {why}" if why else ""))
         raise SystemExit(0 if phase == "success" else 1)
 
 
@@ -277,10 +278,16 @@ def _run_and_plan(kube: Any, namespace: str, run: str) -> tuple[dict[str, Any], 
     from kascade.api.pipeline import PipelineSpec
     from kascade.engine.compile import compile_or_raise
 
+    from kascade.controller import snapshots
+
     body = kube.get("pipelineruns", namespace, run)
     if body is None:
         raise click.ClickException(f"pipelinerun {namespace}/{run} not found")
-    spec = PipelineSpec.model_validate(body["spec"]["pipelineSpec"])
+    name = body["spec"].get("snapshot")
+    snapshot = kube.get(snapshots.PLURAL, namespace, name) if name else None
+    if not body["spec"].get("pipelineSpec") and snapshot is None:
+        raise click.ClickException(f"pipelinerun {namespace}/{run} has no spec yet")
+    spec = PipelineSpec.model_validate(snapshots.frozen(body, snapshot)[0])
     return body, compile_or_raise(spec, body["spec"]["pipelineRef"]["name"])
 
 

@@ -21,7 +21,7 @@ from kascade import metrics
 from kascade.api import defaults
 from kascade.api.resources import PipelineRun
 from kascade.api.runs import RunPhase, TriggerKind
-from kascade.controller import approval, pipelines, scheduling
+from kascade.controller import approval, pipelines, scheduling, snapshots
 from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
@@ -57,6 +57,7 @@ class World:
         self.pipelines: dict[Key, dict[str, Any]] = {}
         self.runs: dict[Key, dict[str, scheduling.RunRecord]] = {}
         self.pools = ClusterPools()
+        self.snapshots = snapshots.Snapshots(kube)
         # maxActiveTasks is per pipeline, across its runs (as in Airflow); freeing a
         # slot bumps the pools' version, which re-admits queued tasks of other runs.
         self.task_slots: dict[Key, SharedSlots] = {}
@@ -169,8 +170,10 @@ class World:
         runs = list(self.runs.get(key, {}).values())
         status = body.get("status") or {}
         plan = scheduling.plan_schedule(spec, runs, pipelines.stored_cursor(status), now)
+        if plan.due:  # the runs reference the spec's snapshot: it exists before them
+            await self.snapshots.ensure(body)
         for interval in plan.due:
-            manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED)
+            manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED, frozen=True)
             created = await asyncio.to_thread(self.kube.create, "pipelineruns", key[0], manifest)
             if created is not None:
                 metrics.RUN_SCHEDULING_DELAY.labels(*key).observe(
@@ -203,6 +206,10 @@ class World:
         for name in names:
             await asyncio.to_thread(self.kube.delete, "pipelineruns", key[0], name)
             self.runs.get(key, {}).pop(name, None)
+        body = self.pipelines.get(key)
+        if names and body is not None:  # versions no run refers to any more
+            kept = {r.snapshot for r in self.runs.get(key, {}).values() if r.snapshot}
+            await self.snapshots.prune(body, kept)
         if ttl is not None:  # come back when the next finished run expires
             ends = [r.ended for r in self.runs.get(key, {}).values() if r.ended and not r.active]
             if ends:
@@ -228,6 +235,10 @@ class World:
             self.run_tasks.pop(key, None)
             return
         record = self._record_run(body)
+        spec = body.get("spec") or {}
+        if record.active and not spec.get("pipelineSpec") and not spec.get("snapshot"):
+            await self._freeze_spec(key, body)  # at once, even if it waits to start
+            return  # the update comes back as a watch event
         self.run_tasks[key] = dict((body.get("status") or {}).get("tasks") or {})
         active = sum(1 for r in self.runs.get(pkey, {}).values() if r.active)
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
@@ -258,8 +269,7 @@ class World:
 
     async def _admit_run(self, key: Key, pkey: Key, body: dict[str, Any]) -> bool:
         """maxActiveRuns holds every kind of run (manual and backfill too) in the queue."""
-        spec = (body.get("spec") or {}).get("pipelineSpec") or {}
-        limit = int(spec.get("maxActiveRuns", defaults.MAX_ACTIVE_RUNS))
+        limit = int(self._known_spec(pkey, body).get("maxActiveRuns", defaults.MAX_ACTIVE_RUNS))
         waiting = self.waiting.setdefault(pkey, {})
         if self._running(pkey) >= limit:
             waiting[key[1]] = body
@@ -273,6 +283,14 @@ class World:
         self._booting_for.setdefault(pkey, set()).add(key)
         return True
 
+    def _known_spec(self, pkey: Key, body: dict[str, Any]) -> dict[str, Any]:
+        """The spec a run executes, as far as it is known without a read: its own, its
+        snapshot's if read already, else its Pipeline's (the same but for an edit since)."""
+        spec = body.get("spec") or {}
+        snapshot = self.snapshots.cache.get((pkey[0], spec.get("snapshot") or ""))
+        found = spec.get("pipelineSpec") or (snapshot or {}).get("spec", {}).get("pipelineSpec")
+        return dict(found or (self.pipelines.get(pkey) or {}).get("spec") or {})
+
     def _start_waiting(self, pkey: Key) -> None:
         waiting = self.waiting.get(pkey)
         if not waiting:
@@ -282,11 +300,19 @@ class World:
 
     async def _start_driver(self, key: Key, body: dict[str, Any], reload: str | None) -> None:
         spec = body.get("spec") or {}
+        snapshot = None
         if not spec.get("pipelineSpec"):
-            await self._freeze_spec(key, body)
-            return  # the update comes back as a watch event
+            snapshot = await self.snapshots.get(key[0], spec.get("snapshot") or "")
+            if snapshot is None:
+                await self._fail_run(key, f"PipelineSnapshot {spec.get('snapshot')!r} not found")
+                return
+            broken = snapshots.problem(snapshot, body)
+            if broken:
+                await self._fail_run(key, broken)
+                return
+        frozen, approved = snapshots.frozen(body, snapshot)
         try:
-            run = PipelineRun.model_validate(body)
+            run = PipelineRun.model_validate({**body, "spec": {**spec, "pipelineSpec": frozen}})
         except Exception as exc:
             await self._fail_run(key, f"invalid PipelineRun: {exc}")
             return
@@ -298,7 +324,7 @@ class World:
         if plan is None or issues:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
-        refused = approval.run_problem(key[0], spec["pipelineSpec"], body["metadata"])
+        refused = approval.run_problem(key[0], frozen, approved)
         if refused:
             await self._fail_run(key, f"not approved: {refused}")
             return
@@ -392,6 +418,8 @@ class World:
                 self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
 
     async def _freeze_spec(self, key: Key, body: dict[str, Any]) -> None:
+        """A run created without a spec executes its Pipeline's as it is now: the run is
+        bound to the snapshot of that version (``snapshots.py``)."""
         pname = (body.get("spec") or {}).get("pipelineRef", {}).get("name")
         pipeline = self.pipelines.get((key[0], pname or "")) or await asyncio.to_thread(
             self.kube.get, "pipelines", key[0], pname or ""
@@ -399,17 +427,9 @@ class World:
         if pipeline is None:
             await self._fail_run(key, f"pipeline {pname!r} not found in namespace {key[0]}")
             return
-        spec = pipeline["spec"]
-        await asyncio.to_thread(
-            self.kube.patch,
-            "pipelineruns",
-            key[0],
-            key[1],
-            {
-                "metadata": approval.carried(pipeline),
-                "spec": {"pipelineSpec": spec, "specHash": scheduling.spec_hash(spec)},
-            },
-        )
+        made = await self.snapshots.ensure(pipeline)
+        frozen = {"snapshot": made["metadata"]["name"], "specHash": made["spec"]["specHash"]}
+        await asyncio.to_thread(self.kube.patch, "pipelineruns", key[0], key[1], {"spec": frozen})
 
     async def _fail_run(self, key: Key, message: str) -> None:
         patch = invalid_run(message, self.clock())

@@ -38,7 +38,14 @@ def load_config(kubeconfig: str | None = None) -> None:
         config.load_kube_config(config_file=kubeconfig)
 
 
+FENCE: Callable[[], None] | None = None
+"""Called before every write: with leader election, it stops a replica whose Lease may
+have passed to another (``controller/leader.py``), so two replicas never write together."""
+
+
 def _count(verb: str, resource: str) -> None:
+    if FENCE is not None:
+        FENCE()
     WRITES[f"{verb} {resource}"] += 1
     from kascade import metrics  # local import: metrics is optional for CLI users
 
@@ -267,29 +274,39 @@ class Kube:
         }
 
     # -- leases ----------------------------------------------------------------------
-    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_lease(
+        self, namespace: str, name: str, timeout: float | None = None
+    ) -> dict[str, Any] | None:
         try:
-            lease = self.coordination.read_namespaced_lease(name, namespace)
+            lease = self.coordination.read_namespaced_lease(
+                name, namespace, _request_timeout=timeout
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
         return dict(self.api.sanitize_for_serialization(lease))
 
-    def create_lease(self, namespace: str, body: dict[str, Any]) -> bool:
+    def create_lease(
+        self, namespace: str, body: dict[str, Any], timeout: float | None = None
+    ) -> bool:
         """False when another replica created it first."""
         try:
-            self.coordination.create_namespaced_lease(namespace, body)
+            self.coordination.create_namespaced_lease(namespace, body, _request_timeout=timeout)
         except ApiException as exc:
             if exc.status == 409:
                 return False
             raise
         return True
 
-    def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
+    def replace_lease(
+        self, namespace: str, name: str, body: dict[str, Any], timeout: float | None = None
+    ) -> bool:
         """False when another replica changed it since it was read (resourceVersion)."""
         try:
-            self.coordination.replace_namespaced_lease(name, namespace, body)
+            self.coordination.replace_namespaced_lease(
+                name, namespace, body, _request_timeout=timeout
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return False
