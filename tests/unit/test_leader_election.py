@@ -81,7 +81,7 @@ def _sim(kill_at: float, *, pause: bool = False, until: float = 30.0) -> dict[st
         if (
             clock[0] >= next_a
             and a.stopped is None
-            and (clock[0] < kill_at or pause and clock[0] > kill_at + 8)
+            and (clock[0] < kill_at or (pause and clock[0] > kill_at + 8))
         ):
             if pause and clock[0] > kill_at + 8:  # back from its pause: it tries to write
                 a.elector.fence()

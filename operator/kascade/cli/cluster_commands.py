@@ -276,9 +276,8 @@ def backfill(pipeline: str, namespace: str, kubeconfig: str | None, start: str, 
 
 def _run_and_plan(kube: Any, namespace: str, run: str) -> tuple[dict[str, Any], Any]:
     from kascade.api.pipeline import PipelineSpec
-    from kascade.engine.compile import compile_or_raise
-
     from kascade.controller import snapshots
+    from kascade.engine.compile import compile_or_raise
 
     body = kube.get("pipelineruns", namespace, run)
     if body is None:
