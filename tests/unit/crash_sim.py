@@ -97,9 +97,9 @@ class DyingKube(FakeKube):
             self.pod_creations.append((body["metadata"]["name"], self.now))
         return made
 
-    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self.spend()
-        super().patch(plural, namespace, name, body)
+        return super().patch(plural, namespace, name, body)
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.spend()

@@ -385,15 +385,9 @@ class RunDriver:
             self.pods.pop(launch.key, None)
             self.pod_created.pop(launch.key, None)
             result = observe.rejected(refusal.status, refusal.reason, refusal.message)
-            log.warning(
-                "PipelineRun %s/%s: pod %s refused: %s",
-                self.namespace,
-                self.name,
-                name,
-                result.message,
-            )
-            self.emit(self.run, "Warning", "PodRejected", f"{launch.key}: {result.message}")
-            self._emit_on(launch.key, "Warning", "PodRejected", result.message or "")
+            why = (result.message or "").removeprefix("PodRejected: ")
+            self.emit(self.run, "Warning", "PodRejected", f"{launch.key}: {why}")
+            self._emit_on(launch.key, "Warning", "PodRejected", why)
             return launch.key, launch.attempt, result
         except Exception as exc:  # the API server is away: the same attempt, later
             log.warning(

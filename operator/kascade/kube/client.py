@@ -177,9 +177,10 @@ class Kube:
             raise
         return dict(obj)
 
-    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch an object; the object as stored afterwards."""
         _count("patch", plural)
-        self._call(
+        stored = self._call(
             self.custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -188,6 +189,7 @@ class Kube:
             name,
             body,
         )
+        return dict(stored)
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         _count("patch", f"{plural}/status")
