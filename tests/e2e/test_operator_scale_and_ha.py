@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -37,7 +38,8 @@ pytestmark = pytest.mark.e2e
 WIDE_TASKS = 2000
 REAL_TASKS = 10
 LEASE = "kascade-operator"
-LEASE_SECONDS = 15  # leader.py
+FAILOVER_SECONDS = 5.0
+"""Issue 14: a standby takes over within 5 s of the leader's death (leader.py's timings)."""
 
 
 def gauge(text: str, name: str) -> float | None:
@@ -201,18 +203,20 @@ def test_leader_election_standby_takes_over_without_running_anything_twice(
         killed = time.monotonic()
         wait_until(
             lambda: _holder(coordination, ns) == standby_id,
-            LEASE_SECONDS + 15,
-            interval=0.2,
+            30,
+            interval=0.05,
             what="the standby to take the Lease",
         )
         takeover = time.monotonic() - killed
-        wait_until(lambda: gauge(second.metrics(), "kascade_is_leader") == 1, 10)
+        wait_until(lambda: gauge(second.metrics(), "kascade_is_leader") == 1, 10, interval=0.05)
+        leading = time.monotonic() - killed
         lease = coordination.read_namespaced_lease(LEASE, ns).spec
         print(
-            f"\nstandby took the Lease {takeover:.1f} s after SIGKILL of the leader "
-            f"(lease {LEASE_SECONDS} s, transitions {lease.lease_transitions})"
+            f"\nstandby took the Lease {takeover:.2f} s after SIGKILL of the leader, and acted "
+            f"as leader {leading:.2f} s after (lease {lease.lease_duration_seconds} s, "
+            f"transitions {lease.lease_transitions})"
         )
-        assert takeover <= 20.0
+        assert takeover <= FAILOVER_SECONDS
         run = k.wait_run(name, timeout=180)
         took_over_writes = api_writes(second.metrics())
     finally:
@@ -224,6 +228,56 @@ def test_leader_election_standby_takes_over_without_running_anything_twice(
     pods = sorted(p.metadata.name for p in _pods(k, name))
     assert pods == [f"{name}-{t}-a1" for t in ("a", "b", "c")], pods
     assert took_over_writes.get("create pods", 0) == 2, took_over_writes  # b and c, never a
+
+
+@pytest.mark.timeout(600)
+def test_a_paused_leader_never_acts_after_the_standby_took_over(
+    cluster: Any, ns: str, tmp_path: Path
+) -> None:
+    """No split brain: a leader frozen (SIGSTOP) past its Lease wakes up (SIGCONT) after the
+    standby took over, and exits before it writes anything; the run it had started ends
+    right, each attempt once."""
+    k = Kascade(cluster.api, ns)
+    coordination = client.CoordinationV1Api(cluster.api)
+    host = socket.gethostname()
+    election = ("--leader-election-namespace", ns)
+    first = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "first.log")
+    second = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "second.log")
+    try:
+        first.start(*election)
+        assert first.proc is not None
+        wait_until(lambda: _holder(coordination, ns) == f"{host}-{first.proc.pid}", 30)
+        second.start(*election)
+        assert second.proc is not None
+        tasks = [
+            {"name": "a", "command": ["sleep", "4"]},
+            {"name": "b", "command": ["sleep", "4"], "dependsOn": ["a"]},
+            {"name": "c", "command": ["true"], "dependsOn": ["b"]},
+        ]
+        k.apply_pipeline(pipeline("paused", tasks))
+        name = k.create_run("paused", name="paused-run")
+        wait_until(lambda: any(p.metadata.name == f"{name}-a-a1" for p in _pods(k, name)), 90)
+        first.proc.send_signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        wait_until(lambda: _holder(coordination, ns) == f"{host}-{second.proc.pid}", 30, 0.05)
+        took = time.monotonic() - paused
+        time.sleep(2)  # the standby acts meanwhile; `a` ends and `b` starts
+        first.proc.send_signal(signal.SIGCONT)
+        code = first.proc.wait(timeout=20)
+        first.proc = None
+        run = k.wait_run(name, timeout=180)
+    finally:
+        for op in (first, second):
+            op.kill()
+        for op in (first, second):
+            print(f"--- {op.log.name}\n{op.log.read_text()[-2500:]}")
+    print(f"\nthe standby took over {took:.2f} s after the leader was paused")
+    assert took <= FAILOVER_SECONDS
+    assert code == 3  # it knew it had lost the Lease, and stopped
+    assert "Lost the leader Lease" in (tmp_path / "first.log").read_text()
+    assert run["status"]["phase"] == "success", run["status"]
+    pods = sorted(p.metadata.name for p in _pods(k, name))
+    assert pods == [f"{name}-{t}-a1" for t in ("a", "b", "c")], pods
 
 
 @pytest.mark.timeout(300)
