@@ -90,6 +90,8 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}
+        self.python_args: list[str] = []
+        """Before ``-m kascade`` (``-m cProfile -o FILE`` to profile the operator)."""
         # No admission webhook here (it needs the API server to call this process), so
         # nothing is approved: run every spec as written. tests/e2e/test_security.py runs
         # the operator with its webhook and an approval key instead.
@@ -98,6 +100,7 @@ class OperatorProcess:
     def start(self, *extra: str) -> None:
         args = [
             sys.executable,
+            *self.python_args,
             "-m",
             "kascade",
             "operator",

@@ -179,9 +179,9 @@ def test_a_refusal_that_can_pass_later_is_retried_by_policy() -> None:
 def test_a_launch_the_api_server_missed_is_tried_again_with_the_same_attempt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kascade.controller import driver
+    from kascade.controller import launching
 
-    monkeypatch.setattr(driver, "RELAUNCH_FIRST_SECONDS", 0.01)
+    monkeypatch.setattr(launching, "RELAUNCH_FIRST_SECONDS", 0.01)
 
     class Away(FakeKube):
         down = 2

@@ -10,7 +10,6 @@ TaskRun before its pod (the pod is owned by it), status last and coalesced.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,14 +24,13 @@ from kascade.api.runs import (
     split_instance_key,
 )
 from kascade.controller import naming, notify, observe, observed
+from kascade.controller.launching import Launching
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
     ANN_KEY,
     LABEL_PIPELINE,
     LABEL_RUN,
     RunIdentity,
-    build_pod,
-    taskrun_manifest,
 )
 from kascade.controller.status import (
     iso,
@@ -44,24 +42,14 @@ from kascade.controller.status import (
 )
 from kascade.controller.writer import StatusWriter, run_status_interval
 from kascade.engine.context import RunContext
-from kascade.engine.decisions import Decisions, Launch, Result
-from kascade.engine.instances import Instance
+from kascade.engine.decisions import Decisions, Result
 from kascade.engine.plan import Plan
 from kascade.engine.run import RunEngine
-from kascade.kube.client import Kube, Refused
+from kascade.kube.client import Kube
 
 __all__ = ["RunDriver", "iso", "run_status_interval"]
 
 log = logging.getLogger("kascade.driver")
-LAUNCHER = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="launch")
-"""TaskRun and pod creation have threads of their own: the next task's pod is never
-queued behind status patches (which use the loop's default executor)."""
-
-
-async def _launching(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(LAUNCHER, fn, *args)
-
-
 RUNNING_WRITE_SECONDS = 10.0
 """A TaskRun's running state is written once it has lasted this long; a shorter one is
 folded into the write of the attempt's end. A pod that is starting normally is not
@@ -69,7 +57,7 @@ written at all (the run's summary shows the task queued); one that cannot start
 (image pull, unschedulable) is written at once, with why."""
 
 
-class RunDriver:
+class RunDriver(Launching):
     def __init__(
         self,
         kube: Kube,
@@ -360,124 +348,6 @@ class RunDriver:
         else:
             self.emit(self.run, kind, reason, message)
 
-    async def _launch(self, launch: Launch, now: datetime) -> tuple[str, int, Result] | None:
-        """Record the attempt on its TaskRun, then create its pod.
-
-        The attempt's number is written before its pod can exist (the TaskRun's creation
-        carries the first): a restarted operator that finds neither the pod nor a record
-        of its end knows the number may have been used, and never uses it again. The pod
-        is owned by the PipelineRun and named after the TaskRun (deterministic), so
-        creating it twice answers AlreadyExists. Returns the attempt's result when the API
-        server refuses the pod (``PodRejected``).
-        """
-        trname = self.taskruns[launch.key]["name"] if launch.key in self.taskruns else None
-        trname = trname or naming.taskrun_name(self.name, launch.key)
-        name = naming.pod_name(trname, launch.attempt, launch.poke)
-        body = build_pod(
-            launch, name=name, run=self.identity, pipeline=self.plan.spec, owner=self._owner_ref()
-        )
-        self.pods[launch.key] = name
-        self.pod_created[launch.key] = now
-        try:
-            await self._ensure_taskrun(launch.key, launched=launch.attempt)
-            await _launching(self.kube.create_pod, self.namespace, body)
-        except Refused as refusal:
-            self.pods.pop(launch.key, None)
-            self.pod_created.pop(launch.key, None)
-            result = observe.rejected(refusal.status, refusal.reason, refusal.message)
-            why = (result.message or "").removeprefix("PodRejected: ")
-            self.emit(self.run, "Warning", "PodRejected", f"{launch.key}: {why}")
-            self._emit_on(launch.key, "Warning", "PodRejected", why)
-            return launch.key, launch.attempt, result
-        except Exception as exc:  # the API server is away: the same attempt, later
-            log.warning(
-                "PipelineRun %s/%s: launching %s failed (%s); trying again",
-                self.namespace,
-                self.name,
-                name,
-                exc,
-            )
-            self._launch_later(launch)
-            return None
-        self.relaunch_wait.pop(launch.key, None)
-        if launch.ready_at is not None:
-            metrics.TASK_SCHEDULING_DELAY.labels(self.namespace, self.plan.name).observe(
-                max(0.0, (self.clock() - launch.ready_at).total_seconds())
-            )
-        self.trouble.pop(launch.key, None)
-        return None
-
-    def _launch_later(self, launch: Launch) -> None:
-        """Try a launch again after a backoff, unless the attempt moved on meanwhile."""
-        wait = self.relaunch_wait.get(launch.key)
-        wait = RELAUNCH_FIRST_SECONDS if wait is None else min(RELAUNCH_MAX_SECONDS, wait * 2)
-        self.relaunch_wait[launch.key] = wait
-        name = self.pods.get(launch.key)
-
-        async def again() -> None:
-            await asyncio.sleep(wait)
-            async with self.lock:
-                inst = self.engine.instances.get(launch.key)
-                if self.finished or not _still(inst, launch) or self.pods.get(launch.key) != name:
-                    return
-                refused = await self._launch(launch, self.clock())
-            if refused is not None:
-                async with self.lock:
-                    now = self.clock()
-                    self._count_end(refused[0], refused[2], now)
-                    await self._apply(self.engine.finished(*refused, now), now)
-
-        asyncio.get_running_loop().create_task(again())
-
-    async def _ensure_taskrun(self, key: str, launched: int = 0) -> dict[str, Any]:
-        """The instance's TaskRun, made if new; ``launched`` is the attempt about to be
-        launched, recorded on it first (its ``kascade.io/attempt`` annotation)."""
-        meta = self.taskruns.get(key)
-        if meta is None:
-            inst = self.engine.instances[key]
-            name = naming.taskrun_name(self.name, key)
-            body = taskrun_manifest(
-                name=name,
-                namespace=self.namespace,
-                run=self.name,
-                key=key,
-                task_id=self.plan.tasks[inst.task].id,
-                map_index=inst.map_index,
-                item=inst.item,
-                labels=self.labels,
-                owner=self._owner_ref(),
-                launched=launched,
-            )
-            created = await _launching(self.kube.create, "taskruns", self.namespace, body)
-            if created is None:
-                created = await asyncio.to_thread(self.kube.get, "taskruns", self.namespace, name)
-            assert created is not None
-            meta = created["metadata"]
-            self.taskruns[key] = meta
-            self.launched[key] = observed.launched_of(meta)
-        if launched > self.launched.get(key, 0):
-            marker = {"metadata": {"annotations": {observed.ANN_LAUNCHED: str(launched)}}}
-            await _launching(self.kube.patch, "taskruns", self.namespace, meta["name"], marker)
-            self.launched[key] = launched
-        return {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "TaskRun",
-            "name": meta["name"],
-            "uid": meta["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-    def _owner_ref(self) -> dict[str, Any]:
-        return {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "PipelineRun",
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
     # -- status ---------------------------------------------------------------------------
     async def flush(self) -> None:
         await self.writer.flush()
@@ -517,17 +387,3 @@ class RunDriver:
 _QUIET = frozenset({TaskState.NONE, TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
 RUN_SLA = "(run)"
 """The run's own SLA in ``status.slaMisses`` (task ids cannot have parentheses)."""
-RELAUNCH_FIRST_SECONDS = 1.0
-RELAUNCH_MAX_SECONDS = 30.0
-"""A launch the API server missed is tried again after 1 s, 2 s, 4 s... at most 30 s."""
-
-
-def _still(inst: Instance | None, launch: Launch) -> bool:
-    """The instance still waits for this launch (nothing ended or killed it meanwhile)."""
-    return (
-        inst is not None
-        and inst.attempt == launch.attempt
-        and inst.pokes == launch.poke
-        and inst.holds_slot
-        and inst.state is TaskState.QUEUED
-    )

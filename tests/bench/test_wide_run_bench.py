@@ -1,0 +1,120 @@
+"""A 2,000-task run on the real cluster keeps its pace (``make bench``; issue 14).
+
+40 layers of 50 tasks (each task after the one above it), 50 at a time. The issue saw
+the rate fall from 2.2 to 1.2 tasks/s as such a run went on. This benchmark prints the
+rate per 250 tasks done, with what explains it: how long pods waited to start (created
+to started, the kubelet's share), the operator's CPU time per task, and the API writes.
+``KASCADE_WIDE_LAYERS`` changes the depth; ``KASCADE_PROFILE_OPERATOR=FILE`` runs the
+operator under cProfile (``python -m pstats FILE`` to read it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.conftest import wait_until
+from e2e.operator_support import Kascade, make_namespace
+
+from .test_operator_bench import Api, cluster, operator, pipeline, stop, writes
+
+__all__ = ["cluster"]  # the fixture, shared with the other operator benchmarks
+
+pytestmark = pytest.mark.bench
+
+LAYERS = int(os.environ.get("KASCADE_WIDE_LAYERS", "40"))
+WIDTH = 50
+WINDOW = 250
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _container(pod: Any) -> Any:
+    for cs in (pod.status.container_statuses or []) if pod.status else []:
+        if cs.name == "task":
+            return cs.state.terminated if cs.state else None
+    return None
+
+
+@pytest.mark.timeout(3600)
+def test_a_2000_task_run_keeps_its_pace(cluster: Api, tmp_path: Path) -> None:
+    ns = make_namespace(cluster, "bench-wide", "restricted")
+    op = operator(ns, tmp_path)
+    profile = os.environ.get("KASCADE_PROFILE_OPERATOR")
+    if profile:
+        op.python_args = ["-m", "cProfile", "-o", profile]
+    try:
+        op.start()
+        assert op.proc is not None
+        k = Kascade(cluster.api, ns)
+        tasks = []
+        for layer in range(LAYERS):
+            for w in range(WIDTH):
+                task: dict[str, Any] = {"name": f"l{layer:02d}-t{w:02d}", "command": ["true"]}
+                if layer:
+                    task["dependsOn"] = [f"l{layer - 1:02d}-t{w:02d}"]
+                tasks.append(task)
+        k.apply_pipeline(pipeline("wide", tasks, maxActiveTasks=WIDTH))
+        before = op.metrics()
+        started = time.monotonic()
+        name = k.create_run("wide", name="wide-run")
+        samples: list[tuple[float, int, float]] = []  # (seconds, tasks done, operator CPU s)
+
+        def finished() -> bool:
+            status = k.get("pipelineruns", name).get("status") or {}
+            counts = status.get("counts") or {}
+            assert op.proc is not None
+            samples.append(
+                (time.monotonic() - started, counts.get("success", 0), _cpu_seconds(op.proc.pid))
+            )
+            return status.get("phase") in ("success", "failed")
+
+        wait_until(finished, 3000, interval=5.0, what="the wide run")
+        took = time.monotonic() - started
+        after = op.metrics()
+        run = k.get("pipelineruns", name)
+        pods = [p for p in cluster.core.list_namespaced_pod(ns).items if _container(p)]
+    finally:
+        stop(op)
+        cluster.core.delete_namespace(ns, propagation_policy="Background")
+    total = LAYERS * WIDTH
+    print(
+        f"\n{total}-task run ({LAYERS} layers x {WIDTH}, {WIDTH} at a time): "
+        f"{run['status']['phase']} in {took:.0f} s, {total / took:.2f} tasks/s"
+    )
+    ends = sorted(((_container(p).finished_at, p) for p in pods), key=lambda e: e[0])
+    first = min(p.metadata.creation_timestamp for _, p in ends)
+    rates = []
+    for i in range(0, len(ends), WINDOW):
+        window = ends[i : i + WINDOW]
+        start_t = ends[i - 1][0] if i else first
+        seconds = max(1.0, (window[-1][0] - start_t).total_seconds())
+        pending = sorted(
+            (_container(p).started_at - p.metadata.creation_timestamp).total_seconds()
+            for _, p in window
+        )
+        rates.append(len(window) / seconds)
+        print(
+            f"  tasks {i + 1:5d}-{i + len(window):5d}: {len(window) / seconds:5.2f} tasks/s, "
+            f"pods pending p50 {pending[len(pending) // 2]:.1f} s / max {pending[-1]:.1f} s"
+        )
+    cpu = [(n, c) for _, n, c in samples]
+    for (n0, c0), (n1, c1) in itertools.pairwise(cpu):
+        if n1 > n0 and (n1 // WINDOW) != (n0 // WINDOW):
+            per = (c1 - c0) / (n1 - n0) * 1000
+            print(f"  operator CPU at {n1:5d} tasks done: {per:.1f} ms per task")
+    spent = {key: v - writes(before).get(key, 0.0) for key, v in writes(after).items()}
+    print(f"  API writes: {sum(spent.values()):.0f} ({sum(spent.values()) / total:.2f} per task)")
+    assert run["status"]["phase"] == "success"
+    # Flat: the last windows go at least 70% as fast as the first ones (the issue: 55%).
+    head, tail = sum(rates[:2]) / 2, sum(rates[-2:]) / 2
+    print(f"  rate of the last 500 tasks / the first 500: {tail / head:.2f}")
+    assert tail >= 0.7 * head
