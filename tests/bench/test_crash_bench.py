@@ -4,7 +4,6 @@ report; tests/e2e/test_crash_safety.py runs the short one in CI."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,21 +34,4 @@ def env(cluster: Api, tmp_path: Path) -> Iterator[Kascade]:
 
 @pytest.mark.timeout(3600)
 def test_42_runs_end_right_through_12_sigkills(env: Kascade) -> None:
-    seed = int(os.environ.get("KASCADE_CHAOS_SEED", "0")) or None
-    result = chaos.chaos(
-        env,
-        runs_per_pipeline=7,
-        kills=12,
-        uptime=(2.0, 25.0),
-        downtime=(0.0, 5.0),
-        spread=120.0,
-        timeout=3000,
-        seed=seed,
-    )
-    print(
-        f"\nchaos seed {result.seed}: {len(result.runs)} runs, {len(result.kills)} SIGKILLs "
-        f"(uptime, downtime): {[(round(u, 1), round(d, 1)) for u, d in result.kills]}; "
-        f"{len(result.pods)} pods, {sum(len(u) for u in result.pods.values())} pod creations"
-    )
-    found = chaos.problems(env, result)
-    assert found == [], "\n".join(found)
+    chaos.chaos_and_check(env, **chaos.LONG)

@@ -17,6 +17,7 @@ so a pod made twice under one name is seen). ``problems()`` then checks each run
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -99,6 +100,26 @@ EXPECTED: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+SHORT: dict[str, Any] = {
+    "runs_per_pipeline": 1,
+    "kills": 3,
+    "uptime": (2.0, 8.0),
+    "downtime": (0.0, 3.0),
+    "spread": 6.0,
+    "timeout": 300,
+}
+"""CI: six runs, three SIGKILLs; a couple of minutes at most."""
+LONG: dict[str, Any] = {
+    "runs_per_pipeline": 7,
+    "kills": 12,
+    "uptime": (2.0, 25.0),
+    "downtime": (0.0, 5.0),
+    "spread": 120.0,
+    "timeout": 3000,
+}
+"""``make bench``: 42 runs and 12 SIGKILLs, as in the issue's report."""
+
+
 @dataclass
 class Chaos:
     seed: int
@@ -176,6 +197,22 @@ def chaos(
         stop.set()
         watcher.join(timeout=10)
     return out
+
+
+def chaos_and_check(k: Kascade, **settings: Any) -> Chaos:
+    """Run ``chaos`` (``KASCADE_CHAOS_SEED`` repeats a draw), print what it did, and fail
+    with every problem found."""
+    seed = int(os.environ.get("KASCADE_CHAOS_SEED", "0")) or None
+    result = chaos(k, seed=seed, **settings)
+    kills = [(round(up, 1), round(down, 1)) for up, down in result.kills]
+    print(
+        f"\nchaos seed {result.seed}: {len(result.runs)} runs, {len(result.kills)} SIGKILLs "
+        f"(uptime, downtime s): {kills}; {len(result.pods)} pods, "
+        f"{sum(len(uids) for uids in result.pods.values())} pod creations"
+    )
+    found = problems(k, result)
+    assert found == [], "\n".join(found)
+    return result
 
 
 def _finished(k: Kascade, run: str) -> bool:

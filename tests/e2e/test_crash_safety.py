@@ -33,24 +33,7 @@ def env(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kasc
 
 @pytest.mark.timeout(400)
 def test_runs_end_right_while_the_operator_is_killed_at_random(env: Kascade) -> None:
-    seed = int(os.environ.get("KASCADE_CHAOS_SEED", "0")) or None
-    result = chaos.chaos(
-        env,
-        runs_per_pipeline=1,
-        kills=3,
-        uptime=(2.0, 8.0),
-        downtime=(0.0, 3.0),
-        spread=6.0,
-        timeout=300,
-        seed=seed,
-    )
-    print(
-        f"\nchaos seed {result.seed}: {len(result.runs)} runs, {len(result.kills)} SIGKILLs "
-        f"(uptime, downtime): {[(round(u, 1), round(d, 1)) for u, d in result.kills]}; "
-        f"{len(result.pods)} pods"
-    )
-    found = chaos.problems(env, result)
-    assert found == [], "\n".join(found)
+    chaos.chaos_and_check(env, **chaos.SHORT)
 
 
 def _events(env: Kascade, kind: str, name: str) -> list[Any]:

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,36 +159,72 @@ def _holder(coordination: client.CoordinationV1Api, ns: str) -> str | None:
         raise
 
 
+@dataclass
+class Pair:
+    """Two replicas with leader election: ``first`` leads, ``second`` stands by."""
+
+    first: OperatorProcess
+    second: OperatorProcess
+    coordination: client.CoordinationV1Api
+    ns: str
+
+    def holder(self) -> str | None:
+        return _holder(self.coordination, self.ns)
+
+    @staticmethod
+    def identity(op: OperatorProcess) -> str:
+        assert op.proc is not None
+        return f"{socket.gethostname()}-{op.proc.pid}"
+
+
+@contextmanager
+def leader_and_standby(cluster: Any, ns: str, tmp_path: Path) -> Iterator[Pair]:
+    election = ("--leader-election-namespace", ns)
+    pair = Pair(
+        OperatorProcess(kubeconfig_path(), [ns], tmp_path / "first.log"),
+        OperatorProcess(kubeconfig_path(), [ns], tmp_path / "second.log"),
+        client.CoordinationV1Api(cluster.api),
+        ns,
+    )
+    try:
+        pair.first.start(*election)
+        leader = pair.identity(pair.first)
+        wait_until(lambda: pair.holder() == leader, 30, what="the first leader")
+        pair.second.start(*election)  # its metrics server is up; it waits for the Lease
+        yield pair
+    finally:
+        for op in (pair.first, pair.second):
+            op.kill()
+        for op in (pair.first, pair.second):
+            print(f"--- {op.log.name}\n{op.log.read_text()[-2500:]}")
+
+
+def _three_tasks(k: Kascade, name: str, seconds: tuple[int, int]) -> str:
+    """A run of a → b → c (a and b sleep); its name, once a's pod exists."""
+    tasks = [
+        {"name": "a", "command": ["sleep", str(seconds[0])]},
+        {"name": "b", "command": ["sleep", str(seconds[1])], "dependsOn": ["a"]},
+        {"name": "c", "command": ["true"], "dependsOn": ["b"]},
+    ]
+    k.apply_pipeline(pipeline(name, tasks))
+    run = k.create_run(name, name=f"{name}-run")
+    wait_until(lambda: any(p.metadata.name == f"{run}-a-a1" for p in _pods(k, run)), 90)
+    return run
+
+
 @pytest.mark.timeout(600)
 def test_leader_election_standby_takes_over_without_running_anything_twice(
     cluster: Any, ns: str, tmp_path: Path
 ) -> None:
     k = Kascade(cluster.api, ns)
-    coordination = client.CoordinationV1Api(cluster.api)
-    host = socket.gethostname()
-    election = ("--leader-election-namespace", ns)
-    first = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "first.log")
-    second = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "second.log")
-    try:
-        first.start(*election)
-        assert first.proc is not None
-        leader_id = f"{host}-{first.proc.pid}"
-        wait_until(lambda: _holder(coordination, ns) == leader_id, 30, what="the first leader")
-        second.start(*election)  # its metrics server is up; it waits for the Lease
-        assert second.proc is not None
-        standby_id = f"{host}-{second.proc.pid}"
-        time.sleep(3)  # more than one acquire attempt (every 2 s) of the standby
-
-        assert _holder(coordination, ns) == leader_id
+    with leader_and_standby(cluster, ns, tmp_path) as pair:
+        first, second = pair.first, pair.second
+        leader_id, standby_id = pair.identity(first), pair.identity(second)
+        time.sleep(3)  # several acquire attempts (every 0.5 s) of the standby
+        assert pair.holder() == leader_id
         assert gauge(first.metrics(), "kascade_is_leader") == 1
         assert gauge(second.metrics(), "kascade_is_leader") == 0
-        tasks = [
-            {"name": "a", "command": ["sleep", "6"]},
-            {"name": "b", "command": ["sleep", "3"], "dependsOn": ["a"]},
-            {"name": "c", "command": ["true"], "dependsOn": ["b"]},
-        ]
-        k.apply_pipeline(pipeline("ha", tasks))
-        name = k.create_run("ha", name="ha-run")
+        name = _three_tasks(k, "ha", (6, 3))
         wait_until(
             lambda: any(
                 p.metadata.name == f"{name}-a-a1" and p.status.phase == "Running"
@@ -202,7 +240,7 @@ def test_leader_election_standby_takes_over_without_running_anything_twice(
         first.kill(hard=True)  # SIGKILL the leader while `a` runs
         killed = time.monotonic()
         wait_until(
-            lambda: _holder(coordination, ns) == standby_id,
+            lambda: pair.holder() == standby_id,
             30,
             interval=0.05,
             what="the standby to take the Lease",
@@ -210,7 +248,7 @@ def test_leader_election_standby_takes_over_without_running_anything_twice(
         takeover = time.monotonic() - killed
         wait_until(lambda: gauge(second.metrics(), "kascade_is_leader") == 1, 10, interval=0.05)
         leading = time.monotonic() - killed
-        lease = coordination.read_namespaced_lease(LEASE, ns).spec
+        lease = pair.coordination.read_namespaced_lease(LEASE, ns).spec
         print(
             f"\nstandby took the Lease {takeover:.2f} s after SIGKILL of the leader, and acted "
             f"as leader {leading:.2f} s after (lease {lease.lease_duration_seconds} s, "
@@ -219,11 +257,6 @@ def test_leader_election_standby_takes_over_without_running_anything_twice(
         assert takeover <= FAILOVER_SECONDS
         run = k.wait_run(name, timeout=180)
         took_over_writes = api_writes(second.metrics())
-    finally:
-        for op in (first, second):
-            op.kill()
-        for op in (first, second):
-            print(f"--- {op.log.name}\n{op.log.read_text()[-2500:]}")
     assert run["status"]["phase"] == "success", run["status"]
     pods = sorted(p.metadata.name for p in _pods(k, name))
     assert pods == [f"{name}-{t}-a1" for t in ("a", "b", "c")], pods
@@ -238,39 +271,20 @@ def test_a_paused_leader_never_acts_after_the_standby_took_over(
     standby took over, and exits before it writes anything; the run it had started ends
     right, each attempt once."""
     k = Kascade(cluster.api, ns)
-    coordination = client.CoordinationV1Api(cluster.api)
-    host = socket.gethostname()
-    election = ("--leader-election-namespace", ns)
-    first = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "first.log")
-    second = OperatorProcess(kubeconfig_path(), [ns], tmp_path / "second.log")
-    try:
-        first.start(*election)
+    with leader_and_standby(cluster, ns, tmp_path) as pair:
+        first = pair.first
         assert first.proc is not None
-        wait_until(lambda: _holder(coordination, ns) == f"{host}-{first.proc.pid}", 30)
-        second.start(*election)
-        assert second.proc is not None
-        tasks = [
-            {"name": "a", "command": ["sleep", "4"]},
-            {"name": "b", "command": ["sleep", "4"], "dependsOn": ["a"]},
-            {"name": "c", "command": ["true"], "dependsOn": ["b"]},
-        ]
-        k.apply_pipeline(pipeline("paused", tasks))
-        name = k.create_run("paused", name="paused-run")
-        wait_until(lambda: any(p.metadata.name == f"{name}-a-a1" for p in _pods(k, name)), 90)
+        name = _three_tasks(k, "paused", (4, 4))
         first.proc.send_signal(signal.SIGSTOP)
         paused = time.monotonic()
-        wait_until(lambda: _holder(coordination, ns) == f"{host}-{second.proc.pid}", 30, 0.05)
+        standby = pair.identity(pair.second)
+        wait_until(lambda: pair.holder() == standby, 30, 0.05, what="the standby to lead")
         took = time.monotonic() - paused
         time.sleep(2)  # the standby acts meanwhile; `a` ends and `b` starts
         first.proc.send_signal(signal.SIGCONT)
         code = first.proc.wait(timeout=20)
         first.proc = None
         run = k.wait_run(name, timeout=180)
-    finally:
-        for op in (first, second):
-            op.kill()
-        for op in (first, second):
-            print(f"--- {op.log.name}\n{op.log.read_text()[-2500:]}")
     print(f"\nthe standby took over {took:.2f} s after the leader was paused")
     assert took <= FAILOVER_SECONDS
     assert code == 3  # it knew it had lost the Lease, and stopped
