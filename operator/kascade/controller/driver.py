@@ -23,7 +23,7 @@ from kascade.api.runs import (
     TaskState,
     split_instance_key,
 )
-from kascade.controller import naming, notify, observe, observed
+from kascade.controller import naming, notify, observe, observed, retention
 from kascade.controller.launching import Launching
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
@@ -104,7 +104,9 @@ class RunDriver(Launching):
             taskrun_status=self._taskrun_status,
             run_status=lambda: wire(self.run_status()),
             active_runs=active_runs,
+            written=self._taskrun_written,
         )
+        self.finished_pods = retention.FinishedPods(retention.keep_from_env())
         self.finished = False
         self.reload_token: str | None = None
         self.pool_version_seen = -1
@@ -359,6 +361,21 @@ class RunDriver(Launching):
             return None
         status = taskrun_status(inst, self.pods.get(key), meta["name"], self.trouble.get(key))
         return meta["name"], wire(status)
+
+    def _taskrun_written(self, key: str, status: dict[str, Any]) -> None:
+        """A TaskRun status is stored: pods it records as succeeded may go (retention.py)."""
+        inst = self.engine.instances.get(key)
+        sensor = inst is not None and self.plan.tasks[inst.task].sensor is not None
+        for pod in self.finished_pods.written(status, sensor):
+            asyncio.get_running_loop().create_task(self._delete_finished(pod))
+
+    async def _delete_finished(self, pod: str) -> None:
+        try:
+            await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
+        except Exception as exc:  # it stays; nothing depends on its going
+            log.warning(
+                "PipelineRun %s/%s: pod %s not deleted: %s", self.namespace, self.name, pod, exc
+            )
 
     def run_status(self, end: datetime | None = None) -> PipelineRunStatus:
         return run_status(

@@ -77,6 +77,7 @@ class StatusWriter:
         taskrun_status: Callable[[str], tuple[str, dict[str, Any]] | None],
         run_status: Callable[[], dict[str, Any]],
         active_runs: Callable[[], int],
+        written: Callable[[str, dict[str, Any]], None] = lambda key, status: None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -87,6 +88,8 @@ class StatusWriter:
         """Instance key -> (TaskRun name, its status), or None when it has no TaskRun."""
         self.run_status = run_status
         self.active_runs = active_runs
+        self.on_written = written
+        """Told of each TaskRun status once it is stored (what it records is durable)."""
         self.write_lock = asyncio.Lock()  # patches, in the order they were chosen
         self.dirty_keys: set[str] = set()
         self.run_dirty = False
@@ -176,6 +179,8 @@ class StatusWriter:
                     return
                 if key is None and status is self.final:
                     self.final = None
+                elif key is not None:
+                    self.on_written(key, status)
             self.failures = 0
 
     def _failed(self, writes: list[Write], exc: Exception) -> None:
