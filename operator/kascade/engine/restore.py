@@ -123,6 +123,7 @@ class Restoring(EngineCore):
                 keys_of.setdefault(index, []).append(key)
         self.deferred = set(keys_of)
         pending: dict[str, list[PodSeen]] = {}
+        gone: dict[str, bool] = {}  # instances whose launched attempt left no pod: started?
         for index in self.plan.order:
             task = self.plan.tasks[index]
             self.deferred.discard(index)
@@ -140,10 +141,12 @@ class Restoring(EngineCore):
                 if obs is None:
                     self._ready(inst, now)  # an instance of a mapped task not launched yet
                 else:
-                    self._restore_one(inst, obs, now, pending)
+                    self._restore_one(inst, obs, now, pending, gone)
         # What the pass restored is recorded already: only what follows is new.
         self.table.drain_changes()
         self._replay(pending, now)
+        for key, started in gone.items():
+            self._gone(self.instances[key], started=started, now=now)
         self._arm_run_timers(self.started_at, sla_missed)
         return self._flush(now)
 
@@ -172,7 +175,12 @@ class Restoring(EngineCore):
         self.table.mark_expanded(index)
 
     def _restore_one(
-        self, inst: Instance, obs: Observed, now: datetime, pending: dict[str, list[PodSeen]]
+        self,
+        inst: Instance,
+        obs: Observed,
+        now: datetime,
+        pending: dict[str, list[PodSeen]],
+        gone: dict[str, bool],
     ) -> None:
         inst.ready_at = obs.ready_at or inst.ready_at
         inst.first_poke_at = obs.first_poke_at
@@ -199,7 +207,7 @@ class Restoring(EngineCore):
         elif launched > ended and not poking:
             # Launched, and neither its pod nor a record of its end is left.
             self._resume(inst, PodSeen(launched, inst.pokes, now), now)
-            self._gone(inst, started=obs.started, now=now)
+            gone[inst.key] = obs.started
         elif obs.state is S.UP_FOR_RETRY:
             self._wait(inst, S.UP_FOR_RETRY, TimerKind.RETRY, obs.next_try_at or now)
         elif obs.state is S.UP_FOR_RESCHEDULE:
