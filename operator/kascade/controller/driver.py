@@ -175,6 +175,12 @@ class RunDriver(Launching):
         self.writer.seed(found.stored)
         for key in found.taskruns:
             self.writer.taskrun_changed(key)
+        # The finished pods kept so far, oldest first: the retention goes on from them.
+        existing = set(found.pods.values())
+        for key, status in sorted(found.stored.items(), key=lambda kv: _last_end(kv[1])):
+            for pod in self.finished_pods.written(status, self._is_sensor(key)):
+                if pod in existing:
+                    asyncio.get_running_loop().create_task(self._delete_finished(pod))
         return decisions
 
     def _trigger(self) -> str:
@@ -364,10 +370,12 @@ class RunDriver(Launching):
 
     def _taskrun_written(self, key: str, status: dict[str, Any]) -> None:
         """A TaskRun status is stored: pods it records as succeeded may go (retention.py)."""
-        inst = self.engine.instances.get(key)
-        sensor = inst is not None and self.plan.tasks[inst.task].sensor is not None
-        for pod in self.finished_pods.written(status, sensor):
+        for pod in self.finished_pods.written(status, self._is_sensor(key)):
             asyncio.get_running_loop().create_task(self._delete_finished(pod))
+
+    def _is_sensor(self, key: str) -> bool:
+        inst = self.engine.instances.get(key)
+        return inst is not None and self.plan.tasks[inst.task].sensor is not None
 
     async def _delete_finished(self, pod: str) -> None:
         try:
@@ -404,3 +412,8 @@ class RunDriver(Launching):
 _QUIET = frozenset({TaskState.NONE, TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
 RUN_SLA = "(run)"
 """The run's own SLA in ``status.slaMisses`` (task ids cannot have parentheses)."""
+
+
+def _last_end(status: dict[str, Any]) -> str:
+    """When a TaskRun's last recorded attempt ended (ISO text sorts in time order)."""
+    return max((str(a.get("endTime") or "") for a in status.get("attempts") or []), default="")
