@@ -179,12 +179,13 @@ def set_paused(kube: Any, namespace: str, pipeline: str, paused: bool) -> None:
 
 def _run_and_plan(kube: Any, namespace: str, run: str) -> tuple[dict[str, Any], Any]:
     from kascade.api.pipeline import PipelineSpec
+    from kascade.controller.snapshots import read_frozen
     from kascade.engine.compile import compile_or_raise
 
     body = kube.get("pipelineruns", namespace, run)
     if body is None:
         raise ActionError(f"pipelinerun {namespace}/{run} not found")
-    pipeline_spec = (body.get("spec") or {}).get("pipelineSpec")
+    pipeline_spec = read_frozen(kube, body)
     if not pipeline_spec:
         raise ActionError(f"pipelinerun {namespace}/{run} has not started yet")
     spec = PipelineSpec.model_validate(pipeline_spec)
@@ -293,13 +294,13 @@ def mark(kube: Any, namespace: str, run: str, task: str, state: str) -> None:
     _reload(kube, namespace, run, reset)
 
 
-def wait_for_end(kube: Any, namespace: str, name: str, timeout: float) -> str:
-    """The run's final phase, or ``timeout``."""
+def wait_for_end(kube: Any, namespace: str, name: str, timeout: float) -> tuple[str, str]:
+    """(the run's final phase, or ``timeout``; why it failed, in the operator's words)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = kube.get("pipelineruns", namespace, name) or {}
-        phase = str((run.get("status") or {}).get("phase") or "")
+        status = (kube.get("pipelineruns", namespace, name) or {}).get("status") or {}
+        phase = str(status.get("phase") or "")
         if phase in TERMINAL:
-            return phase
+            return phase, str(status.get("message") or "") if phase == "failed" else ""
         time.sleep(1)
-    return "timeout"
+    return "timeout", ""

@@ -86,7 +86,14 @@ POOL_SLOTS_USED = Gauge("kascade_pool_slots_used", "Pool slots in use", ["namesp
 POOL_SLOTS = Gauge("kascade_pool_slots", "Pool size", ["namespace", "pool"])
 SLA_MISSES = Counter("kascade_sla_misses_total", "SLA misses", ["namespace", "pipeline", "task"])
 RECONCILE_ERRORS = Counter("kascade_reconcile_errors_total", "Errors while reconciling", ["kind"])
-for _kind in ("Pipeline", "PipelineRun", "Pod", "run", "pipeline"):  # handlers' and timers' kinds
+for _kind in (
+    "Pipeline",
+    "PipelineRun",
+    "Pod",
+    "run",
+    "pipeline",
+    "status",
+):  # handlers, timers, writes
     RECONCILE_ERRORS.labels(_kind)
 API_WRITES = Counter(
     "kascade_api_writes_total", "Writes to the Kubernetes API", ["verb", "resource"]
@@ -116,6 +123,7 @@ FAILURE_REASONS = (
     "Evicted",
     "PodFailed",
     "PodDeleted",
+    "PodLost",
     "OutputsTooLarge",
     "BadOutputs",
     "TemplateError",

@@ -65,10 +65,11 @@ class FakeKube:
         self.objects[key] = obj
         return copy.deepcopy(obj)
 
-    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self.writes.append(("patch", plural, name, body))
         obj = self.objects[(plural, namespace, name)]
         _merge(obj, body)
+        return copy.deepcopy(obj)
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.writes.append(("patch", f"{plural}/status", name, status))

@@ -66,7 +66,7 @@ def pipeline(ns: str, name: str) -> dict[str, Any]:
 
 
 def run(ns: str, name: str, day: int, tasks: dict[str, str], phase: str) -> dict[str, Any]:
-    from kascade.controller.scheduling import spec_hash
+    from kascade.controller.snapshots import spec_hash
 
     return {
         "metadata": {"namespace": ns, "name": name, "creationTimestamp": f"2030-01-{day:02d}"},

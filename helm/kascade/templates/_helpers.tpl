@@ -96,6 +96,10 @@ app.kubernetes.io/part-of: kascade
 - apiGroups: [kascade.io]
   resources: [pipelines, pipelineruns, taskruns, pools]
   verbs: [get, list, watch, create, update, patch, delete]
+# The frozen spec a Pipeline's runs share (one per version): made, read, pruned, never changed.
+- apiGroups: [kascade.io]
+  resources: [pipelinesnapshots]
+  verbs: [get, list, create, delete]
 # Status of its objects (validity, schedule, run and task states, pool usage).
 - apiGroups: [kascade.io]
   resources: [pipelines/status, pipelineruns/status, taskruns/status, pools/status]

@@ -105,8 +105,17 @@ def model_schema(model: type[Any]) -> dict[str, Any]:
 
 
 def crd(info: KindInfo) -> dict[str, Any]:
-    spec = model_schema(info.spec)
-    status = model_schema(info.status)
+    properties: dict[str, Any] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": METADATA,
+        "spec": model_schema(info.spec),
+    }
+    if info.status is not None:
+        properties["status"] = model_schema(info.status)
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True}
+    if info.status is not None:
+        version["subresources"] = {"status": {}}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -127,23 +136,14 @@ def crd(info: KindInfo) -> dict[str, Any]:
             },
             "versions": [
                 {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
+                    **version,
                     "additionalPrinterColumns": [c.dump() for c in info.columns],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
                             "description": info.description,
                             "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": METADATA,
-                                "spec": spec,
-                                "status": status,
-                            },
+                            "properties": properties,
                         }
                     },
                 }

@@ -15,7 +15,13 @@ from kascade.api.base import API_VERSION, Model
 from kascade.api.names import NamespaceName, ObjectName
 from kascade.api.pipeline import PipelineSpec, PipelineStatus
 from kascade.api.pools import PoolSpec, PoolStatus
-from kascade.api.runs import PipelineRunSpec, PipelineRunStatus, TaskRunSpec, TaskRunStatus
+from kascade.api.runs import (
+    PipelineRunSpec,
+    PipelineRunStatus,
+    PipelineSnapshotSpec,
+    TaskRunSpec,
+    TaskRunStatus,
+)
 
 EXPECT_ANNOTATION = "kascade.io/expect"
 """``kascade.io/expect: failed`` marks an example that is meant to fail."""
@@ -65,6 +71,11 @@ class TaskRun(_Object):
     status: TaskRunStatus | None = None
 
 
+class PipelineSnapshot(_Object):
+    kind: Literal["PipelineSnapshot"] = "PipelineSnapshot"
+    spec: PipelineSnapshotSpec
+
+
 class Pool(_Object):
     kind: Literal["Pool"] = "Pool"
     spec: PoolSpec
@@ -94,7 +105,8 @@ class KindInfo:
     plural: str
     short_names: tuple[str, ...]
     spec: type[Model]
-    status: type[Model]
+    status: type[Model] | None
+    """None: the kind has no status (an immutable object)."""
     description: str
     columns: tuple[Column, ...] = field(default=())
 
@@ -153,6 +165,20 @@ KINDS: tuple[KindInfo, ...] = (
             Column("Task", ".spec.taskName"),
             Column("State", ".status.state"),
             Column("Message", ".status.message", priority=1),
+            AGE,
+        ),
+    ),
+    KindInfo(
+        "PipelineSnapshot",
+        "pipelinesnapshots",
+        ("kps",),
+        PipelineSnapshotSpec,
+        None,
+        "A Pipeline's spec frozen for its runs: immutable, named after its content, shared "
+        "by the runs of one version.",
+        (
+            Column("Pipeline", ".spec.pipelineRef.name"),
+            Column("Hash", ".spec.specHash"),
             AGE,
         ),
     ),

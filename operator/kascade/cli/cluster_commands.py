@@ -87,6 +87,16 @@ def _common(f: Any) -> Any:
     help="Post an Event for every task state change, or only for failures and retries.",
 )
 @click.option(
+    "--keep-succeeded-pods",
+    type=click.IntRange(min=-1),
+    envvar="KASCADE_KEEP_SUCCEEDED_PODS",
+    default=100,
+    show_default=True,
+    help="Pods of succeeded attempts (and of sensor pokes not met) a run keeps for `kubectl "
+    "logs`; older ones are deleted once their TaskRun records them, so that a large run "
+    "does not slow the node down. Pods of failed attempts are always kept. -1: keep all.",
+)
+@click.option(
     "--approval",
     type=click.Choice(["required", "off"]),
     envvar="KASCADE_APPROVAL",
@@ -131,6 +141,7 @@ def operator(
     leader_election_namespace: str | None,
     leader_election_name: str,
     task_events: str,
+    keep_succeeded_pods: int,
     approval: str,
     approval_key_file: str | None,
     notify_allowed_hosts: tuple[str, ...],
@@ -167,6 +178,7 @@ def operator(
         os.environ["KUBECONFIG"] = kubeconfig
     os.environ["KASCADE_METRICS_PORT"] = str(metrics_port)
     os.environ["KASCADE_TASK_EVENTS"] = task_events
+    os.environ["KASCADE_KEEP_SUCCEEDED_PODS"] = str(keep_succeeded_pods)
     if leader_election_namespace:
         os.environ["KASCADE_LEADER_NAMESPACE"] = leader_election_namespace
         os.environ["KASCADE_LEADER_NAME"] = leader_election_name
@@ -211,8 +223,8 @@ def trigger(
         )
     click.echo(f"pipelinerun/{name} created")
     if wait:
-        phase = actions.wait_for_end(kube, namespace, name, timeout)
-        click.echo(f"pipelinerun/{name} {phase}")
+        phase, why = actions.wait_for_end(kube, namespace, name, timeout)
+        click.echo(f"pipelinerun/{name} {phase}" + (f": {why}" if why else ""))
         raise SystemExit(0 if phase == "success" else 1)
 
 

@@ -36,7 +36,8 @@ class PodView:
     waiting_message: str | None = None
 
 
-def _container(pod: dict[str, Any]) -> dict[str, Any]:
+def task_container(pod: dict[str, Any]) -> dict[str, Any]:
+    """The status of the pod's task container ({} before it has one)."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     for status in statuses:
         if status.get("name") == "task":
@@ -64,7 +65,7 @@ def _outputs_result(exit_code: int, message: str) -> Result:
 def view(pod: dict[str, Any], *, deleted: bool = False) -> PodView:
     status = pod.get("status") or {}
     phase = status.get("phase")
-    container = _container(pod)
+    container = task_container(pod)
     state = container.get("state") or {}
     terminated = state.get("terminated")
     running = "running" in state or phase in ("Running", "Succeeded", "Failed")
@@ -115,4 +116,28 @@ def trouble(seen: PodView) -> str | None:
         f"{seen.waiting_reason}: {seen.waiting_message}"
         if seen.waiting_message
         else seen.waiting_reason
+    )
+
+
+#: Refusals that trying again as is cannot get past: the pod itself is wrong for this
+#: cluster (a field the API server finds invalid, a Pod Security violation, a policy
+#: webhook's denial). Others (a quota, a ServiceAccount not created yet) may pass later.
+_FINAL_REASONS = frozenset({"Invalid", "BadRequest"})
+_FINAL_WORDS = ("violates PodSecurity", "denied the request")
+
+
+def rejected(status: int, reason: str, message: str) -> Result:
+    """A pod the API server refused to create, as the attempt's result (``PodRejected``),
+    in the server's words; retried by policy only if the reason can change."""
+    text = message
+    for cut in (" is forbidden: ", " is invalid: "):
+        if cut in text:
+            text = text.split(cut, 1)[1]
+            break
+    final = reason in _FINAL_REASONS or any(word in message for word in _FINAL_WORDS)
+    return Result(
+        None,
+        reason=AttemptReason.POD_REJECTED,
+        message=f"PodRejected: {text}" if text else f"PodRejected: {status} {reason}",
+        retryable=not final,
     )

@@ -12,7 +12,6 @@ import contextlib
 import heapq
 import itertools
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,33 +19,31 @@ from typing import Any
 from kascade import metrics
 from kascade.api import defaults
 from kascade.api.resources import PipelineRun
-from kascade.api.runs import RunPhase, TriggerKind
-from kascade.controller import approval, pipelines, scheduling
+from kascade.api.runs import RunPhase
+from kascade.controller import approval, scheduling, snapshots
 from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
+from kascade.controller.scheduler import Emit, Scheduler
 from kascade.controller.status import invalid_run, queued_run
+from kascade.controller.writer import StatusWriter
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
-from kascade.engine.plan import History
 from kascade.engine.run import RunEngine
 from kascade.engine.run_dates import run_id
 from kascade.engine.slots import SharedSlots
-from kascade.engine.validation import validate_document, validate_spec
+from kascade.engine.validation import validate_spec
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.world")
-COUNTS_SECONDS = 30.0
-"""A Pipeline's run counters (active, succeeded, failed, last run) are written this often."""
 Key = tuple[str, str]
-Emit = Callable[[dict[str, Any], str, str, str], None]
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-class World:
+class World(Scheduler):
     def __init__(self, kube: Kube, emit: Emit, clock: Callable[[], datetime] = now_utc) -> None:
         self.kube = kube
         self.emit = emit
@@ -56,6 +53,7 @@ class World:
         self.pipelines: dict[Key, dict[str, Any]] = {}
         self.runs: dict[Key, dict[str, scheduling.RunRecord]] = {}
         self.pools = ClusterPools()
+        self.snapshots = snapshots.Snapshots(kube)
         # maxActiveTasks is per pipeline, across its runs (as in Airflow); freeing a
         # slot bumps the pools' version, which re-admits queued tasks of other runs.
         self.task_slots: dict[Key, SharedSlots] = {}
@@ -68,6 +66,9 @@ class World:
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
         self._pool_status_due = False
+        self.retired: dict[Key, StatusWriter] = {}
+        """Writers of finished runs whose last summary is not written yet (it is retried
+        until written, or superseded by a reload of the run)."""
 
     # -- clock ---------------------------------------------------------------------
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -104,12 +105,6 @@ class World:
                 except Exception:
                     metrics.RECONCILE_ERRORS.labels(kind).inc()
                     log.exception("Timer %s for %s/%s failed", kind, *key)
-            await self._start_timeouts(now)
-
-    async def _start_timeouts(self, now: datetime) -> None:
-        for driver in list(self.drivers.values()):
-            if driver.pod_created:
-                await driver.check_start_timeouts(now)
 
     # -- pools -----------------------------------------------------------------------
     def on_pool(self, event: str, body: dict[str, Any]) -> None:
@@ -132,84 +127,6 @@ class World:
             if ns == namespace and driver.engine.has_queued:
                 self.wake(self.clock(), "run", (ns, driver.name))
 
-    # -- pipelines ----------------------------------------------------------------------
-    async def on_pipeline(self, event: str, body: dict[str, Any]) -> None:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if event == "DELETED":
-            self.pipelines.pop(key, None)
-            return
-        self.pipelines[key] = body
-        status = body.get("status") or {}
-        generation = body["metadata"].get("generation")
-        if status.get("observedGeneration") != generation or approval.stale_condition(body):
-            await self._validate(key, body)
-        await self.schedule(key, self.clock())
-
-    async def _validate(self, key: Key, body: dict[str, Any]) -> None:
-        _, plan, issues = validate_document(body)
-        generation = body["metadata"].get("generation")
-        count = len(plan.tasks) if plan else None
-        problems = [str(i) for i in issues] + approval.pipeline_problems(body)
-        status = pipelines.validity(problems, count, generation, self.clock())
-        await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], status)
-        body.setdefault("status", {}).update(status)
-        if problems:
-            self.emit(body, "Warning", "Invalid", "; ".join(problems)[:1000])
-
-    async def schedule(self, key: Key, now: datetime) -> None:
-        body = self.pipelines.get(key)
-        if (
-            body is None
-            or not pipelines.is_valid(body.get("status") or {})
-            or approval.pipeline_problems(body)
-        ):
-            return
-        pipeline, compiled, _ = validate_document(body)
-        if pipeline is None or compiled is None:
-            return
-        spec = pipeline.spec
-        runs = list(self.runs.get(key, {}).values())
-        status = body.get("status") or {}
-        plan = scheduling.plan_schedule(spec, runs, pipelines.stored_cursor(status), now)
-        for interval in plan.due:
-            manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED)
-            created = await asyncio.to_thread(self.kube.create, "pipelineruns", key[0], manifest)
-            if created is not None:
-                metrics.RUN_SCHEDULING_DELAY.labels(*key).observe(
-                    max(0.0, (now - interval.end).total_seconds())
-                )
-                self._record_run(created)
-        patch = pipelines.schedule_status(plan, list(self.runs.get(key, {}).values()), now)
-        schedule_changed = any(status.get(k) != patch.get(k) for k in pipelines.SCHEDULE_FIELDS)
-        counts_changed = any(status.get(k) != v for k, v in patch.items())
-        since = time.monotonic() - self._counts_written.get(key, -COUNTS_SECONDS)
-        if schedule_changed or (counts_changed and since >= COUNTS_SECONDS):
-            self._counts_written[key] = time.monotonic()
-            await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], patch)
-            body.setdefault("status", {}).update(patch)
-        elif counts_changed:  # run counters are a summary: refreshed at most every 30 s
-            self.wake(now + timedelta(seconds=COUNTS_SECONDS - since), "pipeline", key)
-        self.wake(plan.next_run, "pipeline", key)
-        await self._prune(key, compiled.history, now)
-
-    async def _prune(self, key: Key, history: History, now: datetime) -> None:
-        runs = list(self.runs.get(key, {}).values())
-        ttl = history.ttl.total_seconds() if history.ttl is not None else None
-        names = scheduling.runs_to_prune(
-            runs,
-            successful=history.successful,
-            failed=history.failed,
-            ttl_seconds=ttl,
-            now=now,
-        )
-        for name in names:
-            await asyncio.to_thread(self.kube.delete, "pipelineruns", key[0], name)
-            self.runs.get(key, {}).pop(name, None)
-        if ttl is not None:  # come back when the next finished run expires
-            ends = [r.ended for r in self.runs.get(key, {}).values() if r.ended and not r.active]
-            if ends:
-                self.wake(min(ends) + timedelta(seconds=ttl + 1), "pipeline", key)
-
     # -- runs ----------------------------------------------------------------------------
     def _record_run(self, body: dict[str, Any]) -> scheduling.RunRecord:
         record = scheduling.record_of(body)
@@ -230,6 +147,10 @@ class World:
             self.run_tasks.pop(key, None)
             return
         record = self._record_run(body)
+        spec = body.get("spec") or {}
+        if record.active and not spec.get("pipelineSpec") and not spec.get("snapshot"):
+            await self._freeze_spec(key, body)  # at once, even if it waits to start
+            return  # the update comes back as a watch event
         self.run_tasks[key] = dict((body.get("status") or {}).get("tasks") or {})
         active = sum(1 for r in self.runs.get(pkey, {}).values() if r.active)
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
@@ -260,8 +181,7 @@ class World:
 
     async def _admit_run(self, key: Key, pkey: Key, body: dict[str, Any]) -> bool:
         """maxActiveRuns holds every kind of run (manual and backfill too) in the queue."""
-        spec = (body.get("spec") or {}).get("pipelineSpec") or {}
-        limit = int(spec.get("maxActiveRuns", defaults.MAX_ACTIVE_RUNS))
+        limit = int(self._known_spec(pkey, body).get("maxActiveRuns", defaults.MAX_ACTIVE_RUNS))
         waiting = self.waiting.setdefault(pkey, {})
         if self._running(pkey) >= limit:
             waiting[key[1]] = body
@@ -275,6 +195,14 @@ class World:
         self._booting_for.setdefault(pkey, set()).add(key)
         return True
 
+    def _known_spec(self, pkey: Key, body: dict[str, Any]) -> dict[str, Any]:
+        """The spec a run executes, as far as it is known without a read: its own, its
+        snapshot's if read already, else its Pipeline's (the same but for an edit since)."""
+        spec = body.get("spec") or {}
+        snapshot = self.snapshots.cache.get((pkey[0], spec.get("snapshot") or ""))
+        found = spec.get("pipelineSpec") or (snapshot or {}).get("spec", {}).get("pipelineSpec")
+        return dict(found or (self.pipelines.get(pkey) or {}).get("spec") or {})
+
     def _start_waiting(self, pkey: Key) -> None:
         waiting = self.waiting.get(pkey)
         if not waiting:
@@ -284,11 +212,19 @@ class World:
 
     async def _start_driver(self, key: Key, body: dict[str, Any], reload: str | None) -> None:
         spec = body.get("spec") or {}
+        snapshot = None
         if not spec.get("pipelineSpec"):
-            await self._freeze_spec(key, body)
-            return  # the update comes back as a watch event
+            snapshot = await self.snapshots.get(key[0], spec.get("snapshot") or "")
+            if snapshot is None:
+                await self._fail_run(key, f"PipelineSnapshot {spec.get('snapshot')!r} not found")
+                return
+            broken = snapshots.problem(snapshot, body)
+            if broken:
+                await self._fail_run(key, broken)
+                return
+        frozen, approved = snapshots.frozen(body, snapshot)
         try:
-            run = PipelineRun.model_validate(body)
+            run = PipelineRun.model_validate({**body, "spec": {**spec, "pipelineSpec": frozen}})
         except Exception as exc:
             await self._fail_run(key, f"invalid PipelineRun: {exc}")
             return
@@ -300,7 +236,7 @@ class World:
         if plan is None or issues:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
-        refused = approval.run_problem(key[0], spec["pipelineSpec"], body["metadata"])
+        refused = approval.run_problem(key[0], frozen, approved)
         if refused:
             await self._fail_run(key, f"not approved: {refused}")
             return
@@ -343,9 +279,13 @@ class World:
         return self.task_slots[pkey]
 
     def _drop_driver(self, key: Key) -> RunDriver | None:
-        """Forget a run's driver; one that did not finish gives its slots back first."""
+        """Forget a run's driver; one that did not finish gives its slots back first, and
+        writes nothing more (the run was deleted or reloaded)."""
         driver = self.drivers.pop(key, None)
         metrics.RUN_GAUGES.forget(key)
+        retired = self.retired.pop(key, None)
+        if retired is not None:
+            retired.close()
         if driver is not None:
             driver.stop()
         if driver is not None and not driver.finished:
@@ -380,13 +320,17 @@ class World:
             driver.pool_version_seen = version
             self._readmit(driver.namespace)
         if driver.finished:
-            self.drivers.pop((driver.namespace, driver.name), None)
+            self.drivers.pop(key, None)
+            if driver.writer.final is not None:
+                self.retired[key] = driver.writer
             pkey = (driver.namespace, driver.plan.name)
             self._start_waiting(pkey)
             if pkey in self.pipelines:
                 self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
 
     async def _freeze_spec(self, key: Key, body: dict[str, Any]) -> None:
+        """A run created without a spec executes its Pipeline's as it is now: the run is
+        bound to the snapshot of that version (``snapshots.py``)."""
         pname = (body.get("spec") or {}).get("pipelineRef", {}).get("name")
         pipeline = self.pipelines.get((key[0], pname or "")) or await asyncio.to_thread(
             self.kube.get, "pipelines", key[0], pname or ""
@@ -394,17 +338,9 @@ class World:
         if pipeline is None:
             await self._fail_run(key, f"pipeline {pname!r} not found in namespace {key[0]}")
             return
-        spec = pipeline["spec"]
-        await asyncio.to_thread(
-            self.kube.patch,
-            "pipelineruns",
-            key[0],
-            key[1],
-            {
-                "metadata": approval.carried(pipeline),
-                "spec": {"pipelineSpec": spec, "specHash": scheduling.spec_hash(spec)},
-            },
-        )
+        made = await self.snapshots.ensure(pipeline)
+        frozen = {"snapshot": made["metadata"]["name"], "specHash": made["spec"]["specHash"]}
+        await asyncio.to_thread(self.kube.patch, "pipelineruns", key[0], key[1], {"spec": frozen})
 
     async def _fail_run(self, key: Key, message: str) -> None:
         patch = invalid_run(message, self.clock())

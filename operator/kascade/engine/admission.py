@@ -17,6 +17,7 @@ from kascade.engine.core import EngineCore, QueueEntry
 from kascade.engine.decisions import Launch
 from kascade.engine.instances import Attempt, Instance
 from kascade.engine.plan import PlannedTask
+from kascade.engine.timers import TimerKind
 
 
 class Admission(EngineCore):
@@ -52,7 +53,6 @@ class Admission(EngineCore):
             inst.rescheduled = False  # another poke of the same attempt, as in Airflow
         else:
             inst.attempt += 1
-            inst.attempt_started_at = None
         try:
             spec = self.renderer.render(task, inst)
         except expressions.ExpressionError as exc:
@@ -68,6 +68,9 @@ class Admission(EngineCore):
             return
         self._hold(inst)
         self._move(inst, TaskState.QUEUED)
+        inst.attempt_started_at = None  # each attempt (and poke) is a pod of its own
+        inst.launched_at = now
+        self.timers.add(now + task.start_timeout, TimerKind.START_TIMEOUT, inst.key, inst.attempt)
         timeout = task.timeout
         sensor = spec.sensor
         if sensor is not None:

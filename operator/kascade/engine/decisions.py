@@ -77,6 +77,10 @@ class Decisions:
     waits: list[tuple[str, str]] = field(default_factory=list)
     """(instance, why): a ready instance cannot get a slot for a reason worth telling
     (its pool does not exist, or is too small); said once per reason."""
+    start_timeouts: list[tuple[str, int]] = field(default_factory=list)
+    """(instance, attempt): launched more than the task's ``startTimeout`` ago and not
+    started. The driver ends each (with ``finished``, giving why it did not start) and
+    stops what it launched; a driver whose launches start at once never sees one."""
     wake_at: datetime | None = None
     finished: RunPhase | None = None
 
@@ -90,6 +94,9 @@ class Result:
     reason: AttemptReason | None = None
     """Set when the attempt did not simply exit: Timeout, Evicted, PodDeleted, OutputsTooLarge..."""
     message: str | None = None
+    retryable: bool = True
+    """False when trying again cannot help (a pod the API server refuses for a field that
+    is wrong): the task fails at once, whatever its ``retries``."""
 
     @property
     def ok(self) -> bool:

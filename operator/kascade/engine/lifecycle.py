@@ -8,7 +8,7 @@ is decided by its leaves, as Airflow decides a DAG run.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +65,17 @@ class Lifecycle(EngineCore):
                 heapq.heappush(self.queue, (-prio, inst.task, next(self.seq), inst.key))
         elif kind is TimerKind.ENGINE_POKE and inst.state is TaskState.UP_FOR_RESCHEDULE:
             self._engine_poke(inst, now)
+        elif kind is TimerKind.START_TIMEOUT and inst.state is TaskState.QUEUED:
+            self._start_overdue(inst, now)
+
+    def _start_overdue(self, inst: Instance, now: datetime) -> None:
+        """An attempt launched ``startTimeout`` ago that has not started: its driver ends it
+        (it knows why the pod is stuck). A later poke of the same attempt has a later due."""
+        due = (inst.launched_at or now) + self.plan.tasks[inst.task].start_timeout
+        if now < due:
+            self.timers.add(due, TimerKind.START_TIMEOUT, inst.key, inst.attempt)
+        else:
+            self.out.start_timeouts.append((inst.key, inst.attempt))
 
     # -- sensors -------------------------------------------------------------------------
     def _poke_not_met(self, inst: Instance, now: datetime) -> None:
@@ -129,16 +140,16 @@ class Lifecycle(EngineCore):
         self.timers.add(at, TimerKind.ENGINE_POKE, inst.key, inst.attempt)
 
     # -- SLAs, timeout, notifications ----------------------------------------------------
-    def _arm_run_timers(self, since: datetime) -> None:
+    def _arm_run_timers(self, since: datetime, missed: Collection[str | None] = ()) -> None:
         """The run timeout (from when the run started) and the SLA deadlines (from the
-        data interval's end)."""
+        data interval's end), but not the SLAs already ``missed`` (None: the run's)."""
         if self.plan.run_timeout is not None:
             self.timers.add(since + self.plan.run_timeout, TimerKind.RUN_TIMEOUT)
         end = self.ctx.interval.end
-        if self.plan.sla is not None:
+        if self.plan.sla is not None and None not in missed:
             self.timers.add(end + self.plan.sla, TimerKind.SLA_RUN)
         for task in self.plan.tasks:
-            if task.sla is not None:
+            if task.sla is not None and task.id not in missed:
                 self.timers.add(end + task.sla, TimerKind.SLA_TASK, task.id)
 
     def _sla_miss(self, task_id: str | None, now: datetime) -> None:
@@ -246,14 +257,26 @@ class Lifecycle(EngineCore):
     # -- the end -------------------------------------------------------------------------
     def _leaf_failure(self) -> str | None:
         """Why the run failed, if a leaf ended failed or upstream_failed (Airflow decides a
-        run by its leaves)."""
+        run by its leaves), with the first task failure's message (the root cause)."""
         for index, task in enumerate(self.plan.tasks):
             if self.plan.graph.downstream[index]:
                 continue
             insts = self.table.of_task(index)
             bad = [i for i in insts if i.state in (TaskState.FAILED, TaskState.UPSTREAM_FAILED)]
             if bad:
-                return f"leaf task {task.id} ended {bad[0].state.value}"
+                why = f"leaf task {task.id} ended {bad[0].state.value}"
+                cause = bad[0] if bad[0].state is TaskState.FAILED else self._first_failure()
+                if cause is not None and cause.message:
+                    who = "" if cause is bad[0] else f"{cause.key} failed: "
+                    why += f" ({who}{cause.message})"
+                return why
+        return None
+
+    def _first_failure(self) -> Instance | None:
+        for index in self.plan.order:
+            for inst in self.table.of_task(index):
+                if inst.state is TaskState.FAILED:
+                    return inst
         return None
 
     def _finish(self, now: datetime, forced: RunPhase | None = None) -> None:

@@ -64,6 +64,7 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         self.timers = Timers()
         self.renderer = Renderer(plan, ctx)
         self.short_circuited = set()
+        self.deferred = set()
         self.started_at = None
         self.phase = RunPhase.QUEUED
         self.message = None
@@ -88,9 +89,15 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
             self._move(inst, TaskState.RUNNING)
 
     def finished(self, key: str, attempt: int, result: Result, now: datetime) -> Decisions:
+        self._ended(key, attempt, result, now)
+        return self._flush(now)
+
+    def _ended(self, key: str, attempt: int, result: Result, now: datetime) -> bool:
+        """Record how an attempt ended and decide what follows (retry, downstream...);
+        False for a late or duplicate report (already decided)."""
         inst = self.instances.get(key)
         if inst is None or inst.attempt != attempt or not inst.holds_slot:
-            return self._flush(now)  # a late or duplicate report: already decided
+            return False
         self._release(inst)
         inst.ended_at = now
         inst.exit_code = result.exit_code
@@ -102,6 +109,7 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
                 result.exit_code,
                 result.reason,
                 result.message,
+                inst.pokes,  # the poke this pod was (pokes grow only after it)
             )
         )
         sensor = self.plan.tasks[inst.task].sensor
@@ -117,8 +125,11 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
             self._succeeded(inst, result.outputs or {}, now)
         else:
             msg = result.message or result.reason or f"exit code {result.exit_code}"
-            self._failed_attempt(inst, msg, now)
-        return self._flush(now)
+            if result.retryable:
+                self._failed_attempt(inst, msg, now)
+            else:
+                self._settle(inst, TaskState.FAILED, now, msg)
+        return True
 
     def tick(self, now: datetime) -> Decisions:
         for kind, key, attempt in self.timers.due(now):

@@ -105,7 +105,7 @@ async def _run_plan(request: web.Request, ns: str, run: dict[str, Any]) -> Any:
     store = request.app[keys.STORE]
     entry = store.pipelines.get((ns, run["pipeline"]))
     if entry is not None:
-        from kascade.controller.scheduling import spec_hash
+        from kascade.controller.snapshots import spec_hash
 
         if run.get("specHash") in (None, spec_hash(entry["spec"])):
             return store.pipeline_plan(ns, run["pipeline"])
@@ -116,7 +116,9 @@ async def _run_plan(request: web.Request, ns: str, run: dict[str, Any]) -> Any:
     if key in store._plans:
         return store._plans[key]
     body = await asyncio.to_thread(kube.get, "pipelineruns", ns, run["name"])
-    spec = ((body or {}).get("spec") or {}).get("pipelineSpec")
+    from kascade.controller.snapshots import read_frozen
+
+    spec = await asyncio.to_thread(read_frozen, kube, body) if body else None
     return store.plan(spec, run["pipeline"], run.get("specHash"))
 
 

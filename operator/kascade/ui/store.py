@@ -232,7 +232,7 @@ class Store:
     def plan(self, spec: dict[str, Any] | None, name: str, spec_hash: str | None) -> Plan | None:
         """The compiled DAG of a spec, cached by its hash (runs share their pipeline's)."""
         if spec_hash is None:
-            from kascade.controller.scheduling import spec_hash as hash_of
+            from kascade.controller.snapshots import spec_hash as hash_of
 
             spec_hash = hash_of(spec or {})
         key = f"{name}:{spec_hash}"
