@@ -116,8 +116,8 @@ def test_success_context_and_run_context() -> None:
     assert (ctx["state"], ctx["task_id"], ctx["duration"]) == ("success", None, 3.0)
     failed = fires(run(p, {"a": FAIL}))
     assert failed[-1].context["state"] == "failed"
-    assert failed[-1].context["exception"] == "leaf task a ended failed"
-    assert "(leaf task a ended failed)" in failed[-1].message
+    assert failed[-1].context["exception"] == "leaf task a ended failed (boom)"
+    assert "(leaf task a ended failed (boom))" in failed[-1].message
 
 
 def test_a_mapped_instance_context_has_its_index() -> None:

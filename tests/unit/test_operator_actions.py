@@ -113,7 +113,7 @@ def test_trigger_makes_one_run_and_waits_for_its_phase() -> None:
         assert child["spec"]["trigger"] == {"kind": "triggered", "by": "ns/r/trig"}
         assert child["spec"]["logicalDate"] == "2026-01-15T00:00:00+00:00"
         assert child["spec"]["params"] == {"n": 3}
-        assert child["spec"]["pipelineSpec"] == CHILD
+        assert child["spec"]["pipelineRef"] == {"name": "child"}  # frozen when it starts
         await asyncio.sleep(0.2)
         assert _phase(kube, "r") != "success"  # still waiting for the child
         kube.patch_status("pipelineruns", "ns", child["metadata"]["name"], {"phase": "success"})
@@ -175,7 +175,7 @@ def test_an_operator_restart_mid_wait_follows_the_same_run() -> None:
         assert tr is not None and tr["status"]["state"] == "running"
         assert tr["status"]["attempts"] == [
             {"number": 1, "podName": None, "startTime": "2026-05-01T12:00:00Z", "endTime": None,
-             "exitCode": None, "reason": None, "message": None}
+             "exitCode": None, "reason": None, "message": None, "poke": None}
         ]  # fmt: skip
         # The operator dies here (its tasks stop with it); a new one starts from the API.
         first.drivers[("ns", "r")].stop()

@@ -432,7 +432,7 @@ def test_sla_timers_are_armed_again_and_a_miss_is_reported_once() -> None:
 
     asyncio.run(scenario(cluster))
     assert [e for e in cluster.events if e[1] == "SlaMissed"] == [
-        (RUN, "SlaMissed", "slow missed its SLA")
+        (RUN, "SlaMissed", "slow missed its SLA (blocking: slow)")
     ]
     assert cluster.run_status()["slaMisses"] == ["slow"]
     # Restarted again after the miss: it is not reported twice.
