@@ -22,7 +22,6 @@ from kascade.api.runs import (
     PipelineRunStatus,
     RunPhase,
     TaskState,
-    split_instance_key,
 )
 from kascade.controller import naming, notify, observe, observed, retention
 from kascade.controller.actions import ClusterActions, PodlessAttempts
@@ -35,6 +34,7 @@ from kascade.controller.podspec import (
     LABEL_RUN,
     RunIdentity,
 )
+from kascade.controller.rebuilding import RUN_SLA, Rebuilding
 from kascade.controller.status import (
     iso,
     needs_own_taskrun,
@@ -62,7 +62,7 @@ written at all (the run's summary shows the task queued); one that cannot start
 (image pull, unschedulable) is written at once, with why."""
 
 
-class RunDriver(Launching):
+class RunDriver(Launching, Rebuilding):
     def __init__(
         self,
         kube: Kube,
@@ -160,45 +160,6 @@ class RunDriver(Launching):
                 decisions = self._restore(observed.observe_run(taskruns, pods, status), now)
             self.writer.run_changed()
             await self._apply(decisions, now)
-
-    def _restore(self, found: observed.Observation, now: datetime) -> Decisions:
-        """Rebuild the engine from what the cluster shows (``engine/restore.py``)."""
-        self.taskruns.update(found.taskruns)
-        self.launched.update(found.launched)
-        missed = {None if m == RUN_SLA else m for m in self.sla_misses}
-        decisions = self.engine.restore(
-            found.instances,
-            now,
-            started_at=found.started_at,
-            sla_missed=missed,
-        )
-        for key, inst in self.engine.instances.items():
-            pod = found.pods.get((key, inst.attempt, inst.pokes))
-            if inst.holds_slot and pod is not None:
-                self.pods[key] = pod
-                if inst.state is TaskState.QUEUED and inst.launched_at is not None:
-                    self.pod_created[key] = inst.launched_at
-                    why = found.waiting.get((key, inst.attempt, inst.pokes))
-                    if why is not None:
-                        self.waiting[key] = why
-        for key, obs in found.instances.items():  # attempts that ended while nobody watched
-            task_id = split_instance_key(key)[0]
-            for pod_seen in obs.pods:
-                if pod_seen.result is not None:
-                    ok, reason = pod_seen.result.ok, pod_seen.result.reason
-                    metrics.attempt_ended(self.namespace, self.plan.name, task_id, ok, reason)
-        # Every TaskRun is checked against what the engine now holds (its history rebuilt,
-        # the ends replayed); only those that differ from what is stored are written.
-        self.writer.seed(found.stored)
-        for key in found.taskruns:
-            self.writer.taskrun_changed(key)
-        # The finished pods kept so far, oldest first: the retention goes on from them.
-        existing = set(found.pods.values())
-        for key, status in sorted(found.stored.items(), key=lambda kv: _last_end(kv[1])):
-            for pod in self.finished_pods.written(status, self._is_sensor(key)):
-                if pod in existing:
-                    asyncio.get_running_loop().create_task(self._delete_finished(pod))
-        return decisions
 
     def _trigger(self) -> str:
         return str(((self.run.get("spec") or {}).get("trigger") or {}).get("kind", "manual"))
@@ -393,23 +354,6 @@ class RunDriver(Launching):
         )
         return meta["name"], wire(status)
 
-    def _taskrun_written(self, key: str, status: dict[str, Any]) -> None:
-        """A TaskRun status is stored: pods it records as succeeded may go (retention.py)."""
-        for pod in self.finished_pods.written(status, self._is_sensor(key)):
-            asyncio.get_running_loop().create_task(self._delete_finished(pod))
-
-    def _is_sensor(self, key: str) -> bool:
-        inst = self.engine.instances.get(key)
-        return inst is not None and self.plan.tasks[inst.task].sensor is not None
-
-    async def _delete_finished(self, pod: str) -> None:
-        try:
-            await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
-        except Exception as exc:  # it stays; nothing depends on its going
-            log.warning(
-                "PipelineRun %s/%s: pod %s not deleted: %s", self.namespace, self.name, pod, exc
-            )
-
     def run_status(self, end: datetime | None = None) -> PipelineRunStatus:
         return run_status(
             self.engine,
@@ -435,10 +379,3 @@ class RunDriver(Launching):
 
 
 _QUIET = frozenset({TaskState.NONE, TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING})
-RUN_SLA = "(run)"
-"""The run's own SLA in ``status.slaMisses`` (task ids cannot have parentheses)."""
-
-
-def _last_end(status: dict[str, Any]) -> str:
-    """When a TaskRun's last recorded attempt ended (ISO text sorts in time order)."""
-    return max((str(a.get("endTime") or "") for a in status.get("attempts") or []), default="")
