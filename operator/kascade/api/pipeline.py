@@ -391,7 +391,10 @@ class PipelineSpec(Model):
     timezone: str = defaults.TIMEZONE
     """The IANA time zone of the schedule (default UTC)."""
     start_date: str | None = None
-    """ISO date or date-time; no scheduled run has an interval starting before it."""
+    """ISO date or date-time; no scheduled run has an interval starting before it. Or a
+    relative date, a minus sign and a duration (``-1d``: Airflow's ``days_ago(1)``),
+    resolved once when the operator first sees the pipeline and kept in
+    ``status.resolvedStartDate`` (whole days from midnight in ``timezone``)."""
     end_date: str | None = None
     """No scheduled run has an interval starting after it (ISO date or date-time)."""
     catchup: bool = False
@@ -441,6 +444,15 @@ class RunSummary(Model):
     """When it ended."""
 
 
+class ResolvedDate(Model):
+    """A relative date as written, and the date it was resolved to (once)."""
+
+    written: str
+    """The spec's value (``-1d``); a different value is resolved again."""
+    date: str
+    """The ISO date-time it stands for."""
+
+
 class PipelineStatus(Model):
     """What the operator observed: validity, schedule and recent runs."""
 
@@ -456,6 +468,8 @@ class PipelineStatus(Model):
     """When the next scheduled run is due."""
     last_scheduled_interval: Interval | None = None
     """The schedule cursor: the data interval of the latest scheduled run."""
+    resolved_start_date: ResolvedDate | None = None
+    """A relative startDate (``-1d``), resolved when the pipeline was first seen."""
     last_run: str | None = None
     """The newest run's name."""
     last_runs: list[RunSummary] | None = None

@@ -170,7 +170,18 @@ class World:
         spec = pipeline.spec
         runs = list(self.runs.get(key, {}).values())
         status = body.get("status") or {}
-        plan = scheduling.plan_schedule(spec, runs, pipelines.stored_cursor(status), now)
+        start = pipelines.start_date_status(spec, status, now)
+        if start is not None:  # resolved once, before any run depends on it
+            await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], start)
+            status = body.setdefault("status", {})
+            status.update(start)
+        plan = scheduling.plan_schedule(
+            spec,
+            runs,
+            pipelines.stored_cursor(status),
+            now,
+            pipelines.resolved_start(spec, status),
+        )
         for interval in plan.due:
             manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED)
             created = await asyncio.to_thread(self.kube.create, "pipelineruns", key[0], manifest)

@@ -20,7 +20,7 @@ from kascade.engine import expressions, sensors, templating, value_checks
 from kascade.engine.compile import compile_spec
 from kascade.engine.errors import Issue, pydantic_issues
 from kascade.engine.plan import Plan, PlannedTask
-from kascade.engine.run_dates import parse_date
+from kascade.engine.run_dates import is_relative, parse_date, relative_offset
 from kascade.engine.schedule import ScheduleError, parse_schedule, zone
 
 #: Template roots every task may use (Airflow's macros plus Kascade's own).
@@ -103,8 +103,25 @@ def _schedule_issues(spec: PipelineSpec) -> list[Issue]:
         tz = zone(spec.timezone)
     except ScheduleError:
         tz = zone("UTC")  # reported above
-    start = parse_date(spec.start_date, "spec.startDate", issues, tz) if spec.start_date else None
-    end = parse_date(spec.end_date, "spec.endDate", issues, tz) if spec.end_date else None
+    start = None
+    if spec.start_date and is_relative(spec.start_date):
+        try:
+            relative_offset(spec.start_date)
+        except ValueError as exc:
+            issues.append(Issue("spec.startDate", str(exc)))
+    elif spec.start_date:
+        start = parse_date(spec.start_date, "spec.startDate", issues, tz)
+    end = None
+    if spec.end_date and is_relative(spec.end_date):
+        issues.append(
+            Issue(
+                "spec.endDate",
+                f"{spec.end_date!r}: only startDate may be relative; write an ISO date "
+                "(2024-12-31) or date-time",
+            )
+        )
+    elif spec.end_date:
+        end = parse_date(spec.end_date, "spec.endDate", issues, tz)
     if start and end and end < start:
         issues.append(Issue("spec.endDate", "endDate is before startDate"))
     if spec.schedule == "@once" and not spec.start_date:
