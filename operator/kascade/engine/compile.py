@@ -35,6 +35,7 @@ class _Decl:
     raw_deps: list[tuple[str, str]]  # (ref, field path)
     task: Task | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
+    input_paths: dict[str, str] = field(default_factory=dict)
     members: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     """Field name → the path of the defaults or template that set it (not the task)."""
@@ -76,7 +77,7 @@ class _Compiler:
         if self.spec.defaults:
             self.layer_paths[id(self.spec.defaults)] = "spec.defaults"
         self._walk_scope(
-            self.spec.tasks or [], self.spec.groups or [], (), "spec", defaults, None, {}, ()
+            self.spec.tasks or [], self.spec.groups or [], (), "spec", defaults, None, ({}, {}), ()
         )
 
     def _register(self, decl: _Decl, name_path: str) -> bool:
@@ -99,7 +100,7 @@ class _Compiler:
         path: str,
         defaults: list[TaskDefaults],
         parent: str | None,
-        inputs: dict[str, Any],
+        inputs: tuple[dict[str, Any], dict[str, str]],
         template_stack: tuple[str, ...],
         paths: tuple[list[str], list[str]] | None = None,
     ) -> None:
@@ -117,7 +118,8 @@ class _Compiler:
                 [(r, f"{tpath}.dependsOn[{j}]") for j, r in enumerate(task.depends_on or [])],
                 task=merged,
                 sources=sources,
-                inputs=task_inputs,
+                inputs=task_inputs[0],
+                input_paths=task_inputs[1],
                 parent=parent,
             )
             if self._register(decl, f"{tpath}.name"):
@@ -200,15 +202,25 @@ class _Compiler:
             return None
         return tpl
 
-    def _inputs(self, tpl: Template, given: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+    def _inputs(
+        self, tpl: Template, given: Mapping[str, Any] | None, path: str
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The inputs' values, and where each was written (its use, or the default)."""
         declared = {i.name: i for i in tpl.inputs or []}
+        tpath = self.template_paths.get(tpl.name, "spec.templates")
         values = {n: i.default for n, i in declared.items() if i.default is not None}
+        paths = {
+            i.name: f"{tpath}.inputs[{k}].default"
+            for k, i in enumerate(tpl.inputs or [])
+            if i.default is not None
+        }
         for key, value in (given or {}).items():
             if key not in declared:
                 self.issues.append(
                     Issue(f"{path}.inputs.{key}", f"template {tpl.name!r} has no input {key!r}")
                 )
             values[key] = value
+            paths[key] = f"{path}.inputs.{key}"
         for name in declared:
             if name not in values:
                 self.issues.append(
@@ -216,11 +228,15 @@ class _Compiler:
                         f"{path}.inputs", f"input {name!r} of template {tpl.name!r} needs a value"
                     )
                 )
-        return values
+        return values, paths
 
     def _merge_task(
-        self, task: Task, defaults: list[TaskDefaults], inputs: dict[str, Any], path: str
-    ) -> tuple[Task, dict[str, Any], dict[str, str]]:
+        self,
+        task: Task,
+        defaults: list[TaskDefaults],
+        inputs: tuple[dict[str, Any], dict[str, str]],
+        path: str,
+    ) -> tuple[Task, tuple[dict[str, Any], dict[str, str]], dict[str, str]]:
         """Layer defaults (outer to inner), then the template's task, then the task itself."""
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
@@ -228,14 +244,16 @@ class _Compiler:
             for name in layer.model_fields_set:
                 values[name] = getattr(layer, name)
                 sources[name] = self.layer_paths.get(id(layer), path)
-        task_inputs = dict(inputs)
+        task_inputs = (dict(inputs[0]), dict(inputs[1]))
         if task.template is not None:
             tpl = self._template(task.template.name, f"{path}.template.name", group=False)
             if tpl is not None and tpl.task is not None:
                 for name in tpl.task.model_fields_set:
                     values[name] = getattr(tpl.task, name)
                     sources[name] = f"{self.template_paths[tpl.name]}.task"
-                task_inputs.update(self._inputs(tpl, task.template.inputs, f"{path}.template"))
+                given, where = self._inputs(tpl, task.template.inputs, f"{path}.template")
+                task_inputs[0].update(given)
+                task_inputs[1].update(where)
         # The task's own fields win; copying the validated task with the inherited
         # fields is ~10x cheaper than constructing a model from scratch.
         inherited = {k: v for k, v in values.items() if k not in task.model_fields_set}
@@ -338,6 +356,7 @@ def _plan_task(
         path=decl.path,
         group=decl.parent,
         inputs=decl.inputs,
+        input_paths=decl.input_paths,
         upstream=upstream,
         sources=dict(decl.sources),
         **task_policies(decl.task, at, issues),

@@ -51,6 +51,9 @@ class PlannedTask:
     """A sensor's timing, defaults applied and durations parsed."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name → where an inherited field was written (the defaults or template)."""
+    input_paths: Mapping[str, str] = field(default_factory=dict)
+    """Template input → where its value was written (the template's use, or its default).
+    Inputs are templated like the task's fields, in the same context."""
 
     def field_path(self, name: str, wire: str) -> str:
         """Where a field's value was written, for messages: ``spec.defaults.pool``."""

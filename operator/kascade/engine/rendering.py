@@ -9,7 +9,7 @@ and the ``task.try_number`` of its own time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kascade.api.pipeline import Task
@@ -88,7 +88,6 @@ class Renderer:
                 node = node.get(part, {}) if isinstance(node, dict) else {}
                 merged.update(node)
             ctx["tasks"] = merged
-        ctx["inputs"] = dict(task.inputs)
         ctx["task"] = {
             "id": task.id,
             "try_number": inst.attempt if inst else 0,
@@ -97,6 +96,7 @@ class Renderer:
         if inst is not None and inst.map_index is not None:
             ctx["item"] = inst.item
             ctx["map_index"] = inst.map_index
+        ctx["inputs"] = RenderedInputs(task.inputs, ctx) if task.inputs else {}
         return ctx
 
     def render(self, task: PlannedTask, inst: Instance) -> Task:
@@ -125,6 +125,34 @@ class Renderer:
                 }
             )
         return spec.model_copy(update=update)
+
+
+class RenderedInputs(Mapping[str, Any]):
+    """A template's inputs, rendered in the task's context like its own fields (Airflow
+    renders an operator's ``template_fields`` the same way), each when first read: a
+    ``when`` that reads one input is not failed by another that needs the mapped item.
+    An input cannot use another; reading one that does not render raises ExpressionError
+    naming it."""
+
+    def __init__(self, raw: Mapping[str, Any], ctx: Mapping[str, Any]) -> None:
+        self._raw = raw
+        self._ctx = ctx
+        self._done: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._done:
+            value = self._raw[name]
+            try:
+                self._done[name] = templating.render_value(value, self._ctx)
+            except expressions.ExpressionError as exc:
+                raise expressions.ExpressionError(f"inputs.{name}: {exc}") from None
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 def _needs_render(spec: Task) -> bool:

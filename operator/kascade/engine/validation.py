@@ -168,6 +168,7 @@ def _task_issues(plan: Plan, task: PlannedTask, spec: PipelineSpec) -> Iterator[
         if not errors:
             for ref in templating.references(text):
                 yield from _reference_issues(plan, task, spec, ref, roots, path)
+    yield from _input_issues(plan, task, spec, roots)
     for path, text in _expressions(t, p):
         try:
             expr = expressions.parse(text)
@@ -194,6 +195,34 @@ def _templated_strings(t: Task, p: str) -> Iterator[tuple[str, str]]:
             value = getattr(t.sensor, name)
             if value:
                 yield f"{p}.sensor.{wire}", value
+
+
+def _input_issues(
+    plan: Plan, task: PlannedTask, spec: PipelineSpec, roots: frozenset[str]
+) -> Iterator[Issue]:
+    """A template's inputs are templated like the task's fields, judged where written."""
+    for name, value in task.inputs.items():
+        path = task.input_paths.get(name, f"{task.path}.template.inputs.{name}")
+        for text in _strings(value):
+            errors = templating.check(text)
+            yield from (Issue(path, error) for error in errors)
+            for ref in [] if errors else templating.references(text):
+                if ref and ref[0] == "inputs":
+                    yield Issue(path, "an input's value cannot use another input; give the value")
+                else:
+                    yield from _reference_issues(plan, task, spec, ref, roots, path)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside plain data (an input's value may be a list or an object)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _expressions(t: Task, p: str) -> Iterator[tuple[str, str]]:
