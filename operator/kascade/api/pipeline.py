@@ -104,6 +104,8 @@ class SensorKind(StrEnum):
     TIME = "time"
     DATETIME = "datetime"
     HTTP = "http"
+    SQL = "sql"
+    S3 = "s3"
 
 
 class SensorMode(StrEnum):
@@ -119,7 +121,8 @@ class Sensor(Model):
     """
 
     kind: SensorKind = SensorKind.COMMAND
-    """command (the task's container pokes), file, http, externalTask, time or datetime."""
+    """command (the task's container pokes), file, http, sql, s3, externalTask, time or
+    datetime."""
     poke_interval: Duration | None = None
     """Time between pokes (default 60s)."""
     timeout: Duration | None = None
@@ -152,6 +155,23 @@ class Sensor(Model):
     """http: the status code that means the condition is met."""
     response_contains: str | None = None
     """http: the body must also contain this text."""
+    connection: Name | None = None
+    """sql, s3: the pipeline connection (``spec.connections[].name``) whose Secret holds the
+    PostgreSQL or object store settings (docs/integrations.md)."""
+    sql: str | None = None
+    """sql: the query (templated); met when the first cell of the first row is not 0, '0',
+    '', false or NULL (Airflow's SqlSensor). It runs read-only, with a statement timeout."""
+    parameters: list[str] | None = None
+    """sql: values bound to the query's ``%s`` placeholders (templated): pass ``{{ ds }}``
+    here rather than into the SQL text."""
+    bucket: str | None = None
+    """s3: the bucket (templated; default: the connection's ``bucket``)."""
+    key: str | None = None
+    """s3: met when an object exists at this key (templated)."""
+    prefix: str | None = None
+    """s3: met when any object's key starts with this (templated)."""
+    wildcard: str | None = None
+    """s3: met when any key matches this shell pattern, ``*`` also crossing ``/`` (templated)."""
 
 
 class Expand(Model):

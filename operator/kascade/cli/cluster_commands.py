@@ -152,6 +152,23 @@ def _common(f: Any) -> Any:
     is_flag=True,
     help="Let notification webhooks reach private, loopback and link-local addresses too.",
 )
+@click.option(
+    "--helper-image",
+    envvar="KASCADE_HELPER_IMAGE",
+    default="kascade-operator:dev",
+    show_default=True,
+    help="The image of sql/s3 sensor pods (`kascade poke`) and of the outputs sidecar: "
+    "the operator's own image.",
+)
+@click.option(
+    "--outputs-max-bytes",
+    envvar="KASCADE_OUTPUTS_MAX_BYTES",
+    type=click.IntRange(4097, 8 * 1024 * 1024),
+    default=4 * 1024 * 1024,
+    show_default=True,
+    help="With an object store (KASCADE_STORE_<key> variables): the largest outputs a task "
+    "may write.",
+)
 def operator(
     log_level: str,
     namespaces: tuple[str, ...],
@@ -166,10 +183,24 @@ def operator(
     approval_key_file: str | None,
     notify_allowed_hosts: tuple[str, ...],
     notify_allow_private_networks: bool,
+    helper_image: str,
+    outputs_max_bytes: int,
 ) -> None:
-    """Run the Kascade operator (in-cluster, or with a kubeconfig)."""
+    """Run the Kascade operator (in-cluster, or with a kubeconfig).
+
+    Large outputs go to the object store given by the KASCADE_STORE_<key> variables
+    (endpoint, bucket, accessKeyId, ...; docs/object-store.md), when they are set.
+    """
     if not namespaces and not all_namespaces:
         raise click.UsageError("give --namespace NS (repeatable) or --all-namespaces")
+    os.environ["KASCADE_HELPER_IMAGE"] = helper_image
+    os.environ["KASCADE_OUTPUTS_MAX_BYTES"] = str(outputs_max_bytes)
+    from kascade.controller.config import read_config
+
+    try:
+        read_config()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if approval == "required":
         if not approval_key_file:
             raise click.UsageError(

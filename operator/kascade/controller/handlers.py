@@ -17,7 +17,7 @@ import kopf
 
 from kascade import metrics
 from kascade.api.base import GROUP, VERSION
-from kascade.controller import approval, masking, notify, outbound
+from kascade.controller import approval, config, masking, notify, outbound
 from kascade.controller.leader import LeaderElector
 from kascade.controller.podspec import LABEL_RUN
 from kascade.controller.world import World
@@ -69,6 +69,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     load_config(os.environ.get("KUBECONFIG"))
     notify.configure(outbound.policy_from_env())
+    config.configure(config.read_config())
     policy = approval.policy_from_env()
     approval.configure(policy)
     if not policy.required:

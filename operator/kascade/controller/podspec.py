@@ -17,6 +17,7 @@ from typing import Any
 
 from kascade.api.pipeline import PipelineSpec, Task
 from kascade.api.protocol import TERMINATION_MESSAGE_PATH
+from kascade.controller import config
 from kascade.controller.naming import label_value
 from kascade.engine import environment, sensors
 from kascade.engine.decisions import Launch
@@ -74,6 +75,9 @@ def build_pod(
 ) -> dict[str, Any]:
     spec = launch.spec
     command, args = _command(spec)
+    image = spec.image
+    if launch.sensor is not None and sensors.KINDS[launch.sensor.kind].helper:
+        image = config.CONFIG.helper_image  # `kascade poke`, with the connection's Secret
     if launch.sensor is not None and launch.sensor_policy is not None:
         command, args = sensors.pod_command(launch.sensor, launch.sensor_policy, command, args)
     # The task's env, then the contract (environment.py): later entries win in a pod.
@@ -98,7 +102,7 @@ def build_pod(
     env_from += list(spec.env_from or [])
     container: dict[str, Any] = {
         "name": "task",
-        "image": spec.image,
+        "image": image,
         "imagePullPolicy": spec.image_pull_policy or "IfNotPresent",
         "env": env,
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,

@@ -19,7 +19,8 @@ from kascade.engine.instances import Instance
 from kascade.engine.plan import Plan, PlannedTask
 
 _TEMPLATED_FIELDS = ("image", "command", "args", "script", "working_dir")
-_SENSOR_FIELDS = ("path", "url", "target_time")
+_SENSOR_FIELDS = ("path", "url", "target_time", "sql", "bucket", "key", "prefix", "wildcard")
+_SENSOR_LISTS = ("parameters",)
 ITEM = "__item__"
 """Where a mapped instance keeps its element (never shown as an output)."""
 
@@ -119,8 +120,8 @@ class Renderer:
             s = spec.sensor
             update["sensor"] = s.model_copy(
                 update={
-                    k: templating.render(getattr(s, k), ctx)
-                    for k in _SENSOR_FIELDS
+                    k: templating.render_value(getattr(s, k), ctx)
+                    for k in (*_SENSOR_FIELDS, *_SENSOR_LISTS)
                     if getattr(s, k)
                 }
             )
@@ -165,6 +166,10 @@ def _needs_render(spec: Task) -> bool:
     if spec.env and any(e.value and "{{" in e.value for e in spec.env):
         return True
     sensor = spec.sensor
-    return sensor is not None and any(
-        isinstance(getattr(sensor, k), str) and "{{" in getattr(sensor, k) for k in _SENSOR_FIELDS
+    return sensor is not None and (
+        any(
+            isinstance(getattr(sensor, k), str) and "{{" in getattr(sensor, k)
+            for k in _SENSOR_FIELDS
+        )
+        or any("{{" in v for k in _SENSOR_LISTS for v in getattr(sensor, k) or [])
     )

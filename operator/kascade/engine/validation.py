@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from kascade.api.pipeline import PipelineSpec, SensorKind, Task
+from kascade.api.pipeline import PipelineSpec, Sensor, SensorKind, Task
 from kascade.api.resources import Pipeline
 from kascade.engine import expressions, sensors, templating, value_checks
 from kascade.engine.compile import compile_spec
@@ -155,7 +155,7 @@ def _task_issues(plan: Plan, task: PlannedTask, spec: PipelineSpec) -> Iterator[
     yield from _branch_issues(plan, task)
     yield from _expand_issues(t, p)
     if t.sensor is not None:
-        yield from _sensor_issues(t, p)
+        yield from _sensor_issues(t, p, spec)
     for i, n in enumerate(task.notifications):
         yield from _notification_issues(n, f"{p}.notifications[{i}]")
     if task.pool_slots > 1 and task.pool is None:
@@ -179,6 +179,18 @@ def _task_issues(plan: Plan, task: PlannedTask, spec: PipelineSpec) -> Iterator[
             yield from _reference_issues(plan, task, spec, ref, roots - MAPPED_ROOTS, path)
 
 
+_SENSOR_TEMPLATED = (
+    ("path", "path"),
+    ("url", "url"),
+    ("target_time", "targetTime"),
+    ("sql", "sql"),
+    ("bucket", "bucket"),
+    ("key", "key"),
+    ("prefix", "prefix"),
+    ("wildcard", "wildcard"),
+)
+
+
 def _templated_strings(t: Task, p: str) -> Iterator[tuple[str, str]]:
     for name, wire in (("image", "image"), ("script", "script"), ("working_dir", "workingDir")):
         value = getattr(t, name)
@@ -191,10 +203,12 @@ def _templated_strings(t: Task, p: str) -> Iterator[tuple[str, str]]:
         if env.value:
             yield f"{p}.env[{i}].value", env.value
     if t.sensor is not None:
-        for name, wire in (("path", "path"), ("url", "url"), ("target_time", "targetTime")):
+        for name, wire in _SENSOR_TEMPLATED:
             value = getattr(t.sensor, name)
             if value:
                 yield f"{p}.sensor.{wire}", value
+        for i, value in enumerate(t.sensor.parameters or []):
+            yield f"{p}.sensor.parameters[{i}]", value
 
 
 def _input_issues(
@@ -320,13 +334,14 @@ def _expand_issues(t: Task, p: str) -> Iterator[Issue]:
         yield Issue(f"{p}.expand", "a mapped task cannot be a branch or short-circuit")
 
 
-def _sensor_issues(t: Task, p: str) -> Iterator[Issue]:
+def _sensor_issues(t: Task, p: str, spec: PipelineSpec) -> Iterator[Issue]:
     s = t.sensor
     assert s is not None
     sp = f"{p}.sensor"
     need = sensors.KINDS[s.kind].required
     if need and not getattr(s, need[0]):
         yield Issue(f"{sp}.{need[1]}", f"a {s.kind.value} sensor needs {need[1]}")
+    yield from _connection_sensor_issues(s, sp, spec)
     if s.kind is SensorKind.TIME and s.target_time and "{{" not in s.target_time:
         try:
             datetime.strptime(
@@ -334,3 +349,38 @@ def _sensor_issues(t: Task, p: str) -> Iterator[Issue]:
             )
         except ValueError:
             yield Issue(f"{sp}.targetTime", f"{s.target_time!r} is not HH:MM or HH:MM:SS")
+
+
+_KIND_FIELDS = {
+    SensorKind.SQL: ("sql", "parameters"),
+    SensorKind.S3: ("bucket", "key", "prefix", "wildcard"),
+}
+
+
+def _connection_sensor_issues(s: Sensor, sp: str, spec: PipelineSpec) -> Iterator[Issue]:
+    """sql and s3 sensors read a pipeline connection; their fields belong to their kind."""
+    for kind, fields in _KIND_FIELDS.items():
+        for name in fields if s.kind is not kind else ():
+            if getattr(s, name):
+                yield Issue(f"{sp}.{name}", f"{name} is for {kind.value} sensors")
+    if s.kind not in _KIND_FIELDS:
+        if s.connection:
+            yield Issue(f"{sp}.connection", "connection is for sql and s3 sensors")
+        return
+    declared = [c.name for c in spec.connections or []]
+    if not s.connection:
+        yield Issue(
+            f"{sp}.connection",
+            f"a {s.kind.value} sensor needs connection: the name of one of spec.connections",
+        )
+    elif s.connection not in declared:
+        known = ", ".join(declared) or "none declared"
+        yield Issue(
+            f"{sp}.connection",
+            f"no connection {s.connection!r} in spec.connections ({known}): declare "
+            f"{{name: {s.connection}, secret: <the Secret with its settings>}}",
+        )
+    if s.kind is SensorKind.S3:
+        given = [name for name in ("key", "prefix", "wildcard") if getattr(s, name)]
+        if len(given) != 1:
+            yield Issue(sp, "an s3 sensor needs exactly one of key, prefix and wildcard")

@@ -39,6 +39,7 @@ def instance_json(inst: Instance) -> dict[str, Any]:
         "outputs": {k: v for k, v in inst.outputs.items() if k != "__item__"},
         "message": inst.message if inst.state.value != "success" else None,
         "exitCode": inst.exit_code,
+        "pokes": inst.pokes or None,
     }
 
 
