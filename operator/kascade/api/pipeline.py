@@ -185,6 +185,18 @@ class Expand(Model):
     """At most this many mapped instances run at once."""
 
 
+class Cache(Model):
+    """Reuse a successful attempt's outputs instead of running (Prefect's cache_key_fn and
+    cache_expiration, Flyte's and KFP's task cache)."""
+
+    key: str = Field(min_length=1, max_length=1024)
+    """Templated like the task's fields (``{{ ds }}-{{ params.region }}``). When a fresh
+    entry of this task has the same rendered key, the task succeeds with its outputs and
+    runs nothing."""
+    expires_after: Duration | None = None
+    """How long an entry may be used after the attempt that wrote it (default 1d)."""
+
+
 class ContainerFields(Model):
     """The container part of a task; also what ``defaults`` may set."""
 
@@ -289,6 +301,9 @@ class TaskBody(ContainerFields, TaskPolicy):
     """Run one instance of the task per item (dynamic task mapping)."""
     outputs: list[Name] | None = None
     """Declared outputs (optional): references to undeclared ones are then rejected."""
+    cache: Cache | None = None
+    """Skip the task when a fresh successful attempt had the same cache key (its outputs
+    are reused; the attempt shows ``Cached``)."""
 
 
 class Task(TaskBody):

@@ -65,6 +65,10 @@ class PipelineRunSpec(Model):
     """Param values for this run (checked against the spec's params)."""
     trigger: Trigger | None = None
     """Why the run exists (schedule, a person, a backfill, another pipeline)."""
+    no_cache: bool | None = None
+    """Run every task with a ``cache``: read no entry (new ones are still written)."""
+    no_cache_tasks: list[str] | None = None
+    """These tasks read no cache entry (``kascade clear`` adds the tasks it clears)."""
 
 
 class TaskCounts(Model):
@@ -165,6 +169,10 @@ class AttemptReason(StrEnum):
     """Stopped because the run hit its ``runTimeout``."""
     SKIPPED = "Skipped"
     """Stopped because a branch or short circuit skipped the task while it ran."""
+    CACHED = "Cached"
+    """Not run: a fresh cache entry with the same key gave its outputs (``cache``)."""
+    OUTPUTS_STORE_ERROR = "OutputsStoreError"
+    """Its outputs could not be written to (or read from) the object store."""
 
 
 def instance_key(task_id: str, map_index: int | None) -> str:

@@ -49,6 +49,8 @@ class PlannedTask:
     notifications: tuple[Notification, ...]
     sensor: SensorPolicy | None = None
     """A sensor's timing, defaults applied and durations parsed."""
+    cache_expiry: timedelta | None = None
+    """With ``cache``: how long its entries may be used (None: the task is not cached)."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name → where an inherited field was written (the defaults or template)."""
     input_paths: Mapping[str, str] = field(default_factory=dict)
@@ -136,6 +138,7 @@ def task_policies(task: Task, at: Callable[[str, str], str], issues: list[Issue]
         "sla": duration(task.sla, at("sla", "sla"), issues),
         "notifications": tuple(task.notifications or ()),
         "sensor": _sensor_policy(task, at("sensor", "sensor"), issues),
+        "cache_expiry": _cache_expiry(task, at("cache", "cache"), issues),
     }
 
 
@@ -168,6 +171,13 @@ def _pool(name: str | None, path: str, issues: list[Issue]) -> str | None:
     if problem is not None:
         issues.append(Issue(path, problem))
     return name
+
+
+def _cache_expiry(task: Task, path: str, issues: list[Issue]) -> timedelta | None:
+    if task.cache is None:
+        return None
+    given = duration(task.cache.expires_after, f"{path}.expiresAfter", issues)
+    return _or(given, defaults.CACHE_EXPIRY)
 
 
 def _sensor_policy(task: Task, path: str, issues: list[Issue]) -> SensorPolicy | None:

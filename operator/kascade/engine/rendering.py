@@ -14,8 +14,9 @@ from typing import Any
 
 from kascade.api.pipeline import Task
 from kascade.engine import expressions, templating
-from kascade.engine.context import RunContext
+from kascade.engine.context import RunContext, ValueStore
 from kascade.engine.instances import Instance
+from kascade.engine.outputs import OutputRef, pipeline_prefix
 from kascade.engine.plan import Plan, PlannedTask
 
 _TEMPLATED_FIELDS = ("image", "command", "args", "script", "working_dir")
@@ -25,9 +26,46 @@ ITEM = "__item__"
 """Where a mapped instance keeps its element (never shown as an output)."""
 
 
+class StoredOutput(expressions.Deferred):
+    """An output kept in the object store, read (once) when an expression reaches it; only
+    from under its own pipeline's prefix, so a run never reads another pipeline's data."""
+
+    def __init__(self, ref: OutputRef, where: str, prefix: str, values: ValueStore | None):
+        self.ref = ref
+        self.where = where
+        self.prefix = prefix
+        self.values = values
+        self._value: Any = None
+        self._read = False
+
+    def resolve(self) -> Any:
+        if self._read:
+            return self._value
+        if self.values is None:
+            raise expressions.ExpressionError(
+                f"{self.where} is kept in the object store ({self.ref.key}), and no object "
+                "store is configured here"
+            )
+        if not self.ref.key.startswith(self.prefix):
+            raise expressions.ExpressionError(
+                f"{self.where}: {self.ref.key} is not an output of this pipeline"
+            )
+        try:
+            self._value = self.values.fetch(self.ref)
+        except Exception as exc:  # the store's own error: the attempt fails and may retry
+            raise expressions.ExpressionError(
+                f"{self.where}: cannot read it from the object store: {exc}"
+            ) from None
+        self._read = True
+        return self._value
+
+
 class Renderer:
-    def __init__(self, plan: Plan, ctx: RunContext) -> None:
+    def __init__(self, plan: Plan, ctx: RunContext, values: ValueStore | None = None) -> None:
         self.plan = plan
+        self.values = values
+        """Reads outputs kept in the object store (None: no store here)."""
+        self.prefix = pipeline_prefix(ctx.namespace, ctx.pipeline)
         self.outputs: dict[str, dict[str, Any]] = {}
         """Task id -> the outputs downstream tasks read."""
         self.macros = templating.macro_context(
@@ -43,7 +81,11 @@ class Renderer:
     def record_outputs(self, inst: Instance, instances_of_task: int) -> None:
         """A successful instance's outputs become readable downstream."""
         task = self.plan.tasks[inst.task]
-        visible = {k: v for k, v in inst.outputs.items() if k != ITEM}
+        visible = {
+            k: self._readable(f"tasks.{task.id}.outputs.{k}", v)
+            for k, v in inst.outputs.items()
+            if k != ITEM
+        }
         if inst.map_index is None:
             self.outputs[task.id] = visible
         else:
@@ -65,6 +107,15 @@ class Renderer:
             node = self._task_node(task.id)
             if not isinstance(node.get("outputs"), expressions.NullMap):
                 node["outputs"] = expressions.NullMap()
+
+    def _readable(self, where: str, value: Any) -> Any:
+        ref = OutputRef.of(value)
+        return value if ref is None else StoredOutput(ref, where, self.prefix, self.values)
+
+    def cache_key(self, task: PlannedTask, inst: Instance) -> str:
+        """The task's cache key for this attempt; raises ExpressionError."""
+        assert task.spec.cache is not None
+        return templating.render(task.spec.cache.key, self.context_for(task, inst))
 
     def outputs_of(self, task_id: str) -> Mapping[str, Any]:
         return self.outputs.get(task_id, {})

@@ -152,6 +152,8 @@ def _task_issues(plan: Plan, task: PlannedTask, spec: PipelineSpec) -> Iterator[
         yield Issue(f"{p}.shortCircuit", "a task is either a branch or a short-circuit, not both")
     if t.branch_targets and not t.branch:
         yield Issue(f"{p}.branchTargets", "branchTargets needs branch: true")
+    if t.cache is not None and t.sensor is not None:
+        yield Issue(f"{p}.cache", "a sensor waits for something new each run: it cannot be cached")
     yield from _branch_issues(plan, task)
     yield from _expand_issues(t, p)
     if t.sensor is not None:
@@ -202,6 +204,8 @@ def _templated_strings(t: Task, p: str) -> Iterator[tuple[str, str]]:
     for i, env in enumerate(t.env or []):
         if env.value:
             yield f"{p}.env[{i}].value", env.value
+    if t.cache is not None:
+        yield f"{p}.cache.key", t.cache.key
     if t.sensor is not None:
         for name, wire in _SENSOR_TEMPLATED:
             value = getattr(t.sensor, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kascade.api.runs import AttemptReason
 from kascade.engine.instances import Instance
 from kascade.engine.run import RunEngine
 
@@ -40,7 +41,13 @@ def instance_json(inst: Instance) -> dict[str, Any]:
         "message": inst.message if inst.state.value != "success" else None,
         "exitCode": inst.exit_code,
         "pokes": inst.pokes or None,
+        "cached": cached(inst),
     }
+
+
+def cached(inst: Instance) -> bool:
+    """It succeeded from the cache (``cache``), without running."""
+    return bool(inst.attempts) and inst.attempts[-1].reason is AttemptReason.CACHED
 
 
 def run_json(engine: RunEngine, end: datetime | None) -> dict[str, Any]:
