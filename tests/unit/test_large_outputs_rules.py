@@ -64,7 +64,7 @@ def test_keys_are_per_run_attempt_and_output_under_the_pipeline() -> None:
 
 def test_a_task_cannot_write_a_reference_itself() -> None:
     forged = json.dumps({"x": {outputs.REF_KEY: {"key": "other/p/r/t/1/x.json"}}})
-    with pytest.raises(OutputsError, match="kascade.io/ref is reserved"):
+    with pytest.raises(OutputsError, match=r"kascade\.io/ref is reserved"):
         outputs.parse_outputs(forged)
     with pytest.raises(OutputsError, match="over the 4096-byte limit"):
         outputs.parse_outputs(json.dumps({"x": BIG}))
