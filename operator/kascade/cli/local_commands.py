@@ -45,6 +45,11 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     help="Which pipeline of FILE to run (for a Python file: a dag_id or its Pipeline name).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress; only the outcome.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Run every task with a cache: read no cache entry (new ones are still written).",
+)
 def run_command(
     file: Path,
     params: tuple[str, ...],
@@ -54,11 +59,15 @@ def run_command(
     workdir: Path | None,
     pipeline_name: str | None,
     quiet: bool,
+    no_cache: bool,
 ) -> None:
     """Run a pipeline once on this machine, each task a local process.
 
     FILE is a manifest or a Python DAG file (like `airflow dags test`): its
-    Python tasks run in this interpreter, in one process each.
+    Python tasks run in this interpreter, in one process each. Tasks with a
+    `cache` reuse the outputs earlier local runs left ($KASCADE_HOME/local-runs).
+    Outputs beyond 4 KiB go to the object store the KASCADE_STORE_<key>
+    variables describe (endpoint, bucket, accessKeyId, ...), when they are set.
 
     Exit code: 0 if the run succeeded, 1 if it failed, 2 if the input is invalid,
     130 when interrupted.
@@ -74,6 +83,7 @@ def run_command(
         workdir=workdir,
         pipeline_name=pipeline_name,
         quiet=quiet,
+        no_cache=no_cache,
     )
     sys.exit(run_local(options))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,8 +14,12 @@ from kascade.api.runs import RunPhase
 from kascade.cli.documents import InputError, load_run_file
 from kascade.cli.local_objects import pool_problems, read_objects, run_environment
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
+from kascade.engine.caching import Refresh
 from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
+from kascade.integrations.outputs_store import OutputsStore, from_environment
+from kascade.integrations.settings import SettingsError
+from kascade.local.cache import LocalCache
 from kascade.local.events import OnEvent, ignore
 from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, headline, print_summary
@@ -33,6 +38,7 @@ class RunOptions:
     workdir: Path | None = None
     pipeline_name: str | None = None
     quiet: bool = False
+    no_cache: bool = False
 
 
 def run_local(opts: RunOptions) -> int:
@@ -47,6 +53,7 @@ def run_local(opts: RunOptions) -> int:
         if problems:
             raise SetupError(problems)
         env, notes = run_environment(spec, found)
+        outputs = _outputs_store()
     except (InputError, SetupError) as exc:
         for line in exc.lines:
             # Problems of a Python DAG file already start with their file:line.
@@ -78,7 +85,16 @@ def run_local(opts: RunOptions) -> int:
     elif not opts.quiet:
         on_event = PlainProgress(stream)
     runner = LocalRunner(
-        plan, ctx, pools=pools, env=env, workdir=workdir, on_event=on_event, external=history
+        plan,
+        ctx,
+        pools=pools,
+        env=env,
+        workdir=workdir,
+        on_event=on_event,
+        external=history,
+        cache=LocalCache(history.root / ctx.pipeline),
+        refresh=Refresh(everything=opts.no_cache),
+        outputs=outputs,
     )
     if live is not None:
         with live:
@@ -100,6 +116,14 @@ def run_local(opts: RunOptions) -> int:
     else:
         _summary(stream, live is not None, record, runner, workdir)
     return EXIT_OK if phase is RunPhase.SUCCESS else EXIT_FAILED
+
+
+def _outputs_store() -> OutputsStore | None:
+    """The object store for outputs beyond 4 KiB (``KASCADE_STORE_<key>``), if configured."""
+    try:
+        return from_environment(os.environ)
+    except SettingsError as exc:
+        raise SetupError([str(exc)]) from None
 
 
 def _workdir(wanted: Path) -> Path:

@@ -42,17 +42,7 @@ def parse_outputs(raw: bytes | str, *, limit: int = OUTPUTS_LIMIT_BYTES) -> dict
     (4 KiB, a termination message's size, unless an object store takes the rest)."""
     data = raw.encode() if isinstance(raw, str) else raw
     if len(data) > limit:
-        if limit == OUTPUTS_LIMIT_BYTES:
-            raise OutputsError(
-                f"outputs are {len(data)} bytes, over the {OUTPUTS_LIMIT_BYTES}-byte limit "
-                f"(a Kubernetes termination message); configure an object store for larger "
-                f"outputs (docs/object-store.md), or write large data to storage and pass its "
-                f"location in ${OUTPUTS_ENV} instead"
-            )
-        raise OutputsError(
-            f"outputs are {len(data)} bytes, over the {limit}-byte cap of the object store "
-            f"for outputs; write large data to storage and pass its location instead"
-        )
+        raise OutputsError(too_large(len(data), limit))
     text = data.decode("utf-8", errors="replace").strip()
     if not text:
         return {}
@@ -80,6 +70,21 @@ def parse_outputs(raw: bytes | str, *, limit: int = OUTPUTS_LIMIT_BYTES) -> dict
         if _holds_ref(value):
             raise OutputsError(f"output {name!r}: {REF_KEY} is reserved for Kascade's references")
     return out
+
+
+def too_large(size: int, limit: int) -> str:
+    """Why outputs of ``size`` bytes are refused, and what to do instead."""
+    if limit == OUTPUTS_LIMIT_BYTES:
+        return (
+            f"outputs are {size} bytes, over the {OUTPUTS_LIMIT_BYTES}-byte limit "
+            f"(a Kubernetes termination message); configure an object store for larger "
+            f"outputs (docs/object-store.md), or write large data to storage and pass its "
+            f"location in ${OUTPUTS_ENV} instead"
+        )
+    return (
+        f"outputs are {size} bytes, over the {limit}-byte cap of the object store "
+        f"for outputs; write large data to storage and pass its location instead"
+    )
 
 
 def _typed(value: str) -> Any:

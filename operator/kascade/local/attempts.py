@@ -7,6 +7,7 @@ environment variables, same outputs file protocol, same 4 KiB limit.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +18,9 @@ from kascade.api.runs import AttemptReason
 from kascade.engine import environment
 from kascade.engine.context import RunContext
 from kascade.engine.decisions import Launch, Result
-from kascade.engine.outputs import OutputsError, parse_outputs
-from kascade.local import processes
+from kascade.engine.outputs import OutputsError, parse_outputs, too_large
+from kascade.integrations.outputs_store import OutputsStore
+from kascade.local import large_outputs, processes
 
 DEFAULT_INTERPRETER = ("sh", "-e")
 
@@ -81,9 +83,17 @@ class AttemptRunner:
     and a user reading the final table wants to know why.
     """
 
-    def __init__(self, ws: Workspace, warn: Callable[[str, str], None], ctx: RunContext) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        warn: Callable[[str, str], None],
+        ctx: RunContext,
+        store: OutputsStore | None = None,
+    ) -> None:
         self.ws = ws
         self.ctx = ctx
+        self.store = store
+        """Where outputs beyond 4 KiB go (None: the 4 KiB rule stands)."""
         self.warn = warn
         """warn(task_id, message): shown once per task by the runner."""
         self.tails: dict[str, tuple[Path, list[str]]] = {}
@@ -151,23 +161,49 @@ class AttemptRunner:
             if not (launch.sensor is not None and code == SENSOR_NOT_MET):
                 self.tails[key] = (log, processes.tail(log))
             return Result(code)
-        return read_outputs(outputs)
+        if self.store is None:
+            return read_outputs(outputs)
+        raw, size = read_bounded(outputs, self.store.max_bytes)
+        if not large_outputs.needs_store(size):
+            return read_outputs(outputs)
+        if size > self.store.max_bytes:
+            message = too_large(size, self.store.max_bytes)
+            return Result(0, reason=AttemptReason.OUTPUTS_TOO_LARGE, message=message)
+        return await asyncio.to_thread(
+            large_outputs.large_result, raw, self.store, self.ctx, key, n
+        )
 
 
-def read_outputs(path: Path) -> Result:
+def read_bounded(path: Path, limit: int) -> tuple[bytes, int]:
+    """At most ``limit`` + 1 bytes of a file, and its whole size (a 10 GiB outputs file
+    costs no memory)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return Result(0, outputs={})
+        return b"", 0
     try:
-        raw = b"".join(iter(lambda: os.read(fd, 65536), b""))
+        size = os.fstat(fd).st_size
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
     finally:
         os.close(fd)
+    return b"".join(chunks), size
+
+
+def read_outputs(path: Path) -> Result:
+    raw, size = read_bounded(path, OUTPUTS_LIMIT_BYTES)
+    if size > OUTPUTS_LIMIT_BYTES:
+        message = too_large(size, OUTPUTS_LIMIT_BYTES)
+        return Result(0, reason=AttemptReason.OUTPUTS_TOO_LARGE, message=message)
     if not raw:
         return Result(0, outputs={})
     try:
         return Result(0, outputs=parse_outputs(raw))
     except OutputsError as exc:
-        too_large = len(raw) > OUTPUTS_LIMIT_BYTES
-        reason = AttemptReason.OUTPUTS_TOO_LARGE if too_large else AttemptReason.BAD_OUTPUTS
-        return Result(0, reason=reason, message=str(exc))
+        return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=str(exc))

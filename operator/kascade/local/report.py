@@ -38,7 +38,7 @@ def instance_json(inst: Instance) -> dict[str, Any]:
         "attempts": inst.attempt,
         "durationSeconds": instance_duration(inst),
         "outputs": {k: v for k, v in inst.outputs.items() if k != "__item__"},
-        "message": inst.message if inst.state.value != "success" else None,
+        "message": inst.message if inst.state.value != "success" or cached(inst) else None,
         "exitCode": inst.exit_code,
         "pokes": inst.pokes or None,
         "cached": cached(inst),
