@@ -62,7 +62,7 @@ CACHED = _pipeline(
     [
         {
             "name": "fetch",
-            "script": 'date +%s%N > "$KASCADE_OUTPUTS.ns"; echo "stamp=$(cat "$KASCADE_OUTPUTS.ns")" > "$KASCADE_OUTPUTS"',
+            "script": 'echo "stamp=$(date +%s%N)" > "$KASCADE_OUTPUTS"',
             "cache": {"key": "rates-{{ ds }}", "expiresAfter": "1h"},
         },
         {
