@@ -344,6 +344,34 @@ def test_secrets_permission_can_be_turned_off() -> None:
 
 
 @needs_helm
+def test_helper_image_and_object_store_for_outputs() -> None:
+    def operator(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        return dict(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0])
+
+    default = render()
+    container = operator(default)
+    assert "--helper-image=kascade-operator:dev" in container["args"]  # the operator's image
+    assert "envFrom" not in container
+    roles = by_kind(default, "Role")
+    assert all(("", "pods/log") not in set(rule_resources(r["rules"])) for r in roles)
+    assert any(("kascade.io", "taskcaches") in set(rule_resources(r["rules"])) for r in roles)
+    docs = render(
+        "--set",
+        "objectStore.existingSecret=store",
+        "--set",
+        "objectStore.maxOutputBytes=1048576",
+        "--set",
+        "helperImage.repository=helper,helperImage.tag=1",
+    )
+    container = operator(docs)
+    assert container["envFrom"] == [{"secretRef": {"name": "store"}, "prefix": "KASCADE_STORE_"}]
+    assert "--outputs-max-bytes=1048576" in container["args"]
+    assert "--helper-image=helper:1" in container["args"]
+    roles = by_kind(docs, "Role")
+    assert any(("", "pods/log") in set(rule_resources(r["rules"])) for r in roles)
+
+
+@needs_helm
 def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
     docs = render()
     crds = {c["metadata"]["name"]: c for c in by_kind(docs, "CustomResourceDefinition")}

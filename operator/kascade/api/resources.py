@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from kascade.api.base import API_VERSION, Model
+from kascade.api.caches import TaskCacheSpec, TaskCacheStatus
 from kascade.api.pipeline import PipelineSpec, PipelineStatus
 from kascade.api.pools import PoolSpec, PoolStatus
 from kascade.api.runs import PipelineRunSpec, PipelineRunStatus, TaskRunSpec, TaskRunStatus
@@ -64,6 +65,12 @@ class Pool(_Object):
     kind: Literal["Pool"] = "Pool"
     spec: PoolSpec
     status: PoolStatus | None = None
+
+
+class TaskCache(_Object):
+    kind: Literal["TaskCache"] = "TaskCache"
+    spec: TaskCacheSpec
+    status: TaskCacheStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -164,5 +171,14 @@ KINDS: tuple[KindInfo, ...] = (
             Column("Queued", ".status.queued", "integer"),
             AGE,
         ),
+    ),
+    KindInfo(
+        "TaskCache",
+        "taskcaches",
+        ("kcache",),
+        TaskCacheSpec,
+        TaskCacheStatus,
+        "The cache entries of one Pipeline's tasks (``cache``), written by the operator.",
+        (Column("Pipeline", ".spec.pipelineRef.name"), AGE),
     ),
 )

@@ -242,6 +242,11 @@ def operator(
 @click.option("--logical-date", default=None, help="ISO date(-time); default: now.")
 @click.option("--wait", is_flag=True, help="Wait for the run to end; exit 1 if it failed.")
 @click.option("--timeout", default=3600.0, show_default=True)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Run every task with a cache: read no cache entry (new ones are still written).",
+)
 def trigger(
     pipeline: str,
     namespace: str,
@@ -250,6 +255,7 @@ def trigger(
     logical_date: str | None,
     wait: bool,
     timeout: float,
+    no_cache: bool,
 ) -> None:
     """Start a manual run of PIPELINE (a name or a dag_id; Airflow's "Trigger DAG").
 
@@ -267,6 +273,8 @@ def trigger(
         params=_params(params, body["spec"]),
         by=os.environ.get("USER", "kascade-cli"),
     )
+    if no_cache:
+        manifest["spec"]["noCache"] = True
     name = manifest["metadata"]["name"]
     kube.create("pipelineruns", namespace, manifest)
     click.echo(f"pipelinerun/{name} created")
@@ -374,7 +382,10 @@ def _forget(kube: Any, namespace: str, run: str, keys: list[str]) -> None:
 def clear(
     run: str, namespace: str, kubeconfig: str | None, tasks: tuple[str, ...], downstream: bool
 ) -> None:
-    """Re-run tasks of a run (Airflow's Clear, Argo's retry): failed ones by default."""
+    """Re-run tasks of a run (Airflow's Clear, Argo's retry): failed ones by default.
+
+    Cleared tasks with a `cache` run again rather than reuse a cache entry.
+    """
     kube = _kube(kubeconfig)
     body, plan = _run_and_plan(kube, namespace, run)
     states: dict[str, str] = dict((body.get("status") or {}).get("tasks") or {})
@@ -399,6 +410,9 @@ def clear(
         click.echo("nothing to clear")
         return
     _forget(kube, namespace, run, keys)
+    # A cleared task runs again: its cache entry (maybe its own last success) is not read.
+    cleared = {base(k) for k in keys} | set((body.get("spec") or {}).get("noCacheTasks") or [])
+    kube.patch("pipelineruns", namespace, run, {"spec": {"noCacheTasks": sorted(cleared)}})
     _reload(kube, namespace, run, {k: None for k in keys})
     click.echo(f"cleared {len(keys)} task instance(s) of {run}: {', '.join(sorted(keys))}")
 

@@ -153,9 +153,7 @@ async def pool_event(event: dict[str, Any], **_: Any) -> None:
 async def pod_event(event: dict[str, Any], **_: Any) -> None:
     body = event["object"]
     masker = STATE["kube"].masker
-    if any(
-        masking.has_message(s) for s in (body.get("status") or {}).get("containerStatuses") or []
-    ):
+    if masking.pod_has_message(body):
         # Secret values in outputs are masked before anything reads them (reads run in a thread).
         body = await asyncio.to_thread(masker.mask_pod, body)
     await _guard("Pod", body, world().on_pod(str(event.get("type")), body))

@@ -21,11 +21,13 @@ from kascade import metrics
 from kascade.api import defaults
 from kascade.api.resources import PipelineRun
 from kascade.api.runs import RunPhase, TriggerKind
-from kascade.controller import approval, pipelines, scheduling
+from kascade.controller import approval, config, pipelines, scheduling
+from kascade.controller.cache import Caches
 from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
 from kascade.controller.status import invalid_run, queued_run
+from kascade.engine.caching import Refresh
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
 from kascade.engine.plan import History
@@ -68,6 +70,7 @@ class World:
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
         self._pool_status_due = False
+        self.caches = Caches(kube, self.pipelines.get)
 
     # -- clock ---------------------------------------------------------------------
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -137,6 +140,7 @@ class World:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if event == "DELETED":
             self.pipelines.pop(key, None)
+            self.caches.forget(key)  # its TaskCache goes with it (owner reference)
             return
         self.pipelines[key] = body
         status = body.get("status") or {}
@@ -327,12 +331,16 @@ class World:
             pipeline=pname,
             namespace=key[0],
         )
+        cache = await self.caches.for_plan((key[0], pname), plan)
         engine = RunEngine(
             plan,
             ctx,
             pools=self.pools.for_namespace(key[0]),
             slots=self._slots((key[0], pname)).for_run(plan.spec.max_active_tasks),
             external=WatchedRuns(self, key[0]),
+            cache=cache,
+            refresh=Refresh(bool(run.spec.no_cache), frozenset(run.spec.no_cache_tasks or ())),
+            values=config.CONFIG.outputs,
         )
         driver = RunDriver(
             self.kube,
@@ -344,6 +352,7 @@ class World:
             emit=self.emit,
             active_runs=lambda: len(self.drivers),
             clock=self.clock,
+            cache=cache,
         )
         driver.reload_token = reload
         self.drivers[key] = driver

@@ -40,6 +40,7 @@ class StoreError(Exception):
 
 class OutputsStore:
     def __init__(self, settings: ObjectStoreSettings, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.settings = settings
         self.store = ObjectStore(settings)
         self.max_bytes = max_bytes
         self._read: OrderedDict[str, tuple[int, Any]] = OrderedDict()
