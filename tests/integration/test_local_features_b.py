@@ -48,6 +48,19 @@ def _run(
     return dict(json.loads(proc.stdout))
 
 
+def _cli(args: list[str], tmp: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KASCADE_STORE_")}
+    base.update(PYTHONPATH=str(ROOT / "operator"), KASCADE_HOME=str(tmp / "home"), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "kascade", *args],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def _pipeline(name: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "kascade.io/v1alpha1",
@@ -132,6 +145,16 @@ def test_a_large_output_goes_to_the_store_and_is_read_back_downstream(
     assert record["tasks"]["consume"]["outputs"] == {"size": 200000}
     store = ObjectStore(ObjectStoreSettings.from_data(s3_server.settings(), "test"), bucket)
     assert json.loads(store.get(ref["key"])) == "x" * 200000
+    # The CLI reads it back with the store settings of the shell.
+    args = ["outputs", record["runId"], "--task", "produce", "--local", "large"]
+    shown = _cli([*args, "--name", "data"], tmp_path, env)
+    assert shown.returncode == 0 and shown.stdout == "x" * 200000 + "\n"
+    assert json.loads(_cli(args, tmp_path, env).stdout) == {"rows": 3, "data": "x" * 200000}
+    refused = _cli(args, tmp_path, {})
+    assert refused.returncode == 1
+    assert (
+        "these outputs are kept in the object store: set KASCADE_STORE_endpoint" in refused.stderr
+    )
 
     capped = _run(LARGE, tmp_path, env={**env, "KASCADE_OUTPUTS_MAX_BYTES": "100000"})
     produce = capped["tasks"]["produce"]

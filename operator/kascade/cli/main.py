@@ -10,7 +10,13 @@ import sys
 
 import click
 
-from kascade.cli import cluster_commands, local_commands, poke_commands, sdk_commands
+from kascade.cli import (
+    cluster_commands,
+    local_commands,
+    outputs_command,
+    poke_commands,
+    sdk_commands,
+)
 
 EXIT_INTERRUPTED = 130
 
@@ -24,6 +30,7 @@ def cli() -> None:
 local_commands.register(cli)
 cluster_commands.register(cli)
 poke_commands.register(cli)
+outputs_command.register(cli)
 sdk_commands.register(cli)
 
 
