@@ -46,7 +46,7 @@ def apply_crds(api: client.ApiClient) -> None:
             ext.create_custom_resource_definition(body)
     deadline = time.monotonic() + 60
     custom = client.CustomObjectsApi(api)
-    for plural in ("pipelines", "pipelineruns", "taskruns", "pools", "taskcaches"):
+    for plural in ("pipelines", "pipelineruns", "taskruns", "pools", "taskcaches", "tasktemplates"):
         while True:
             try:
                 custom.list_cluster_custom_object(GROUP, VERSION, plural, limit=1)

@@ -131,6 +131,7 @@ def test_webhook_path_matches_the_admission_handler() -> None:
     template = (CHART / "templates" / "webhook.yaml").read_text()
     assert f'"path" "{admission.WEBHOOK_PATH}"' in template
     assert f'"path" "{admission.RUN_WEBHOOK_PATH}"' in template
+    assert f'"path" "{admission.TEMPLATE_WEBHOOK_PATH}"' in template
     assert str(admission.DEFAULT_PORT) in (CHART / "values.yaml").read_text()
 
 
@@ -224,7 +225,7 @@ def test_deployment_defaults() -> None:
     assert not by_kind(docs, "ServiceMonitor") and not by_kind(docs, "PodMonitor")
     # `kubectl apply` of a bad Pipeline or PipelineRun is rejected out of the box.
     (mwc,) = by_kind(docs, "MutatingWebhookConfiguration")
-    assert [w["failurePolicy"] for w in mwc["webhooks"]] == ["Fail", "Fail"]
+    assert [w["failurePolicy"] for w in mwc["webhooks"]] == ["Fail", "Fail", "Fail"]
     assert not by_kind(docs, "ValidatingWebhookConfiguration")
     assert any(e["name"] == "KASCADE_WEBHOOK" for e in container["env"])
 
@@ -393,13 +394,15 @@ def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
 def test_webhook_generated_certificate() -> None:
     docs = render("--set", "webhook.enabled=true", "--set", "scope=cluster")
     mwc = one(docs, "MutatingWebhookConfiguration")
-    hook, run_hook = mwc["webhooks"]
+    hook, run_hook, template_hook = mwc["webhooks"]
     assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 15
     assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
     assert hook["rules"][0]["resources"] == ["pipelines"]
     assert hook["clientConfig"]["service"]["path"] == "/admit-pipeline"
     assert run_hook["rules"][0]["resources"] == ["pipelineruns"]
     assert run_hook["clientConfig"]["service"]["path"] == "/admit-pipelinerun"
+    assert template_hook["rules"][0]["resources"] == ["tasktemplates"]
+    assert template_hook["clientConfig"]["service"]["path"] == "/admit-tasktemplate"
     assert hook["reinvocationPolicy"] == "IfNeeded"
     (secret,) = [s for s in by_kind(docs, "Secret") if s["type"] == "kubernetes.io/tls"]
     assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]

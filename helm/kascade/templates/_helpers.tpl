@@ -97,9 +97,13 @@ app.kubernetes.io/part-of: kascade
 - apiGroups: [kascade.io]
   resources: [pipelines, pipelineruns, taskruns, pools, taskcaches]
   verbs: [get, list, watch, create, update, patch, delete]
+# TaskTemplates: read (a run copies the ones it uses into its spec), never changed.
+- apiGroups: [kascade.io]
+  resources: [tasktemplates]
+  verbs: [get, list, watch]
 # Status of its objects (validity, schedule, run and task states, pool usage, cache entries).
 - apiGroups: [kascade.io]
-  resources: [pipelines/status, pipelineruns/status, taskruns/status, pools/status, taskcaches/status]
+  resources: [pipelines/status, pipelineruns/status, taskruns/status, pools/status, taskcaches/status, tasktemplates/status]
   verbs: [get, patch]
 # One pod per task attempt (and notification hook): watched to follow attempts, deleted
 # on timeouts and kills; the admission webhook creates them with dryRun=All (never stored)

@@ -269,13 +269,22 @@ class TaskDefaults(ContainerFields, TaskPolicy):
     """Airflow's default_args: applied to every task that does not set the field."""
 
 
+class TemplateKind(StrEnum):
+    TEMPLATE = "Template"
+    TASK_TEMPLATE = "TaskTemplate"
+
+
 class TemplateUse(Model):
     """Instantiate a reusable task or group template."""
 
     name: Name
-    """The template's name (``spec.templates[].name``)."""
+    """The template's name (``spec.templates[].name``, or a TaskTemplate's)."""
+    kind: TemplateKind = TemplateKind.TEMPLATE
+    """Template (one of ``spec.templates``) or TaskTemplate (a TaskTemplate of the
+    namespace, shared by its pipelines; a run uses the version it started with)."""
     inputs: dict[str, JsonValue] | None = None
-    """Values of the template's inputs, visible as ``{{ inputs.x }}``."""
+    """Values of the template's inputs, visible as ``{{ inputs.x }}`` (templated: params,
+    macros and upstream outputs are rendered for each attempt)."""
 
 
 class TaskBody(ContainerFields, TaskPolicy):

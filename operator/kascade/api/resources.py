@@ -16,6 +16,7 @@ from kascade.api.caches import TaskCacheSpec, TaskCacheStatus
 from kascade.api.pipeline import PipelineSpec, PipelineStatus
 from kascade.api.pools import PoolSpec, PoolStatus
 from kascade.api.runs import PipelineRunSpec, PipelineRunStatus, TaskRunSpec, TaskRunStatus
+from kascade.api.templates import TaskTemplateSpec, TaskTemplateStatus
 
 EXPECT_ANNOTATION = "kascade.io/expect"
 """``kascade.io/expect: failed`` marks an example that is meant to fail."""
@@ -65,6 +66,12 @@ class Pool(_Object):
     kind: Literal["Pool"] = "Pool"
     spec: PoolSpec
     status: PoolStatus | None = None
+
+
+class TaskTemplate(_Object):
+    kind: Literal["TaskTemplate"] = "TaskTemplate"
+    spec: TaskTemplateSpec
+    status: TaskTemplateStatus | None = None
 
 
 class TaskCache(_Object):
@@ -169,6 +176,19 @@ KINDS: tuple[KindInfo, ...] = (
             Column("Slots", ".spec.slots", "integer"),
             Column("Used", ".status.used", "integer"),
             Column("Queued", ".status.queued", "integer"),
+            AGE,
+        ),
+    ),
+    KindInfo(
+        "TaskTemplate",
+        "tasktemplates",
+        ("ktt",),
+        TaskTemplateSpec,
+        TaskTemplateStatus,
+        "A task or group template shared by the pipelines of a namespace (Tekton's Task).",
+        (
+            Column("Valid", '.status.conditions[?(@.type=="Valid")].status'),
+            Column("Description", ".spec.description", priority=1),
             AGE,
         ),
     ),

@@ -15,6 +15,7 @@ from pydantic import Field, WithJsonSchema
 
 from kascade.api.base import Condition, Interval, JsonValue, Model, ObjectRef
 from kascade.api.pipeline import PipelineSpec
+from kascade.api.templates import PinnedTaskTemplate
 
 
 class TriggerKind(StrEnum):
@@ -69,6 +70,17 @@ class PipelineRunSpec(Model):
     """Run every task with a ``cache``: read no entry (new ones are still written)."""
     no_cache_tasks: list[str] | None = None
     """These tasks read no cache entry (``kascade clear`` adds the tasks it clears)."""
+    task_templates: Annotated[
+        list[PinnedTaskTemplate] | None,
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            }
+        ),
+    ] = None
+    """The TaskTemplates the spec uses, as they were when the run started (copied by the
+    operator before the first task; filled in when omitted)."""
 
 
 class TaskCounts(Model):

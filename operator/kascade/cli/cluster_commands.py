@@ -313,14 +313,17 @@ def backfill(pipeline: str, namespace: str, kubeconfig: str | None, start: str, 
 
 
 def _run_and_plan(kube: Any, namespace: str, run: str) -> tuple[dict[str, Any], Any]:
-    from kascade.api.pipeline import PipelineSpec
+    from kascade.api.resources import PipelineRun
+    from kascade.engine import task_templates
     from kascade.engine.compile import compile_or_raise
 
     body = kube.get("pipelineruns", namespace, run)
     if body is None:
         raise click.ClickException(f"pipelinerun {namespace}/{run} not found")
-    spec = PipelineSpec.model_validate(body["spec"]["pipelineSpec"])
-    return body, compile_or_raise(spec, body["spec"]["pipelineRef"]["name"])
+    model = PipelineRun.model_validate(body)
+    assert model.spec.pipeline_spec is not None
+    shared = task_templates.pinned(model.spec.task_templates or [])
+    return body, compile_or_raise(model.spec.pipeline_spec, model.spec.pipeline_ref.name, shared)
 
 
 def _reload(kube: Any, namespace: str, run: str, tasks: dict[str, Any]) -> None:

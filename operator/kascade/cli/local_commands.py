@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -99,12 +100,27 @@ def validate_command(files: tuple[Path, ...]) -> None:
     Exit code 1 if anything is invalid.
     """
     bad = False
+    shared = _task_templates([p for p in files if not (p.is_dir() or p.suffix == ".py")])
     for path in files:
         if path.is_dir() or path.suffix == ".py":
             bad |= _validate_python(path)
         else:
-            bad |= _validate_manifest(path)
+            bad |= _validate_manifest(path, shared)
     sys.exit(1 if bad else 0)
+
+
+def _task_templates(paths: list[Path]) -> dict[str, Any]:
+    """The TaskTemplates of every manifest given: pipelines in any of them may use them."""
+    from kascade.cli.documents import InputError, read_documents
+    from kascade.engine import task_templates
+
+    docs = []
+    for path in paths:
+        try:
+            docs += read_documents(path, every_kind=True)
+        except InputError:
+            continue  # said when the file itself is validated
+    return task_templates.from_manifests(docs)[0]
 
 
 def _validate_python(path: Path) -> bool:
@@ -121,21 +137,31 @@ def _validate_python(path: Path) -> bool:
     return bool(result.problems)
 
 
-def _validate_manifest(path: Path) -> bool:
+def _validate_manifest(path: Path, shared: dict[str, Any]) -> bool:
     from kascade.cli.documents import InputError, check, read_documents
+    from kascade.engine import task_templates
+    from kascade.engine.validation import is_pipeline
 
     bad = False
     try:
-        docs = read_documents(path)
+        every = read_documents(path, every_kind=True)
     except InputError as exc:
         for line in exc.lines:
             click.echo(f"{path}: {line}")
         return True
-    if not docs:
+    docs = [d for d in every if is_pipeline(d)]
+    templates = [d for d in every if d.get("kind") == task_templates.KIND]
+    for doc in templates:
+        name = (doc.get("metadata") or {}).get("name") or "?"
+        problems = [str(i) for i in task_templates.validate(doc)]
+        bad |= bool(problems)
+        for problem in problems or ["OK"]:
+            click.echo(f"{path}: TaskTemplate {name}: {problem}")
+    if not docs and not templates:
         bad = True
         click.echo(f"{path}: no Pipeline document found")
     for doc in docs:
-        checked = check(doc)
+        checked = check(doc, shared)
         prefix = f"{path}: {checked.name}: " if len(docs) > 1 else f"{path}: "
         if checked.problems or checked.plan is None:
             bad = True

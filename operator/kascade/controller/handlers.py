@@ -141,6 +141,12 @@ async def run_event(event: dict[str, Any], **_: Any) -> None:
     await _guard("PipelineRun", body, world().on_run(str(event.get("type")), body))
 
 
+@kopf.on.event(GROUP, VERSION, "tasktemplates")
+async def task_template_event(event: dict[str, Any], **_: Any) -> None:
+    body = event["object"]
+    await _guard("TaskTemplate", body, world().on_task_template(str(event.get("type")), body))
+
+
 @kopf.on.event(GROUP, VERSION, "pools")
 async def pool_event(event: dict[str, Any], **_: Any) -> None:
     meta = event["object"]["metadata"]

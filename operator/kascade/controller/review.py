@@ -33,9 +33,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kascade.api.pipeline import PipelineSpec
+from kascade.api.pipeline import PipelineSpec, Template
 from kascade.api.resources import PipelineRun
 from kascade.controller import approval, pod_preview, rights
+from kascade.engine import task_templates
 from kascade.engine.errors import Issue, pydantic_issues
 from kascade.engine.params import resolve_params
 from kascade.engine.plan import Plan
@@ -98,6 +99,24 @@ class Reviewer:
     async def run(self, req: Request) -> Verdict:
         return await self._changed_or_kept(req, self._run)
 
+    async def task_template(self, req: Request) -> Verdict:
+        """A TaskTemplate is judged on its own (every problem with its path); the rights
+        its fields need are checked for each pipeline author that uses it."""
+        if req.spec_unchanged():
+            return Verdict()
+        too_big = _size_problem(req.new.get("spec"), "spec")
+        if too_big:
+            return Verdict([too_big])
+        return Verdict([str(i) for i in task_templates.validate(req.new)])
+
+    async def _shared(self, namespace: str, names: set[str]) -> dict[str, Template]:
+        """The namespace's TaskTemplates of these names (missing ones are left out: the
+        validation says which)."""
+        found = await asyncio.gather(
+            *(asyncio.to_thread(self.access.task_template, namespace, n) for n in sorted(names))
+        )
+        return task_templates.from_manifests([b for b in found if b is not None])[0]
+
     async def _changed_or_kept(
         self, req: Request, judge: Callable[[Request], Awaitable[Verdict]]
     ) -> Verdict:
@@ -126,7 +145,8 @@ class Reviewer:
         too_big = _size_problem(spec, "spec")
         if too_big:
             return Verdict([too_big])
-        model, plan, issues = validate_document(req.new)
+        shared = await self._shared(req.namespace, _used(spec))
+        model, plan, issues = validate_document(req.new, shared)
         if issues or model is None or plan is None:
             return Verdict([str(i) for i in issues])
         return await self._approve(req, plan, model.spec, spec)
@@ -151,7 +171,11 @@ class Reviewer:
             declared = (referenced or {}).get("spec", {}).get("params")
             problems += _param_problems(declared, run.spec.params)
             return Verdict(problems)  # no spec, no approval: the operator copies the Pipeline's
-        plan, issues = validate_spec(spec, ref)
+        if run.spec.task_templates is not None:
+            shared = task_templates.pinned(run.spec.task_templates)
+        else:
+            shared = await self._shared(req.namespace, task_templates.used(spec))
+        plan, issues = validate_spec(spec, ref, shared)
         problems += [_under("spec.pipelineSpec", i) for i in issues]
         problems += [str(i) for i in _params(spec, run.spec.params)]
         if problems or plan is None:
@@ -209,7 +233,13 @@ class Reviewer:
         answers = await asyncio.gather(
             *(
                 asyncio.to_thread(
-                    self.access.allowed, req.user, req.namespace, c.verb, c.resource, c.name
+                    self.access.allowed,
+                    req.user,
+                    req.namespace,
+                    c.verb,
+                    c.resource,
+                    c.name,
+                    c.group,
                 )
                 for c in checks
             )
@@ -220,6 +250,14 @@ class Reviewer:
 
     def _is_me(self, user: UserInfo) -> bool:
         return user.username == self.access.whoami()
+
+
+def _used(raw: Any) -> set[str]:
+    """The TaskTemplates a raw spec names (none when it does not parse: validation says why)."""
+    try:
+        return task_templates.used(PipelineSpec.model_validate(raw or {}))
+    except ValidationError:
+        return set()
 
 
 def _size_problem(spec: Any, path: str) -> str | None:

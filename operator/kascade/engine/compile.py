@@ -18,6 +18,8 @@ from kascade.api.pipeline import (
     TaskDefaults,
     TaskGroup,
     Template,
+    TemplateKind,
+    TemplateUse,
 )
 from kascade.engine.dag import Graph
 from kascade.engine.errors import Issue, PipelineInvalid
@@ -43,8 +45,10 @@ class _Decl:
 
 
 class _Compiler:
-    def __init__(self, spec: PipelineSpec) -> None:
+    def __init__(self, spec: PipelineSpec, shared: Mapping[str, Template]) -> None:
         self.spec = spec
+        self.shared = shared
+        """The namespace's TaskTemplates (``template.kind: TaskTemplate``), by name."""
         self.issues: list[Issue] = []
         self.decls: dict[str, _Decl] = {}
         self.order: list[str] = []  # task ids in declaration order
@@ -68,6 +72,10 @@ class _Compiler:
                 )
             self.templates[tpl.name] = tpl
             self.template_paths[tpl.name] = f"spec.templates[{i}]"  # the one used: the last
+        for name in shared:
+            self.template_paths[f"{TemplateKind.TASK_TEMPLATE.value}:{name}"] = (
+                f"tasktemplates/{name}.spec"
+            )
         self._leaves: dict[str, set[str]] = {}
         self._roots: dict[str, set[str]] = {}
 
@@ -146,8 +154,8 @@ class _Compiler:
             group_paths = [f"{gpath}.groups[{j}]" for j in range(len(sub_groups))]
             stack = template_stack
             if group.template is not None:
-                tpl = self._template(group.template.name, f"{gpath}.template.name", group=True)
-                if tpl is not None and tpl.name in template_stack:
+                tpl = self._template(group.template, f"{gpath}.template.name", group=True)
+                if tpl is not None and self._tkey(tpl) in template_stack:
                     self.issues.append(
                         Issue(
                             f"{gpath}.template.name", f"template {tpl.name!r} instantiates itself"
@@ -157,13 +165,13 @@ class _Compiler:
                 if tpl is not None:
                     sub_tasks = list(tpl.tasks or []) + sub_tasks
                     sub_groups = list(tpl.groups or []) + sub_groups
-                    tp = self.template_paths[tpl.name]
+                    tp = self._path(tpl)
                     task_paths = [f"{tp}.tasks[{j}]" for j in range(len(tpl.tasks or []))]
                     task_paths += [f"{gpath}.tasks[{j}]" for j in range(len(group.tasks or []))]
                     group_paths = [f"{tp}.groups[{j}]" for j in range(len(tpl.groups or []))]
                     group_paths += [f"{gpath}.groups[{j}]" for j in range(len(group.groups or []))]
                     sub_inputs = self._inputs(tpl, group.template.inputs, f"{gpath}.template")
-                    stack = (*template_stack, tpl.name)
+                    stack = (*template_stack, self._tkey(tpl))
             if not sub_tasks and not sub_groups:
                 self.issues.append(Issue(gpath, f"group {gid!r} has no tasks"))
             self._walk_scope(
@@ -184,8 +192,28 @@ class _Compiler:
             self.decls[parent].members.append(task_id)
             parent = self.decls[parent].parent
 
-    def _template(self, name: str, path: str, *, group: bool) -> Template | None:
-        tpl = self.templates.get(name)
+    def _tkey(self, tpl: Template) -> str:
+        shared = self.shared.get(tpl.name) is tpl
+        return f"{TemplateKind.TASK_TEMPLATE.value}:{tpl.name}" if shared else tpl.name
+
+    def _path(self, tpl: Template) -> str:
+        """Where a template is written (its TaskTemplate, for a shared one)."""
+        return self.template_paths.get(self._tkey(tpl), "spec.templates")
+
+    def _template(self, use: TemplateUse, path: str, *, group: bool) -> Template | None:
+        name = use.name
+        if use.kind is TemplateKind.TASK_TEMPLATE:
+            tpl = self.shared.get(name)
+            if tpl is None:
+                known = ", ".join(sorted(self.shared)) or "none found"
+                self.issues.append(
+                    Issue(
+                        path, f"no TaskTemplate {name!r} in the namespace (TaskTemplates: {known})"
+                    )
+                )
+                return None
+        else:
+            tpl = self.templates.get(name)
         if tpl is None:
             known = ", ".join(sorted(self.templates)) or "none declared"
             self.issues.append(Issue(path, f"unknown template {name!r} (templates: {known})"))
@@ -207,7 +235,7 @@ class _Compiler:
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """The inputs' values, and where each was written (its use, or the default)."""
         declared = {i.name: i for i in tpl.inputs or []}
-        tpath = self.template_paths.get(tpl.name, "spec.templates")
+        tpath = self._path(tpl)
         values = {n: i.default for n, i in declared.items() if i.default is not None}
         paths = {
             i.name: f"{tpath}.inputs[{k}].default"
@@ -246,11 +274,11 @@ class _Compiler:
                 sources[name] = self.layer_paths.get(id(layer), path)
         task_inputs = (dict(inputs[0]), dict(inputs[1]))
         if task.template is not None:
-            tpl = self._template(task.template.name, f"{path}.template.name", group=False)
+            tpl = self._template(task.template, f"{path}.template.name", group=False)
             if tpl is not None and tpl.task is not None:
                 for name in tpl.task.model_fields_set:
                     values[name] = getattr(tpl.task, name)
-                    sources[name] = f"{self.template_paths[tpl.name]}.task"
+                    sources[name] = f"{self._path(tpl)}.task"
                 given, where = self._inputs(tpl, task.template.inputs, f"{path}.template")
                 task_inputs[0].update(given)
                 task_inputs[1].update(where)
@@ -363,9 +391,12 @@ def _plan_task(
     )
 
 
-def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | None, list[Issue]]:
-    """The plan and every structural problem (the plan is None when the DAG is unusable)."""
-    comp = _Compiler(spec)
+def compile_spec(
+    spec: PipelineSpec, name: str = "pipeline", shared: Mapping[str, Template] | None = None
+) -> tuple[Plan | None, list[Issue]]:
+    """The plan and every structural problem (the plan is None when the DAG is unusable).
+    ``shared``: the TaskTemplates the spec may use (``template.kind: TaskTemplate``)."""
+    comp = _Compiler(spec, shared or {})
     comp.walk()
     upstream = comp.edges()
     issues = comp.issues
@@ -402,8 +433,10 @@ def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | Non
     return plan, list(dict.fromkeys(issues))
 
 
-def compile_or_raise(spec: PipelineSpec, name: str = "pipeline") -> Plan:
-    plan, issues = compile_spec(spec, name)
+def compile_or_raise(
+    spec: PipelineSpec, name: str = "pipeline", shared: Mapping[str, Template] | None = None
+) -> Plan:
+    plan, issues = compile_spec(spec, name, shared)
     if issues or plan is None:
         raise PipelineInvalid(issues)
     return plan

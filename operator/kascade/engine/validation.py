@@ -7,14 +7,14 @@ way everywhere (the lesson of Tekton's shared ``dag.Build``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from kascade.api.pipeline import PipelineSpec, Sensor, SensorKind, Task
+from kascade.api.pipeline import PipelineSpec, Sensor, SensorKind, Task, Template
 from kascade.api.resources import Pipeline
 from kascade.engine import expressions, sensors, templating, value_checks
 from kascade.engine.compile import compile_spec
@@ -60,8 +60,11 @@ def is_pipeline(doc: dict[str, Any]) -> bool:
     return bool(doc.get("kind", "Pipeline") == "Pipeline")
 
 
-def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None, list[Issue]]:
-    """Parse and check one manifest; the plan is None whenever there is any issue."""
+def validate_document(
+    doc: dict[str, Any], shared: Mapping[str, Template] | None = None
+) -> tuple[Pipeline | None, Plan | None, list[Issue]]:
+    """Parse and check one manifest; the plan is None whenever there is any issue.
+    ``shared``: the TaskTemplates it may use (``template.kind: TaskTemplate``)."""
     try:
         pipeline = Pipeline.model_validate(doc)
     except ValidationError as exc:
@@ -69,13 +72,15 @@ def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None
     issues: list[Issue] = []
     if not pipeline.metadata.name:
         issues.append(Issue("metadata.name", "a pipeline needs a name"))
-    plan, spec_issues = validate_spec(pipeline.spec, pipeline.metadata.name or "pipeline")
+    plan, spec_issues = validate_spec(pipeline.spec, pipeline.metadata.name or "pipeline", shared)
     issues.extend(spec_issues)
     return pipeline, (plan if not issues else None), issues
 
 
-def validate_spec(spec: PipelineSpec, name: str) -> tuple[Plan | None, list[Issue]]:
-    plan, issues = compile_spec(spec, name)
+def validate_spec(
+    spec: PipelineSpec, name: str, shared: Mapping[str, Template] | None = None
+) -> tuple[Plan | None, list[Issue]]:
+    plan, issues = compile_spec(spec, name, shared)
     issues.extend(_schedule_issues(spec))
     for i, n in enumerate(spec.notifications or []):
         issues.extend(_notification_issues(n, f"spec.notifications[{i}]"))
@@ -163,7 +168,7 @@ def _task_issues(plan: Plan, task: PlannedTask, spec: PipelineSpec) -> Iterator[
     if task.pool_slots > 1 and task.pool is None:
         yield Issue(f"{p}.poolSlots", "poolSlots needs a pool")
     roots = RUN_ROOTS | (MAPPED_ROOTS if t.expand is not None else frozenset())
-    for path, text in _templated_strings(t, p):
+    for path, text in _templated_strings(task):
         errors = templating.check(text)
         for error in errors:
             yield Issue(path, error)
@@ -193,26 +198,33 @@ _SENSOR_TEMPLATED = (
 )
 
 
-def _templated_strings(t: Task, p: str) -> Iterator[tuple[str, str]]:
+def _templated_strings(task: PlannedTask) -> Iterator[tuple[str, str]]:
+    """Every templated string of a task, with where it is written (an inherited field: in
+    the defaults or the template it came from)."""
+    t = task.spec
+
+    def at(name: str, wire: str) -> str:
+        return task.field_path(name, wire)
+
     for name, wire in (("image", "image"), ("script", "script"), ("working_dir", "workingDir")):
         value = getattr(t, name)
         if value:
-            yield f"{p}.{wire}", value
+            yield at(name, wire), value
     for name in ("command", "args"):
         for i, value in enumerate(getattr(t, name) or []):
-            yield f"{p}.{name}[{i}]", value
+            yield f"{at(name, name)}[{i}]", value
     for i, env in enumerate(t.env or []):
         if env.value:
-            yield f"{p}.env[{i}].value", env.value
+            yield f"{at('env', 'env')}[{i}].value", env.value
     if t.cache is not None:
-        yield f"{p}.cache.key", t.cache.key
+        yield f"{at('cache', 'cache')}.key", t.cache.key
     if t.sensor is not None:
         for name, wire in _SENSOR_TEMPLATED:
             value = getattr(t.sensor, name)
             if value:
-                yield f"{p}.sensor.{wire}", value
+                yield f"{at('sensor', 'sensor')}.{wire}", value
         for i, value in enumerate(t.sensor.parameters or []):
-            yield f"{p}.sensor.parameters[{i}]", value
+            yield f"{at('sensor', 'sensor')}.parameters[{i}]", value
 
 
 def _input_issues(
