@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 from fake_kube import FakeKube
-from helpers_engine import spec, task
+from helpers_engine import spec
 from test_admission_review import KEY, Answers, pipeline
 
 from kascade.api.pipeline import Template
