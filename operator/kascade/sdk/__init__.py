@@ -43,6 +43,7 @@ from kascade.sdk.operators.python import (
     PythonVirtualenvOperator,
     ShortCircuitOperator,
 )
+from kascade.sdk.operators.task_template import TaskTemplateOperator
 from kascade.sdk.operators.trigger_dagrun import TriggerDagRunOperator
 from kascade.sdk.param import Param, ParamsDict
 from kascade.sdk.sensors.base import BaseSensorOperator, PokeReturnValue
@@ -107,6 +108,7 @@ __all__ = [
     "ShortCircuitOperator",
     "SqlSensor",
     "TaskGroup",
+    "TaskTemplateOperator",
     "TimeDeltaSensor",
     "TimeDeltaSensorAsync",
     "TimeSensor",
