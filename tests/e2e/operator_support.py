@@ -174,7 +174,9 @@ class Kascade:
 
     def apply_object(self, doc: dict[str, Any]) -> None:
         """Create a kascade object of a manifest (a Pool) in the test namespace, if new."""
-        plural = {"Pool": "pools", "Pipeline": "pipelines"}[doc["kind"]]
+        plural = {"Pool": "pools", "Pipeline": "pipelines", "TaskTemplate": "tasktemplates"}[
+            doc["kind"]
+        ]
         body = {**doc, "metadata": {**doc["metadata"], "namespace": self.ns}}
         try:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, body)

@@ -43,6 +43,10 @@ TWIN_OF = {
     "data-quality-fails.yaml": ("data_quality_fails.py", "data_quality_fails"),
     "parallel-regions.yaml": ("parallel_regions.py", "parallel_regions"),
     "short-circuit-and-when.yaml": ("short_circuit_and_when.py", "short_circuit_and_when"),
+    "shared-templates-and-cache.yaml": (
+        "shared_templates_and_cache.py",
+        "shared_templates_and_cache",
+    ),
 }
 
 
