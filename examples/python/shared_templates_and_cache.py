@@ -31,7 +31,9 @@ with DAG(
         task_id="quote_rates",
         max_active_tis_per_dag=1,
         cache_key="quote-{{ item }}-{{ ds }}",
-    ).expand(bash_command=[f"echo quoting {c}; echo rate=1.{len(c)}" for c in ("USD", "GBP", "USD")])
+    ).expand(
+        bash_command=[f"echo quoting {c}; echo rate=1.{len(c)}" for c in ("USD", "GBP", "USD")]
+    )
     report = BashOperator(
         task_id="report",
         bash_command="echo base {{ ti.xcom_pull('base_rates', key='rate') }}",

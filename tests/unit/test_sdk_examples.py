@@ -8,13 +8,15 @@ manifests/examples/expected.yaml, the file the operator is held to on a cluster.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from test_examples_local import with_services
 
-from example_cases import EXAMPLES, ROOT, cases
+from example_cases import EXAMPLES, ROOT, cases, documents, service_setup, services
 from sdk_support import run_json
 
 TWINS = ROOT / "examples" / "python"
@@ -43,6 +45,7 @@ TWIN_OF = {
     "data-quality-fails.yaml": ("data_quality_fails.py", "data_quality_fails"),
     "parallel-regions.yaml": ("parallel_regions.py", "parallel_regions"),
     "short-circuit-and-when.yaml": ("short_circuit_and_when.py", "short_circuit_and_when"),
+    "landing-zone.yaml": ("landing_zone.py", "landing_zone"),
     "shared-templates-and-cache.yaml": (
         "shared_templates_and_cache.py",
         "shared_templates_and_cache",
@@ -66,13 +69,34 @@ def run(
     tmp: Path,
     dag: str | None = None,
     extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     args = ["--workdir", str(tmp / "work"), *extra] + (["--dag", dag] if dag else [])
     if entry.get("logicalDate"):
         args += ["--logical-date", entry["logicalDate"]]
     for key, value in (entry.get("params") or {}).items():
         args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-    return run_json(path, *args, home=tmp / "home")
+    return run_json(path, *args, home=tmp / "home", env=env)
+
+
+def service_env(
+    manifest: Path, entry: dict[str, Any], request: pytest.FixtureRequest
+) -> dict[str, str]:
+    """A twin's servers, for a local run: the connections' Secrets as the CONN_<NAME>_<key>
+    variables a Python DAG reads, and the object store for outputs."""
+    wanted = services(entry)
+    if not wanted:
+        return {}
+    postgres = request.getfixturevalue("postgres_server") if "postgres" in wanted else None
+    s3 = request.getfixturevalue("s3_server") if {"s3", "store"} & set(wanted) else None
+    ds = (entry.get("logicalDate") or datetime.now(UTC).isoformat())[:10]
+    secrets, env = service_setup(entry, ds, postgres=postgres, s3=s3)
+    pipeline, _ = documents(manifest.relative_to(EXAMPLES).as_posix())
+    for conn in pipeline["spec"].get("connections") or []:
+        (secret,) = [s for s in secrets if s["metadata"]["name"] == conn["secret"]]
+        prefix = "CONN_" + conn["name"].upper().replace("-", "_") + "_"
+        env.update({prefix + k: v for k, v in secret["stringData"].items()})
+    return env
 
 
 #: Values some twins' tasks return (the YAML examples write the same numbers as outputs).
@@ -101,11 +125,17 @@ def test_every_example_has_a_twin() -> None:
 
 
 @pytest.mark.parametrize(("case", "entry"), cases(), ids=[c for c, _ in cases()])
-def test_twin_runs_to_the_same_states(case: str, entry: dict[str, Any], tmp_path: Path) -> None:
+def test_twin_runs_to_the_same_states(
+    case: str, entry: dict[str, Any], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     manifest = case.split("#")[0]
     file, dag = TWIN_OF[manifest]
-    twin = run(TWINS / file, entry, tmp_path / "py", dag, tuple(pool_args(EXAMPLES / manifest)))
-    yaml_run = run(EXAMPLES / manifest, entry, tmp_path / "yaml")
+    env = service_env(EXAMPLES / manifest, entry, request)
+    twin = run(
+        TWINS / file, entry, tmp_path / "py", dag, tuple(pool_args(EXAMPLES / manifest)), env
+    )
+    yaml_path, yaml_env = with_services(EXAMPLES / manifest, entry, tmp_path, request)
+    yaml_run = run(yaml_path, entry, tmp_path / "yaml", env=yaml_env)
     twin_states = {k.replace("_", "-"): v["state"] for k, v in twin["tasks"].items()}
     yaml_states = {k: v["state"] for k, v in yaml_run["tasks"].items()}
     assert twin_states == yaml_states == entry["tasks"]

@@ -115,6 +115,7 @@ def build_pod(
         attempt=launch.attempt,
         map_index=launch.map_index,
         outputs=OUTPUTS_FILE if sidecar else TERMINATION_MESSAGE_PATH,
+        outputs_max=config.CONFIG.outputs.max_bytes if config.CONFIG.outputs and sidecar else None,
     )
     env += [{"name": name, "value": value} for name, value in contract.items()]
     env_from: list[dict[str, Any]] = [

@@ -120,6 +120,7 @@ class AttemptRunner:
                 attempt=launch.attempt,
                 map_index=launch.map_index,
                 outputs=str(outputs),
+                outputs_max=self.store.max_bytes if self.store is not None else None,
             )
         )
         return env
