@@ -258,3 +258,24 @@ def test_the_sidecars_small_outputs_and_its_late_end_are_read_right() -> None:
     seen = observe.view(done)
     assert seen.result is not None and seen.result.outputs == {"rows": 3}
     assert seen.large_outputs is None
+
+
+def test_secrets_are_masked_in_the_sidecars_outputs_but_not_in_its_size_marker() -> None:
+    from kascade.controller.masking import SecretMasker
+
+    pod = {
+        "metadata": {"namespace": "ns"},
+        "spec": {"containers": [{"envFrom": [{"secretRef": {"name": "db"}}]}]},
+        "status": {
+            "initContainerStatuses": [
+                {"name": OUTPUTS_SIDECAR, "state": {"terminated": {"message": "user=kascade"}}}
+            ]
+        },
+    }
+    masker = SecretMasker(lambda ns, name: {"user": "kascade"})
+    small = masker.mask_pod(pod)["status"]["initContainerStatuses"][0]["state"]["terminated"]
+    assert small["message"] == "user=***"
+    marker = f"{LARGE_MARKER}20833"  # "kascade" is a Secret's value here too
+    pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["message"] = marker
+    large = masker.mask_pod(pod)["status"]["initContainerStatuses"][0]["state"]["terminated"]
+    assert large["message"] == marker

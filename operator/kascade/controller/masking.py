@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kascade.controller.podspec import LARGE_MARKER
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.masking")
@@ -112,13 +113,20 @@ class SecretMasker:
         for field in STATUS_FIELDS:
             for status in masked["status"].get(field) or []:
                 for state in ("state", "lastState"):
-                    terminated = (status.get(state) or {}).get("terminated")
-                    if terminated and terminated.get("message"):
-                        terminated["message"] = mask_text(terminated["message"], values)
+                    terminated = (status.get(state) or {}).get("terminated") or {}
+                    message = terminated.get("message")
+                    if message and not _size_marker(message):
+                        terminated["message"] = mask_text(message, values)
         return masked
 
 
 STATUS_FIELDS = ("containerStatuses", "initContainerStatuses")
+
+
+def _size_marker(message: str) -> bool:
+    """The outputs sidecar's "outputs are in my log" message holds only a size: nothing to
+    mask, and masking it would hide the outputs (the log is masked when it is read)."""
+    return message.startswith(LARGE_MARKER) and message[len(LARGE_MARKER) :].isdigit()
 
 
 def has_message(status: dict[str, Any]) -> bool:
