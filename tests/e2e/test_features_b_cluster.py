@@ -142,21 +142,35 @@ def test_cache_hits_across_runs(kas: Kascade) -> None:
     assert fetch["message"] == f"cached: key 'rates-2024-01-15', from run manual__{day}"
     assert _pods(kas, "cached-2") == {"use"}  # no pod for the cached task
 
-    body = kas.get("pipelines", "cached")
-    from datetime import UTC, datetime
+    # kascade trigger --no-cache: the task runs again and refreshes the entry.
+    out = _kascade(kas, "trigger", "cached", "--logical-date", day, "--no-cache", "--wait")
+    third = out.splitlines()[0].split()[0].removeprefix("pipelinerun/")
+    assert _pods(kas, third) == {"fetch", "use"}
+    fresh = _taskrun(kas, third, "fetch")["status"]["outputs"]["stamp"]
+    assert fresh != stamp
+    # kascade clear re-runs a cleared cached task instead of reusing its entry.
+    _kascade(kas, "clear", "cached-2", "--task", "fetch")
+    assert kas.get("pipelineruns", "cached-2")["spec"]["noCacheTasks"] == ["fetch", "use"]
+    cleared = kas.wait_run("cached-2")
+    assert cleared["status"]["tasks"] == {"fetch": "success", "use": "success"}
+    assert "fetch" in _pods(kas, "cached-2")
+    again = _taskrun(kas, "cached-2", "fetch")["status"]
+    assert [a.get("reason") for a in again["attempts"]] == [None]
+    assert again["outputs"]["stamp"] not in (stamp, fresh)
 
-    from kascade.controller import scheduling
 
-    manifest = scheduling.manual_run_manifest(
-        body, logical_date=datetime.fromisoformat(day), now=datetime.now(UTC), name="cached-3"
+def _kascade(kas: Kascade, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KUBECONFIG": kubeconfig_path()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kascade", *args, "-n", kas.ns],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
-    manifest["spec"]["noCache"] = True
-    kas.custom.create_namespaced_custom_object(
-        "kascade.io", "v1alpha1", kas.ns, "pipelineruns", manifest
-    )
-    kas.wait_run("cached-3")
-    assert _pods(kas, "cached-3") == {"fetch", "use"}
-    assert _taskrun(kas, "cached-3", "fetch")["status"]["outputs"]["stamp"] != stamp
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def test_sql_and_s3_sensors_against_real_servers(
