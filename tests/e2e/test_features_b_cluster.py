@@ -19,9 +19,6 @@ reach them (the node's address). Runs go at once to keep the tier short.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,11 +32,11 @@ import servers
 from kascade.engine.outputs import REF_KEY
 from kascade.integrations.objectstore import ObjectStore
 from kascade.integrations.settings import ObjectStoreSettings
+from sdk_support import kascade
 
 from .conftest import Cluster, kubeconfig_path, wait_until
 from .images import operator_image
 from .operator_support import (
-    ROOT,
     Kascade,
     OperatorProcess,
     apply_crds,
@@ -159,16 +156,9 @@ def test_cache_hits_across_runs(kas: Kascade) -> None:
     assert again["outputs"]["stamp"] not in (stamp, fresh)
 
 
-def _kascade(kas: Kascade, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KUBECONFIG": kubeconfig_path()}
-    proc = subprocess.run(
-        [sys.executable, "-m", "kascade", *args, "-n", kas.ns],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def _kascade(kas: Kascade, *args: str, env: dict[str, str] | None = None) -> str:
+    full = {"KUBECONFIG": kubeconfig_path(), **(env or {})}
+    proc = kascade(*args, "-n", kas.ns, env=full, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -279,31 +269,6 @@ def test_a_1_mib_output_goes_through_the_object_store(
     store = ObjectStore(ObjectStoreSettings.from_data(s3_for_pods.settings(), "test"), store_bucket)
     assert json.loads(store.get(ref["key"])) == "a" * size
     assert _taskrun(kas, run, "size")["status"]["outputs"] == {"size": size}
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "operator"),
-        "KUBECONFIG": kubeconfig_path(),
-        **{f"KASCADE_STORE_{k}": v for k, v in s3_for_pods.settings(bucket=store_bucket).items()},
-    }
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kascade",
-            "outputs",
-            run,
-            "--task",
-            "big",
-            "--name",
-            "data",
-            "-n",
-            kas.ns,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert shown.stdout == "a" * size + "\n"
+    store = {f"KASCADE_STORE_{k}": v for k, v in s3_for_pods.settings(bucket=store_bucket).items()}
+    shown = _kascade(kas, "outputs", run, "--task", "big", "--name", "data", env=store)
+    assert shown == "a" * size + "\n"

@@ -10,9 +10,7 @@ with the cap in its message; without a store the 4 KiB rule stands.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +21,9 @@ import servers
 from kascade.engine.outputs import REF_KEY
 from kascade.integrations.objectstore import ObjectStore
 from kascade.integrations.settings import ObjectStoreSettings
+from sdk_support import kascade, run_json
 
 pytestmark = pytest.mark.timeout(900)  # the first S3 test may build versitygw
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(
@@ -34,31 +31,11 @@ def _run(
 ) -> dict[str, Any]:
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KASCADE_STORE_")}
-    base.update(PYTHONPATH=str(ROOT / "operator"), KASCADE_HOME=str(tmp / "home"), **(env or {}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "kascade", "run", str(path), "--output", "json", *args],
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.stdout, proc.stderr[-2000:]
-    return dict(json.loads(proc.stdout))
+    return run_json(path, *args, home=tmp / "home", env=env)
 
 
 def _cli(args: list[str], tmp: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KASCADE_STORE_")}
-    base.update(PYTHONPATH=str(ROOT / "operator"), KASCADE_HOME=str(tmp / "home"), **env)
-    return subprocess.run(
-        [sys.executable, "-m", "kascade", *args],
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return kascade(*args, home=tmp / "home", env=env)
 
 
 def _pipeline(name: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from fake_kube import FakeKube
 from helpers_engine import spec
 from test_admission_review import KEY, Answers, pipeline
 
+import sdk_support
 from kascade.api.pipeline import Template
 from kascade.controller import approval
 from kascade.controller.review import Request, Reviewer
@@ -112,16 +111,9 @@ def test_kascade_run_and_validate_take_task_templates_from_the_files(tmp_path: P
     }
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump_all([local, pipe]))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KASCADE_HOME": str(tmp_path)}
 
     def kascade(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "kascade", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return sdk_support.kascade(*args, home=tmp_path)
 
     run = kascade("run", str(path), "--output", "json", "--logical-date", "2024-01-15")
     record = json.loads(run.stdout)

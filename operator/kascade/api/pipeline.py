@@ -350,21 +350,26 @@ class TemplateInput(Model):
     """What the input is for."""
 
 
-class Template(Model):
+class TemplateBody(Model):
+    """A template but its name: what a ``spec.templates`` entry and a TaskTemplate hold."""
+
+    description: str | None = None
+    """What the template does."""
+    inputs: list[TemplateInput] | None = None
+    """The template's inputs, read as ``{{ inputs.<name> }}`` (templated at each use)."""
+    task: TaskBody | None = None
+    """A task template: the fields a task that uses it gets (its own fields win)."""
+    tasks: list[Task] | None = None
+    """A group template: these tasks form the group that uses it."""
+    groups: list[TaskGroup] | None = None
+    """A group template: these nested groups form the group too."""
+
+
+class Template(TemplateBody):
     """A reusable task (Airflow custom operator) or group (task group factory)."""
 
     name: Name
     """The template's name, used by ``template.name``."""
-    description: str | None = None
-    """What the template does."""
-    inputs: list[TemplateInput] | None = None
-    """The template's inputs."""
-    task: TaskBody | None = None
-    """A task template."""
-    tasks: list[Task] | None = None
-    """A group template: these tasks form the group."""
-    groups: list[TaskGroup] | None = None
-    """A group template: these nested groups form the group too."""
 
 
 class ParamType(StrEnum):

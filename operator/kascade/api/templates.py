@@ -11,22 +11,11 @@ editing a TaskTemplate changes the next runs, never one in flight.
 from __future__ import annotations
 
 from kascade.api.base import Condition, Model
-from kascade.api.pipeline import Task, TaskBody, TaskGroup, Template, TemplateInput
+from kascade.api.pipeline import Template, TemplateBody
 
 
-class TaskTemplateSpec(Model):
+class TaskTemplateSpec(TemplateBody):
     """A task template (``task``) or a group template (``tasks``/``groups``), with inputs."""
-
-    description: str | None = None
-    """What the template does."""
-    inputs: list[TemplateInput] | None = None
-    """The template's inputs, read as ``{{ inputs.<name> }}`` (templated at each use)."""
-    task: TaskBody | None = None
-    """A task template: the fields a task that uses it gets (its own fields win)."""
-    tasks: list[Task] | None = None
-    """A group template: these tasks form the group that uses it."""
-    groups: list[TaskGroup] | None = None
-    """A group template: these nested groups form the group too."""
 
     def as_template(self, name: str) -> Template:
         """The same template as a pipeline's ``spec.templates`` entry named ``name``."""
