@@ -29,6 +29,7 @@ import pytest
 from kubernetes import client
 
 import servers
+from feature_pipelines import CONNECTIONS, cached_tasks, landed_tasks
 from kascade.engine.outputs import REF_KEY
 from kascade.integrations.objectstore import ObjectStore
 from kascade.integrations.settings import ObjectStoreSettings
@@ -100,23 +101,7 @@ def _pods(kas: Kascade, run: str) -> set[str]:
 
 
 def test_cache_hits_across_runs(kas: Kascade) -> None:
-    kas.apply_pipeline(
-        pipeline(
-            "cached",
-            [
-                {
-                    "name": "fetch",
-                    "script": 'echo "stamp=$(date +%s%N)" > "$KASCADE_OUTPUTS"',
-                    "cache": {"key": "rates-{{ ds }}", "expiresAfter": "1h"},
-                },
-                {
-                    "name": "use",
-                    "dependsOn": ["fetch"],
-                    "command": ["echo", "{{ tasks.fetch.outputs.stamp }}"],
-                },
-            ],
-        )
-    )
+    kas.apply_pipeline(pipeline("cached", cached_tasks()))
     day = "2024-01-15T00:00:00+00:00"
     first = kas.wait_run(kas.create_run("cached", logical_date=day, name="cached-1"))
     assert first["status"]["phase"] == "success"
@@ -178,36 +163,8 @@ def test_sql_and_s3_sensors_against_real_servers(
     kas.apply_pipeline(
         pipeline(
             "landed",
-            [
-                {
-                    "name": "rows",
-                    "sensor": {
-                        "kind": "sql",
-                        "connection": "warehouse",
-                        "sql": f"SELECT count(*) FROM {table} WHERE day = %s",
-                        "parameters": ["{{ ds }}"],
-                        "mode": "reschedule",
-                        "pokeInterval": "2s",
-                        "timeout": "5m",
-                    },
-                },
-                {
-                    "name": "files",
-                    "sensor": {
-                        "kind": "s3",
-                        "connection": "lake",
-                        "bucket": bucket,
-                        "wildcard": "exports/{{ ds }}/*.csv",
-                        "pokeInterval": "1s",
-                        "timeout": "5m",
-                    },
-                },
-                {"name": "load", "dependsOn": ["rows", "files"], "command": ["true"]},
-            ],
-            connections=[
-                {"name": "warehouse", "secret": "warehouse-db"},
-                {"name": "lake", "secret": "lake-s3"},
-            ],
+            landed_tasks(table, bucket, interval="2s", sql_mode="reschedule", s3_mode="poke"),
+            connections=CONNECTIONS,
         )
     )
     run = kas.create_run("landed", logical_date="2024-01-15T00:00:00+00:00", name="landed-1")

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 import servers
+from feature_pipelines import CONNECTIONS, landed_tasks
 from kascade.integrations.objectstore import ObjectStore
 from kascade.integrations.settings import ObjectStoreSettings
 
@@ -60,37 +61,11 @@ def test_sql_and_s3_sensors_wait_until_the_data_lands(
         "kind": "Pipeline",
         "metadata": {"name": "landed"},
         "spec": {
-            "connections": [
-                {"name": "warehouse", "secret": "warehouse-db"},
-                {"name": "lake", "secret": "lake-s3"},
-            ],
+            "connections": CONNECTIONS,
             "defaults": {"image": "busybox"},
-            "tasks": [
-                {
-                    "name": "rows",
-                    "sensor": {
-                        "kind": "sql",
-                        "connection": "warehouse",
-                        "sql": f"SELECT count(*) FROM {table} WHERE day = %s",
-                        "parameters": ["{{ ds }}"],
-                        "pokeInterval": "0.3s",
-                        "timeout": "60s",
-                    },
-                },
-                {
-                    "name": "files",
-                    "sensor": {
-                        "kind": "s3",
-                        "connection": "lake",
-                        "bucket": bucket,
-                        "wildcard": "exports/{{ ds }}/*.csv",
-                        "pokeInterval": "0.3s",
-                        "timeout": "60s",
-                        "mode": "reschedule",
-                    },
-                },
-                {"name": "load", "dependsOn": ["rows", "files"], "command": ["true"]},
-            ],
+            "tasks": landed_tasks(
+                table, bucket, interval="0.3s", sql_mode="poke", s3_mode="reschedule"
+            ),
         },
     }
     docs = [

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 import servers
+from feature_pipelines import cached_tasks
 from kascade.engine.outputs import REF_KEY
 from kascade.integrations.objectstore import ObjectStore
 from kascade.integrations.settings import ObjectStoreSettings
@@ -47,21 +48,7 @@ def _pipeline(name: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-CACHED = _pipeline(
-    "rates",
-    [
-        {
-            "name": "fetch",
-            "script": 'echo "stamp=$(date +%s%N)" > "$KASCADE_OUTPUTS"',
-            "cache": {"key": "rates-{{ ds }}", "expiresAfter": "1h"},
-        },
-        {
-            "name": "use",
-            "dependsOn": ["fetch"],
-            "command": ["echo", "{{ tasks.fetch.outputs.stamp }}"],
-        },
-    ],
-)
+CACHED = _pipeline("rates", cached_tasks())
 
 
 def test_a_second_local_run_reuses_the_cached_outputs_and_no_cache_runs_again(
