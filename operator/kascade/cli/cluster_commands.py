@@ -193,12 +193,14 @@ def operator(
     """
     if not namespaces and not all_namespaces:
         raise click.UsageError("give --namespace NS (repeatable) or --all-namespaces")
-    os.environ["KASCADE_HELPER_IMAGE"] = helper_image
-    os.environ["KASCADE_OUTPUTS_MAX_BYTES"] = str(outputs_max_bytes)
     from kascade.controller.config import read_config
 
+    settings = {
+        "KASCADE_HELPER_IMAGE": helper_image,
+        "KASCADE_OUTPUTS_MAX_BYTES": str(outputs_max_bytes),
+    }
     try:
-        read_config()
+        read_config({**os.environ, **settings})
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if approval == "required":
@@ -215,6 +217,7 @@ def operator(
             raise click.UsageError(f"--approval-key-file: {exc}") from None
         os.environ["KASCADE_APPROVAL_KEY_FILE"] = approval_key_file
     os.environ["KASCADE_APPROVAL"] = approval
+    os.environ.update(settings)
     os.environ["KASCADE_NOTIFY_ALLOWED_HOSTS"] = ",".join(notify_allowed_hosts)
     if notify_allow_private_networks:
         os.environ["KASCADE_NOTIFY_ALLOW_PRIVATE_NETWORKS"] = "1"

@@ -25,7 +25,7 @@ from kascade.engine.plan import Plan
 from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunEngine
 from kascade.engine.sensors import Poker
-from kascade.integrations.outputs_store import STORE_PREFIX, OutputsStore
+from kascade.integrations.outputs_store import OUTPUTS_MAX_ENV, STORE_PREFIX, OutputsStore
 from kascade.local import processes, report
 from kascade.local.attempts import AttemptRunner, Workspace
 from kascade.local.cache import LocalCache
@@ -75,8 +75,13 @@ class LocalRunner:
         )
         self.cache = cache
         self.on_event = on_event
-        # The store's credentials are Kascade's, never a task's (as in a pod).
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(STORE_PREFIX)}
+        # The store's settings are Kascade's, never a task's (as in a pod); a task learns its
+        # outputs limit from the contract (engine/environment.py).
+        base_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(STORE_PREFIX) and k != OUTPUTS_MAX_ENV
+        }
         base_env.update(env or {})  # the run's variables and connections
         # Absolute: tasks get these paths (outputs file, script) and may run elsewhere.
         self.workdir = workdir.absolute()
