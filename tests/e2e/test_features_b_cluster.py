@@ -177,9 +177,10 @@ def test_sql_and_s3_sensors_against_real_servers(
     store.put("exports/2024-01-15/part-0.csv", b"id\n1\n")
     done = kas.wait_run(run, timeout=240)
     assert done["status"]["tasks"] == {"rows": "success", "files": "success", "load": "success"}
-    rows = _taskrun(kas, run, "rows")["status"]
-    assert rows["pokes"] >= 2  # reschedule: one pod per poke, at least one not met
+    assert _taskrun(kas, run, "rows")["status"]["pokes"] >= 1  # not met at least once
     pods = kas.core.list_namespaced_pod(kas.ns, label_selector=f"kascade.io/run={run}").items
+    # reschedule: one pod per poke (a poke not met, then the one that was met)
+    assert sum(1 for p in pods if p.metadata.labels["kascade.io/task"] == "rows") >= 2
     sensor_images = {
         p.spec.containers[0].image for p in pods if p.metadata.labels["kascade.io/task"] != "load"
     }
