@@ -19,8 +19,9 @@ from typing import Any
 
 from kascade import metrics
 from kascade.api.runs import AttemptReason, PipelineRunStatus, RunPhase, TaskState
-from kascade.controller import naming, notify, observe, observed
+from kascade.controller import config, large_outputs, naming, notify, observe, observed
 from kascade.controller.actions import ClusterActions, PodlessAttempts
+from kascade.controller.cache import ClusterCache
 from kascade.controller.mailing import Mailer
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
@@ -80,6 +81,7 @@ class RunDriver:
         emit: Callable[[dict[str, Any], str, str, str], None],
         active_runs: Callable[[], int] = lambda: 1,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache: ClusterCache | None = None,
     ) -> None:
         meta = run["metadata"]
         self.kube = kube
@@ -96,6 +98,8 @@ class RunDriver:
         self.active_runs = active_runs
         self.clock = clock
         """Now (injected: tests and the operator share one clock)."""
+        self.cache = cache
+        """The pipeline's task cache (its TaskCache), when a task has ``cache``."""
         self.taskruns: dict[str, dict[str, Any]] = {}  # key → TaskRun metadata (name, uid)
         self.pods: dict[str, str] = {}  # key → pod name of the attempt in flight
         self.pod_created: dict[str, datetime] = {}
@@ -208,6 +212,16 @@ class RunDriver:
             self.pods.pop(key, None)
             self.pod_created.pop(key, None)
             result = seen.result
+            if seen.large_outputs is not None:
+                result = await large_outputs.collect(
+                    self.kube,
+                    config.CONFIG.outputs,
+                    pod,
+                    seen.large_outputs,
+                    run=self.identity,
+                    key=key,
+                    attempt=attempt,
+                )
             inst = self.engine.instances.get(key)
             task_id = self.plan.tasks[inst.task].id if inst else key
             metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
@@ -308,6 +322,8 @@ class RunDriver:
             )
         for key, why in d.waits:
             self.emit(self.run, "Warning", "TaskWaiting", f"{key} waits: {why}")
+        if d.cache_writes and self.cache is not None:
+            self.cache.keep(d.cache_writes, now)
         for miss in d.sla_misses:
             self.sla_missed = True
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()

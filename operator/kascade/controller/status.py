@@ -106,9 +106,7 @@ def taskrun_status(
         Attempt(
             number=a.number,
             pod_name=(
-                None
-                if podless or a.reason is AttemptReason.TEMPLATE_ERROR
-                else naming.pod_name(taskrun, a.number)
+                None if podless or a.reason in _PODLESS else naming.pod_name(taskrun, a.number)
             ),
             start_time=iso(a.start),
             end_time=iso(a.end),
@@ -178,6 +176,11 @@ def task_event(key: str, state: TaskState, message: str | None) -> tuple[str, st
     return kind, reason, text
 
 
+_PODLESS = frozenset({AttemptReason.TEMPLATE_ERROR, AttemptReason.CACHED})
+"""Attempts that ended before any pod: a template error, a cache hit."""
+
+
 def attempt_without_pod(inst: Instance | None) -> bool:
-    """Its last attempt failed before any pod (a template error): the TaskRun says why."""
-    return bool(inst and inst.attempts and inst.attempts[-1].reason is AttemptReason.TEMPLATE_ERROR)
+    """Its last attempt ended before any pod (a template error, a cache hit): its TaskRun
+    is made all the same, to say why (and keep the attempt count for a restore)."""
+    return bool(inst and inst.attempts and inst.attempts[-1].reason in _PODLESS)

@@ -21,18 +21,22 @@ from kascade import metrics
 from kascade.api import defaults
 from kascade.api.resources import PipelineRun
 from kascade.api.runs import RunPhase, TriggerKind
-from kascade.controller import approval, pipelines, scheduling
+from kascade.controller import approval, config, pipelines, rights, scheduling
+from kascade.controller.cache import Caches
 from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
+from kascade.controller.shared_templates import TemplateIndex
 from kascade.controller.status import invalid_run, queued_run
+from kascade.engine import task_templates
+from kascade.engine.caching import Refresh
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
 from kascade.engine.plan import History
 from kascade.engine.run import RunEngine
 from kascade.engine.run_dates import run_id
 from kascade.engine.slots import SharedSlots
-from kascade.engine.validation import validate_document, validate_spec
+from kascade.engine.validation import validate_spec
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.world")
@@ -68,6 +72,8 @@ class World:
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
         self._pool_status_due = False
+        self.caches = Caches(kube, self.pipelines.get)
+        self.templates = TemplateIndex(kube, clock)
 
     # -- clock ---------------------------------------------------------------------
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -137,6 +143,7 @@ class World:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if event == "DELETED":
             self.pipelines.pop(key, None)
+            self.caches.forget(key)  # its TaskCache goes with it (owner reference)
             return
         self.pipelines[key] = body
         status = body.get("status") or {}
@@ -145,8 +152,17 @@ class World:
             await self._validate(key, body)
         await self.schedule(key, self.clock())
 
+    async def on_task_template(self, event: str, body: dict[str, Any]) -> None:
+        """A TaskTemplate changed: judge it, then the pipelines that use it."""
+        namespace, name = self.templates.on_event(event, body)
+        if event != "DELETED":
+            await self.templates.write_validity(body)
+        for pkey in self.templates.users(namespace, name, self.pipelines):
+            await self._validate(pkey, self.pipelines[pkey])
+            await self.schedule(pkey, self.clock())
+
     async def _validate(self, key: Key, body: dict[str, Any]) -> None:
-        _, plan, issues = validate_document(body)
+        _, plan, issues = await self.templates.validated(key[0], body)
         generation = body["metadata"].get("generation")
         count = len(plan.tasks) if plan else None
         problems = [str(i) for i in issues] + approval.pipeline_problems(body)
@@ -164,13 +180,24 @@ class World:
             or approval.pipeline_problems(body)
         ):
             return
-        pipeline, compiled, _ = validate_document(body)
+        pipeline, compiled, _ = await self.templates.validated(key[0], body)
         if pipeline is None or compiled is None:
             return
         spec = pipeline.spec
         runs = list(self.runs.get(key, {}).values())
         status = body.get("status") or {}
-        plan = scheduling.plan_schedule(spec, runs, pipelines.stored_cursor(status), now)
+        start = pipelines.start_date_status(spec, status, now)
+        if start is not None:  # resolved once, before any run depends on it
+            await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], start)
+            status = body.setdefault("status", {})
+            status.update(start)
+        plan = scheduling.plan_schedule(
+            spec,
+            runs,
+            pipelines.stored_cursor(status),
+            now,
+            pipelines.resolved_start(spec, status),
+        )
         for interval in plan.due:
             manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED)
             created = await asyncio.to_thread(self.kube.create, "pipelineruns", key[0], manifest)
@@ -287,6 +314,13 @@ class World:
         if not spec.get("pipelineSpec"):
             await self._freeze_spec(key, body)
             return  # the update comes back as a watch event
+        pin = await self.templates.pinning(key[0], body)
+        if isinstance(pin, str):
+            await self._fail_run(key, pin)
+            return
+        if pin is not None:  # the TaskTemplates it uses, as they are now: the run's versions
+            await asyncio.to_thread(self.kube.patch, "pipelineruns", key[0], key[1], pin)
+            return  # the update comes back as a watch event
         try:
             run = PipelineRun.model_validate(body)
         except Exception as exc:
@@ -294,13 +328,18 @@ class World:
             return
         assert run.spec.pipeline_spec is not None
         pname = run.spec.pipeline_ref.name
-        plan, issues = validate_spec(run.spec.pipeline_spec, pname)
+        shared = task_templates.pinned(run.spec.task_templates or [])
+        plan, issues = validate_spec(run.spec.pipeline_spec, pname, shared)
         params, param_issues = resolve_params(run.spec.pipeline_spec.params, run.spec.params)
         issues += param_issues
         if plan is None or issues:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
         refused = approval.run_problem(key[0], spec["pipelineSpec"], body["metadata"])
+        if not refused and shared:
+            refused = approval.grants_problem(
+                body["metadata"], rights.needs(plan, run.spec.pipeline_spec)
+            )
         if refused:
             await self._fail_run(key, f"not approved: {refused}")
             return
@@ -315,12 +354,16 @@ class World:
             pipeline=pname,
             namespace=key[0],
         )
+        cache = await self.caches.for_plan((key[0], pname), plan)
         engine = RunEngine(
             plan,
             ctx,
             pools=self.pools.for_namespace(key[0]),
             slots=self._slots((key[0], pname)).for_run(plan.spec.max_active_tasks),
             external=WatchedRuns(self, key[0]),
+            cache=cache,
+            refresh=Refresh(bool(run.spec.no_cache), frozenset(run.spec.no_cache_tasks or ())),
+            values=config.CONFIG.outputs,
         )
         driver = RunDriver(
             self.kube,
@@ -332,6 +375,7 @@ class World:
             emit=self.emit,
             active_runs=lambda: len(self.drivers),
             clock=self.clock,
+            cache=cache,
         )
         driver.reload_token = reload
         self.drivers[key] = driver

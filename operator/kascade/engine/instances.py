@@ -75,6 +75,8 @@ class Instance:
     """The next launch is another poke of the same attempt (reschedule-mode sensor)."""
     waiting_for: str | None = None
     """Why it cannot get a slot, when that is worth telling (see Decisions.waits)."""
+    cache_key: str | None = None
+    """The rendered cache key of its latest attempt (tasks with ``cache``)."""
     settled_by_rule: bool = False
     """Settled by its trigger rule without running: decided again if an upstream's final
     state is overridden (a branch or short-circuit skip over upstream_failed, a mark)."""
