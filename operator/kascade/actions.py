@@ -112,11 +112,13 @@ def trigger(
     logical_date: str | None = None,
     by: str | None = None,
     now: datetime,
+    no_cache: bool = False,
 ) -> str:
     """Create a manual run (Airflow's "Trigger DAG"); its name.
 
     Dated by the one manual-run rule (``scheduling.manual_run_manifest``): the logical
-    date given or now, and the schedule's latest complete interval.
+    date given or now, and the schedule's latest complete interval. ``no_cache``: tasks
+    with a ``cache`` read no entry (``spec.noCache``; new entries are still written).
     """
     from kascade.controller import scheduling
     from kascade.engine.schedule import ScheduleError
@@ -130,6 +132,8 @@ def trigger(
         )
     except ScheduleError as exc:
         raise ActionError(f"spec.schedule: {exc}") from None
+    if no_cache:
+        manifest["spec"]["noCache"] = True
     kube.create("pipelineruns", namespace, manifest)
     return str(manifest["metadata"]["name"])
 
@@ -178,8 +182,10 @@ def set_paused(kube: Any, namespace: str, pipeline: str, paused: bool) -> None:
 
 
 def _run_and_plan(kube: Any, namespace: str, run: str) -> tuple[dict[str, Any], Any]:
-    from kascade.api.pipeline import PipelineSpec
+    """The run and its plan, compiled with the TaskTemplates the run pinned."""
+    from kascade.api.resources import PipelineRun
     from kascade.controller.snapshots import read_frozen
+    from kascade.engine import task_templates
     from kascade.engine.compile import compile_or_raise
 
     body = kube.get("pipelineruns", namespace, run)
@@ -188,8 +194,12 @@ def _run_and_plan(kube: Any, namespace: str, run: str) -> tuple[dict[str, Any], 
     pipeline_spec = read_frozen(kube, body)
     if not pipeline_spec:
         raise ActionError(f"pipelinerun {namespace}/{run} has not started yet")
-    spec = PipelineSpec.model_validate(pipeline_spec)
-    return body, compile_or_raise(spec, body["spec"]["pipelineRef"]["name"])
+    model = PipelineRun.model_validate(
+        {**body, "spec": {**body["spec"], "pipelineSpec": pipeline_spec}}
+    )
+    assert model.spec.pipeline_spec is not None
+    shared = task_templates.pinned(model.spec.task_templates or [])
+    return body, compile_or_raise(model.spec.pipeline_spec, model.spec.pipeline_ref.name, shared)
 
 
 def _reload(kube: Any, namespace: str, run: str, tasks: dict[str, Any]) -> None:
@@ -254,7 +264,11 @@ def base_task(key: str) -> str:
 def clear(
     kube: Any, namespace: str, run: str, *, tasks: Iterable[str] = (), downstream: bool = True
 ) -> list[str]:
-    """Re-run tasks of a run (Airflow's Clear): the failed ones by default; the keys cleared."""
+    """Re-run tasks of a run (Airflow's Clear): the failed ones by default; the keys cleared.
+
+    Cleared tasks with a ``cache`` run again rather than reuse a cache entry (maybe their
+    own last success): they join ``spec.noCacheTasks``.
+    """
     body, plan = _run_and_plan(kube, namespace, run)
     states: dict[str, str] = dict((body.get("status") or {}).get("tasks") or {})
     wanted = list(tasks)
@@ -271,6 +285,8 @@ def clear(
     keys = sorted(k for k in states if base_task(k) in chosen)
     if keys:
         _forget(kube, namespace, run, keys)
+        cleared = {base_task(k) for k in keys} | set(body["spec"].get("noCacheTasks") or [])
+        kube.patch("pipelineruns", namespace, run, {"spec": {"noCacheTasks": sorted(cleared)}})
         _reload(kube, namespace, run, {k: None for k in keys})
     return keys
 

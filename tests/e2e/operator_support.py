@@ -71,7 +71,15 @@ def apply_crds(api: client.ApiClient) -> None:
             ext.create_custom_resource_definition(body)
     deadline = time.monotonic() + 60
     custom = client.CustomObjectsApi(api)
-    for plural in ("pipelines", "pipelineruns", "taskruns", "pools", "pipelinesnapshots"):
+    for plural in (
+        "pipelines",
+        "pipelineruns",
+        "taskruns",
+        "pools",
+        "pipelinesnapshots",
+        "taskcaches",
+        "tasktemplates",
+    ):
         while True:
             try:
                 custom.list_cluster_custom_object(GROUP, VERSION, plural, limit=1)
@@ -156,9 +164,10 @@ class OperatorProcess:
 
 @contextmanager
 def running_operator(
-    kubeconfig: str, namespaces: list[str], log: Path
+    kubeconfig: str, namespaces: list[str], log: Path, env: dict[str, str] | None = None
 ) -> Iterator[OperatorProcess]:
     op = OperatorProcess(kubeconfig, namespaces, log)
+    op.extra_env = dict(env or {})
     op.start()
     try:
         yield op
@@ -202,7 +211,9 @@ class Kascade:
 
     def apply_object(self, doc: dict[str, Any]) -> None:
         """Create a kascade object of a manifest (a Pool) in the test namespace, if new."""
-        plural = {"Pool": "pools", "Pipeline": "pipelines"}[doc["kind"]]
+        plural = {"Pool": "pools", "Pipeline": "pipelines", "TaskTemplate": "tasktemplates"}[
+            doc["kind"]
+        ]
         body = {**doc, "metadata": {**doc["metadata"], "namespace": self.ns}}
         try:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, body)
@@ -294,14 +305,20 @@ def pipeline(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, A
 
 @contextmanager
 def operator_namespace(
-    cluster: Any, kubeconfig: str, stem: str, log: Path, pod_security: str = "restricted"
+    cluster: Any,
+    kubeconfig: str,
+    stem: str,
+    log: Path,
+    pod_security: str = "restricted",
+    env: dict[str, str] | None = None,
 ) -> Iterator[Kascade]:
-    """A fresh namespace with the CRDs applied and a `kascade operator` watching it."""
+    """A fresh namespace with the CRDs applied and a `kascade operator` watching it
+    (``env``: the operator's extra environment, e.g. its helper image and object store)."""
     namespace = make_namespace(cluster, stem, pod_security)
     apply_crds(cluster.api)
     k = Kascade(cluster.api, namespace)
     try:
-        with running_operator(kubeconfig, [namespace], log) as op:
+        with running_operator(kubeconfig, [namespace], log, env) as op:
             k.operator = op
             yield k
     finally:

@@ -54,6 +54,8 @@ CRDS = (
     "pipelineruns.kascade.io",
     "taskruns.kascade.io",
     "pools.kascade.io",
+    "tasktemplates.kascade.io",
+    "taskcaches.kascade.io",
 )
 
 
@@ -420,10 +422,14 @@ def test_the_operator_can_do_exactly_what_the_chart_says(install: Install) -> No
         ("pools.kascade.io", "[]", "[get list watch create update patch delete]"),
         ("pipelinesnapshots.kascade.io", "[]", "[get list create delete]"),
         ("taskruns.kascade.io", "[]", "[get list watch create update patch delete]"),
+        ("taskcaches.kascade.io", "[]", "[get list watch create update patch delete]"),
+        ("tasktemplates.kascade.io", "[]", "[get list watch]"),
         ("pipelineruns.kascade.io/status", "[]", "[get patch]"),
         ("pipelines.kascade.io/status", "[]", "[get patch]"),
         ("pools.kascade.io/status", "[]", "[get patch]"),
         ("taskruns.kascade.io/status", "[]", "[get patch]"),
+        ("taskcaches.kascade.io/status", "[]", "[get patch]"),
+        ("tasktemplates.kascade.io/status", "[]", "[get patch]"),
         ("pods", "[]", "[get list watch create delete]"),
         ("secrets", "[]", "[get]"),
         ("events", "[]", "[create patch]"),

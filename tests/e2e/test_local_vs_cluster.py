@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,8 @@ from kubernetes import client
 
 import differential
 import servers
-from example_cases import EXAMPLES, ROOT, cases, documents
+from example_cases import EXAMPLES, ROOT, cases, documents, service_setup, services
+from kascade.engine.outputs import REF_KEY
 
 from .conftest import kubeconfig_path
 from .operator_support import Kascade, operator_namespace
@@ -56,6 +58,14 @@ class Case:
     logical_date: str = LOGICAL_DATE
     params: dict[str, Any] = field(default_factory=dict)
     expected: dict[str, Any] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """The local run's extra environment (an object store for outputs)."""
+    local_objects: list[dict[str, Any]] = field(default_factory=list)
+    """Documents only the local run's file gets (Secrets with loopback addresses)."""
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return services(self.expected or {})
 
 
 def all_cases() -> list[Case]:
@@ -81,14 +91,25 @@ CASES = all_cases()
 
 
 def _shape(phase: str, tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"phase": phase, "tasks": dict(sorted(tasks.items()))}
+    return {"phase": phase, "tasks": {k: _unplaced(v) for k, v in sorted(tasks.items())}}
+
+
+def _unplaced(value: Any) -> Any:
+    """An output kept in the object store is the same value in both drivers, under each
+    run's own key (its namespace differs): compare its size and digest, not its key."""
+    if isinstance(value, dict):
+        if set(value) == {REF_KEY}:
+            return {REF_KEY: {k: v for k, v in value[REF_KEY].items() if k != "key"}}
+        return {k: _unplaced(v) for k, v in value.items()}
+    return value
 
 
 def run_locally(case: Case, work: Path, smtp: dict[str, str]) -> dict[str, Any]:
     folder = work / case.id.replace("/", "_").replace("#", "_")
     folder.mkdir(parents=True)
     path = folder / "pipeline.yaml"
-    path.write_text(yaml.safe_dump_all([*case.objects, case.pipeline], sort_keys=False))
+    docs = [*case.local_objects, *case.objects, case.pipeline]
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     args = [sys.executable, "-m", "kascade", "run", str(path), "--output", "json"]
     args += ["--pipeline", case.pipeline["metadata"]["name"]]  # a file may hold several
     logical_date = case.logical_date
@@ -103,6 +124,7 @@ def run_locally(case: Case, work: Path, smtp: dict[str, str]) -> dict[str, Any]:
         args += ["--param", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KASCADE_HOME": str(folder)}
     env.update({f"KASCADE_SMTP_{key}": value for key, value in smtp.items()})
+    env.update(case.env)
     proc = subprocess.run(
         args, capture_output=True, text=True, env=env, timeout=300, cwd=folder, check=False
     )
@@ -139,9 +161,73 @@ def on_cluster(kas: Kascade, run_name: str) -> dict[str, Any]:
     return _shape(run["status"]["phase"], tasks)
 
 
+def _start(kas: Kascade, batch: list[Case], offset: int) -> dict[str, str]:
+    """Apply the batch's pipelines (and their objects) and create one run per case."""
+    runs: dict[str, str] = {}
+    applied: set[str] = set()
+    for i, case in enumerate(batch, offset):
+        if case.pipeline["metadata"]["name"] not in applied:  # variants share one
+            applied.add(case.pipeline["metadata"]["name"])
+            for obj in case.objects:
+                kas.apply_object(obj)
+            kas.apply_pipeline(case.pipeline)
+        runs[case.id] = kas.create_run(
+            case.pipeline["metadata"]["name"],
+            logical_date=case.logical_date,
+            params=case.params or None,
+            name=f"diff-{i}-{case.pipeline['metadata']['name']}"[:60].rstrip("-"),
+        )
+    return runs
+
+
+def _wait(kas: Kascade, runs: dict[str, str], deadline: float) -> None:
+    pending = set(runs)
+    while pending and time.monotonic() < deadline:
+        for case_id in list(pending):
+            phase = (kas.get("pipelineruns", runs[case_id]).get("status") or {}).get("phase")
+            if phase in ("success", "failed"):
+                pending.discard(case_id)
+        time.sleep(2)
+    assert not pending, f"runs not finished in {TIMEOUT:.0f}s: {sorted(pending)}"
+
+
+@contextmanager
+def _served(
+    cluster: Any, request: pytest.FixtureRequest, batch: list[Case], log: Path
+) -> Iterator[Kascade | None]:
+    """A second operator for the cases that need real servers (expected.yaml ``services``),
+    set up as the chart sets it (the helper image, the object store), with the servers'
+    Secrets in its namespace and the data their sensors wait for; None without such cases."""
+    if not batch:
+        yield None
+        return
+    from .images import operator_image
+
+    wanted = {name for case in batch for name in case.services}
+    postgres = request.getfixturevalue("postgres_for_pods") if "postgres" in wanted else None
+    s3 = request.getfixturevalue("s3_for_pods") if {"s3", "store"} & wanted else None
+    host = request.getfixturevalue("pod_host_address")
+    env: dict[str, str] = {"KASCADE_HELPER_IMAGE": operator_image()}
+    pod_secrets: dict[str, dict[str, Any]] = {}
+    for case in batch:
+        ds = case.logical_date[:10]
+        local, case.env = service_setup(case.expected or {}, ds, postgres=postgres, s3=s3)
+        case.local_objects = local
+        remote, store = service_setup(case.expected or {}, ds, postgres=postgres, s3=s3, host=host)
+        pod_secrets.update({secret["metadata"]["name"]: secret for secret in remote})
+        env.update(store)
+    with operator_namespace(cluster, kubeconfig_path(), "diff-served", log, env=env) as kas:
+        for secret in pod_secrets.values():
+            kas.core.create_namespaced_secret(kas.ns, secret)
+        yield kas
+
+
 @pytest.fixture(scope="module")
 def results(
-    cluster: Any, tmp_path_factory: pytest.TempPathFactory, smtp_server: servers.SmtpServer
+    cluster: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp_server: servers.SmtpServer,
+    request: pytest.FixtureRequest,
 ) -> Iterator[dict[str, tuple[dict[str, Any], dict[str, Any]]]]:
     """Every case run once in each driver: case id -> (local, cluster)."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
@@ -149,40 +235,37 @@ def results(
     # E-mail goes to a real SMTP server: the operator (a process here) and the local
     # runs reach it on loopback, with the settings of the Secret kascade-smtp.
     smtp = smtp_server.settings()
+    plain = [c for c in CASES if not c.services]
+    served = [c for c in CASES if c.services]
     # file-sensor mounts a hostPath, which only a privileged namespace admits.
-    with operator_namespace(cluster, kubeconfig_path(), "diff", log, "privileged") as kas:
+    with (
+        operator_namespace(cluster, kubeconfig_path(), "diff", log, "privileged") as kas,
+        _served(cluster, request, served, log.with_name("served.log")) as other,
+    ):
         kas.core.create_namespaced_secret(
             kas.ns,
             client.V1Secret(metadata=client.V1ObjectMeta(name="kascade-smtp"), string_data=smtp),
         )
-        runs: dict[str, str] = {}
-        applied: set[str] = set()
-        for i, case in enumerate(CASES):
-            if case.pipeline["metadata"]["name"] not in applied:  # variants share one
-                applied.add(case.pipeline["metadata"]["name"])
-                for obj in case.objects:
-                    kas.apply_object(obj)
-                kas.apply_pipeline(case.pipeline)
-            runs[case.id] = kas.create_run(
-                case.pipeline["metadata"]["name"],
-                logical_date=case.logical_date,
-                params=case.params or None,
-                name=f"diff-{i}-{case.pipeline['metadata']['name']}"[:60].rstrip("-"),
-            )
+        runs = _start(kas, plain, 0)
+        served_runs = _start(other, served, len(plain)) if other is not None else {}
         with ThreadPoolExecutor(4) as pool:
             local = dict(
-                zip(runs, pool.map(lambda c: run_locally(c, work, smtp), CASES), strict=True)
+                zip(
+                    [c.id for c in CASES],
+                    pool.map(lambda c: run_locally(c, work, smtp), CASES),
+                    strict=True,
+                )
             )
         deadline = time.monotonic() + TIMEOUT
-        pending = set(runs)
-        while pending and time.monotonic() < deadline:
-            for case_id in list(pending):
-                phase = (kas.get("pipelineruns", runs[case_id]).get("status") or {}).get("phase")
-                if phase in ("success", "failed"):
-                    pending.discard(case_id)
-            time.sleep(2)
-        assert not pending, f"runs not finished in {TIMEOUT:.0f}s: {sorted(pending)}"
-        yield {cid: (local[cid], on_cluster(kas, runs[cid])) for cid in runs}
+        _wait(kas, runs, deadline)
+        if other is not None:
+            _wait(other, served_runs, deadline)
+        found = {cid: (local[cid], on_cluster(kas, runs[cid])) for cid in runs}
+        if other is not None:
+            found.update(
+                {cid: (local[cid], on_cluster(other, served_runs[cid])) for cid in served_runs}
+            )
+        yield found
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -33,6 +33,8 @@ class FakeKube:
     writes: list[tuple[str, str, str, Any]] = field(default_factory=list)
     """(verb, plural, name, body) in the order they were made."""
     now: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(namespace, pod, container) -> that container's log."""
     _uids: itertools.count[int] = field(default_factory=itertools.count)
 
     # -- the Kube interface --------------------------------------------------------------
@@ -97,6 +99,14 @@ class FakeKube:
         """A Secret kept with ``stringData`` (tests write values in the clear)."""
         obj = self.objects.get(("secrets", namespace, name))
         return dict(obj.get("stringData") or {}) if obj is not None else None
+
+    def read_pod_log(self, namespace: str, name: str, container: str, limit_bytes: int) -> str:
+        self.writes.append(("get", "pods/log", name, container))
+        return self.logs[(namespace, name, container)].encode()[:limit_bytes].decode()
+
+    def read_outputs_log(self, pod: dict[str, Any], container: str, limit_bytes: int) -> str:
+        meta = pod["metadata"]
+        return self.read_pod_log(meta["namespace"], meta["name"], container, limit_bytes)
 
     # -- for tests -------------------------------------------------------------------------
     def names(self, plural: str) -> list[str]:

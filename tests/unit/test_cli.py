@@ -129,6 +129,8 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "startTime",
         "endTime",
         "tries",
+        "pokes",
+        "cached",
     }
     assert extract["outputs"] == {"rows": 7}
     assert extract["state"] == "success" and extract["exitCode"] == 0

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
+from kascade.api.pipeline import Template
 from kascade.api.resources import EXPECT_ANNOTATION, Pipeline
+from kascade.engine import task_templates
 from kascade.engine.compile import compile_spec
 from kascade.engine.expressions import parse
 from kascade.engine.templating import check
@@ -47,6 +49,15 @@ def load(path: Path) -> list[Pipeline]:
     pipelines = [Pipeline.model_validate(doc) for doc in docs if doc.get("kind") == "Pipeline"]
     wanted = expected().get(rel(path), {}).get("pipeline")
     return sorted(pipelines, key=lambda p: p.name != wanted) if wanted else pipelines
+
+
+def shared(path: Path) -> dict[str, Template]:
+    """The file's TaskTemplates (a pipeline may use them, as in its namespace)."""
+    with path.open() as f:
+        docs = [doc for doc in yaml.safe_load_all(f) if doc is not None]
+    found, problems = task_templates.from_manifests(docs)
+    assert not problems, problems
+    return found
 
 
 def expected() -> dict[str, Any]:
@@ -100,11 +111,11 @@ def test_metadata_names_are_unique() -> None:
 @pytest.mark.parametrize("path", example_files(), ids=rel)
 def test_example_compiles_and_templates_parse(path: Path) -> None:
     for pipeline in load(path):
-        compiles_and_templates_parse(pipeline)
+        compiles_and_templates_parse(pipeline, shared(path))
 
 
-def compiles_and_templates_parse(pipeline: Pipeline) -> None:
-    plan, issues = compile_spec(pipeline.spec, pipeline.name)
+def compiles_and_templates_parse(pipeline: Pipeline, templates: dict[str, Template]) -> None:
+    plan, issues = compile_spec(pipeline.spec, pipeline.name, templates)
     assert not issues, issues
     spec = pipeline.spec.model_dump(by_alias=True, exclude_none=True)
     errors = [e for text in strings(spec) for e in check(text)]
@@ -136,7 +147,7 @@ def test_expected_covers_exactly_the_examples() -> None:
 @pytest.mark.parametrize("path", example_files(), ids=rel)
 def test_expected_states_name_every_task(path: Path) -> None:
     pipeline = load(path)[0]
-    plan, issues = compile_spec(pipeline.spec, pipeline.name)
+    plan, issues = compile_spec(pipeline.spec, pipeline.name, shared(path))
     assert plan is not None, issues
     ids = {t.id for t in plan.tasks}
     mapped = {t.id for t in plan.tasks if t.spec.expand is not None}

@@ -131,6 +131,7 @@ def test_webhook_path_matches_the_admission_handler() -> None:
     template = (CHART / "templates" / "webhook.yaml").read_text()
     assert f'"path" "{admission.WEBHOOK_PATH}"' in template
     assert f'"path" "{admission.RUN_WEBHOOK_PATH}"' in template
+    assert f'"path" "{admission.TEMPLATE_WEBHOOK_PATH}"' in template
     assert str(admission.DEFAULT_PORT) in (CHART / "values.yaml").read_text()
 
 
@@ -224,7 +225,7 @@ def test_deployment_defaults() -> None:
     assert not by_kind(docs, "ServiceMonitor") and not by_kind(docs, "PodMonitor")
     # `kubectl apply` of a bad Pipeline or PipelineRun is rejected out of the box.
     (mwc,) = by_kind(docs, "MutatingWebhookConfiguration")
-    assert [w["failurePolicy"] for w in mwc["webhooks"]] == ["Fail", "Fail"]
+    assert [w["failurePolicy"] for w in mwc["webhooks"]] == ["Fail", "Fail", "Fail"]
     assert not by_kind(docs, "ValidatingWebhookConfiguration")
     assert any(e["name"] == "KASCADE_WEBHOOK" for e in container["env"])
 
@@ -356,6 +357,34 @@ def test_secrets_permission_can_be_turned_off() -> None:
 
 
 @needs_helm
+def test_helper_image_and_object_store_for_outputs() -> None:
+    def operator(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        return dict(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0])
+
+    default = render()
+    container = operator(default)
+    assert "--helper-image=kascade-operator:dev" in container["args"]  # the operator's image
+    assert "envFrom" not in container
+    roles = by_kind(default, "Role")
+    assert all(("", "pods/log") not in set(rule_resources(r["rules"])) for r in roles)
+    assert any(("kascade.io", "taskcaches") in set(rule_resources(r["rules"])) for r in roles)
+    docs = render(
+        "--set",
+        "objectStore.existingSecret=store",
+        "--set",
+        "objectStore.maxOutputBytes=1048576",
+        "--set",
+        "helperImage.repository=helper,helperImage.tag=1",
+    )
+    container = operator(docs)
+    assert container["envFrom"] == [{"secretRef": {"name": "store"}, "prefix": "KASCADE_STORE_"}]
+    assert "--outputs-max-bytes=1048576" in container["args"]
+    assert "--helper-image=helper:1" in container["args"]
+    roles = by_kind(docs, "Role")
+    assert any(("", "pods/log") in set(rule_resources(r["rules"])) for r in roles)
+
+
+@needs_helm
 def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
     docs = render()
     crds = {c["metadata"]["name"]: c for c in by_kind(docs, "CustomResourceDefinition")}
@@ -377,13 +406,15 @@ def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
 def test_webhook_generated_certificate() -> None:
     docs = render("--set", "webhook.enabled=true", "--set", "scope=cluster")
     mwc = one(docs, "MutatingWebhookConfiguration")
-    hook, run_hook = mwc["webhooks"]
+    hook, run_hook, template_hook = mwc["webhooks"]
     assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 15
     assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
     assert hook["rules"][0]["resources"] == ["pipelines"]
     assert hook["clientConfig"]["service"]["path"] == "/admit-pipeline"
     assert run_hook["rules"][0]["resources"] == ["pipelineruns"]
     assert run_hook["clientConfig"]["service"]["path"] == "/admit-pipelinerun"
+    assert template_hook["rules"][0]["resources"] == ["tasktemplates"]
+    assert template_hook["clientConfig"]["service"]["path"] == "/admit-tasktemplate"
     assert hook["reinvocationPolicy"] == "IfNeeded"
     (secret,) = [s for s in by_kind(docs, "Secret") if s["type"] == "kubernetes.io/tls"]
     assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]

@@ -200,7 +200,10 @@ def test_unknown_arguments_and_duplicates_are_errors() -> None:
             ),
             "skip_when_already_exists",
         ),
-        (lambda: SqlSensor(task_id="y", conn_id="c", sql="select 1"), "SqlSensor"),
+        (
+            lambda: SqlSensor(task_id="y", conn_id="c", sql="select 1", fail_on_empty=True),
+            r"SqlSensor\(fail_on_empty=",
+        ),
         (
             lambda: PythonVirtualenvOperator(task_id="y", python_callable=print),
             "PythonVirtualenvOperator",

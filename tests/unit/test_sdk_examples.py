@@ -8,14 +8,16 @@ manifests/examples/expected.yaml, the file the operator is held to on a cluster.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from test_examples_local import with_services
 
 import servers
-from example_cases import EXAMPLES, ROOT, cases, pipeline_of
+from example_cases import EXAMPLES, ROOT, cases, documents, pipeline_of, service_setup, services
 from sdk_support import run_json
 
 TWINS = ROOT / "examples" / "python"
@@ -46,6 +48,11 @@ TWIN_OF = {
     "short-circuit-and-when.yaml": ("short_circuit_and_when.py", "short_circuit_and_when"),
     "email-alerts.yaml": ("email_alerts.py", "email_alerts"),
     "trigger-pipeline.yaml": ("trigger_pipeline.py", "trigger_pipeline"),
+    "landing-zone.yaml": ("landing_zone.py", "landing_zone"),
+    "shared-templates-and-cache.yaml": (
+        "shared_templates_and_cache.py",
+        "shared_templates_and_cache",
+    ),
 }
 
 
@@ -73,6 +80,26 @@ def run(
     for key, value in (entry.get("params") or {}).items():
         args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
     return run_json(path, *args, home=tmp / "home", env=env)
+
+
+def service_env(
+    manifest: Path, entry: dict[str, Any], request: pytest.FixtureRequest
+) -> dict[str, str]:
+    """A twin's servers, for a local run: the connections' Secrets as the CONN_<NAME>_<key>
+    variables a Python DAG reads, and the object store for outputs."""
+    wanted = services(entry)
+    if not wanted:
+        return {}
+    postgres = request.getfixturevalue("postgres_server") if "postgres" in wanted else None
+    s3 = request.getfixturevalue("s3_server") if {"s3", "store"} & set(wanted) else None
+    ds = (entry.get("logicalDate") or datetime.now(UTC).isoformat())[:10]
+    secrets, env = service_setup(entry, ds, postgres=postgres, s3=s3)
+    pipeline, _ = documents(manifest.relative_to(EXAMPLES).as_posix())
+    for conn in pipeline["spec"].get("connections") or []:
+        (secret,) = [s for s in secrets if s["metadata"]["name"] == conn["secret"]]
+        prefix = "CONN_" + conn["name"].upper().replace("-", "_") + "_"
+        env.update({prefix + k: v for k, v in secret["stringData"].items()})
+    return env
 
 
 #: Values some twins' tasks return (the YAML examples write the same numbers as outputs).
@@ -109,15 +136,21 @@ def test_every_example_has_a_twin() -> None:
 
 @pytest.mark.parametrize(("case", "entry"), cases(), ids=[c for c, _ in cases()])
 def test_twin_runs_to_the_same_states(
-    case: str, entry: dict[str, Any], tmp_path: Path, smtp_server: servers.SmtpServer
+    case: str,
+    entry: dict[str, Any],
+    tmp_path: Path,
+    smtp_server: servers.SmtpServer,
+    request: pytest.FixtureRequest,
 ) -> None:
     manifest = case.split("#")[0]
     file, dag = TWIN_OF[manifest]
     smtp = {f"KASCADE_SMTP_{k}": v for k, v in smtp_server.settings().items()}
+    env = {**smtp, **service_env(EXAMPLES / manifest, entry, request)}
     pools = tuple(pool_args(EXAMPLES / manifest))
-    twin = run(TWINS / file, entry, tmp_path / "py", dag, pools, env=smtp)
+    twin = run(TWINS / file, entry, tmp_path / "py", dag, pools, env=env)
     chosen = ("--pipeline", str(pipeline_of(case))) if pipeline_of(case) else ()
-    yaml_run = run(EXAMPLES / manifest, entry, tmp_path / "yaml", extra=chosen, env=smtp)
+    yaml_path, yaml_env = with_services(EXAMPLES / manifest, entry, tmp_path, request)
+    yaml_run = run(yaml_path, entry, tmp_path / "yaml", extra=chosen, env={**smtp, **yaml_env})
     twin_states = {k.replace("_", "-"): v["state"] for k, v in twin["tasks"].items()}
     yaml_states = {k: v["state"] for k, v in yaml_run["tasks"].items()}
     assert twin_states == yaml_states == entry["tasks"]

@@ -109,7 +109,7 @@ def test_the_webhook_answers_within_its_deadline_whatever_validation_does(
     """The backstop behind the bounds: a validation slower than the webhook's budget is a
     refusal, not a timed-out webhook (the API server would then apply its failure policy)."""
 
-    def slow(doc: dict[str, Any]) -> Any:
+    def slow(doc: dict[str, Any], shared: Any = None) -> Any:
         time.sleep(2)
         raise AssertionError("the review should not wait for this")
 
@@ -134,4 +134,28 @@ def test_the_webhook_answers_within_its_deadline_whatever_validation_does(
     assert verdict.problems == [
         "spec: validation took longer than 0.2 s, the time the webhook has to answer: "
         "the pipeline is too large to check; split it"
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_a_bomb_of_task_templates_is_refused_before_it_expands_too() -> None:
+    """The namespace's TaskTemplates multiply like the spec's own group templates: a chain
+    of them, each using the next twice, is measured with them before it is expanded."""
+    from kascade.api.templates import TaskTemplateSpec
+
+    doc = doubling_templates(21)
+    shared = {}
+    for raw in doc["spec"].pop("templates"):
+        for group in raw.get("groups", []):
+            group["template"]["kind"] = "TaskTemplate"
+        body = {k: v for k, v in raw.items() if k != "name"}
+        shared[raw["name"]] = TaskTemplateSpec.model_validate(body).as_template(raw["name"])
+    doc["spec"]["groups"][0]["template"]["kind"] = "TaskTemplate"
+    started = time.monotonic()
+    _, plan, issues = validate_document(doc, shared)
+    assert time.monotonic() - started < 5
+    assert plan is None
+    assert [str(i) for i in issues] == [
+        "spec: the pipeline expands to 1,048,576 tasks, over the limit of 25,000 "
+        "(group templates multiply: each use copies every task)"
     ]

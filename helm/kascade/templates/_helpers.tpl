@@ -92,17 +92,22 @@ app.kubernetes.io/part-of: kascade
      Each rule says why the operator needs it; docs/install.md has the same table. */}}
 {{- define "kascade.operatorRules" -}}
 # Its own objects: it reads Pipelines and Pools, creates PipelineRuns (schedules) and
-# TaskRuns (one per task), patches runs (the frozen spec), deletes runs (history limits).
+# TaskRuns (one per task), patches runs (the frozen spec), deletes runs (history limits),
+# and keeps one TaskCache per pipeline with a cached task.
 - apiGroups: [kascade.io]
-  resources: [pipelines, pipelineruns, taskruns, pools]
+  resources: [pipelines, pipelineruns, taskruns, pools, taskcaches]
   verbs: [get, list, watch, create, update, patch, delete]
 # The frozen spec a Pipeline's runs share (one per version): made, read, pruned, never changed.
 - apiGroups: [kascade.io]
   resources: [pipelinesnapshots]
   verbs: [get, list, create, delete]
-# Status of its objects (validity, schedule, run and task states, pool usage).
+# TaskTemplates: read (a run copies the ones it uses into its spec), never changed.
 - apiGroups: [kascade.io]
-  resources: [pipelines/status, pipelineruns/status, taskruns/status, pools/status]
+  resources: [tasktemplates]
+  verbs: [get, list, watch]
+# Status of its objects (validity, schedule, run and task states, pool usage, cache entries).
+- apiGroups: [kascade.io]
+  resources: [pipelines/status, pipelineruns/status, taskruns/status, pools/status, taskcaches/status, tasktemplates/status]
   verbs: [get, patch]
 # One pod per task attempt (and notification hook): watched to follow attempts, deleted
 # on timeouts and kills; the admission webhook creates them with dryRun=All (never stored)
@@ -110,6 +115,13 @@ app.kubernetes.io/part-of: kascade
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, delete]
+{{- if .Values.objectStore.existingSecret }}
+# Outputs beyond 4 KiB: the operator reads them from the outputs sidecar's log (at most
+# objectStore.maxOutputBytes) and writes them to the object store itself.
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+{{- end }}
 {{- if .Values.rbac.readSecrets }}
 # Notification webhook URLs given as urlFrom a Secret key, and the values of the Secrets a
 # task uses, to mask them in its outputs. Only get (no list, no watch): by name.

@@ -29,6 +29,8 @@ START_TIMEOUT = timedelta(minutes=5)
 TRIGGER_RULE = "all_success"
 PRIORITY_WEIGHT = 1
 POOL_SLOTS = 1
+CACHE_EXPIRY = timedelta(days=1)
+"""How long a cache entry may be used when ``cache.expiresAfter`` is not given."""
 
 # -- sensors --------------------------------------------------------------------------------
 POKE_INTERVAL = timedelta(seconds=60)

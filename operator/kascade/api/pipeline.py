@@ -112,6 +112,8 @@ class SensorKind(StrEnum):
     TIME = "time"
     DATETIME = "datetime"
     HTTP = "http"
+    SQL = "sql"
+    S3 = "s3"
 
 
 class SensorMode(StrEnum):
@@ -127,7 +129,8 @@ class Sensor(Model):
     """
 
     kind: SensorKind = SensorKind.COMMAND
-    """command (the task's container pokes), file, http, externalTask, time or datetime."""
+    """command (the task's container pokes), file, http, sql, s3, externalTask, time or
+    datetime."""
     poke_interval: Duration | None = None
     """Time between pokes (default 60s)."""
     timeout: Duration | None = None
@@ -160,6 +163,23 @@ class Sensor(Model):
     """http: the status code that means the condition is met."""
     response_contains: str | None = None
     """http: the body must also contain this text."""
+    connection: Name | None = None
+    """sql, s3: the pipeline connection (``spec.connections[].name``) whose Secret holds the
+    PostgreSQL or object store settings (docs/integrations.md)."""
+    sql: str | None = None
+    """sql: the query (templated); met when the first cell of the first row is not 0, '0',
+    '', false or NULL (Airflow's SqlSensor). It runs read-only, with a statement timeout."""
+    parameters: list[str] | None = None
+    """sql: values bound to the query's ``%s`` placeholders (templated): pass ``{{ ds }}``
+    here rather than into the SQL text."""
+    bucket: str | None = None
+    """s3: the bucket (templated; default: the connection's ``bucket``)."""
+    key: str | None = None
+    """s3: met when an object exists at this key (templated)."""
+    prefix: str | None = None
+    """s3: met when any object's key starts with this (templated)."""
+    wildcard: str | None = None
+    """s3: met when any key matches this shell pattern, ``*`` also crossing ``/`` (templated)."""
 
 
 class Expand(Model):
@@ -171,6 +191,18 @@ class Expand(Model):
     """An expression giving a list, e.g. ``params.customers`` or ``tasks.list.outputs.files``."""
     max_parallel: Annotated[int, Field(ge=1)] | None = None
     """At most this many mapped instances run at once."""
+
+
+class Cache(Model):
+    """Reuse a successful attempt's outputs instead of running (Prefect's cache_key_fn and
+    cache_expiration, Flyte's and KFP's task cache)."""
+
+    key: str = Field(min_length=1, max_length=1024)
+    """Templated like the task's fields (``{{ ds }}-{{ params.region }}``). When a fresh
+    entry of this task has the same rendered key, the task succeeds with its outputs and
+    runs nothing."""
+    expires_after: Duration | None = None
+    """How long an entry may be used after the attempt that wrote it (default 1d)."""
 
 
 class ContainerFields(Model):
@@ -252,13 +284,22 @@ class TaskDefaults(ContainerFields, TaskPolicy):
     """Airflow's default_args: applied to every task that does not set the field."""
 
 
+class TemplateKind(StrEnum):
+    TEMPLATE = "Template"
+    TASK_TEMPLATE = "TaskTemplate"
+
+
 class TemplateUse(Model):
     """Instantiate a reusable task or group template."""
 
     name: Name
-    """The template's name (``spec.templates[].name``)."""
+    """The template's name (``spec.templates[].name``, or a TaskTemplate's)."""
+    kind: TemplateKind = TemplateKind.TEMPLATE
+    """Template (one of ``spec.templates``) or TaskTemplate (a TaskTemplate of the
+    namespace, shared by its pipelines; a run uses the version it started with)."""
     inputs: dict[str, JsonValue] | None = None
-    """Values of the template's inputs, visible as ``{{ inputs.x }}``."""
+    """Values of the template's inputs, visible as ``{{ inputs.x }}`` (templated: params,
+    macros and upstream outputs are rendered for each attempt)."""
 
 
 class TaskBody(ContainerFields, TaskPolicy):
@@ -289,6 +330,9 @@ class TaskBody(ContainerFields, TaskPolicy):
     may wait for it (no pod runs)."""
     outputs: list[Name] | None = None
     """Declared outputs (optional): references to undeclared ones are then rejected."""
+    cache: Cache | None = None
+    """Skip the task when a fresh successful attempt had the same cache key (its outputs
+    are reused; the attempt shows ``Cached``)."""
 
 
 class Task(TaskBody):
@@ -326,21 +370,26 @@ class TemplateInput(Model):
     """What the input is for."""
 
 
-class Template(Model):
+class TemplateBody(Model):
+    """A template but its name: what a ``spec.templates`` entry and a TaskTemplate hold."""
+
+    description: str | None = None
+    """What the template does."""
+    inputs: list[TemplateInput] | None = None
+    """The template's inputs, read as ``{{ inputs.<name> }}`` (templated at each use)."""
+    task: TaskBody | None = None
+    """A task template: the fields a task that uses it gets (its own fields win)."""
+    tasks: list[Task] | None = None
+    """A group template: these tasks form the group that uses it."""
+    groups: list[TaskGroup] | None = None
+    """A group template: these nested groups form the group too."""
+
+
+class Template(TemplateBody):
     """A reusable task (Airflow custom operator) or group (task group factory)."""
 
     name: Name
     """The template's name, used by ``template.name``."""
-    description: str | None = None
-    """What the template does."""
-    inputs: list[TemplateInput] | None = None
-    """The template's inputs."""
-    task: TaskBody | None = None
-    """A task template."""
-    tasks: list[Task] | None = None
-    """A group template: these tasks form the group."""
-    groups: list[TaskGroup] | None = None
-    """A group template: these nested groups form the group too."""
 
 
 class ParamType(StrEnum):
@@ -411,7 +460,10 @@ class PipelineSpec(Model):
     timezone: str = defaults.TIMEZONE
     """The IANA time zone of the schedule (default UTC)."""
     start_date: str | None = None
-    """ISO date or date-time; no scheduled run has an interval starting before it."""
+    """ISO date or date-time; no scheduled run has an interval starting before it. Or a
+    relative date, a minus sign and a duration (``-1d``: Airflow's ``days_ago(1)``),
+    resolved once when the operator first sees the pipeline and kept in
+    ``status.resolvedStartDate`` (whole days from midnight in ``timezone``)."""
     end_date: str | None = None
     """No scheduled run has an interval starting after it (ISO date or date-time)."""
     catchup: bool = False
@@ -463,6 +515,15 @@ class RunSummary(Model):
     """When it ended."""
 
 
+class ResolvedDate(Model):
+    """A relative date as written, and the date it was resolved to (once)."""
+
+    written: str
+    """The spec's value (``-1d``); a different value is resolved again."""
+    date: str
+    """The ISO date-time it stands for."""
+
+
 class PipelineStatus(Model):
     """What the operator observed: validity, schedule and recent runs."""
 
@@ -478,6 +539,8 @@ class PipelineStatus(Model):
     """When the next scheduled run is due."""
     last_scheduled_interval: Interval | None = None
     """The schedule cursor: the data interval of the latest scheduled run."""
+    resolved_start_date: ResolvedDate | None = None
+    """A relative startDate (``-1d``), resolved when the pipeline was first seen."""
     last_run: str | None = None
     """The newest run's name."""
     last_runs: list[RunSummary] | None = None

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from kascade.api.base import API_VERSION, Model
+from kascade.api.caches import TaskCacheSpec, TaskCacheStatus
 from kascade.api.names import NamespaceName, ObjectName
 from kascade.api.pipeline import PipelineSpec, PipelineStatus
 from kascade.api.pools import PoolSpec, PoolStatus
@@ -22,6 +23,7 @@ from kascade.api.runs import (
     TaskRunSpec,
     TaskRunStatus,
 )
+from kascade.api.templates import TaskTemplateSpec, TaskTemplateStatus
 
 EXPECT_ANNOTATION = "kascade.io/expect"
 """``kascade.io/expect: failed`` marks an example that is meant to fail."""
@@ -80,6 +82,18 @@ class Pool(_Object):
     kind: Literal["Pool"] = "Pool"
     spec: PoolSpec
     status: PoolStatus | None = None
+
+
+class TaskTemplate(_Object):
+    kind: Literal["TaskTemplate"] = "TaskTemplate"
+    spec: TaskTemplateSpec
+    status: TaskTemplateStatus | None = None
+
+
+class TaskCache(_Object):
+    kind: Literal["TaskCache"] = "TaskCache"
+    spec: TaskCacheSpec
+    status: TaskCacheStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -195,5 +209,27 @@ KINDS: tuple[KindInfo, ...] = (
             Column("Queued", ".status.queued", "integer"),
             AGE,
         ),
+    ),
+    KindInfo(
+        "TaskTemplate",
+        "tasktemplates",
+        ("ktt",),
+        TaskTemplateSpec,
+        TaskTemplateStatus,
+        "A task or group template shared by the pipelines of a namespace (Tekton's Task).",
+        (
+            Column("Valid", '.status.conditions[?(@.type=="Valid")].status'),
+            Column("Description", ".spec.description", priority=1),
+            AGE,
+        ),
+    ),
+    KindInfo(
+        "TaskCache",
+        "taskcaches",
+        ("kcache",),
+        TaskCacheSpec,
+        TaskCacheStatus,
+        "The cache entries of one Pipeline's tasks (``cache``), written by the operator.",
+        (Column("Pipeline", ".spec.pipelineRef.name"), AGE),
     ),
 )

@@ -15,6 +15,7 @@ from pydantic import Field, WithJsonSchema
 
 from kascade.api.base import Condition, Interval, JsonValue, Model, ObjectRef
 from kascade.api.pipeline import PipelineSpec
+from kascade.api.templates import PinnedTaskTemplate
 
 
 class TriggerKind(StrEnum):
@@ -71,6 +72,21 @@ class PipelineRunSpec(Model):
     """Why the run exists (schedule, a person, a backfill, another pipeline)."""
     run_id: str | None = Field(default=None, min_length=1, max_length=250)
     """The run's id (``{{ run_id }}``); default ``<trigger kind>__<logical date>``."""
+    no_cache: bool | None = None
+    """Run every task with a ``cache``: read no entry (new ones are still written)."""
+    no_cache_tasks: list[str] | None = None
+    """These tasks read no cache entry (``kascade clear`` adds the tasks it clears)."""
+    task_templates: Annotated[
+        list[PinnedTaskTemplate] | None,
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            }
+        ),
+    ] = None
+    """The TaskTemplates the spec uses, as they were when the run started (copied by the
+    operator before the first task; filled in when omitted)."""
 
 
 class PipelineSnapshotSpec(Model):
@@ -201,6 +217,10 @@ class AttemptReason(StrEnum):
     ACTION_FAILED = "ActionFailed"
     """A task without a pod (sendEmail, triggerPipeline) could not do its work: the e-mail
     was not sent, the run could not be made, or it ended in a failed state."""
+    CACHED = "Cached"
+    """Not run: a fresh cache entry with the same key gave its outputs (``cache``)."""
+    OUTPUTS_STORE_ERROR = "OutputsStoreError"
+    """Its outputs could not be written to (or read from) the object store."""
 
 
 def instance_key(task_id: str, map_index: int | None) -> str:

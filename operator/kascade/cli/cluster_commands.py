@@ -131,6 +131,23 @@ def _common(f: Any) -> Any:
     default="",
     help="The web UI's address: alerts link to the task's page there (its log).",
 )
+@click.option(
+    "--helper-image",
+    envvar="KASCADE_HELPER_IMAGE",
+    default="kascade-operator:dev",
+    show_default=True,
+    help="The image of sql/s3 sensor pods (`kascade poke`) and of the outputs sidecar: "
+    "the operator's own image.",
+)
+@click.option(
+    "--outputs-max-bytes",
+    envvar="KASCADE_OUTPUTS_MAX_BYTES",
+    type=click.IntRange(4097, 8 * 1024 * 1024),
+    default=4 * 1024 * 1024,
+    show_default=True,
+    help="With an object store (KASCADE_STORE_<key> variables): the largest outputs a task "
+    "may write.",
+)
 def operator(
     log_level: str,
     namespaces: tuple[str, ...],
@@ -147,10 +164,26 @@ def operator(
     notify_allowed_hosts: tuple[str, ...],
     notify_allow_private_networks: bool,
     ui_url: str,
+    helper_image: str,
+    outputs_max_bytes: int,
 ) -> None:
-    """Run the Kascade operator (in-cluster, or with a kubeconfig)."""
+    """Run the Kascade operator (in-cluster, or with a kubeconfig).
+
+    Large outputs go to the object store given by the KASCADE_STORE_<key> variables
+    (endpoint, bucket, accessKeyId, ...; docs/object-store.md), when they are set.
+    """
     if not namespaces and not all_namespaces:
         raise click.UsageError("give --namespace NS (repeatable) or --all-namespaces")
+    from kascade.controller.config import read_config
+
+    settings = {
+        "KASCADE_HELPER_IMAGE": helper_image,
+        "KASCADE_OUTPUTS_MAX_BYTES": str(outputs_max_bytes),
+    }
+    try:
+        read_config({**os.environ, **settings})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if approval == "required":
         if not approval_key_file:
             raise click.UsageError(
@@ -165,6 +198,7 @@ def operator(
             raise click.UsageError(f"--approval-key-file: {exc}") from None
         os.environ["KASCADE_APPROVAL_KEY_FILE"] = approval_key_file
     os.environ["KASCADE_APPROVAL"] = approval
+    os.environ.update(settings)
     os.environ["KASCADE_NOTIFY_ALLOWED_HOSTS"] = ",".join(notify_allowed_hosts)
     if notify_allow_private_networks:
         os.environ["KASCADE_NOTIFY_ALLOW_PRIVATE_NETWORKS"] = "1"
@@ -194,6 +228,11 @@ def operator(
 @click.option("--logical-date", default=None, help="ISO date(-time); default: now.")
 @click.option("--wait", is_flag=True, help="Wait for the run to end; exit 1 if it failed.")
 @click.option("--timeout", default=3600.0, show_default=True)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Run every task with a cache: read no cache entry (new ones are still written).",
+)
 def trigger(
     pipeline: str,
     namespace: str,
@@ -202,6 +241,7 @@ def trigger(
     logical_date: str | None,
     wait: bool,
     timeout: float,
+    no_cache: bool,
 ) -> None:
     """Start a manual run of PIPELINE (a name or a dag_id; Airflow's "Trigger DAG").
 
@@ -220,6 +260,7 @@ def trigger(
             logical_date=logical_date,
             by=os.environ.get("USER", "kascade-cli"),
             now=_now(),
+            no_cache=no_cache,
         )
     click.echo(f"pipelinerun/{name} created")
     if wait:

@@ -6,14 +6,16 @@ decide the exit code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from kascade.api.pipeline import Template
 from kascade.api.resources import Pipeline
-from kascade.engine import injection
+from kascade.engine import injection, task_templates
 from kascade.engine.loading import LoadError
 from kascade.engine.plan import Plan
 from kascade.engine.validation import is_pipeline, load_documents, validate_document
@@ -85,8 +87,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"not valid YAML at {where}: {problem}" + (f" ({context})" if context else "")
 
 
-def check(doc: dict[str, Any]) -> Checked:
-    pipeline, plan, issues = validate_document(doc)
+def check(doc: dict[str, Any], shared: Mapping[str, Template] | None = None) -> Checked:
+    """One Pipeline, judged with the TaskTemplates it may use (``shared``)."""
+    pipeline, plan, issues = validate_document(doc, shared)
     metadata = doc.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     warnings = [str(w) for w in injection.warnings(plan)] if plan is not None else []
@@ -122,7 +125,7 @@ def load_plan(path: Path, name: str | None) -> tuple[Pipeline, Plan]:
             return load_python_plan(path, name)
         except PythonDagError as exc:
             raise InputError(exc.lines) from None
-    return plan_of(read_documents(path), name)
+    return plan_of(read_documents(path, every_kind=True), name)
 
 
 def load_run_file(path: Path, name: str | None) -> tuple[list[dict[str, Any]], Pipeline, Plan]:
@@ -135,8 +138,11 @@ def load_run_file(path: Path, name: str | None) -> tuple[list[dict[str, Any]], P
 
 
 def plan_of(docs: list[dict[str, Any]], name: str | None) -> tuple[Pipeline, Plan]:
-    """The chosen Pipeline of ``docs`` (other kinds are passed over), compiled."""
-    checked = check(select([d for d in docs if is_pipeline(d)], name))
-    if checked.problems or checked.pipeline is None or checked.plan is None:
-        raise InputError(checked.problems or ["the pipeline is invalid"])
+    """The chosen Pipeline of ``docs``, compiled with the file's TaskTemplates (other kinds
+    are passed over)."""
+    shared, problems = task_templates.from_manifests(docs)
+    checked = check(select([d for d in docs if is_pipeline(d)], name), shared)
+    problems += checked.problems
+    if problems or checked.pipeline is None or checked.plan is None:
+        raise InputError(problems or ["the pipeline is invalid"])
     return checked.pipeline, checked.plan

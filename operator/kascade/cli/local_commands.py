@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -45,6 +46,11 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     help="Which pipeline of FILE to run (for a Python file: a dag_id or its Pipeline name).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress; only the outcome.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Run every task with a cache: read no cache entry (new ones are still written).",
+)
 def run_command(
     file: Path,
     params: tuple[str, ...],
@@ -54,11 +60,15 @@ def run_command(
     workdir: Path | None,
     pipeline_name: str | None,
     quiet: bool,
+    no_cache: bool,
 ) -> None:
     """Run a pipeline once on this machine, each task a local process.
 
     FILE is a manifest or a Python DAG file (like `airflow dags test`): its
-    Python tasks run in this interpreter, in one process each.
+    Python tasks run in this interpreter, in one process each. Tasks with a
+    `cache` reuse the outputs earlier local runs left ($KASCADE_HOME/task-cache).
+    Outputs beyond 4 KiB go to the object store the KASCADE_STORE_<key>
+    variables describe (endpoint, bucket, accessKeyId, ...), when they are set.
 
     Every run has its own id (manual__<trigger time>) and folder. Ctrl-C or SIGTERM
     stops the run, prints its table and records it; a second Ctrl-C kills at once.
@@ -77,6 +87,7 @@ def run_command(
         workdir=workdir,
         pipeline_name=pipeline_name,
         quiet=quiet,
+        no_cache=no_cache,
     )
     sys.exit(run_local(options))
 
@@ -93,12 +104,27 @@ def validate_command(files: tuple[Path, ...]) -> None:
     Exit code 1 if anything is invalid.
     """
     bad = False
+    shared = _task_templates([p for p in files if not (p.is_dir() or p.suffix == ".py")])
     for path in files:
         if path.is_dir() or path.suffix == ".py":
             bad |= _validate_python(path)
         else:
-            bad |= _validate_manifest(path)
+            bad |= _validate_manifest(path, shared)
     sys.exit(1 if bad else 0)
+
+
+def _task_templates(paths: list[Path]) -> dict[str, Any]:
+    """The TaskTemplates of every manifest given: pipelines in any of them may use them."""
+    from kascade.cli.documents import InputError, read_documents
+    from kascade.engine import task_templates
+
+    docs = []
+    for path in paths:
+        try:
+            docs += read_documents(path, every_kind=True)
+        except InputError:
+            continue  # said when the file itself is validated
+    return task_templates.from_manifests(docs)[0]
 
 
 def _validate_python(path: Path) -> bool:
@@ -118,21 +144,31 @@ def _validate_python(path: Path) -> bool:
     return bool(result.problems)
 
 
-def _validate_manifest(path: Path) -> bool:
+def _validate_manifest(path: Path, shared: dict[str, Any]) -> bool:
     from kascade.cli.documents import InputError, check, read_documents
+    from kascade.engine import task_templates
+    from kascade.engine.validation import is_pipeline
 
     bad = False
     try:
-        docs = read_documents(path)
+        every = read_documents(path, every_kind=True)
     except InputError as exc:
         for line in exc.lines:
             click.echo(f"{path}: {line}")
         return True
-    if not docs:
+    docs = [d for d in every if is_pipeline(d)]
+    templates = [d for d in every if d.get("kind") == task_templates.KIND]
+    for doc in templates:
+        name = (doc.get("metadata") or {}).get("name") or "?"
+        problems = [str(i) for i in task_templates.validate(doc)]
+        bad |= bool(problems)
+        for problem in problems or ["OK"]:
+            click.echo(f"{path}: TaskTemplate {name}: {problem}")
+    if not docs and not templates:
         bad = True
         click.echo(f"{path}: no Pipeline document found")
     for doc in docs:
-        checked = check(doc)
+        checked = check(doc, shared)
         prefix = f"{path}: {checked.name}: " if len(docs) > 1 else f"{path}: "
         if checked.problems or checked.plan is None:
             bad = True

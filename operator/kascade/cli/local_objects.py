@@ -52,6 +52,8 @@ def read_objects(docs: list[dict[str, Any]]) -> LocalObjects:
             found.config_maps[name] = _strings(doc.get("data"))
         elif kind == "Secret":
             _read_secret(doc, name, where, found)
+        elif kind == "TaskTemplate":
+            continue  # compiled with the pipeline (documents.plan_of)
         else:
             found.notes.append(f"{where}: not used by the local runner")
     return found

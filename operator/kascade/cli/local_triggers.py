@@ -33,6 +33,8 @@ from kascade.engine.params import resolve_params
 from kascade.engine.plan import Plan
 from kascade.engine.run_dates import manual_run
 from kascade.engine.schedule import parse_schedule
+from kascade.integrations.outputs_store import from_environment
+from kascade.local.cache import LocalCache, cache_folder
 from kascade.local.events import OnEvent
 from kascade.local.history import LocalHistory
 from kascade.local.mailing import LocalSmtp
@@ -150,6 +152,7 @@ class LocalSetup:
         if problems:
             raise ValueError(f"cannot run {source.pipeline.name}: " + "; ".join(problems))
         env, _ = run_environment(spec, found)
+        outputs = from_environment(self.environ)  # SettingsError is a ValueError: refused
         ctx = RunContext(
             run_id=request.run_id or default_run_id(dates.logical_date),
             logical_date=dates.logical_date,
@@ -172,5 +175,7 @@ class LocalSetup:
             smtp=local_smtp(source.plan, found, self.environ),
             triggers=hub,
             owns_triggers=False,
+            cache=LocalCache(cache_folder(self.history.root, ctx.pipeline)),
+            outputs=outputs,
         )
         return Prepared(ctx.pipeline, ctx, runner, self.history.save)

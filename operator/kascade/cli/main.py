@@ -14,6 +14,7 @@ from kascade.cli import (
     cluster_commands,
     local_commands,
     log_commands,
+    outputs_command,
     poke_commands,
     sdk_commands,
     view_commands,
@@ -32,6 +33,7 @@ def cli() -> None:
 local_commands.register(cli)
 cluster_commands.register(cli)
 poke_commands.register(cli)
+outputs_command.register(cli)
 sdk_commands.register(cli)
 view_commands.register(cli)
 log_commands.register(cli)

@@ -63,16 +63,24 @@ def poke() -> None:
     "--query", required=True, help="SQL; met when the first cell is not 0, '0', '' or NULL."
 )
 @click.option(
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="VALUE",
+    help="A value bound to the query's next %s placeholder (repeatable).",
+)
+@click.option(
     "--timeout", type=float, default=60.0, show_default=True, help="Statement timeout (s)."
 )
-def poke_sql(prefix: str, query: str, timeout: float) -> None:
+def poke_sql(prefix: str, query: str, parameters: tuple[str, ...], timeout: float) -> None:
     """Run a read-only query against PostgreSQL."""
     from kascade.integrations.pokes import PokeError, sql_poke
     from kascade.integrations.settings import PostgresSettings, SettingsError
 
     data, source = _settings_source(prefix)
     try:
-        met = sql_poke(PostgresSettings.from_data(data, source), query, timeout=timeout)
+        settings = PostgresSettings.from_data(data, source)
+        met = sql_poke(settings, query, list(parameters) or None, timeout=timeout)
     except SettingsError as exc:
         _fail(str(exc), EXIT_USAGE)
     except PokeError as exc:

@@ -16,8 +16,12 @@ from kascade.cli.local_objects import pool_problems, read_objects, run_environme
 from kascade.cli.local_triggers import LocalSetup, PipelineFinder, local_smtp
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
 from kascade.engine import strict_json
+from kascade.engine.caching import Refresh
 from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
+from kascade.integrations.outputs_store import OutputsStore, from_environment
+from kascade.integrations.settings import SettingsError
+from kascade.local.cache import LocalCache, cache_folder
 from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, headline, print_summary
@@ -36,6 +40,7 @@ class RunOptions:
     workdir: Path | None = None
     pipeline_name: str | None = None
     quiet: bool = False
+    no_cache: bool = False
 
 
 def run_local(opts: RunOptions) -> int:
@@ -51,6 +56,7 @@ def run_local(opts: RunOptions) -> int:
         if problems:
             raise SetupError(problems)
         env, notes = run_environment(spec, found)
+        outputs = _outputs_store()
     except (InputError, SetupError) as exc:
         for line in exc.lines:
             # Problems of a Python DAG file already start with their file:line.
@@ -96,6 +102,9 @@ def run_local(opts: RunOptions) -> int:
         external=history,
         smtp=local_smtp(plan, found, os.environ),
         triggers=setup.triggers(),
+        cache=LocalCache(cache_folder(history.root, ctx.pipeline)),
+        refresh=Refresh(everything=opts.no_cache),
+        outputs=outputs,
     )
     recorder.runner = runner
     recorder.save()
@@ -182,6 +191,14 @@ def _run_home(history: LocalHistory, pipeline: str, run_id: str) -> tuple[str, P
             file=sys.stderr,
         )
         return run_id, fallback
+
+
+def _outputs_store() -> OutputsStore | None:
+    """The object store for outputs beyond 4 KiB (``KASCADE_STORE_<key>``), if configured."""
+    try:
+        return from_environment(os.environ)
+    except SettingsError as exc:
+        raise SetupError([str(exc)]) from None
 
 
 def _workdir(wanted: Path) -> Path:

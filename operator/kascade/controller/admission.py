@@ -42,8 +42,10 @@ log = logging.getLogger("kascade.admission")
 #: kopf handler ids; kopf's webhook server routes ``/<id>`` to each.
 WEBHOOK_ID = "admit-pipeline"
 RUN_WEBHOOK_ID = "admit-pipelinerun"
+TEMPLATE_WEBHOOK_ID = "admit-tasktemplate"
 WEBHOOK_PATH = f"/{WEBHOOK_ID}"
 RUN_WEBHOOK_PATH = f"/{RUN_WEBHOOK_ID}"
+TEMPLATE_WEBHOOK_PATH = f"/{TEMPLATE_WEBHOOK_ID}"
 DEFAULT_PORT = 9443
 DEFAULT_CERT_DIR = "/etc/kascade/webhook"
 #: Longest rejection message (the API server shows it to the user).
@@ -115,7 +117,8 @@ async def _admit(
         old=_plain(old) if old is not None else None,
     )
     rev = reviewer()
-    verdict: Verdict = await (rev.pipeline(request) if kind == "Pipeline" else rev.run(request))
+    judges = {"Pipeline": rev.pipeline, "PipelineRun": rev.run, "TaskTemplate": rev.task_template}
+    verdict: Verdict = await judges[kind](request)
     where = f"{kind} {request.namespace}/{meta.get('name') or meta.get('generateName') or '?'}"
     if not verdict.allowed:
         # A user's typo is not an operator error: INFO, with the first problem.
@@ -128,7 +131,7 @@ async def _admit(
         )
         raise kopf.AdmissionError(_message(verdict.problems), code=verdict.code)
     annotations = meta.get("annotations") or {}
-    if annotations.get(approval.ANNOTATION) != verdict.approval:
+    if kind != "TaskTemplate" and annotations.get(approval.ANNOTATION) != verdict.approval:
         patch.metadata.annotations[approval.ANNOTATION] = verdict.approval
     log.debug("Admitted %s from %s", where, request.user.username)
 
@@ -152,6 +155,7 @@ def _handler(kind: str) -> Callable[..., Awaitable[None]]:
 
 admit_pipeline = _handler("Pipeline")
 admit_pipelinerun = _handler("PipelineRun")
+admit_tasktemplate = _handler("TaskTemplate")
 
 
 class LargeBodyWebhookServer(kopf.WebhookServer):  # type: ignore[misc]
@@ -219,6 +223,7 @@ kopf.on.startup()(server_settings)
 for _plural, _id, _fn in (
     ("pipelines", WEBHOOK_ID, admit_pipeline),
     ("pipelineruns", RUN_WEBHOOK_ID, admit_pipelinerun),
+    ("tasktemplates", TEMPLATE_WEBHOOK_ID, admit_tasktemplate),
 ):
     kopf.on.mutate(
         GROUP,

@@ -154,6 +154,23 @@ def run_problem(namespace: str, spec: Any, metadata: dict[str, Any]) -> str | No
     return POLICY.problem(namespace, spec, metadata.get("annotations"))
 
 
+def grants_problem(metadata: dict[str, Any], needs: list[Any]) -> str | None:
+    """Why a run's spec asks for more than its approval granted (a TaskTemplate it pinned
+    changed since the Pipeline was approved); ``needs`` are ``rights.Need`` objects."""
+    if not POLICY.required:
+        return None
+    found = parse((metadata.get("annotations") or {}).get(ANNOTATION))
+    granted = set(found.grants) if found is not None else set()
+    missing = [n for n in needs if n.grant not in granted]
+    if not missing:
+        return None
+    asked = "; ".join(f"{n.path}: {n.why}" for n in missing)
+    return (
+        f"its TaskTemplates ask for more than {found.by if found else 'the approval'} was "
+        f"approved for ({asked}); apply the Pipeline again to have it approved"
+    )
+
+
 def pipeline_problems(body: dict[str, Any]) -> list[str]:
     """A Pipeline's approval problem as a validation error (its Valid condition shows it)."""
     meta = body.get("metadata") or {}

@@ -17,14 +17,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kascade import metrics
-from kascade.api.runs import (
-    AttemptReason,
-    PipelineRunStatus,
-    RunPhase,
-    TaskState,
+from kascade.api.runs import AttemptReason, PipelineRunStatus, RunPhase, TaskState
+from kascade.controller import (
+    config,
+    large_outputs,
+    naming,
+    notify,
+    observe,
+    observed,
+    retention,
 )
-from kascade.controller import naming, notify, observe, observed, retention
 from kascade.controller.actions import ClusterActions, PodlessAttempts
+from kascade.controller.cache import ClusterCache
 from kascade.controller.launching import Launching
 from kascade.controller.mailing import Mailer
 from kascade.controller.podspec import (
@@ -75,6 +79,7 @@ class RunDriver(Launching, Rebuilding):
         emit: Callable[[dict[str, Any], str, str, str], None],
         active_runs: Callable[[], int] = lambda: 1,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache: ClusterCache | None = None,
     ) -> None:
         meta = run["metadata"]
         self.kube = kube
@@ -91,6 +96,8 @@ class RunDriver(Launching, Rebuilding):
         self.active_runs = active_runs
         self.clock = clock
         """Now (injected: tests and the operator share one clock)."""
+        self.cache = cache
+        """The pipeline's task cache (its TaskCache), when a task has ``cache``."""
         self.taskruns: dict[str, dict[str, Any]] = {}  # key → TaskRun metadata (name, uid)
         self.pods: dict[str, str] = {}  # key → pod name of the attempt in flight
         self.pod_created: dict[str, datetime] = {}
@@ -204,9 +211,19 @@ class RunDriver(Launching, Rebuilding):
             self.waiting.pop(key, None)
             self.pods.pop(key, None)
             self.pod_created.pop(key, None)
-            self._count_end(key, seen.result, now)
-            # Finished pods stay for `kubectl logs` until their run is deleted.
-            await self._apply(self.engine.finished(key, attempt, seen.result, now), now)
+            result = seen.result
+            if seen.large_outputs is not None:
+                result = await large_outputs.collect(
+                    self.kube,
+                    config.CONFIG.outputs,
+                    pod,
+                    seen.large_outputs,
+                    run=self.identity,
+                    key=key,
+                    attempt=attempt,
+                )
+            self._count_end(key, result, now)
+            await self._apply(self.engine.finished(key, attempt, result, now), now)
 
     def _write_if_still(self, delay: float, key: str, attempt: int, state: TaskState) -> None:
         """Write a transient state (queued, running) only if it lasts.
@@ -282,6 +299,8 @@ class RunDriver(Launching, Rebuilding):
             )
         for key, why in d.waits:
             self.emit(self.run, "Warning", "TaskWaiting", f"{key} waits: {why}")
+        if d.cache_writes and self.cache is not None:
+            self.cache.keep(d.cache_writes, now)
         for miss in d.sla_misses:
             self.sla_misses.add(miss.task or RUN_SLA)
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()
@@ -314,9 +333,10 @@ class RunDriver(Launching, Rebuilding):
         inst = self.engine.instances.get(key)
         task_id = self.plan.tasks[inst.task].id if inst else key
         metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
-        if inst and inst.started_at:
+        started = inst.attempt_started_at or inst.started_at if inst else None
+        if started:  # the attempt's own duration, as Airflow's task duration
             metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
-                (now - inst.started_at).total_seconds()
+                (now - started).total_seconds()
             )
 
     def _event(self, key: str, state: TaskState) -> None:

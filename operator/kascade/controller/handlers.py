@@ -17,7 +17,7 @@ import kopf
 
 from kascade import metrics
 from kascade.api.base import GROUP, VERSION
-from kascade.controller import approval, masking, notify, outbound
+from kascade.controller import approval, config, masking, notify, outbound
 from kascade.controller.leader import LeaderElector
 from kascade.controller.podspec import LABEL_RUN
 from kascade.controller.world import World
@@ -72,6 +72,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     load_config(os.environ.get("KUBECONFIG"))
     notify.configure(outbound.policy_from_env())
+    config.configure(config.read_config())
     policy = approval.policy_from_env()
     approval.configure(policy)
     if not policy.required:
@@ -144,6 +145,12 @@ async def run_event(event: dict[str, Any], **_: Any) -> None:
     await _guard("PipelineRun", body, world().on_run(str(event.get("type")), body))
 
 
+@kopf.on.event(GROUP, VERSION, "tasktemplates")
+async def task_template_event(event: dict[str, Any], **_: Any) -> None:
+    body = event["object"]
+    await _guard("TaskTemplate", body, world().on_task_template(str(event.get("type")), body))
+
+
 @kopf.on.event(GROUP, VERSION, "pools")
 async def pool_event(event: dict[str, Any], **_: Any) -> None:
     meta = event["object"]["metadata"]
@@ -156,9 +163,7 @@ async def pool_event(event: dict[str, Any], **_: Any) -> None:
 async def pod_event(event: dict[str, Any], **_: Any) -> None:
     body = event["object"]
     masker = STATE["kube"].masker
-    if any(
-        masking.has_message(s) for s in (body.get("status") or {}).get("containerStatuses") or []
-    ):
+    if masking.pod_has_message(body):
         # Secret values in outputs are masked before anything reads them (reads run in a thread).
         body = await asyncio.to_thread(masker.mask_pod, body)
     await _guard("Pod", body, world().on_pod(str(event.get("type")), body))

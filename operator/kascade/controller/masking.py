@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kascade.controller.podspec import LARGE_MARKER
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.masking")
@@ -100,21 +101,32 @@ class SecretMasker:
         return data
 
     def mask_pod(self, pod: dict[str, Any]) -> dict[str, Any]:
-        """The pod with its termination messages masked (the same object when nothing to do)."""
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        if not any(has_message(s) for s in statuses):
+        """The pod with its termination messages masked (the same object when nothing to do):
+        the task's, and the outputs sidecar's (an init container) when it has one."""
+        if not pod_has_message(pod):
             return pod
         namespace = str((pod.get("metadata") or {}).get("namespace") or "")
         values = self.values(namespace, pod)
         if not values:
             return pod
         masked = copy.deepcopy(pod)
-        for status in masked["status"]["containerStatuses"]:
-            for state in ("state", "lastState"):
-                terminated = (status.get(state) or {}).get("terminated")
-                if terminated and terminated.get("message"):
-                    terminated["message"] = mask_text(terminated["message"], values)
+        for field in STATUS_FIELDS:
+            for status in masked["status"].get(field) or []:
+                for state in ("state", "lastState"):
+                    terminated = (status.get(state) or {}).get("terminated") or {}
+                    message = terminated.get("message")
+                    if message and not _size_marker(message):
+                        terminated["message"] = mask_text(message, values)
         return masked
+
+
+STATUS_FIELDS = ("containerStatuses", "initContainerStatuses")
+
+
+def _size_marker(message: str) -> bool:
+    """The outputs sidecar's "outputs are in my log" message holds only a size: nothing to
+    mask, and masking it would hide the outputs (the log is masked when it is read)."""
+    return message.startswith(LARGE_MARKER) and message[len(LARGE_MARKER) :].isdigit()
 
 
 def has_message(status: dict[str, Any]) -> bool:
@@ -122,6 +134,12 @@ def has_message(status: dict[str, Any]) -> bool:
         ((status.get(state) or {}).get("terminated") or {}).get("message")
         for state in ("state", "lastState")
     )
+
+
+def pod_has_message(pod: dict[str, Any]) -> bool:
+    """A container of the pod ended with a termination message (outputs, maybe secrets)."""
+    status = pod.get("status") or {}
+    return any(has_message(s) for field in STATUS_FIELDS for s in status.get(field) or [])
 
 
 class MaskingKube(Kube):
@@ -133,3 +151,11 @@ class MaskingKube(Kube):
 
     def list_pods(self, namespace: str | None, selector: str) -> list[dict[str, Any]]:
         return [self.masker.mask_pod(p) for p in super().list_pods(namespace, selector)]
+
+    def read_outputs_log(self, pod: dict[str, Any], container: str, limit_bytes: int) -> str:
+        """A container's log that carries outputs, masked like its termination message."""
+        meta = pod.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        text = self.read_pod_log(namespace, name, container, limit_bytes)
+        values = self.masker.values(namespace, pod)
+        return mask_text(text, values) if values else text

@@ -13,6 +13,7 @@ from typing import Any
 
 from kascade.api.protocol import OUTPUTS_LIMIT_BYTES
 from kascade.api.runs import AttemptReason
+from kascade.controller.podspec import LARGE_MARKER, OUTPUTS_SIDECAR
 from kascade.engine.decisions import Result
 from kascade.engine.outputs import OutputsError, parse_outputs
 
@@ -34,15 +35,31 @@ class PodView:
     result: Result | None
     waiting_reason: str | None = None
     waiting_message: str | None = None
+    large_outputs: int | None = None
+    """The attempt succeeded and its outputs (this many bytes) are in the outputs sidecar's
+    log: the driver reads them and writes them to the object store (``result`` waits)."""
 
 
-def task_container(pod: dict[str, Any]) -> dict[str, Any]:
-    """The status of the pod's task container ({} before it has one)."""
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+def task_container(
+    pod: dict[str, Any], name: str = "task", field: str = "containerStatuses"
+) -> dict[str, Any]:
+    """The status of one of the pod's containers, the task's by default ({} before it has one)."""
+    statuses = (pod.get("status") or {}).get(field) or []
     for status in statuses:
-        if status.get("name") == "task":
+        if status.get("name") == name:
             return dict(status)
     return {}
+
+
+def _outputs_message(pod: dict[str, Any], task_message: str) -> str | None:
+    """Where the outputs are: the task's termination message, or the outputs sidecar's
+    (None while a pod with a sidecar has not recorded its end yet)."""
+    names = {c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []}
+    if OUTPUTS_SIDECAR not in names:
+        return task_message
+    sidecar = task_container(pod, OUTPUTS_SIDECAR, "initContainerStatuses")
+    terminated = (sidecar.get("state") or {}).get("terminated")
+    return str(terminated.get("message") or "") if terminated else None
 
 
 def _outputs_result(exit_code: int, message: str) -> Result:
@@ -81,8 +98,13 @@ def view(pod: dict[str, Any], *, deleted: bool = False) -> PodView:
         return PodView(running, Result(None, reason=reason, message=message))
     if terminated and phase in ("Succeeded", "Failed"):
         code = int(terminated.get("exitCode", 1))
-        message = terminated.get("message") or ""
         if code == 0:
+            message = _outputs_message(pod, terminated.get("message") or "")
+            if message is None:
+                return PodView(True, None)  # the sidecar's end is the next update
+            if message.startswith(LARGE_MARKER):
+                size = message.removeprefix(LARGE_MARKER)
+                return PodView(True, Result(0), large_outputs=int(size) if size.isdigit() else 0)
             return PodView(True, _outputs_result(0, message))
         detail = terminated.get("reason") or "Error"
         return PodView(True, Result(code, message=f"exit code {code} ({detail})"))

@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from kascade.api.base import Condition, Interval
-from kascade.api.pipeline import PipelineStatus
+from kascade.api.pipeline import PipelineSpec, PipelineStatus, ResolvedDate
 from kascade.controller.scheduling import RunRecord, SchedulePlan
-from kascade.controller.status import iso
+from kascade.controller.status import iso, parse_iso
 from kascade.engine.errors import Issue
-from kascade.engine.schedule import DataInterval
+from kascade.engine.run_dates import is_relative, resolve_start_date
+from kascade.engine.schedule import DataInterval, zone
 
 SCHEDULE_FIELDS = ("nextRun", "lastScheduledInterval")
 """Written at once when they change; the run counters at most every COUNTS_SECONDS."""
@@ -82,3 +83,27 @@ def schedule_status(plan: SchedulePlan, runs: Sequence[RunRecord], now: datetime
     if last is not None:
         status.last_run = last.name
     return _owned(status)
+
+
+def resolved_start(spec: PipelineSpec, status: dict[str, Any]) -> datetime | None:
+    """The date a relative startDate was resolved to, if it was, for the value written now."""
+    stored = status.get("resolvedStartDate") or {}
+    if not spec.start_date or stored.get("written") != spec.start_date:
+        return None
+    return parse_iso(stored.get("date"))
+
+
+def start_date_status(
+    spec: PipelineSpec, status: dict[str, Any], now: datetime
+) -> dict[str, Any] | None:
+    """The patch that records a relative startDate's resolution: once per written value
+    (so the start never moves), and None when there is nothing (more) to record."""
+    if not spec.start_date or not is_relative(spec.start_date):
+        if status.get("resolvedStartDate"):
+            return {"resolvedStartDate": None}  # an absolute date now: forget the old one
+        return None
+    if resolved_start(spec, status) is not None:
+        return None
+    date = resolve_start_date(spec.start_date, now, zone(spec.timezone))
+    record = ResolvedDate(written=spec.start_date, date=date.isoformat())
+    return _owned(PipelineStatus(resolved_start_date=record))

@@ -4,7 +4,12 @@ Secure by default: pods run as non-root with no privilege escalation, no
 capabilities and the RuntimeDefault seccomp profile (Pod Security "restricted"),
 and do not mount a service account token unless the task names an account.
 Outputs travel in the termination message, so the outputs file *is*
-``/dev/termination-log``.
+``/dev/termination-log``. With an object store for outputs, the file is on a small
+volume shared with an outputs sidecar (:data:`OUTPUTS_SIDECAR`, a native sidecar of the
+helper image): when the task's container has ended, the sidecar puts outputs that fit
+in its own termination message, and prints larger ones to its log with only their size
+in the message; the operator reads that log and writes the values to the store. The
+pod never holds the store's credentials.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from kascade.api.pipeline import PipelineSpec, Task
-from kascade.api.protocol import TERMINATION_MESSAGE_PATH
+from kascade.api.protocol import OUTPUTS_LIMIT_BYTES, TERMINATION_MESSAGE_PATH
+from kascade.controller import config
 from kascade.controller.naming import label_value
 from kascade.engine import environment, sensors
 from kascade.engine.decisions import Launch
@@ -40,6 +46,25 @@ DEFAULT_CONTAINER_SECURITY: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
 }
+OUTPUTS_SIDECAR = "kascade-outputs"
+OUTPUTS_DIR = "/kascade/outputs"
+OUTPUTS_FILE = f"{OUTPUTS_DIR}/outputs"
+LARGE_MARKER = "kascade:large-outputs:"
+"""The sidecar's termination message when the outputs are in its log: the marker, then
+their size in bytes."""
+_SIDECAR_SCRIPT = f"""f={OUTPUTS_FILE}
+finish() {{
+  size=0; [ -f "$f" ] && size=$(wc -c < "$f")
+  if [ "$size" -le {OUTPUTS_LIMIT_BYTES} ]; then
+    [ "$size" -eq 0 ] || cat "$f" > /dev/termination-log
+  else
+    printf '%s%s' '{LARGE_MARKER}' "$size" > /dev/termination-log; cat "$f"
+  fi
+  exit 0
+}}
+trap finish TERM
+while :; do sleep 3600 & wait $!; done"""
+"""Runs until the kubelet stops it, which it does once the task's container has ended."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +99,12 @@ def build_pod(
 ) -> dict[str, Any]:
     spec = launch.spec
     command, args = _command(spec)
+    image = spec.image
+    if launch.sensor is not None and sensors.KINDS[launch.sensor.kind].helper:
+        image = config.CONFIG.helper_image  # `kascade poke`, with the connection's Secret
     if launch.sensor is not None and launch.sensor_policy is not None:
         command, args = sensors.pod_command(launch.sensor, launch.sensor_policy, command, args)
+    sidecar = config.CONFIG.outputs is not None and launch.sensor is None
     # The task's env, then the contract (environment.py): later entries win in a pod.
     env: list[dict[str, Any]] = [e.dump() for e in spec.env or []]
     contract = environment.contract(
@@ -85,7 +114,8 @@ def build_pod(
         task_id=launch.task_id,
         attempt=launch.attempt,
         map_index=launch.map_index,
-        outputs=TERMINATION_MESSAGE_PATH,
+        outputs=OUTPUTS_FILE if sidecar else TERMINATION_MESSAGE_PATH,
+        outputs_max=config.CONFIG.outputs.max_bytes if config.CONFIG.outputs and sidecar else None,
     )
     env += [{"name": name, "value": value} for name, value in contract.items()]
     env_from: list[dict[str, Any]] = [
@@ -98,7 +128,7 @@ def build_pod(
     env_from += list(spec.env_from or [])
     container: dict[str, Any] = {
         "name": "task",
-        "image": spec.image,
+        "image": image,
         "imagePullPolicy": spec.image_pull_policy or "IfNotPresent",
         "env": env,
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
@@ -117,6 +147,8 @@ def build_pod(
         container["resources"] = spec.resources
     if spec.volume_mounts:
         container["volumeMounts"] = spec.volume_mounts
+    if sidecar:
+        container["volumeMounts"] = [*(spec.volume_mounts or []), _OUTPUTS_MOUNT]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [container],
@@ -130,6 +162,9 @@ def build_pod(
         pod_spec["serviceAccountName"] = spec.service_account_name
     if spec.volumes:
         pod_spec["volumes"] = spec.volumes
+    if sidecar:
+        pod_spec["volumes"] = [*(spec.volumes or []), _outputs_volume()]
+        pod_spec["initContainers"] = [_outputs_sidecar()]
     if spec.node_selector:
         pod_spec["nodeSelector"] = spec.node_selector
     if spec.tolerations:
@@ -157,6 +192,32 @@ def build_pod(
             "ownerReferences": [owner],
         },
         "spec": pod_spec,
+    }
+
+
+_OUTPUTS_MOUNT = {"name": OUTPUTS_SIDECAR, "mountPath": OUTPUTS_DIR}
+
+
+def _outputs_volume() -> dict[str, Any]:
+    """Room for the largest outputs the store takes (and a little more, to see them over)."""
+    assert config.CONFIG.outputs is not None
+    limit = config.CONFIG.outputs.max_bytes + 1024 * 1024
+    return {"name": OUTPUTS_SIDECAR, "emptyDir": {"sizeLimit": str(limit)}}
+
+
+def _outputs_sidecar() -> dict[str, Any]:
+    """A native sidecar (an init container that keeps running) passing the outputs on."""
+    return {
+        "name": OUTPUTS_SIDECAR,
+        "image": config.CONFIG.helper_image,
+        "imagePullPolicy": "IfNotPresent",
+        "restartPolicy": "Always",
+        "command": ["sh", "-c", _SIDECAR_SCRIPT],
+        "volumeMounts": [_OUTPUTS_MOUNT],
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "File",
+        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}},
+        "securityContext": dict(DEFAULT_CONTAINER_SECURITY),
     }
 
 

@@ -33,9 +33,10 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from kascade.api.pipeline import PipelineSpec
+from kascade.api.pipeline import PipelineSpec, Template
 from kascade.api.resources import PipelineRun
 from kascade.controller import approval, pod_preview, rights
+from kascade.engine import task_templates
 from kascade.engine.errors import Issue, pydantic_issues
 from kascade.engine.params import resolve_params
 from kascade.engine.plan import Plan
@@ -105,6 +106,24 @@ class Reviewer:
     async def run(self, req: Request) -> Verdict:
         return await self._changed_or_kept(req, self._run)
 
+    async def task_template(self, req: Request) -> Verdict:
+        """A TaskTemplate is judged on its own (every problem with its path); the rights
+        its fields need are checked for each pipeline author that uses it."""
+        if req.spec_unchanged():
+            return Verdict()
+        too_big = _size_problem(req.new.get("spec"), "spec")
+        if too_big:
+            return Verdict([too_big])
+        return Verdict([str(i) for i in task_templates.validate(req.new)])
+
+    async def _shared(self, namespace: str, names: set[str]) -> dict[str, Template]:
+        """The namespace's TaskTemplates of these names (missing ones are left out: the
+        validation says which)."""
+        found = await asyncio.gather(
+            *(asyncio.to_thread(self.access.task_template, namespace, n) for n in sorted(names))
+        )
+        return task_templates.from_manifests([b for b in found if b is not None])[0]
+
     async def _changed_or_kept(
         self, req: Request, judge: Callable[[Request], Awaitable[Verdict]]
     ) -> Verdict:
@@ -133,7 +152,11 @@ class Reviewer:
         too_big = _size_problem(spec, "spec")
         if too_big:
             return Verdict([too_big])
-        checked = await _within_deadline(validate_document, req.new)
+        used = await _within_deadline(_used, spec)
+        if used is None:
+            return Verdict([_too_slow("spec")])
+        shared = await self._shared(req.namespace, used)
+        checked = await _within_deadline(validate_document, req.new, shared)
         if checked is None:
             return Verdict([_too_slow("spec")])
         model, plan, issues = checked
@@ -161,7 +184,11 @@ class Reviewer:
             declared = (referenced or {}).get("spec", {}).get("params")
             problems += _param_problems(declared, run.spec.params)
             return Verdict(problems)  # no spec, no approval: the operator copies the Pipeline's
-        checked = await _within_deadline(validate_spec, spec, ref)
+        if run.spec.task_templates is not None:
+            shared = task_templates.pinned(run.spec.task_templates)
+        else:
+            shared = await self._shared(req.namespace, task_templates.used(spec))
+        checked = await _within_deadline(validate_spec, spec, ref, shared)
         if checked is None:
             return Verdict([*problems, _too_slow("spec.pipelineSpec")])
         plan, issues = checked
@@ -255,6 +282,14 @@ def _too_slow(path: str) -> str:
         f"{path}: validation took longer than {VALIDATION_SECONDS:g} s, the time the "
         "webhook has to answer: the pipeline is too large to check; split it"
     )
+
+
+def _used(raw: Any) -> set[str]:
+    """The TaskTemplates a raw spec names (none when it does not parse: validation says why)."""
+    try:
+        return task_templates.used(PipelineSpec.model_validate(raw or {}))
+    except ValidationError:
+        return set()
 
 
 def _size_problem(spec: Any, path: str) -> str | None:

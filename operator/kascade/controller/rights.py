@@ -18,7 +18,12 @@ admission webhook asks the API server with SubjectAccessReviews):
   ``kubectl create`` of that PipelineRun would take;
 * anything beyond Pod Security "restricted" (privileged, added capabilities,
   root, hostPath, ...): ``create pods`` in the namespace; the namespace's own
-  Pod Security level is enforced too, by the dry run of the pod.
+  Pod Security level is enforced too, by the dry run of the pod;
+* a TaskTemplate (``template.kind: TaskTemplate``): ``get`` on it; what the
+  template's fields ask (Secrets, ServiceAccounts, privileges) is in the plan, so
+  the author must hold those rights too. A run checks again, with the TaskTemplates it
+  pinned, that its Pipeline's approval covers every right they ask
+  (``approval.grants_problem``).
 
 Pure: the pods are built with the operator's own pod builder, nothing is sent.
 """
@@ -33,6 +38,7 @@ from kascade.api.base import GROUP
 from kascade.api.pipeline import EnvVar, Notification, PipelineSpec
 from kascade.controller import pod_security
 from kascade.controller.pod_preview import preview_pod
+from kascade.engine import task_templates
 from kascade.engine.plan import Plan, PlannedTask
 
 
@@ -77,6 +83,13 @@ def needs(plan: Plan, spec: PipelineSpec) -> list[Need]:
 
 
 def _all_needs(plan: Plan, spec: PipelineSpec) -> Iterator[Need]:
+    for name in sorted(task_templates.used(spec)):
+        yield Need(
+            f"tasktemplate:{name}",
+            (Check("get", "tasktemplates", name, GROUP),),
+            _template_use(plan, name),
+            f"uses TaskTemplate {name!r}",
+        )
     for i, conn in enumerate(spec.connections or []):
         yield _secret(conn.secret, f"spec.connections[{i}].secret")
     for i, var in enumerate(spec.variables or []):
@@ -99,16 +112,16 @@ def _task(task: PlannedTask, spec: PipelineSpec) -> Iterator[Need]:
         yield Need(
             f"serviceaccount:{account}",
             (CREATE_PODS, Check("use", "serviceaccounts", account)),
-            f"{p}.serviceAccountName",
+            task.field_path("service_account_name", "serviceAccountName"),
             f"runs pods as ServiceAccount {account!r}",
         )
-    yield from _env(t.env, f"{p}.env")
+    yield from _env(t.env, task.field_path("env", "env"))
     for j, source in enumerate(t.env_from or []):
-        yield from _env_source(source, f"{p}.envFrom[{j}]")
+        yield from _env_source(source, f"{task.field_path('env_from', 'envFrom')}[{j}]")
     for j, volume in enumerate(t.volumes or []):
-        yield from _volume(volume, f"{p}.volumes[{j}]")
+        yield from _volume(volume, f"{task.field_path('volumes', 'volumes')}[{j}]")
     for j, n in enumerate(task.notifications):
-        yield from _notification(n, f"{p}.notifications[{j}]")
+        yield from _notification(n, f"{task.field_path('notifications', 'notifications')}[{j}]")
     yield from _trigger(task)
     loosened = pod_security.violations(preview_pod(task, spec, "preview"))
     if loosened:
@@ -225,6 +238,14 @@ def _notification(n: Notification, path: str) -> Iterator[Need]:
         yield _secret(n.webhook.url_from.name, f"{path}.webhook.urlFrom")
     if n.hook is not None:
         yield from _env(n.hook.env, f"{path}.hook.env")
+
+
+def _template_use(plan: Plan, name: str) -> str:
+    """Where a TaskTemplate is used (a task that took a field from it), for messages."""
+    for task in plan.tasks:
+        if any(path.startswith(f"tasktemplates/{name}.") for path in task.sources.values()):
+            return f"{task.path}.template.name"
+    return "spec"
 
 
 def grants(met: list[Need]) -> list[str]:

@@ -17,8 +17,9 @@ from typing import Any
 from kascade import metrics
 from kascade.api.runs import TriggerKind
 from kascade.controller import approval, pipelines, scheduling, snapshots
+from kascade.controller.cache import Caches
+from kascade.controller.shared_templates import TemplateIndex
 from kascade.engine.plan import History
-from kascade.engine.validation import validate_document
 from kascade.kube.client import Kube
 
 COUNTS_SECONDS = 30.0
@@ -34,6 +35,8 @@ class Scheduler:
     pipelines: dict[Key, dict[str, Any]]
     runs: dict[Key, dict[str, scheduling.RunRecord]]
     snapshots: snapshots.Snapshots
+    caches: Caches
+    templates: TemplateIndex
     _counts_written: dict[Key, float]
 
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -46,6 +49,7 @@ class Scheduler:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if event == "DELETED":
             self.pipelines.pop(key, None)
+            self.caches.forget(key)  # its TaskCache goes with it (owner reference)
             return
         self.pipelines[key] = body
         status = body.get("status") or {}
@@ -54,8 +58,17 @@ class Scheduler:
             await self._validate(key, body)
         await self.schedule(key, self.clock())
 
+    async def on_task_template(self, event: str, body: dict[str, Any]) -> None:
+        """A TaskTemplate changed: judge it, then the pipelines that use it."""
+        namespace, name = self.templates.on_event(event, body)
+        if event != "DELETED":
+            await self.templates.write_validity(body)
+        for pkey in self.templates.users(namespace, name, self.pipelines):
+            await self._validate(pkey, self.pipelines[pkey])
+            await self.schedule(pkey, self.clock())
+
     async def _validate(self, key: Key, body: dict[str, Any]) -> None:
-        _, plan, issues = validate_document(body)
+        _, plan, issues = await self.templates.validated(key[0], body)
         generation = body["metadata"].get("generation")
         count = len(plan.tasks) if plan else None
         problems = [str(i) for i in issues] + approval.pipeline_problems(body)
@@ -73,13 +86,24 @@ class Scheduler:
             or approval.pipeline_problems(body)
         ):
             return
-        pipeline, compiled, _ = validate_document(body)
+        pipeline, compiled, _ = await self.templates.validated(key[0], body)
         if pipeline is None or compiled is None:
             return
         spec = pipeline.spec
         runs = list(self.runs.get(key, {}).values())
         status = body.get("status") or {}
-        plan = scheduling.plan_schedule(spec, runs, pipelines.stored_cursor(status), now)
+        start = pipelines.start_date_status(spec, status, now)
+        if start is not None:  # resolved once, before any run depends on it
+            await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], start)
+            status = body.setdefault("status", {})
+            status.update(start)
+        plan = scheduling.plan_schedule(
+            spec,
+            runs,
+            pipelines.stored_cursor(status),
+            now,
+            pipelines.resolved_start(spec, status),
+        )
         if plan.due:  # the runs reference the spec's snapshot: it exists before them
             await self.snapshots.ensure(body)
         for interval in plan.due:

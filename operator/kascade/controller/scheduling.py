@@ -54,8 +54,10 @@ def plan_schedule(
     runs: list[RunRecord],
     stored_cursor: DataInterval | None,
     now: datetime,
+    resolved_start: datetime | None = None,
 ) -> SchedulePlan:
-    schedule = PipelineSchedule.of(spec)
+    """``resolved_start``: what a relative startDate was resolved to (the Pipeline's status)."""
+    schedule = PipelineSchedule.of(spec, resolved_start)
     scheduled = [r.interval for r in runs if r.trigger == TriggerKind.SCHEDULED and r.interval]
     cursor = max(scheduled, key=lambda i: i.end, default=None)
     if stored_cursor is not None and (cursor is None or stored_cursor.end > cursor.end):

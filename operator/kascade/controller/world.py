@@ -20,13 +20,17 @@ from kascade import metrics
 from kascade.api import defaults
 from kascade.api.resources import PipelineRun
 from kascade.api.runs import RunPhase
-from kascade.controller import approval, scheduling, snapshots
+from kascade.controller import approval, config, rights, scheduling, snapshots
+from kascade.controller.cache import Caches
 from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
 from kascade.controller.scheduler import Emit, Scheduler
+from kascade.controller.shared_templates import TemplateIndex
 from kascade.controller.status import invalid_run, queued_run
 from kascade.controller.writer import StatusWriter
+from kascade.engine import task_templates
+from kascade.engine.caching import Refresh
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
 from kascade.engine.run import RunEngine
@@ -69,6 +73,8 @@ class World(Scheduler):
         self.retired: dict[Key, StatusWriter] = {}
         """Writers of finished runs whose last summary is not written yet (it is retried
         until written, or superseded by a reload of the run)."""
+        self.caches = Caches(kube, self.pipelines.get)
+        self.templates = TemplateIndex(kube, clock)
 
     # -- clock ---------------------------------------------------------------------
     def wake(self, at: datetime | None, kind: str, key: Key) -> None:
@@ -223,6 +229,15 @@ class World(Scheduler):
                 await self._fail_run(key, broken)
                 return
         frozen, approved = snapshots.frozen(body, snapshot)
+        pin = await self.templates.pinning(
+            key[0], {**body, "spec": {**spec, "pipelineSpec": frozen}}
+        )
+        if isinstance(pin, str):
+            await self._fail_run(key, pin)
+            return
+        if pin is not None:  # the TaskTemplates it uses, as they are now: the run's versions
+            await asyncio.to_thread(self.kube.patch, "pipelineruns", key[0], key[1], pin)
+            return  # the update comes back as a watch event
         try:
             run = PipelineRun.model_validate({**body, "spec": {**spec, "pipelineSpec": frozen}})
         except Exception as exc:
@@ -230,13 +245,16 @@ class World(Scheduler):
             return
         assert run.spec.pipeline_spec is not None
         pname = run.spec.pipeline_ref.name
-        plan, issues = validate_spec(run.spec.pipeline_spec, pname)
+        shared = task_templates.pinned(run.spec.task_templates or [])
+        plan, issues = validate_spec(run.spec.pipeline_spec, pname, shared)
         params, param_issues = resolve_params(run.spec.pipeline_spec.params, run.spec.params)
         issues += param_issues
         if plan is None or issues:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
         refused = approval.run_problem(key[0], frozen, approved)
+        if not refused and shared:
+            refused = approval.grants_problem(approved, rights.needs(plan, run.spec.pipeline_spec))
         if refused:
             await self._fail_run(key, f"not approved: {refused}")
             return
@@ -251,12 +269,16 @@ class World(Scheduler):
             pipeline=pname,
             namespace=key[0],
         )
+        cache = await self.caches.for_plan((key[0], pname), plan)
         engine = RunEngine(
             plan,
             ctx,
             pools=self.pools.for_namespace(key[0]),
             slots=self._slots((key[0], pname)).for_run(plan.spec.max_active_tasks),
             external=WatchedRuns(self, key[0]),
+            cache=cache,
+            refresh=Refresh(bool(run.spec.no_cache), frozenset(run.spec.no_cache_tasks or ())),
+            values=config.CONFIG.outputs,
         )
         driver = RunDriver(
             self.kube,
@@ -268,6 +290,7 @@ class World(Scheduler):
             emit=self.emit,
             active_runs=lambda: len(self.drivers),
             clock=self.clock,
+            cache=cache,
         )
         driver.reload_token = reload
         self.drivers[key] = driver

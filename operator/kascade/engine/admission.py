@@ -3,7 +3,9 @@
 A ready instance waits in a priority queue (Airflow's ``downstream`` weight rule) until
 maxActiveTasks (shared by the pipeline's runs), its mapped task's ``maxParallel`` and its
 pool (``engine/pools.py``) all have room. Each launch renders the task's fields for that
-attempt; a template that does not render is a failed attempt without a process.
+attempt; a template that does not render is a failed attempt without a process. A task
+with ``cache`` whose rendered key has a fresh entry succeeds here with the entry's
+outputs, and gives its slot back at once (``engine/caching.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import heapq
 from datetime import datetime
 
 from kascade.api.runs import AttemptReason, TaskState
-from kascade.engine import expressions
+from kascade.engine import caching, expressions
+from kascade.engine.caching import CacheEntry
 from kascade.engine.core import EngineCore, QueueEntry
 from kascade.engine.decisions import Launch
 from kascade.engine.instances import Attempt, Instance
 from kascade.engine.plan import PlannedTask
+from kascade.engine.rendering import ITEM
 from kascade.engine.timers import TimerKind
 
 
@@ -54,7 +58,8 @@ class Admission(EngineCore):
         else:
             inst.attempt += 1
         try:
-            spec = self.renderer.render(task, inst)
+            hit = self._cache_hit(task, inst, now)
+            spec = task.spec if hit is not None else self.renderer.render(task, inst)
         except expressions.ExpressionError as exc:
             if task.pool is not None:
                 self.pools.release(task.pool, task.pool_slots)
@@ -65,6 +70,11 @@ class Admission(EngineCore):
             reason = AttemptReason.TEMPLATE_ERROR
             inst.attempts.append(Attempt(inst.attempt, None, now, None, reason, message))
             self._failed_attempt(inst, message, now)
+            return
+        if hit is not None:
+            if task.pool is not None:
+                self.pools.release(task.pool, task.pool_slots)
+            self._served_from_cache(inst, hit, now)
             return
         self._hold(inst)
         self._move(inst, TaskState.QUEUED)
@@ -92,6 +102,51 @@ class Admission(EngineCore):
                 poke=inst.pokes,
                 sensor_policy=task.sensor,
                 trigger_policy=task.trigger,
+            )
+        )
+
+    # -- the cache -------------------------------------------------------------------------
+    def _cache_hit(self, task: PlannedTask, inst: Instance, now: datetime) -> CacheEntry | None:
+        """The fresh entry for this attempt's key, if the run reads the cache; raises
+        ExpressionError (naming ``cache.key``) when the key does not render."""
+        if task.cache_expiry is None:
+            return None
+        try:
+            inst.cache_key = self.renderer.cache_key(task, inst)
+        except expressions.ExpressionError as exc:
+            raise expressions.ExpressionError(f"cache.key: {exc}") from None
+        if self.cache is None or task.id in self.refresh:
+            return None
+        return self.cache.get(task.id, inst.cache_key, now)
+
+    def _served_from_cache(self, inst: Instance, entry: CacheEntry, now: datetime) -> None:
+        message = caching.hit_message(entry)
+        reason = AttemptReason.CACHED
+        inst.attempts.append(Attempt(inst.attempt, now, now, None, reason, message))
+        inst.message = message
+        self._succeeded(inst, dict(entry.outputs), now)
+
+    def _cache_write(self, inst: Instance, now: datetime) -> None:
+        """A successful attempt of a cached task leaves an entry for later runs."""
+        task = self.plan.tasks[inst.task]
+        if task.cache_expiry is None or inst.state is not TaskState.SUCCESS:
+            return
+        key = inst.cache_key
+        if key is None:  # launched before a restart: the same context renders it again
+            try:
+                key = self.renderer.cache_key(task, inst)
+            except expressions.ExpressionError:
+                return
+        outputs = {k: v for k, v in inst.outputs.items() if k != ITEM}
+        self.out.cache_writes.append(
+            CacheEntry(
+                task=task.id,
+                key=key,
+                outputs=outputs,
+                created=now,
+                expires=now + task.cache_expiry,
+                run_id=self.ctx.run_id,
+                attempt=inst.attempt,
             )
         )
 

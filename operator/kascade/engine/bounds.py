@@ -12,10 +12,10 @@ group upstream of every root of the other).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from kascade.api.pipeline import PipelineSpec, Task, TaskGroup, Template
+from kascade.api.pipeline import PipelineSpec, Task, TaskGroup, Template, TemplateKind, TemplateUse
 from kascade.engine.errors import Issue
 
 MAX_TASKS = 25_000
@@ -33,11 +33,17 @@ class Size:
     nesting: int
 
 
+_Key = tuple[bool, str]
+"""A template as a use names it: (a namespace's TaskTemplate?, name)."""
+
+
 class _Measure:
-    def __init__(self, spec: PipelineSpec) -> None:
+    def __init__(self, spec: PipelineSpec, shared: Mapping[str, Template]) -> None:
         self.templates = {t.name: t for t in spec.templates or []}
-        self.done: dict[str, Size] = {}
-        self.open: set[str] = set()
+        self.shared = shared
+        """The TaskTemplates the spec may use: group templates multiply just the same."""
+        self.done: dict[_Key, Size] = {}
+        self.open: set[_Key] = set()
         self.depth = 0
         """Groups entered: past the limit nothing deeper is looked at (a chain of 1,000
         templates must not exhaust the stack); the spec is refused anyway."""
@@ -58,31 +64,34 @@ class _Measure:
             own = self.scope(group.tasks, group.groups)
             tasks, nesting = own.tasks, own.nesting
             if group.template is not None:
-                used = self.template(group.template.name)
+                used = self.template(group.template)
                 tasks += used.tasks
                 nesting = max(nesting, used.nesting)
         finally:
             self.depth -= 1
         return Size(tasks, nesting + 1)
 
-    def template(self, name: str) -> Size:
+    def template(self, use: TemplateUse) -> Size:
         """Counted once however often it is used; one that uses itself counts nothing
         here (the compiler reports it)."""
-        if name in self.done:
-            return self.done[name]
-        tpl: Template | None = self.templates.get(name)
-        if tpl is None or name in self.open:
+        shared = use.kind is TemplateKind.TASK_TEMPLATE
+        key = (shared, use.name)
+        if key in self.done:
+            return self.done[key]
+        tpl: Template | None = (self.shared if shared else self.templates).get(use.name)
+        if tpl is None or key in self.open:
             return Size(0, 0)
-        self.open.add(name)
+        self.open.add(key)
         size = self.scope(tpl.tasks, tpl.groups)
-        self.open.discard(name)
-        self.done[name] = size
+        self.open.discard(key)
+        self.done[key] = size
         return size
 
 
-def size_issues(spec: PipelineSpec) -> list[Issue]:
-    """The bounds a spec breaks, each with its figure; [] when it may be compiled."""
-    size = _Measure(spec).scope(spec.tasks, spec.groups)
+def size_issues(spec: PipelineSpec, shared: Mapping[str, Template] | None = None) -> list[Issue]:
+    """The bounds a spec breaks, each with its figure; [] when it may be compiled.
+    ``shared``: the TaskTemplates it may use (counted like its own templates)."""
+    size = _Measure(spec, shared or {}).scope(spec.tasks, spec.groups)
     issues = []
     if size.tasks > MAX_TASKS:
         issues.append(

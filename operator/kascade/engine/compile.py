@@ -18,6 +18,8 @@ from kascade.api.pipeline import (
     TaskDefaults,
     TaskGroup,
     Template,
+    TemplateKind,
+    TemplateUse,
 )
 from kascade.engine import bounds
 from kascade.engine.dag import Graph
@@ -36,6 +38,7 @@ class _Decl:
     raw_deps: list[tuple[str, str]]  # (ref, field path)
     task: Task | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
+    input_paths: dict[str, str] = field(default_factory=dict)
     members: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     """Field name → the path of the defaults or template that set it (not the task)."""
@@ -45,8 +48,10 @@ class _Decl:
 
 
 class _Compiler:
-    def __init__(self, spec: PipelineSpec) -> None:
+    def __init__(self, spec: PipelineSpec, shared: Mapping[str, Template]) -> None:
         self.spec = spec
+        self.shared = shared
+        """The namespace's TaskTemplates (``template.kind: TaskTemplate``), by name."""
         self.issues: list[Issue] = []
         self.decls: dict[str, _Decl] = {}
         self.order: list[str] = []  # task ids in declaration order
@@ -70,6 +75,10 @@ class _Compiler:
                 )
             self.templates[tpl.name] = tpl
             self.template_paths[tpl.name] = f"spec.templates[{i}]"  # the one used: the last
+        for name in shared:
+            self.template_paths[f"{TemplateKind.TASK_TEMPLATE.value}:{name}"] = (
+                f"tasktemplates/{name}.spec"
+            )
         self._leaves: dict[str, set[str]] = {}
         self._roots: dict[str, set[str]] = {}
         self.too_many_edges = False
@@ -80,7 +89,7 @@ class _Compiler:
         if self.spec.defaults:
             self.layer_paths[id(self.spec.defaults)] = "spec.defaults"
         self._walk_scope(
-            self.spec.tasks or [], self.spec.groups or [], (), "spec", defaults, None, {}, ()
+            self.spec.tasks or [], self.spec.groups or [], (), "spec", defaults, None, ({}, {}), ()
         )
 
     def _register(self, decl: _Decl, name_path: str) -> bool:
@@ -107,7 +116,7 @@ class _Compiler:
         path: str,
         defaults: list[TaskDefaults],
         parent: str | None,
-        inputs: dict[str, Any],
+        inputs: tuple[dict[str, Any], dict[str, str]],
         template_stack: tuple[str, ...],
         paths: tuple[list[str], list[str]] | None = None,
     ) -> None:
@@ -125,7 +134,8 @@ class _Compiler:
                 [(r, f"{tpath}.dependsOn[{j}]") for j, r in enumerate(task.depends_on or [])],
                 task=merged,
                 sources=sources,
-                inputs=task_inputs,
+                inputs=task_inputs[0],
+                input_paths=task_inputs[1],
                 parent=parent,
             )
             if self._register(decl, f"{tpath}.name"):
@@ -152,8 +162,8 @@ class _Compiler:
             group_paths = [f"{gpath}.groups[{j}]" for j in range(len(sub_groups))]
             stack = template_stack
             if group.template is not None:
-                tpl = self._template(group.template.name, f"{gpath}.template.name", group=True)
-                if tpl is not None and tpl.name in template_stack:
+                tpl = self._template(group.template, f"{gpath}.template.name", group=True)
+                if tpl is not None and self._tkey(tpl) in template_stack:
                     self.issues.append(
                         Issue(
                             f"{gpath}.template.name", f"template {tpl.name!r} instantiates itself"
@@ -163,13 +173,13 @@ class _Compiler:
                 if tpl is not None:
                     sub_tasks = list(tpl.tasks or []) + sub_tasks
                     sub_groups = list(tpl.groups or []) + sub_groups
-                    tp = self.template_paths[tpl.name]
+                    tp = self._path(tpl)
                     task_paths = [f"{tp}.tasks[{j}]" for j in range(len(tpl.tasks or []))]
                     task_paths += [f"{gpath}.tasks[{j}]" for j in range(len(group.tasks or []))]
                     group_paths = [f"{tp}.groups[{j}]" for j in range(len(tpl.groups or []))]
                     group_paths += [f"{gpath}.groups[{j}]" for j in range(len(group.groups or []))]
                     sub_inputs = self._inputs(tpl, group.template.inputs, f"{gpath}.template")
-                    stack = (*template_stack, tpl.name)
+                    stack = (*template_stack, self._tkey(tpl))
             if not sub_tasks and not sub_groups:
                 self.issues.append(Issue(gpath, f"group {gid!r} has no tasks"))
             self._walk_scope(
@@ -190,8 +200,28 @@ class _Compiler:
             self.decls[parent].members.append(task_id)
             parent = self.decls[parent].parent
 
-    def _template(self, name: str, path: str, *, group: bool) -> Template | None:
-        tpl = self.templates.get(name)
+    def _tkey(self, tpl: Template) -> str:
+        shared = self.shared.get(tpl.name) is tpl
+        return f"{TemplateKind.TASK_TEMPLATE.value}:{tpl.name}" if shared else tpl.name
+
+    def _path(self, tpl: Template) -> str:
+        """Where a template is written (its TaskTemplate, for a shared one)."""
+        return self.template_paths.get(self._tkey(tpl), "spec.templates")
+
+    def _template(self, use: TemplateUse, path: str, *, group: bool) -> Template | None:
+        name = use.name
+        if use.kind is TemplateKind.TASK_TEMPLATE:
+            tpl = self.shared.get(name)
+            if tpl is None:
+                known = ", ".join(sorted(self.shared)) or "none found"
+                self.issues.append(
+                    Issue(
+                        path, f"no TaskTemplate {name!r} in the namespace (TaskTemplates: {known})"
+                    )
+                )
+                return None
+        else:
+            tpl = self.templates.get(name)
         if tpl is None:
             known = ", ".join(sorted(self.templates)) or "none declared"
             self.issues.append(Issue(path, f"unknown template {name!r} (templates: {known})"))
@@ -208,15 +238,25 @@ class _Compiler:
             return None
         return tpl
 
-    def _inputs(self, tpl: Template, given: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+    def _inputs(
+        self, tpl: Template, given: Mapping[str, Any] | None, path: str
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The inputs' values, and where each was written (its use, or the default)."""
         declared = {i.name: i for i in tpl.inputs or []}
+        tpath = self._path(tpl)
         values = {n: i.default for n, i in declared.items() if i.default is not None}
+        paths = {
+            i.name: f"{tpath}.inputs[{k}].default"
+            for k, i in enumerate(tpl.inputs or [])
+            if i.default is not None
+        }
         for key, value in (given or {}).items():
             if key not in declared:
                 self.issues.append(
                     Issue(f"{path}.inputs.{key}", f"template {tpl.name!r} has no input {key!r}")
                 )
             values[key] = value
+            paths[key] = f"{path}.inputs.{key}"
         for name in declared:
             if name not in values:
                 self.issues.append(
@@ -224,11 +264,15 @@ class _Compiler:
                         f"{path}.inputs", f"input {name!r} of template {tpl.name!r} needs a value"
                     )
                 )
-        return values
+        return values, paths
 
     def _merge_task(
-        self, task: Task, defaults: list[TaskDefaults], inputs: dict[str, Any], path: str
-    ) -> tuple[Task, dict[str, Any], dict[str, str]]:
+        self,
+        task: Task,
+        defaults: list[TaskDefaults],
+        inputs: tuple[dict[str, Any], dict[str, str]],
+        path: str,
+    ) -> tuple[Task, tuple[dict[str, Any], dict[str, str]], dict[str, str]]:
         """Layer defaults (outer to inner), then the template's task, then the task itself."""
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
@@ -236,14 +280,16 @@ class _Compiler:
             for name in layer.model_fields_set:
                 values[name] = getattr(layer, name)
                 sources[name] = self.layer_paths.get(id(layer), path)
-        task_inputs = dict(inputs)
+        task_inputs = (dict(inputs[0]), dict(inputs[1]))
         if task.template is not None:
-            tpl = self._template(task.template.name, f"{path}.template.name", group=False)
+            tpl = self._template(task.template, f"{path}.template.name", group=False)
             if tpl is not None and tpl.task is not None:
                 for name in tpl.task.model_fields_set:
                     values[name] = getattr(tpl.task, name)
-                    sources[name] = f"{self.template_paths[tpl.name]}.task"
-                task_inputs.update(self._inputs(tpl, task.template.inputs, f"{path}.template"))
+                    sources[name] = f"{self._path(tpl)}.task"
+                given, where = self._inputs(tpl, task.template.inputs, f"{path}.template")
+                task_inputs[0].update(given)
+                task_inputs[1].update(where)
         # The task's own fields win; copying the validated task with the inherited
         # fields is ~10x cheaper than constructing a model from scratch.
         inherited = {k: v for k, v in values.items() if k not in task.model_fields_set}
@@ -366,21 +412,25 @@ def _plan_task(
         path=decl.path,
         group=decl.parent,
         inputs=decl.inputs,
+        input_paths=decl.input_paths,
         upstream=upstream,
         sources=dict(decl.sources),
         **task_policies(decl.task, at, issues),
     )
 
 
-def compile_spec(spec: PipelineSpec, name: str = "pipeline") -> tuple[Plan | None, list[Issue]]:
+def compile_spec(
+    spec: PipelineSpec, name: str = "pipeline", shared: Mapping[str, Template] | None = None
+) -> tuple[Plan | None, list[Issue]]:
     """The plan and every structural problem (the plan is None when the DAG is unusable).
+    ``shared``: the TaskTemplates the spec may use (``template.kind: TaskTemplate``).
 
     A spec over the size bounds (``engine/bounds.py``) is refused before it is expanded.
     """
-    too_big = bounds.size_issues(spec)
+    too_big = bounds.size_issues(spec, shared)
     if too_big:
         return None, too_big
-    comp = _Compiler(spec)
+    comp = _Compiler(spec, shared or {})
     comp.walk()
     upstream = comp.edges()
     issues = comp.issues
@@ -433,8 +483,10 @@ def cycle_text(cycle: list[str]) -> str:
     return f"{text} ({len(cycle) - 1} tasks)"
 
 
-def compile_or_raise(spec: PipelineSpec, name: str = "pipeline") -> Plan:
-    plan, issues = compile_spec(spec, name)
+def compile_or_raise(
+    spec: PipelineSpec, name: str = "pipeline", shared: Mapping[str, Template] | None = None
+) -> Plan:
+    plan, issues = compile_spec(spec, name, shared)
     if issues or plan is None:
         raise PipelineInvalid(issues)
     return plan

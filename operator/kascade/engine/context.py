@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from kascade.engine.outputs import OutputRef
 from kascade.engine.schedule import DataInterval
 
 
@@ -26,3 +27,11 @@ class ExternalLookup(Protocol):
     """Answers an externalTask sensor: the state of another pipeline's run or task."""
 
     def state(self, pipeline: str, task: str | None, logical_date: datetime) -> str | None: ...
+
+
+class ValueStore(Protocol):
+    """Reads an output kept in the object store (``engine/outputs.OutputRef``), when a
+    template, a ``when`` or an ``expand`` reaches it. Raises an exception whose message
+    says why it cannot be read."""
+
+    def fetch(self, ref: OutputRef) -> Any: ...

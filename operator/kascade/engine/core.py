@@ -15,6 +15,7 @@ from typing import Any
 
 from kascade.api.pipeline import NotificationEvent
 from kascade.api.runs import RunPhase, TaskState
+from kascade.engine.caching import CacheLookup, Refresh
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions, Result
 from kascade.engine.instances import Instance, InstanceTable
@@ -35,6 +36,10 @@ class EngineCore:
     ctx: RunContext
     pools: PoolLedger
     external: ExternalLookup | None
+    cache: CacheLookup | None
+    """The driver's cache entries (None: this run neither reads nor writes any)."""
+    refresh: Refresh
+    """Tasks that do not read the cache (``noCache``, cleared tasks)."""
     slots: TaskSlots
     table: InstanceTable
     counts: list[Counts]
@@ -135,4 +140,7 @@ class EngineCore:
         raise NotImplementedError
 
     def _flush(self, now: datetime) -> Decisions:
+        raise NotImplementedError
+
+    def _cache_write(self, inst: Instance, now: datetime) -> None:
         raise NotImplementedError

@@ -15,6 +15,7 @@ from typing import Any
 from kascade.api.pipeline import Notification, Sensor, Task
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
 from kascade.engine.actions import TriggerPolicy
+from kascade.engine.caching import CacheEntry
 from kascade.engine.sensors import SensorPolicy
 
 
@@ -83,6 +84,8 @@ class Decisions:
     stops what it launched; a driver whose launches start at once never sees one."""
     wake_at: datetime | None = None
     finished: RunPhase | None = None
+    cache_writes: list[CacheEntry] = field(default_factory=list)
+    """Entries of attempts that succeeded just now, for the driver to keep (``cache``)."""
 
 
 @dataclass(frozen=True)

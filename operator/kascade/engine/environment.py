@@ -12,8 +12,12 @@ from datetime import UTC, datetime
 
 from kascade.api.protocol import OUTPUTS_ENV
 
+OUTPUTS_MAX_ENV = "KASCADE_OUTPUTS_MAX_BYTES"
+"""How large the outputs file may be: set when an object store takes what does not fit
+in 4 KiB (without it the 4 KiB limit of the protocol stands)."""
 CONTRACT_NAMES = (
     OUTPUTS_ENV,
+    OUTPUTS_MAX_ENV,
     "KASCADE_PIPELINE",
     "KASCADE_RUN_ID",
     "KASCADE_TASK",
@@ -33,12 +37,15 @@ def contract(
     attempt: int,
     map_index: int | None,
     outputs: str,
+    outputs_max: int | None = None,
 ) -> dict[str, str]:
     """The ``KASCADE_*`` variables of one attempt (``KASCADE_MAP_INDEX`` is -1 for a task
-    that is not mapped, Airflow's map_index)."""
+    that is not mapped, Airflow's map_index; ``KASCADE_OUTPUTS_MAX_BYTES`` only with an
+    object store for outputs)."""
     logical = logical_date.astimezone(UTC)
     return {
         OUTPUTS_ENV: outputs,
+        **({OUTPUTS_MAX_ENV: str(outputs_max)} if outputs_max is not None else {}),
         "KASCADE_PIPELINE": pipeline,
         "KASCADE_RUN_ID": run_id,
         "KASCADE_TASK": task_id,

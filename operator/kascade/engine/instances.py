@@ -18,8 +18,10 @@ from kascade.api.runs import AttemptReason, TaskState, instance_key
 from kascade.engine.plan import Plan
 
 S = TaskState
-POD_LESS = frozenset({AttemptReason.TEMPLATE_ERROR, AttemptReason.POD_REJECTED})
-"""Attempts that ended before any pod existed."""
+POD_LESS = frozenset(
+    {AttemptReason.TEMPLATE_ERROR, AttemptReason.POD_REJECTED, AttemptReason.CACHED}
+)
+"""Attempts that ended before any pod existed (a cache hit needs none)."""
 TERMINAL = frozenset({S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED})
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
     # Decided by its trigger rule, made ready, or (restored) found in flight.
@@ -89,6 +91,8 @@ class Instance:
     """The next launch is another poke of the same attempt (reschedule-mode sensor)."""
     waiting_for: str | None = None
     """Why it cannot get a slot, when that is worth telling (see Decisions.waits)."""
+    cache_key: str | None = None
+    """The rendered cache key of its latest attempt (tasks with ``cache``)."""
     settled_by_rule: bool = False
     """Settled by its trigger rule without running: decided again if an upstream's final
     state is overridden (a branch or short-circuit skip over upstream_failed, a mark)."""

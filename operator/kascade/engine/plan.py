@@ -53,8 +53,13 @@ class PlannedTask:
     """A sensor's timing, defaults applied and durations parsed."""
     trigger: TriggerPolicy | None = None
     """A trigger task's waiting rules, defaults applied and durations parsed."""
+    cache_expiry: timedelta | None = None
+    """With ``cache``: how long its entries may be used (None: the task is not cached)."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name → where an inherited field was written (the defaults or template)."""
+    input_paths: Mapping[str, str] = field(default_factory=dict)
+    """Template input → where its value was written (the template's use, or its default).
+    Inputs are templated like the task's fields, in the same context."""
 
     def field_path(self, name: str, wire: str) -> str:
         """Where a field's value was written, for messages: ``spec.defaults.pool``."""
@@ -147,6 +152,7 @@ def task_policies(task: Task, at: Callable[[str, str], str], issues: list[Issue]
         ),
         "sensor": _sensor_policy(task, at("sensor", "sensor"), issues),
         "trigger": _trigger_policy(task, at("trigger_pipeline", "triggerPipeline"), issues),
+        "cache_expiry": _cache_expiry(task, at("cache", "cache"), issues),
     }
 
 
@@ -220,6 +226,13 @@ def _pool(name: str | None, path: str, issues: list[Issue]) -> str | None:
     if problem is not None:
         issues.append(Issue(path, problem))
     return name
+
+
+def _cache_expiry(task: Task, path: str, issues: list[Issue]) -> timedelta | None:
+    if task.cache is None:
+        return None
+    given = duration(task.cache.expires_after, f"{path}.expiresAfter", issues)
+    return _or(given, defaults.CACHE_EXPIRY)
 
 
 def _sensor_policy(task: Task, path: str, issues: list[Issue]) -> SensorPolicy | None:

@@ -21,7 +21,8 @@ from typing import Any
 from kascade.api.protocol import SENSOR_NOT_MET
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
 from kascade.engine.admission import Admission
-from kascade.engine.context import ExternalLookup, RunContext
+from kascade.engine.caching import NO_REFRESH, CacheLookup, Refresh
+from kascade.engine.context import ExternalLookup, RunContext, ValueStore
 from kascade.engine.decisions import Decisions, Result
 from kascade.engine.instances import TERMINAL, Attempt, InstanceTable
 from kascade.engine.lifecycle import Lifecycle
@@ -47,9 +48,14 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         external: ExternalLookup | None = None,
         max_active_tasks: int | None = None,
         slots: TaskSlots | None = None,
+        cache: CacheLookup | None = None,
+        refresh: Refresh = NO_REFRESH,
+        values: ValueStore | None = None,
     ) -> None:
         self.plan = plan
         self.ctx = ctx
+        self.cache = cache
+        self.refresh = refresh
         self.pools = pools if pools is not None else UnlimitedPools()
         """The pools' ledger, shared with the other runs of the namespace; without one
         (simulations, benchmarks) pools do not limit anything."""
@@ -62,7 +68,7 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         self.queue = []
         self.seq = itertools.count()
         self.timers = Timers()
-        self.renderer = Renderer(plan, ctx)
+        self.renderer = Renderer(plan, ctx, values)
         self.short_circuited = set()
         self.deferred = set()
         self.started_at = None
@@ -123,6 +129,7 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
             self._sensor_timed_out(inst, now)
         elif result.ok:
             self._succeeded(inst, result.outputs or {}, now)
+            self._cache_write(inst, now)
         else:
             msg = result.message or result.reason or f"exit code {result.exit_code}"
             if result.retryable:

@@ -12,6 +12,10 @@ drifted. They live here once:
   (``Timetable.infer_manual_data_interval``). For ``@daily`` and 2024-01-15 that is
   [2024-01-14, 2024-01-15), as Airflow 3's ``dag.test`` gives.
 * A run's id: ``<trigger>__<logical date in UTC, ISO>`` (:func:`run_id`).
+* A relative ``startDate`` (``-1d``, Airflow's ``days_ago(1)``) is resolved once, when the
+  operator first sees the Pipeline, and kept in its status so that it never moves
+  (:func:`resolve_start_date`): whole days go back to midnight in ``spec.timezone``, as
+  ``days_ago`` does; other durations (``-6h``) count back from that moment, to the second.
 
 Nothing here reads the clock: ``now`` is always an argument.
 """
@@ -19,10 +23,11 @@ Nothing here reads the clock: ``now`` is always an argument.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
+from kascade.engine.durations import parse_duration
 from kascade.engine.errors import Issue, shown
 from kascade.engine.schedule import (
     DataInterval,
@@ -72,6 +77,41 @@ def parse_date(
         return None
 
 
+RELATIVE_HINT = (
+    "write an ISO date (2024-01-01), or a relative one: a minus sign and a duration "
+    "(-1d for Airflow's days_ago(1), -2w, -6h)"
+)
+
+
+def is_relative(value: str) -> bool:
+    """``-1d``: an offset back from when the operator first sees the pipeline (an ISO date
+    never starts with a minus sign)."""
+    return value.strip().startswith("-")
+
+
+def relative_offset(value: str) -> timedelta:
+    """How far back a relative start date goes; ValueError (with what to write) otherwise."""
+    text = value.strip().removeprefix("-").strip()
+    try:
+        offset = parse_duration(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a relative date: {RELATIVE_HINT}") from None
+    return offset
+
+
+def resolve_start_date(value: str, now: datetime, tz: tzinfo = UTC) -> datetime:
+    """The date a ``startDate`` stands for at ``now``: an absolute one as written (read in
+    ``tz``), a relative one counted back from ``now`` (whole days from midnight in ``tz``,
+    like ``days_ago``). Raises ValueError with what to write instead."""
+    if not is_relative(value):
+        return read_date(value, tz)
+    offset = relative_offset(value)
+    if offset % timedelta(days=1) == timedelta(0):
+        midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight - offset
+    return (now - offset).astimezone(tz).replace(microsecond=0)
+
+
 @dataclass(frozen=True)
 class PipelineSchedule:
     """A pipeline's timetable with its bounds, read once from its spec."""
@@ -82,12 +122,19 @@ class PipelineSchedule:
     catchup: bool
 
     @classmethod
-    def of(cls, spec: PipelineSpec) -> PipelineSchedule:
+    def of(cls, spec: PipelineSpec, resolved_start: datetime | None = None) -> PipelineSchedule:
         """Raises ValueError (a ScheduleError for the schedule) on a spec that does not parse;
-        validation reports the same problems with their field paths."""
+        validation reports the same problems with their field paths. A relative
+        ``startDate`` needs the date it was resolved to (``resolved_start``)."""
         timetable = parse_schedule(spec.schedule, spec.timezone)
         tz = zone(spec.timezone)
-        start = read_date(spec.start_date, tz) if spec.start_date else None
+        start = None
+        if spec.start_date and is_relative(spec.start_date):
+            if resolved_start is None:
+                raise ValueError(f"startDate {spec.start_date!r} is relative and not resolved yet")
+            start = resolved_start
+        elif spec.start_date:
+            start = read_date(spec.start_date, tz)
         end = read_date(spec.end_date, tz) if spec.end_date else None
         return cls(timetable, start, end, spec.catchup)
 

@@ -5,7 +5,9 @@
   is ``pokeInterval * 2**(n-1)``, doubling at most 10 times, never past the timeout.
 * **Who pokes which kind** (:data:`KINDS`): the engine itself (time, datetime,
   externalTask: no process), the driver (file, http: in-process locally, a small shell
-  probe in a pod) or the task's own container (command).
+  probe in a pod; sql, s3: in-process locally, ``kascade poke`` in a pod of the operator's
+  helper image, with the pipeline connection's Secret as its environment) or the task's own
+  container (command).
 * **How a pod pokes** (:func:`pod_command`): the shell probes for ``file`` and ``http``,
   and the loop of ``mode: poke``, generated from the same policy as the local runner's.
 
@@ -25,6 +27,7 @@ from kascade.api.pipeline import Sensor, SensorKind, SensorMode
 from kascade.api.protocol import SENSOR_NOT_MET
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.durations import MAX_DURATION, parse_duration
+from kascade.engine.environment import connection_prefix
 from kascade.engine.run_dates import read_date
 from kascade.engine.schedule import zone
 
@@ -49,10 +52,12 @@ class KindInfo:
     poker: Poker
     required: tuple[str, str] | None
     """(field, wire name) the kind cannot do without."""
+    helper: bool = False
+    """A pod pokes with ``kascade poke`` in the operator's helper image, not the task's."""
 
     @property
     def needs_image(self) -> bool:
-        return self.poker is not Poker.ENGINE
+        return self.poker is not Poker.ENGINE and not self.helper
 
     @property
     def needs_command(self) -> bool:
@@ -63,6 +68,8 @@ KINDS: dict[SensorKind, KindInfo] = {
     SensorKind.COMMAND: KindInfo(Poker.TASK, None),
     SensorKind.FILE: KindInfo(Poker.DRIVER, ("path", "path")),
     SensorKind.HTTP: KindInfo(Poker.DRIVER, ("url", "url")),
+    SensorKind.SQL: KindInfo(Poker.DRIVER, ("sql", "sql"), helper=True),
+    SensorKind.S3: KindInfo(Poker.DRIVER, None, helper=True),
     SensorKind.EXTERNAL_TASK: KindInfo(Poker.ENGINE, ("pipeline", "pipeline")),
     SensorKind.TIME: KindInfo(Poker.ENGINE, ("target_time", "targetTime")),
     SensorKind.DATETIME: KindInfo(Poker.ENGINE, ("target_time", "targetTime")),
@@ -197,9 +204,33 @@ def poke_loop(policy: SensorPolicy) -> str:
     )
 
 
+SQL_STATEMENT_TIMEOUT = timedelta(seconds=60)
+"""A sql poke's query is cancelled after this long at most (or the sensor's timeout)."""
+
+
+def s3_target(sensor: Sensor) -> tuple[str, str]:
+    """(``--key``/``--prefix``/``--wildcard``, its value) of an s3 sensor."""
+    for option, value in (("key", sensor.key), ("prefix", sensor.prefix)):
+        if value:
+            return option, value
+    return "wildcard", sensor.wildcard or ""
+
+
 def probe_command(sensor: Sensor) -> list[str] | None:
-    """The built-in probe for a ``file`` or ``http`` sensor (fields already rendered), as
-    argv; None for kinds whose poke is the task's own command."""
+    """The built-in probe for a ``file``, ``http``, ``sql`` or ``s3`` sensor (fields already
+    rendered), as argv; None for kinds whose poke is the task's own command."""
+    if sensor.kind is SensorKind.SQL:
+        argv = ["kascade", "poke", "sql", "--settings-prefix"]
+        argv += [connection_prefix(sensor.connection or ""), "--query", sensor.sql or ""]
+        argv += ["--timeout", str(math.ceil(SQL_STATEMENT_TIMEOUT.total_seconds()))]
+        for value in sensor.parameters or []:
+            argv += ["--parameter", value]
+        return argv
+    if sensor.kind is SensorKind.S3:
+        option, value = s3_target(sensor)
+        argv = ["kascade", "poke", "s3", "--settings-prefix"]
+        argv += [connection_prefix(sensor.connection or ""), f"--{option}", value]
+        return argv + (["--bucket", sensor.bucket] if sensor.bucket else [])
     if sensor.kind is SensorKind.FILE:
         return ["sh", "-c", FILE_PROBE, "kascade-sensor", sensor.path or ""]
     if sensor.kind is SensorKind.HTTP:

@@ -7,19 +7,26 @@ way everywhere (the lesson of Tekton's shared ``dag.Build``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kascade.api.pipeline import PipelineSpec, SensorKind, Task
+from kascade.api.pipeline import PipelineSpec, Template
 from kascade.api.resources import Pipeline
-from kascade.engine import actions, expressions, repair, sensors, templating, value_checks
+from kascade.engine import (
+    actions,
+    expressions,
+    repair,
+    sensors,
+    task_fields,
+    templating,
+    value_checks,
+)
 from kascade.engine.compile import compile_spec
 from kascade.engine.errors import Issue
 from kascade.engine.loading import is_pipeline as is_pipeline
 from kascade.engine.loading import load_documents as load_documents
 from kascade.engine.plan import Plan, PlannedTask
-from kascade.engine.run_dates import parse_date
+from kascade.engine.run_dates import is_relative, parse_date, relative_offset
 from kascade.engine.schedule import ScheduleError, parse_schedule, zone
 
 #: Template roots every task may use (Airflow's macros plus Kascade's own).
@@ -27,8 +34,11 @@ RUN_ROOTS = templating.MACRO_NAMES | {"inputs", "task"}
 MAPPED_ROOTS = frozenset({"item", "map_index"})
 
 
-def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None, list[Issue]]:
+def validate_document(
+    doc: dict[str, Any], shared: Mapping[str, Template] | None = None
+) -> tuple[Pipeline | None, Plan | None, list[Issue]]:
     """Parse and check one manifest; the plan is None whenever there is any issue.
+    ``shared``: the TaskTemplates it may use (``template.kind: TaskTemplate``).
 
     Every problem is reported in one pass: fields the schema refuses are left out
     (``engine.repair``) and the rest of the document is still compiled and checked.
@@ -40,15 +50,17 @@ def validate_document(doc: dict[str, Any]) -> tuple[Pipeline | None, Plan | None
     more: list[Issue] = []
     if not checked.metadata.name:
         more.append(Issue("metadata.name", "a pipeline needs a name"))
-    plan, spec_issues = validate_spec(checked.spec, checked.metadata.name or "pipeline")
+    plan, spec_issues = validate_spec(checked.spec, checked.metadata.name or "pipeline", shared)
     # A field the schema refused was taken out: what the rest says of its absence is noise.
     refused = {i.path for i in issues}
     issues.extend(i for i in [*more, *spec_issues] if i.path not in refused)
     return pipeline, (plan if not issues else None), issues
 
 
-def validate_spec(spec: PipelineSpec, name: str) -> tuple[Plan | None, list[Issue]]:
-    plan, issues = compile_spec(spec, name)
+def validate_spec(
+    spec: PipelineSpec, name: str, shared: Mapping[str, Template] | None = None
+) -> tuple[Plan | None, list[Issue]]:
+    plan, issues = compile_spec(spec, name, shared)
     issues.extend(_schedule_issues(spec))
     issues.extend(value_checks.spec_value_issues(spec))
     if plan is not None:
@@ -75,8 +87,25 @@ def _schedule_issues(spec: PipelineSpec) -> list[Issue]:
         tz = zone(spec.timezone)
     except ScheduleError:
         tz = zone("UTC")  # reported above
-    start = parse_date(spec.start_date, "spec.startDate", issues, tz) if spec.start_date else None
-    end = parse_date(spec.end_date, "spec.endDate", issues, tz) if spec.end_date else None
+    start = None
+    if spec.start_date and is_relative(spec.start_date):
+        try:
+            relative_offset(spec.start_date)
+        except ValueError as exc:
+            issues.append(Issue("spec.startDate", str(exc)))
+    elif spec.start_date:
+        start = parse_date(spec.start_date, "spec.startDate", issues, tz)
+    end = None
+    if spec.end_date and is_relative(spec.end_date):
+        issues.append(
+            Issue(
+                "spec.endDate",
+                f"{spec.end_date!r}: only startDate may be relative; write an ISO date "
+                "(2024-12-31) or date-time",
+            )
+        )
+    elif spec.end_date:
+        end = parse_date(spec.end_date, "spec.endDate", issues, tz)
     if start and end and end < start:
         issues.append(Issue("spec.endDate", "endDate is before startDate"))
     if spec.schedule == "@once" and not spec.start_date:
@@ -113,7 +142,7 @@ def _task_issues(
     kind = sensors.KINDS[t.sensor.kind] if t.sensor else None
     action = actions.action_of(t)
     if action is not None:
-        yield from _action_issues(task, action)
+        yield from task_fields.action_issues(task, action)
     elif (kind is None or kind.needs_image) and not t.image:
         yield Issue(
             f"{p}.image", f"task {task.id!r} needs an image (set it here or in spec.defaults)"
@@ -134,21 +163,24 @@ def _task_issues(
         yield Issue(f"{p}.shortCircuit", "a task is either a branch or a short-circuit, not both")
     if t.branch_targets and not t.branch:
         yield Issue(f"{p}.branchTargets", "branchTargets needs branch: true")
+    if t.cache is not None and t.sensor is not None:
+        yield Issue(f"{p}.cache", "a sensor waits for something new each run: it cannot be cached")
     yield from _branch_issues(plan, task)
-    yield from _expand_issues(t, p)
+    yield from task_fields.expand_issues(t, p)
     if t.sensor is not None:
-        yield from _sensor_issues(t, p)
+        yield from task_fields.sensor_issues(t, p, spec)
     if task.pool_slots > 1 and task.pool is None:
         yield Issue(f"{p}.poolSlots", "poolSlots needs a pool")
     roots = RUN_ROOTS | (MAPPED_ROOTS if t.expand is not None else frozenset())
-    for path, text in _templated_strings(t, p):
+    for path, text in task_fields.templated_strings(task):
         errors = templating.check(text)
         for error in errors:
             yield Issue(path, error)
         if not errors:
             for ref in templating.references(text):
                 yield from _reference_issues(reach, task, spec, ref, roots, path)
-    for path, text in _expressions(t, p):
+    yield from _input_issues(reach, task, spec, roots)
+    for path, text in task_fields.expressions(t, p):
         try:
             expr = expressions.parse(text)
         except expressions.ExpressionError as exc:
@@ -163,10 +195,16 @@ def params_used(plan: Plan) -> set[str]:
     used: set[str] = set()
     for task in plan.tasks:
         refs: list[tuple[str | int, ...]] = []
-        for _, text in _templated_strings(task.spec, task.path):
+        texts = [text for _, text in task_fields.templated_strings(task)]
+        texts.extend(
+            text
+            for name, value in task.inputs.items()
+            for _, text in templating.string_leaves(value, name)
+        )
+        for text in texts:
             if not templating.check(text):
                 refs.extend(templating.references(text))
-        for _, text in _expressions(task.spec, task.path):
+        for _, text in task_fields.expressions(task.spec, task.path):
             try:
                 refs.extend(expressions.parse(text).references())
             except expressions.ExpressionError:
@@ -175,65 +213,20 @@ def params_used(plan: Plan) -> set[str]:
     return used
 
 
-def _action_issues(task: PlannedTask, action: actions.Action) -> Iterator[Issue]:
-    """A task that runs no container is nothing else: not a sensor, branch or two actions;
-    and a command written on it (not inherited from defaults) would never run."""
-    t, p = task.spec, task.path
-    if t.send_email is not None and t.trigger_pipeline is not None:
-        yield Issue(f"{p}.triggerPipeline", "a task sends an e-mail or triggers, not both")
-    for field, wire in (
-        ("sensor", "sensor"),
-        ("branch", "branch"),
-        ("short_circuit", "shortCircuit"),
-    ):
-        if getattr(t, field):
-            yield Issue(f"{p}.{wire}", f"a {action.value} task cannot be a {wire} too")
-    for field in ("command", "args", "script"):
-        if getattr(t, field) is not None and field not in task.sources:
-            yield Issue(f"{p}.{field}", f"a {action.value} task runs no container: remove {field}")
-
-
-def _templated_strings(t: Task, p: str) -> Iterator[tuple[str, str]]:
-    email = t.send_email
-    if email is not None:
-        for name in ("to", "cc", "bcc"):
-            for i, value in enumerate(getattr(email, name) or []):
-                yield f"{p}.sendEmail.{name}[{i}]", value
-        for name in ("subject", "html"):
-            if getattr(email, name):
-                yield f"{p}.sendEmail.{name}", getattr(email, name)
-    trigger = t.trigger_pipeline
-    if trigger is not None:
-        for name, wire in (
-            ("pipeline", "pipeline"),
-            ("run_id", "runId"),
-            ("logical_date", "logicalDate"),
-        ):
-            if getattr(trigger, name):
-                yield f"{p}.triggerPipeline.{wire}", getattr(trigger, name)
-        yield from templating.string_leaves(trigger.params, f"{p}.triggerPipeline.params")
-    for name, wire in (("image", "image"), ("script", "script"), ("working_dir", "workingDir")):
-        value = getattr(t, name)
-        if value:
-            yield f"{p}.{wire}", value
-    for name in ("command", "args"):
-        for i, value in enumerate(getattr(t, name) or []):
-            yield f"{p}.{name}[{i}]", value
-    for i, env in enumerate(t.env or []):
-        if env.value:
-            yield f"{p}.env[{i}].value", env.value
-    if t.sensor is not None:
-        for name, wire in (("path", "path"), ("url", "url"), ("target_time", "targetTime")):
-            value = getattr(t.sensor, name)
-            if value:
-                yield f"{p}.sensor.{wire}", value
-
-
-def _expressions(t: Task, p: str) -> Iterator[tuple[str, str]]:
-    if t.when:
-        yield f"{p}.when", t.when
-    if t.expand is not None and t.expand.param:
-        yield f"{p}.expand.param", t.expand.param
+def _input_issues(
+    reach: _Reach, task: PlannedTask, spec: PipelineSpec, roots: frozenset[str]
+) -> Iterator[Issue]:
+    """A template's inputs are templated like the task's fields, judged where written."""
+    for name, value in task.inputs.items():
+        path = task.input_paths.get(name, f"{task.path}.template.inputs.{name}")
+        for _, text in templating.string_leaves(value, path):
+            errors = templating.check(text)
+            yield from (Issue(path, error) for error in errors)
+            for ref in [] if errors else templating.references(text):
+                if ref and ref[0] == "inputs":
+                    yield Issue(path, "an input's value cannot use another input; give the value")
+                else:
+                    yield from _reference_issues(reach, task, spec, ref, roots, path)
 
 
 def _reference_issues(
@@ -314,28 +307,3 @@ def _branch_issues(plan: Plan, task: PlannedTask) -> Iterator[Issue]:
                 f"{target!r} is not directly downstream of branch {task.id!r} "
                 f"(downstream: {', '.join(sorted(direct)) or 'none'})",
             )
-
-
-def _expand_issues(t: Task, p: str) -> Iterator[Issue]:
-    if t.expand is None:
-        return
-    if (t.expand.items is None) == (t.expand.param is None):
-        yield Issue(f"{p}.expand", "set exactly one of items or param")
-    if t.branch or t.short_circuit:
-        yield Issue(f"{p}.expand", "a mapped task cannot be a branch or short-circuit")
-
-
-def _sensor_issues(t: Task, p: str) -> Iterator[Issue]:
-    s = t.sensor
-    assert s is not None
-    sp = f"{p}.sensor"
-    need = sensors.KINDS[s.kind].required
-    if need and not getattr(s, need[0]):
-        yield Issue(f"{sp}.{need[1]}", f"a {s.kind.value} sensor needs {need[1]}")
-    if s.kind is SensorKind.TIME and s.target_time and "{{" not in s.target_time:
-        try:
-            datetime.strptime(
-                s.target_time, "%H:%M" if s.target_time.count(":") == 1 else "%H:%M:%S"
-            )
-        except ValueError:
-            yield Issue(f"{sp}.targetTime", f"{s.target_time!r} is not HH:MM or HH:MM:SS")

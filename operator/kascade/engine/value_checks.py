@@ -129,6 +129,8 @@ def _fields_issues(t: TaskDefaults | TaskBody, p: str, spec: PipelineSpec) -> It
             yield from url(t.sensor.url, f"{p}.sensor.url", templated=True)
         if t.expand is not None and t.expand.param:
             yield from _expand_param(t.expand.param, f"{p}.expand.param", spec)
+        if t.cache is not None:
+            yield from positive_duration(t.cache.expires_after, f"{p}.cache.expiresAfter")
 
 
 def _expand_param(expression: str, path: str, spec: PipelineSpec) -> Iterator[Issue]:

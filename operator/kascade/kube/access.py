@@ -120,9 +120,15 @@ class Access:
         return None
 
     def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.kascade_object("pipelines", namespace, name)
+
+    def task_template(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.kascade_object("tasktemplates", namespace, name)
+
+    def kascade_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             obj = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "pipelines", name
+                GROUP, VERSION, namespace, plural, name
             )
         except ApiException as exc:
             if exc.status == 404:

@@ -274,6 +274,26 @@ class Kube:
             pods = self._call(self.core.list_namespaced_pod, namespace, label_selector=selector)
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
 
+    def read_pod_log(self, namespace: str, name: str, container: str, limit_bytes: int) -> str:
+        """The first ``limit_bytes`` of a container's log (a finished container's too)."""
+        _count("get", "pods/log")
+        text = self._call(
+            self.core.read_namespaced_pod_log,
+            name,
+            namespace,
+            container=container,
+            limit_bytes=limit_bytes,
+            _preload_content=False,
+        )
+        return bytes(text.data).decode("utf-8", errors="replace")
+
+    def read_outputs_log(self, pod: dict[str, Any], container: str, limit_bytes: int) -> str:
+        """A container's log that carries outputs (the operator's Kube masks Secrets in it)."""
+        meta = pod.get("metadata") or {}
+        return self.read_pod_log(
+            str(meta.get("namespace") or ""), str(meta.get("name") or ""), container, limit_bytes
+        )
+
     def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """Every value of a Secret, decoded (for masking them); never logged."""
         import base64

@@ -7,6 +7,7 @@ environment variables, same outputs file protocol, same 4 KiB limit.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from kascade.engine import environment
 from kascade.engine.context import RunContext
 from kascade.engine.decisions import Launch, Result
 from kascade.engine.outputs import OutputsError, parse_outputs, too_large
-from kascade.local import processes
+from kascade.integrations.outputs_store import OutputsStore
+from kascade.local import large_outputs, processes
 
 DEFAULT_INTERPRETER = ("sh", "-e")
 
@@ -82,9 +84,17 @@ class AttemptRunner:
     and a user reading the final table wants to know why.
     """
 
-    def __init__(self, ws: Workspace, warn: Callable[[str, str], None], ctx: RunContext) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        warn: Callable[[str, str], None],
+        ctx: RunContext,
+        store: OutputsStore | None = None,
+    ) -> None:
         self.ws = ws
         self.ctx = ctx
+        self.store = store
+        """Where outputs beyond 4 KiB go (None: the 4 KiB rule stands)."""
         self.warn = warn
         """warn(task_id, message): shown once per task by the runner."""
         self.tails: dict[str, tuple[Path, list[str]]] = {}
@@ -111,6 +121,7 @@ class AttemptRunner:
                 attempt=launch.attempt,
                 map_index=launch.map_index,
                 outputs=str(outputs),
+                outputs_max=self.store.max_bytes if self.store is not None else None,
             )
         )
         return env
@@ -152,27 +163,56 @@ class AttemptRunner:
             if not (launch.sensor is not None and code == SENSOR_NOT_MET):
                 self.tails[key] = (log, processes.tail(log))
             return Result(code)
-        return read_outputs(outputs)
+        limit = OUTPUTS_LIMIT_BYTES if self.store is None else self.store.max_bytes
+        try:
+            raw, size = read_bounded(outputs, limit)
+        except NotARegularFile as exc:
+            return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=str(exc))
+        if self.store is None or not large_outputs.needs_store(size):
+            return outputs_result(raw, size)
+        if size > self.store.max_bytes:
+            message = too_large(size, self.store.max_bytes)
+            return Result(0, reason=AttemptReason.OUTPUTS_TOO_LARGE, message=message)
+        return await asyncio.to_thread(
+            large_outputs.large_result, raw, self.store, self.ctx, key, n
+        )
 
 
-def read_outputs(path: Path) -> Result:
-    """The attempt's outputs file: at most the limit and one byte are read (a task that
-    wrote 300 MB there costs 4 KiB), and only from a regular file (not a FIFO that would
-    block, nor a link to ``/dev/zero``)."""
+class NotARegularFile(Exception):
+    """The task replaced its outputs file by a link, a FIFO or a device."""
+
+
+def read_bounded(path: Path, limit: int) -> tuple[bytes, int]:
+    """At most ``limit`` + 1 bytes of the attempt's outputs file, and its whole size (a task
+    that wrote 300 MB there costs ``limit`` + 1 bytes), and only from a regular file (not a
+    FIFO that would block, nor a link to ``/dev/zero``: NotARegularFile)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
-        return Result(0, outputs={})
+        return b"", 0
     except OSError as exc:  # ELOOP: the task made it a symbolic link
-        return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=_not_a_file(path, exc))
+        raise NotARegularFile(_not_a_file(path, exc)) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=_not_a_file(path))
-        raw = _read_at_most(fd, OUTPUTS_LIMIT_BYTES + 1)
+            raise NotARegularFile(_not_a_file(path))
+        raw = _read_at_most(fd, limit + 1)
     finally:
         os.close(fd)
-    size = max(info.st_size, len(raw))
+    return raw, max(info.st_size, len(raw))
+
+
+def read_outputs(path: Path) -> Result:
+    """The outputs of a file within a termination message's limit."""
+    try:
+        raw, size = read_bounded(path, OUTPUTS_LIMIT_BYTES)
+    except NotARegularFile as exc:
+        return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=str(exc))
+    return outputs_result(raw, size)
+
+
+def outputs_result(raw: bytes, size: int) -> Result:
+    """Outputs of ``size`` bytes read as ``raw`` (at most the limit and one byte)."""
     if size > OUTPUTS_LIMIT_BYTES:
         return Result(0, reason=AttemptReason.OUTPUTS_TOO_LARGE, message=too_large(size))
     if not raw:
@@ -187,7 +227,7 @@ def _read_at_most(fd: int, limit: int) -> bytes:
     chunks: list[bytes] = []
     left = limit
     while left > 0:
-        chunk = os.read(fd, left)
+        chunk = os.read(fd, min(left, 65536))
         if not chunk:
             break
         chunks.append(chunk)

@@ -124,7 +124,8 @@ def print_summary_table(
     for name in ("Task", "State", "Duration", "Tries", "Message"):
         table.add_column(name, overflow="fold")
     for key, state, duration, tries, message in summary_rows(record):
-        table.add_row(key, Text(state, style=_STYLES.get(state, "")), duration, tries, message)
+        style = _STYLES.get(state.split(" ")[0], "")
+        table.add_row(key, Text(state, style=style), duration, tries, message)
     console.print(table)
     for key, info in record["tasks"].items():
         if info["state"] == "failed" and key in tails:

@@ -65,7 +65,7 @@ def summary_rows(record: Mapping[str, Any]) -> list[tuple[str, str, str, str, st
         rows.append(
             (
                 key,
-                info["state"],
+                info["state"] + (" (cached)" if info.get("cached") else ""),
                 _fmt_seconds(info.get("durationSeconds")),
                 str(info.get("attempts", 0)),
                 message.replace("\n", " "),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kascade.api.runs import AttemptReason
 from kascade.engine.decisions import Launch
 from kascade.engine.instances import Instance
 from kascade.engine.run import RunEngine
@@ -60,11 +61,13 @@ def instance_json(inst: Instance) -> dict[str, Any]:
         "attempts": inst.attempt,
         "durationSeconds": instance_duration(inst),
         "outputs": {k: v for k, v in inst.outputs.items() if k != "__item__"},
-        "message": inst.message if inst.state.value != "success" else None,
+        "message": inst.message if inst.state.value != "success" or cached(inst) else None,
         "exitCode": inst.exit_code,
         "startTime": _iso(inst.started_at),
         "endTime": _iso(inst.ended_at),
         "tries": tries_json(inst),
+        "pokes": inst.pokes or None,
+        "cached": cached(inst),
     }
 
 
@@ -82,6 +85,11 @@ def rendered_json(launch: Launch) -> dict[str, Any]:
         "env": [e.dump() for e in spec.env or []],
     }
     return {k: v for k, v in out.items() if v not in (None, [])}
+
+
+def cached(inst: Instance) -> bool:
+    """It succeeded from the cache (``cache``), without running."""
+    return bool(inst.attempts) and inst.attempts[-1].reason is AttemptReason.CACHED
 
 
 def run_json(engine: RunEngine, end: datetime | None) -> dict[str, Any]:

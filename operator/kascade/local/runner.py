@@ -19,6 +19,7 @@ from typing import Any
 
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
 from kascade.engine import actions
+from kascade.engine.caching import NO_REFRESH, Refresh
 from kascade.engine.context import ExternalLookup, RunContext
 from kascade.engine.decisions import Decisions, Launch, Result
 from kascade.engine.plan import Plan
@@ -26,9 +27,11 @@ from kascade.engine.pools import PoolLedger
 from kascade.engine.run import RunEngine
 from kascade.engine.sensors import Poker
 from kascade.integrations import mailing
+from kascade.integrations.outputs_store import OUTPUTS_MAX_ENV, STORE_PREFIX, OutputsStore
 from kascade.local import processes, report
 from kascade.local.actions import LocalActions
 from kascade.local.attempts import AttemptRunner, Workspace
+from kascade.local.cache import LocalCache
 from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.mailing import LocalSmtp
 from kascade.local.notify import Notifier
@@ -69,17 +72,35 @@ class LocalRunner:
         smtp: LocalSmtp | None = None,
         triggers: LocalTriggers | None = None,
         owns_triggers: bool = True,
+        cache: LocalCache | None = None,
+        refresh: Refresh = NO_REFRESH,
+        outputs: OutputsStore | None = None,
     ) -> None:
         """``triggers`` runs the pipelines that ``triggerPipeline`` tasks start (none: those
         tasks fail); the run that ``owns_triggers`` waits for them before it ends."""
-        self.engine = RunEngine(plan, ctx, pools=PoolLedger(pools or {}), external=external)
+        self.engine = RunEngine(
+            plan,
+            ctx,
+            pools=PoolLedger(pools or {}),
+            external=external,
+            cache=cache,
+            refresh=refresh,
+            values=outputs,
+        )
+        self.cache = cache
         self.on_event = on_event
-        base_env = dict(os.environ)
+        # The store's settings are Kascade's, never a task's (as in a pod); a task learns its
+        # outputs limit from the contract (engine/environment.py).
+        base_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(STORE_PREFIX) and k != OUTPUTS_MAX_ENV
+        }
         base_env.update(env or {})  # the run's variables and connections
         # Absolute: tasks get these paths (outputs file, script) and may run elsewhere.
         self.workdir = workdir.absolute()
         self.ws = Workspace(self.workdir, base_env, cwd or os.getcwd())
-        self.attempts = AttemptRunner(self.ws, self._warn_task, ctx)
+        self.attempts = AttemptRunner(self.ws, self._warn_task, ctx, outputs)
         smtp = smtp or LocalSmtp(None, "no SMTP settings were looked for")
         delays = mailing.retry_delays(base_env, mailing.LOCAL_RETRY_DELAYS)
         self.notifier = Notifier(self.ws, self._notice, smtp, delays)
@@ -205,6 +226,8 @@ class LocalRunner:
                 self._keep(asyncio.create_task(self.notifier.fire(fire)))
             for key, why in decisions.waits:
                 self._emit(Event("notice", utcnow(), key, message=f"waits: {why}"))
+            if self.cache is not None and decisions.cache_writes:
+                self.cache.keep(decisions.cache_writes, utcnow())
             for miss in decisions.sla_misses:
                 what = miss.task or "the run"
                 self.sla_misses.append(
@@ -261,7 +284,8 @@ class LocalRunner:
         duration = None
         if state in _SHOWN_DURATION or state is TaskState.SKIPPED:
             duration = report.instance_duration(inst)
-        message = None if state is TaskState.SUCCESS else inst.message
+        cached = state is TaskState.SUCCESS and report.cached(inst)
+        message = None if state is TaskState.SUCCESS and not cached else inst.message
         self._emit(Event("state", utcnow(), key, state, inst.attempt, duration, message))
 
     def _emit(self, event: Event) -> None:

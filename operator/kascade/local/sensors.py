@@ -1,13 +1,16 @@
-"""Sensors that need a process or a look at this machine: command, file, http.
+"""Sensors that need a process or a look at this machine: command, file, http, sql, s3.
 
 ``file`` and ``http`` are checked in-process, in a thread (a process per poke would
 cost more than the check; the event loop must never wait on a slow disk or server),
 with the meaning the pod's shell probes have
 (``engine.sensors``; tests/unit/test_sensor_probes.py runs both side by side):
 a file glob matches within one directory level, an http answer must have
-``expectedStatus`` and hold ``responseContains``. Poke mode loops inside one
-attempt, waiting as the sensor's policy says; reschedule mode checks once and
-lets the engine schedule the next poke (exit code 100).
+``expectedStatus`` and hold ``responseContains``. ``sql`` and ``s3`` call the
+functions a pod's ``kascade poke`` calls (``integrations.pokes``), in a thread, with
+the connection's settings from the run's environment (``CONN_<NAME>_<key>``: the
+file's Secret, or your shell). Poke mode loops inside one attempt, waiting as the
+sensor's policy says; reschedule mode checks once and lets the engine schedule the
+next poke (exit code 100).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import glob
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from kascade.api.pipeline import Sensor, SensorKind, SensorMode
 from kascade.api.protocol import SENSOR_NOT_MET
 from kascade.api.runs import AttemptReason
 from kascade.engine.decisions import Launch, Result
-from kascade.engine.sensors import HTTP_TIMEOUT, SensorPolicy
+from kascade.engine.environment import connection_prefix
+from kascade.engine.sensors import HTTP_TIMEOUT, SQL_STATEMENT_TIMEOUT, SensorPolicy, s3_target
 from kascade.local.attempts import AttemptRunner
 
 _MAX_BODY = 1 << 20
@@ -143,6 +147,37 @@ def http_met(sensor: Sensor, timeout: float) -> bool:
     return needle is None or needle in body.decode("utf-8", errors="replace")
 
 
+def connection_poke(sensor: Sensor, environ: Mapping[str, str]) -> Result:
+    """One sql or s3 poke, as ``kascade poke`` makes it in a pod: met (0), not yet (100),
+    the check failed (1) or its settings are wrong (2), with why."""
+    from kascade.integrations import pokes, settings
+    from kascade.integrations.objectstore import ObjectStore
+
+    prefix = connection_prefix(sensor.connection or "")
+    data = settings.from_env(prefix, environ)
+    if not data:
+        message = (
+            f"connection {sensor.connection!r}: no settings (no {prefix}* variables): add its "
+            f"Secret to the file, or export {prefix}<key> for each key"
+        )
+        return Result(2, message=message)
+    source = f"connection {sensor.connection} ({prefix}*)"
+    try:
+        if sensor.kind is SensorKind.SQL:
+            pg = settings.PostgresSettings.from_data(data, source)
+            timeout = SQL_STATEMENT_TIMEOUT.total_seconds()
+            met = pokes.sql_poke(pg, sensor.sql or "", sensor.parameters, timeout=timeout)
+        else:
+            store = ObjectStore(settings.ObjectStoreSettings.from_data(data, source), sensor.bucket)
+            option, value = s3_target(sensor)
+            met = pokes.s3_poke(store, **{option: value})
+    except settings.SettingsError as exc:
+        return Result(2, message=str(exc))
+    except pokes.PokeError as exc:
+        return Result(1, message=str(exc))
+    return Result(0 if met else SENSOR_NOT_MET, outputs={} if met else None)
+
+
 def _not_met(result: Result) -> bool:
     return result.exit_code == SENSOR_NOT_MET and result.reason is None
 
@@ -161,6 +196,8 @@ async def _probe(
         limit = HTTP_TIMEOUT.total_seconds()
         limit = limit if timeout is None else min(limit, timeout)
         met = await asyncio.to_thread(http_met, sensor, max(limit, 0.1))
+    elif sensor.kind in (SensorKind.SQL, SensorKind.S3):
+        return await asyncio.to_thread(connection_poke, sensor, attempts.ws.base_env)
     else:
         return await attempts.run(launch, timeout, append=append)
     return Result(0 if met else SENSOR_NOT_MET, outputs={} if met else None)

@@ -44,6 +44,7 @@ from kascade.sdk.operators.python import (
     PythonVirtualenvOperator,
     ShortCircuitOperator,
 )
+from kascade.sdk.operators.task_template import TaskTemplateOperator
 from kascade.sdk.operators.trigger_dagrun import TriggerDagRunOperator
 from kascade.sdk.param import Param, ParamsDict
 from kascade.sdk.sensors.base import BaseSensorOperator, PokeReturnValue
@@ -59,7 +60,8 @@ from kascade.sdk.sensors.external_task import ExternalTaskSensor
 from kascade.sdk.sensors.filesystem import FileSensor
 from kascade.sdk.sensors.http import HttpSensor
 from kascade.sdk.sensors.python import PythonSensor
-from kascade.sdk.sensors.unsupported import S3KeySensor, SqlSensor
+from kascade.sdk.sensors.s3 import S3KeySensor
+from kascade.sdk.sensors.sql import SqlSensor
 from kascade.sdk.taskgroup import TaskGroup, task_group
 from kascade.sdk.timing import days_ago
 from kascade.sdk.trigger_rule import TriggerRule
@@ -109,6 +111,7 @@ __all__ = [
     "SmtpNotifier",
     "SqlSensor",
     "TaskGroup",
+    "TaskTemplateOperator",
     "TimeDeltaSensor",
     "TimeDeltaSensorAsync",
     "TimeSensor",

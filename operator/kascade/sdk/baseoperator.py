@@ -159,6 +159,8 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         env_from: list[dict[str, Any]] | None = None,
         start_timeout: timedelta | float | None = None,
         when: str | None = None,
+        cache_key: str | None = None,
+        cache_expiration: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -216,6 +218,12 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         }
         self.start_timeout = start_timeout
         self.when = when
+        if cache_expiration is not None and cache_key is None:
+            raise ValueError(f"{task_id}: cache_expiration needs a cache_key")
+        self.cache_key = cache_key
+        """Prefect's cache_key_fn, as a template: a fresh result with the same rendered key
+        is reused instead of running (the API's ``cache``)."""
+        self.cache_expiration = cache_expiration
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()
         self.expand_input: ExpandInput | None = None

@@ -3,7 +3,8 @@
 ``timedelta(minutes=5)`` becomes ``5m``, ``datetime(2024, 1, 1)`` becomes
 ``2024-01-01``, ``schedule=timedelta(hours=6)`` becomes ``6h``. ``days_ago(n)``
 (Airflow 1/2) returns a date that moves every day; it is marked so that the
-compiler can keep its output deterministic (see ``RollingDate``).
+compiler writes the relative ``startDate: -<n>d`` instead (see ``RollingDate``), which
+the operator resolves once, and the manifest stays the same every day.
 """
 
 from __future__ import annotations
@@ -22,19 +23,26 @@ PRESETS = frozenset(
 class RollingDate(datetime):
     """A ``days_ago()`` date: a different value every day the file is parsed.
 
-    With ``catchup=False`` a start date in the past only bounds the first run,
-    so the compiler leaves it out (same runs, same manifest every day); with
-    ``catchup=True`` it would change which runs exist, so that is an error.
+    ``relative`` is the API's relative start date for it (``-1d``), which the
+    operator resolves once, when it first sees the pipeline; None when it has a time
+    of day (``days_ago(1, hour=6)``), which a relative date cannot say.
     """
+
+    relative: str | None = None
 
 
 def days_ago(n: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
     """Airflow's ``days_ago``: midnight UTC (or the given time) ``n`` days ago."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"days_ago: n must be a whole number of days >= 0, got {n!r}")
     today = datetime.now(UTC).replace(hour=hour, minute=minute, second=second, microsecond=0)
     moved = today - timedelta(days=n)
-    return RollingDate(
+    rolling = RollingDate(
         moved.year, moved.month, moved.day, moved.hour, moved.minute, moved.second, tzinfo=UTC
     )
+    if (hour, minute, second) == (0, 0, 0):
+        rolling.relative = f"-{n}d"
+    return rolling
 
 
 def seconds_of(value: Any, what: str) -> float:

@@ -14,12 +14,14 @@ from typing import Any
 from kascade.engine.expressions.filters import FILTERS
 from kascade.engine.expressions.values import (
     MAX_STRING_LENGTH,
+    Deferred,
     ExpressionError,
     NullMap,
     Segment,
     UndefinedError,
     checked,
     is_number,
+    resolved,
     truthy,
     type_name,
 )
@@ -67,7 +69,10 @@ def segment_text(seg: Segment) -> str:
 
 
 def lookup(value: Any, segments: Sequence[Segment], shown: str) -> Any:
+    """Index plain data by a path; a value kept elsewhere (Deferred) is read when reached."""
     for seg in segments:
+        if isinstance(value, Deferred):
+            value = value.resolve()
         here = shown
         shown += segment_text(seg)
         if isinstance(value, Mapping):
@@ -92,7 +97,7 @@ def lookup(value: Any, segments: Sequence[Segment], shown: str) -> Any:
                 f"{shown!r} is not defined ({here!r} is a {type_name(value)}, "
                 f"cannot look up {seg!r})"
             )
-    return value
+    return resolved(value)
 
 
 @dataclass(frozen=True)

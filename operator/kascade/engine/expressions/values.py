@@ -55,6 +55,42 @@ class NullMap(dict[str, Any]):
     """
 
 
+class Deferred:
+    """A value fetched when an expression reaches it (an output kept in the object store:
+    the engine holds its reference, and reads it only when a template, a ``when`` or an
+    ``expand`` uses it). ``resolve`` raises ExpressionError when it cannot be read."""
+
+    def resolve(self) -> Any:
+        raise NotImplementedError
+
+
+def resolved(value: Any) -> Any:
+    """``value`` with every Deferred in it read (containers are copied only if they hold one)."""
+    if isinstance(value, Deferred):
+        return resolved(value.resolve())
+    if isinstance(value, NullMap):
+        return value
+    if isinstance(value, Mapping):
+        if any(_holds_deferred(v) for v in value.values()):
+            return {k: resolved(v) for k, v in value.items()}
+        return value
+    if isinstance(value, list | tuple):
+        if any(_holds_deferred(v) for v in value):
+            return [resolved(v) for v in value]
+        return value
+    return value
+
+
+def _holds_deferred(value: Any) -> bool:
+    if isinstance(value, Deferred):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_deferred(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_deferred(v) for v in value)
+    return False
+
+
 def shorten(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -43,7 +43,7 @@ def load_python_plan(path: Path, wanted: str | None) -> tuple[Pipeline, Plan]:
     if len(dags) > 1:
         known = ", ".join(d.dag.dag_id for d in dags)
         raise PythonDagError([f"several DAGs ({known}): choose one with --dag ID"])
-    pipeline, plan, issues = validate_document(dags[0].pipeline)
+    pipeline, plan, issues = validate_document(dags[0].pipeline, result.task_templates)
     if issues or pipeline is None or plan is None:
         raise PythonDagError([str(i) for i in issues] or ["the pipeline is invalid"])
     return pipeline, plan

@@ -185,10 +185,12 @@ def _run_notifications(dag: DAG, target: Target) -> list[dict[str, Any]]:
 
 def _start_date(dag: DAG) -> str | None:
     if isinstance(dag.start_date, RollingDate):
+        if dag.start_date.relative is not None:
+            return dag.start_date.relative  # resolved once by the operator: it never moves
         if dag.catchup:
             raise UnsupportedFeature(
-                "start_date=days_ago(...) with catchup=True",
-                "the runs would change every day; give a fixed datetime",
+                "start_date=days_ago(n, hour=...) with catchup=True",
+                "a relative startDate has no time of day; use days_ago(n) or a fixed datetime",
             )
         return None  # catchup=False: only the latest interval runs either way
     return iso_date(dag.start_date, "start_date")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kascade.api.pipeline import Template
 from kascade.engine.validation import validate_document
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.compiler import bundle as bundles
@@ -62,6 +63,9 @@ class Compilation:
     files: list[Path] = field(default_factory=list)
     bundle: bundles.Bundle | None = None
     seconds: float = 0.0
+    task_templates: dict[str, Template] = field(default_factory=dict)
+    """TaskTemplate manifests found in the DAG folders (``*.yaml``): DAGs that use one
+    (``TaskTemplateOperator``) are checked and run locally with them."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,28 @@ def discover(path: Path) -> tuple[Path, list[Path]]:
         if all(word in head for word in _SAFE_MODE_WORDS):
             found.append(file)
     return path, found
+
+
+def _task_templates(folder: Path) -> tuple[dict[str, Template], list[Problem]]:
+    """The TaskTemplate documents of the YAML files in a DAG folder (loaded within the
+    bounds of ``engine/loading.py``, as every manifest is)."""
+    import yaml
+
+    from kascade.engine import task_templates
+    from kascade.engine.loading import load_documents
+
+    docs: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    for file in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]):
+        try:
+            text = file.read_text(encoding="utf-8")
+            if "TaskTemplate" not in text:
+                continue
+            docs += load_documents(text, every_kind=True)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(Problem(str(file), None, f"cannot read: {exc}"))
+    found, bad = task_templates.from_manifests(docs)
+    return found, problems + [Problem(str(folder), None, line) for line in bad]
 
 
 def _location(op: BaseOperator | None, dag: DAG) -> tuple[str, int | None]:
@@ -162,6 +188,10 @@ def compile_paths(paths: list[Path], opts: Options | None = None) -> Compilation
             out.files.append(file)
             out.problems.extend(Problem(p.file, p.line, p.message) for p in result.problems)
             loaded.append((folder, file, result.dags))
+    for folder in dict.fromkeys(folder for folder, _, _ in loaded):
+        found, problems = _task_templates(folder)
+        out.task_templates.update(found)
+        out.problems.extend(problems)
     names: dict[str, str] = {}
     claimed: dict[str, str] = {}
     for _, file, dags in loaded:
@@ -229,7 +259,7 @@ def _compile_one(
             out.problems.append(Problem(where[0], where[1], message))
             return None
     if opts.validate:
-        _, _, issues = validate_document(doc)
+        _, _, issues = validate_document(doc, out.task_templates)
         for issue in issues:
             op = _owner(doc, issue.path, entries)
             where = _location(op, dag)

@@ -20,6 +20,7 @@ from kascade.sdk.exceptions import UnsupportedFeature
 from kascade.sdk.lowering import Lowerer, Target, hook
 from kascade.sdk.notifications import SmtpNotifier
 from kascade.sdk.operators.kubernetes import api_form
+from kascade.sdk.templates import to_template
 from kascade.sdk.timing import duration
 from kascade.sdk.trigger_rule import TriggerRule
 
@@ -199,6 +200,11 @@ def task_fields(
         out["volumeMounts"] = mounts
     if op.when:
         out["when"] = _relative_outputs(op.when, op.task_id, nodes)
+    if op.cache_key is not None:
+        key = to_template(op.cache_key, dag.dag_id, "cache_key")
+        cache = {"key": _relative_outputs(key, op.task_id, nodes)}
+        expires = duration(op.cache_expiration, "cache_expiration")
+        out["cache"] = {**cache, **({"expiresAfter": expires} if expires else {})}
     expand = _expand(op)
     if expand is not None and "param" in expand:
         expand["param"] = _relative_outputs(expand["param"], op.task_id, nodes)

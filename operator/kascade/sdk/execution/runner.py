@@ -111,10 +111,15 @@ def write_outputs(outputs: dict[str, Any]) -> None:
         raise TypeError(
             f"the task's XCom values must be JSON (str, int, float, bool, None, list, dict): {exc}"
         ) from None
-    if len(text.encode()) > OUTPUTS_LIMIT_BYTES:
+    limit = OUTPUTS_LIMIT_BYTES
+    raw = os.environ.get("KASCADE_OUTPUTS_MAX_BYTES", "")
+    if raw.isdigit():  # an object store for outputs takes what does not fit in 4 KiB
+        limit = int(raw)
+    if len(text.encode()) > limit:
+        store = "" if limit > OUTPUTS_LIMIT_BYTES else " (no object store for outputs is set up)"
         raise ValueError(
             f"the task's XCom values are {len(text.encode())} bytes as JSON, over the "
-            f"{OUTPUTS_LIMIT_BYTES}-byte limit: write large data to storage and return its location"
+            f"{limit}-byte limit{store}: write large data to storage and return its location"
         )
     with open(path, "w") as out:
         out.write(text)
