@@ -123,8 +123,8 @@ class Admission(EngineCore):
         message = caching.hit_message(entry)
         reason = AttemptReason.CACHED
         inst.attempts.append(Attempt(inst.attempt, now, now, None, reason, message))
-        inst.message = message
         self._succeeded(inst, dict(entry.outputs), now)
+        inst.message = message  # the success says where its outputs came from
 
     def _cache_write(self, inst: Instance, now: datetime) -> None:
         """A successful attempt of a cached task leaves an entry for later runs."""
