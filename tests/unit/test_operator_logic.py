@@ -290,3 +290,35 @@ def test_a_pools_status_shows_the_slots_used_and_the_tasks_waiting() -> None:
         return (kube.get("pools", "ns", "db") or {}).get("status")
 
     assert asyncio.run(scenario()) == {"used": 1, "queued": 1}
+
+
+def test_a_status_event_from_before_the_end_does_not_start_a_finished_run_again() -> None:
+    """The watch may deliver an event of a status written while the run was running
+    after its driver finished: the run must not be restored and finished a second time
+    (on a cluster: a second summary e-mail, and a podless task's attempts lost)."""
+    kube = FakeKube()
+    emitted: list[str] = []
+    world = World(kube, lambda _obj, _type, reason, _msg: emitted.append(reason), clock=lambda: NOW)
+
+    async def scenario() -> list[str]:
+        body = kube.create("pipelineruns", "ns", _run("r", "2026-01-01T00:00:00Z"))
+        assert body is not None
+        await world.on_run("ADDED", body)
+        await world.on_pod("MODIFIED", _finish(kube, "r-a-a1"))
+        await world.drivers[("ns", "r")].flush()
+        running = copy.deepcopy(kube.get("pipelineruns", "ns", "r"))
+        assert running is not None and running["status"]["phase"] == RunPhase.RUNNING.value
+        await world.on_pod("MODIFIED", _finish(kube, "r-b-a1"))
+        await _settle()
+        assert ("ns", "r") not in world.drivers
+        ended = emitted.count("RunSuccess")
+        await world.on_run("MODIFIED", running)  # late: written before the end
+        await _settle()
+        assert emitted.count("RunSuccess") == ended
+        final = kube.get("pipelineruns", "ns", "r")
+        assert final is not None
+        await world.on_run("MODIFIED", final)
+        return emitted
+
+    emitted_reasons = asyncio.run(scenario())
+    assert emitted_reasons.count("RunSuccess") == 1

@@ -74,6 +74,10 @@ class World(Scheduler):
         """Writers of finished runs whose last summary is not written yet (it is retried
         until written, or superseded by a reload of the run)."""
         self.caches = Caches(kube, self.pipelines.get)
+        self._ended: dict[Key, str | None] = {}
+        """Runs whose driver finished (with its reload token) until their final status comes
+        back: a watch event of a status written before the end still says running, and must
+        not start the run again (a second summary e-mail, a restore that lost attempts)."""
         self.templates = TemplateIndex(kube, clock)
 
     # -- clock ---------------------------------------------------------------------
@@ -146,6 +150,7 @@ class World(Scheduler):
         pipeline = (body.get("spec") or {}).get("pipelineRef", {}).get("name", "")
         pkey = (meta["namespace"], pipeline)
         if event == "DELETED":
+            self._ended.pop(key, None)
             if self._drop_driver(key) is not None:
                 self._start_waiting(pkey)
             self.runs.get(pkey, {}).pop(meta["name"], None)
@@ -161,10 +166,13 @@ class World(Scheduler):
         active = sum(1 for r in self.runs.get(pkey, {}).values() if r.active)
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
         if not record.active:
+            self._ended.pop(key, None)  # later events are newer than the end
             if self._drop_driver(key) is not None and pkey in self.pipelines:
                 self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
             return
         reload = (meta.get("annotations") or {}).get("kascade.io/reload")
+        if key in self._ended and self._ended[key] == reload:
+            return  # written before its driver finished: stale (a clear changes the token)
         driver = self.drivers.get(key)
         if driver is not None and driver.reload_token != reload:
             self._drop_driver(key)
@@ -344,6 +352,7 @@ class World(Scheduler):
             self._readmit(driver.namespace)
         if driver.finished:
             self.drivers.pop(key, None)
+            self._ended[key] = driver.reload_token
             if driver.writer.final is not None:
                 self.retired[key] = driver.writer
             pkey = (driver.namespace, driver.plan.name)
