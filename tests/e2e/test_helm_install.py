@@ -49,14 +49,12 @@ pytestmark = pytest.mark.e2e
 
 CHART = ROOT / "helm" / "kascade"
 RELEASE = "kascade"
-CRDS = (
-    "pipelines.kascade.io",
-    "pipelineruns.kascade.io",
-    "taskruns.kascade.io",
-    "pools.kascade.io",
-    "tasktemplates.kascade.io",
-    "taskcaches.kascade.io",
+CRDS = tuple(
+    sorted(
+        yaml.safe_load(p.read_text())["metadata"]["name"] for p in (ROOT / "crds").glob("*.yaml")
+    )
 )
+"""Every CRD the chart ships (read from crds/, so that a new kind is adopted too)."""
 
 
 def find_kubectl() -> str | None:

@@ -463,8 +463,11 @@ def test_runs_the_operator_creates_carry_their_pipelines_approval(sec: Secured) 
     sec.create("author", "pipelineruns", run_body("by-reference", "approved"))
     run = sec.kas.wait_run("by-reference", timeout=120)
     assert run["status"]["phase"] == "success", run["status"]
+    # It executes the Pipeline's snapshot, which carries the Pipeline's approval.
+    assert not run["spec"].get("pipelineSpec")
+    snapshot = sec.kas.get("pipelinesnapshots", run["spec"]["snapshot"])
     assert (
-        run["metadata"]["annotations"][APPROVAL]
+        snapshot["metadata"]["annotations"][APPROVAL]
         == (sec.kas.get("pipelines", "approved")["metadata"]["annotations"][APPROVAL])
     )
 
