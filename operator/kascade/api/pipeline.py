@@ -14,172 +14,24 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from kascade.api import defaults
-from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
+from kascade.api.base import Duration, JsonValue, KubeObject, Model
+from kascade.api.fields import EnvVar as EnvVar
+from kascade.api.fields import Name as Name
+from kascade.api.fields import Ref as Ref
+from kascade.api.fields import SecretKeyRef as SecretKeyRef
 from kascade.api.messaging import EmailTemplate, SmtpRef, TriggerPipeline
 from kascade.api.names import ObjectName, PoolName
+from kascade.api.notifications import HookTask as HookTask
+from kascade.api.notifications import Notification as Notification
+from kascade.api.notifications import NotificationEvent as NotificationEvent
+from kascade.api.notifications import Webhook as Webhook
+from kascade.api.pipeline_status import PipelineStatus as PipelineStatus
+from kascade.api.pipeline_status import ResolvedDate as ResolvedDate
+from kascade.api.pipeline_status import RunSummary as RunSummary
+from kascade.api.sensors import Sensor as Sensor
+from kascade.api.sensors import SensorKind as SensorKind
+from kascade.api.sensors import SensorMode as SensorMode
 from kascade.api.trigger_rules import TriggerRule as TriggerRule
-
-#: Task and group names: Airflow-style ids; '.' is reserved for group qualification.
-Name = Annotated[
-    str,
-    Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$"),
-]
-#: A reference to a task or group, possibly qualified by group (``transform.clean``).
-Ref = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=253,
-        pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$",
-    ),
-]
-
-
-class EnvVar(Model):
-    """A container environment variable (as in a pod spec)."""
-
-    name: str = Field(min_length=1)
-    """The variable's name."""
-    value: str | None = None
-    """Templated: may use ``{{ ds }}``, ``{{ params.x }}``, ``{{ tasks.t.outputs.o }}``."""
-    value_from: KubeObject | None = None
-    """Kubernetes ``valueFrom`` (secretKeyRef, configMapKeyRef, fieldRef)."""
-
-
-class SecretKeyRef(Model):
-    """A key of a Secret; secrets are referenced, never copied into specs or status."""
-
-    name: ObjectName
-    """The Secret's name (in the pipeline's namespace)."""
-    key: str
-    """The key of the Secret's data."""
-
-
-class Webhook(Model):
-    """An HTTP POST of a JSON body: Slack, Teams, PagerDuty or any JSON webhook."""
-
-    url: str | None = None
-    """The URL, when it is not secret."""
-    url_from: SecretKeyRef | None = None
-    """Read the URL from a Secret (recommended: webhook URLs are credentials)."""
-    body: JsonValue | None = None
-    """The JSON to post: every string in it is a template over the callback context
-    (``{{ task.id }}``, ``{{ exception }}``, ``{{ log_url }}``...). Default:
-    ``{"text": "[kascade] {{ pipeline.name }}: {{ message }}"}`` (Slack's simplest form)."""
-
-
-class NotificationEvent(StrEnum):
-    FAILURE = "failure"
-    SUCCESS = "success"
-    RETRY = "retry"
-    SLA_MISS = "slaMiss"
-
-
-class Notification(Model):
-    """Airflow's on_failure/on_success/on_retry/sla_miss callbacks, as webhooks or hook tasks."""
-
-    name: Name
-    """A name for the notification, unique in its list."""
-    events: list[NotificationEvent] = Field(min_length=1)
-    """The events that fire it (not ``on``: YAML 1.1 reads a bare ``on`` key as true)."""
-    webhook: Webhook | None = None
-    """Post a JSON message to a webhook (Slack, Teams, PagerDuty...)."""
-    hook: HookTask | None = None
-    """A container run once per event (its env gets KASCADE_EVENT, KASCADE_TASK, ...)."""
-    email: EmailTemplate | None = None
-    """Send an e-mail (subject and body default to an alert like Airflow's)."""
-
-
-class HookTask(Model):
-    """A small container run for a notification; it never affects the run's state."""
-
-    image: str
-    """The container image."""
-    command: list[str] | None = None
-    """The entrypoint (with ``script``: the interpreter, default ``[sh, -e]``)."""
-    args: list[str] | None = None
-    """Arguments to the command."""
-    script: str | None = None
-    """An inline script, run by ``command``."""
-    env: list[EnvVar] | None = None
-    """Extra environment variables (KASCADE_EVENT, KASCADE_TASK, KASCADE_MESSAGE are set)."""
-
-
-class SensorKind(StrEnum):
-    COMMAND = "command"
-    FILE = "file"
-    EXTERNAL_TASK = "externalTask"
-    TIME = "time"
-    DATETIME = "datetime"
-    HTTP = "http"
-    SQL = "sql"
-    S3 = "s3"
-
-
-class SensorMode(StrEnum):
-    POKE = "poke"
-    RESCHEDULE = "reschedule"
-
-
-class Sensor(Model):
-    """Waits for a condition, poking every ``pokeInterval`` until ``timeout``.
-
-    ``command`` sensors run the task's container as the poke; its exit code says:
-    0 = condition met, 100 = not yet (poke again later), anything else = error.
-    """
-
-    kind: SensorKind = SensorKind.COMMAND
-    """command (the task's container pokes), file, http, sql, s3, externalTask, time or
-    datetime."""
-    poke_interval: Duration | None = None
-    """Time between pokes (default 60s)."""
-    timeout: Duration | None = None
-    """Give up after this long (default 7d)."""
-    mode: SensorMode = SensorMode.POKE
-    """poke: one pod loops; reschedule: the slot and the pod are freed between pokes."""
-    soft_fail: bool = False
-    """On timeout, mark the task skipped instead of failed."""
-    exponential_backoff: bool = False
-    """Double the time between pokes after each one (capped at the timeout)."""
-    path: str | None = None
-    """file: a path (glob allowed, templated) that must exist, on a volume of the task."""
-    pipeline: ObjectName | None = None
-    """externalTask: the other pipeline's name."""
-    task: Ref | None = None
-    """externalTask: a task of that pipeline (omit to wait for the whole run)."""
-    states: list[str] | None = None
-    """externalTask: accepted states (default [success])."""
-    failed_states: list[str] | None = None
-    """externalTask: states that fail the sensor at once (default [failed])."""
-    logical_date_offset: Duration | None = None
-    """externalTask: look at the run whose logical date is this much earlier (e.g. 1d)."""
-    target_time: str | None = None
-    """time: HH:MM[:SS] on the data interval's end day; datetime: an ISO date-time (templated)."""
-    url: str | None = None
-    """http: the URL (templated); met when the status is expectedStatus."""
-    method: str = defaults.HTTP_METHOD
-    """http: the request method."""
-    expected_status: int = defaults.HTTP_EXPECTED_STATUS
-    """http: the status code that means the condition is met."""
-    response_contains: str | None = None
-    """http: the body must also contain this text."""
-    connection: Name | None = None
-    """sql, s3: the pipeline connection (``spec.connections[].name``) whose Secret holds the
-    PostgreSQL or object store settings (docs/integrations.md)."""
-    sql: str | None = None
-    """sql: the query (templated); met when the first cell of the first row is not 0, '0',
-    '', false or NULL (Airflow's SqlSensor). It runs read-only, with a statement timeout."""
-    parameters: list[str] | None = None
-    """sql: values bound to the query's ``%s`` placeholders (templated): pass ``{{ ds }}``
-    here rather than into the SQL text."""
-    bucket: str | None = None
-    """s3: the bucket (templated; default: the connection's ``bucket``)."""
-    key: str | None = None
-    """s3: met when an object exists at this key (templated)."""
-    prefix: str | None = None
-    """s3: met when any object's key starts with this (templated)."""
-    wildcard: str | None = None
-    """s3: met when any key matches this shell pattern, ``*`` also crossing ``/`` (templated)."""
 
 
 class Expand(Model):
@@ -502,57 +354,4 @@ class PipelineSpec(Model):
     """Free-form labels for people (Airflow tags)."""
 
 
-class RunSummary(Model):
-    name: str
-    """The run's name."""
-    phase: str
-    """queued, running, success or failed."""
-    logical_date: str | None = None
-    """The run's logical date."""
-    start_time: str | None = None
-    """When it started."""
-    end_time: str | None = None
-    """When it ended."""
-
-
-class ResolvedDate(Model):
-    """A relative date as written, and the date it was resolved to (once)."""
-
-    written: str
-    """The spec's value (``-1d``); a different value is resolved again."""
-    date: str
-    """The ISO date-time it stands for."""
-
-
-class PipelineStatus(Model):
-    """What the operator observed: validity, schedule and recent runs."""
-
-    conditions: list[Condition] | None = None
-    """Valid: whether the spec passed validation (and approval)."""
-    errors: list[str] | None = None
-    """Every validation error, each with its field path."""
-    observed_generation: int | None = None
-    """The generation these conditions were computed for."""
-    task_count: int | None = None
-    """How many tasks the compiled DAG has."""
-    next_run: str | None = None
-    """When the next scheduled run is due."""
-    last_scheduled_interval: Interval | None = None
-    """The schedule cursor: the data interval of the latest scheduled run."""
-    resolved_start_date: ResolvedDate | None = None
-    """A relative startDate (``-1d``), resolved when the pipeline was first seen."""
-    last_run: str | None = None
-    """The newest run's name."""
-    last_runs: list[RunSummary] | None = None
-    """The latest runs, newest first."""
-    active_runs: int | None = None
-    """Runs queued or running."""
-    runs_succeeded: int | None = None
-    """Kept runs that succeeded."""
-    runs_failed: int | None = None
-    """Kept runs that failed."""
-
-
-HookTask.model_rebuild()
-Notification.model_rebuild()
 TaskGroup.model_rebuild()
