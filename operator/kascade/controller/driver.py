@@ -18,7 +18,15 @@ from typing import Any
 
 from kascade import metrics
 from kascade.api.runs import AttemptReason, PipelineRunStatus, RunPhase, TaskState
-from kascade.controller import config, large_outputs, naming, notify, observe, observed
+from kascade.controller import (
+    config,
+    large_outputs,
+    log_archiving,
+    naming,
+    notify,
+    observe,
+    observed,
+)
 from kascade.controller.cache import ClusterCache
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
@@ -108,7 +116,10 @@ class RunDriver:
             taskrun_status=self._taskrun_status,
             run_status=lambda: wire(self.run_status()),
             active_runs=active_runs,
+            written=self._taskrun_written,
         )
+        self.logs = log_archiving.RunLogs()
+        """Which attempts' logs the archive holds (or gave up on)."""
         self.finished = False
         self.reload_token: str | None = None
         self.pool_version_seen = -1
@@ -142,6 +153,7 @@ class RunDriver:
                 metrics.RUNS_STARTED.labels(self.namespace, self.plan.name, self._trigger()).inc()
                 decisions = self.engine.start(now)
             else:
+                self.logs.restore(taskruns)
                 found = observed.observe(taskruns, pods, status)
                 self.taskruns.update(found.taskruns)
                 self.pods.update(found.pods)
@@ -408,8 +420,25 @@ class RunDriver:
         inst = self.engine.instances.get(key)
         if meta is None or inst is None:
             return None
-        status = taskrun_status(inst, self.pods.get(key), meta["name"], self.trouble.get(key))
+        status = taskrun_status(
+            inst, self.pods.get(key), meta["name"], self.trouble.get(key), self.logs.of(key)
+        )
         return meta["name"], wire(status)
+
+    def _taskrun_written(self, key: str, status: dict[str, Any]) -> None:
+        """A TaskRun status is stored: the logs of the attempts it records as ended are
+        archived, off this path (a sensor's pokes say only "not yet": not archived)."""
+        inst = self.engine.instances.get(key)
+        if inst is not None and self.plan.tasks[inst.task].sensor is None:
+            log_archiving.archive_ended(
+                self.logs, self.identity, key, self.taskruns.get(key), status, self._log_archived
+            )
+
+    def _log_archived(self, job: log_archiving.ArchiveJob, outcome: log_archiving.Outcome) -> None:
+        """The archive kept the log (or gave up): the attempt's status says so."""
+        self.logs.settle(job.key, job.attempt, outcome)
+        self.writer.taskrun_changed(job.key)
+        self.writer.schedule()
 
     def run_status(self, end: datetime | None = None) -> PipelineRunStatus:
         return run_status(

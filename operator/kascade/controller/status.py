@@ -8,7 +8,7 @@ that dropped to zero) instead of leaving it behind.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,13 +88,19 @@ def run_status(
 
 
 def taskrun_status(
-    inst: Instance, pod: str | None, taskrun: str, trouble: str | None = None
+    inst: Instance,
+    pod: str | None,
+    taskrun: str,
+    trouble: str | None = None,
+    archived: Mapping[int, tuple[bool, str | None]] | None = None,
 ) -> TaskRunStatus:
     """A TaskRun's status: its state, every attempt (with its pod), outputs and timing.
 
     ``pod`` is the pod of the attempt in flight, if any; ``trouble`` why that pod cannot
-    start (image pull, unschedulable), shown while the task is queued.
+    start (image pull, unschedulable), shown while the task is queued; ``archived`` what
+    the log archive did with each attempt's log (number -> archived, why not).
     """
+    archived = archived or {}
     attempts = [
         Attempt(
             number=a.number,
@@ -104,6 +110,8 @@ def taskrun_status(
             exit_code=a.exit_code,
             reason=a.reason,
             message=a.message,
+            log_archived=archived[a.number][0] if a.number in archived else None,
+            log_archive_message=archived[a.number][1] if a.number in archived else None,
         )
         for a in inst.attempts
     ]

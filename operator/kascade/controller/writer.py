@@ -24,8 +24,8 @@ RUN_STATUS_MAX_SECONDS = 60.0
 RUN_STATUS_WRITES_PER_SECOND = 2.0
 """What all running summaries may cost together, until each lags RUN_STATUS_MAX_SECONDS."""
 
-Write = tuple[str, str, dict[str, Any]]
-"""(plural, name, status)."""
+Write = tuple[str, str, dict[str, Any], str | None]
+"""(plural, name, status, the instance key of a TaskRun)."""
 
 
 def run_status_interval(active_runs: int) -> float:
@@ -52,6 +52,7 @@ class StatusWriter:
         taskrun_status: Callable[[str], tuple[str, dict[str, Any]] | None],
         run_status: Callable[[], dict[str, Any]],
         active_runs: Callable[[], int],
+        written: Callable[[str, dict[str, Any]], None] = lambda key, status: None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -62,6 +63,8 @@ class StatusWriter:
         """Instance key -> (TaskRun name, its status), or None when it has no TaskRun."""
         self.run_status = run_status
         self.active_runs = active_runs
+        self.on_written = written
+        """Called with (instance key, status) once a TaskRun status is stored."""
         self.write_lock = asyncio.Lock()  # patches, in the order they were chosen
         self.dirty_keys: set[str] = set()
         self.run_dirty = False
@@ -115,10 +118,12 @@ class StatusWriter:
         if not writes:
             return
         async with self.write_lock:
-            for resource, name, status in writes:
+            for resource, name, status, key in writes:
                 await asyncio.to_thread(
                     self.kube.patch_status, resource, self.namespace, name, status
                 )
+                if key is not None:
+                    self.on_written(key, status)
 
     def _choose(self, final: dict[str, Any] | None = None) -> list[Write]:
         """What differs from what was last written (most flushes write one object)."""
@@ -132,7 +137,7 @@ class StatusWriter:
             if self.written.get(key) == status:
                 continue
             self.written[key] = status
-            writes.append(("taskruns", name, status))
+            writes.append(("taskruns", name, status, key))
         if final is None and self.run_dirty:
             lag = run_status_interval(self.active_runs())
             wait = lag - (time.monotonic() - self.run_written_at)
@@ -145,5 +150,5 @@ class StatusWriter:
             run_status = final or self.run_status()
             if run_status != self.written_run:
                 self.written_run = run_status
-                writes.append(("pipelineruns", self.run, run_status))
+                writes.append(("pipelineruns", self.run, run_status, None))
         return writes
