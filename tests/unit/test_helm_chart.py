@@ -373,6 +373,19 @@ def test_helper_image_and_object_store_for_outputs() -> None:
 
 
 @needs_helm
+def test_log_archive_values() -> None:
+    def args(*values: str) -> list[str]:
+        docs = render("--set", "objectStore.existingSecret=store", *values)
+        return list(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"])
+
+    assert "--log-archive-max-bytes=8388608" in args()  # on by default with a store
+    assert "--no-log-archive" not in args()
+    assert "--log-archive-max-bytes=4096" in args("--set", "logArchive.maxBytes=4096")
+    off = args("--set", "logArchive.enabled=false")
+    assert "--no-log-archive" in off and not any("log-archive-max" in a for a in off)
+
+
+@needs_helm
 def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
     docs = render()
     crds = {c["metadata"]["name"]: c for c in by_kind(docs, "CustomResourceDefinition")}
