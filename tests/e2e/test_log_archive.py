@@ -1,0 +1,183 @@
+"""Logs that outlive their pods, on the real cluster with the real versitygw server.
+
+Two ``kascade operator`` processes (each in a namespace of its own), configured as the
+chart does it (``KASCADE_STORE_<key>``; the helper image is busybox, which has the
+``sh``, ``wc`` and ``cat`` the outputs sidecar needs):
+
+1. With a store that works: a run succeeds, its TaskRun records ``logArchived: true``,
+   the object is in the bucket, the pod is deleted, and the log is still read from the
+   archive the way ``kascade logs`` and the UI read it.
+2. With a store that is down (an endpoint nothing listens on): the run still succeeds, and
+   after the bounded retries the gap is reported: ``logArchived: false`` with why, a
+   ``LogNotArchived`` Warning Event on the TaskRun, and
+   ``kascade_log_archive_failures_total``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import servers
+from kascade.integrations.log_archive import LogArchive
+from kascade.integrations.objectstore import ObjectStore
+from kascade.integrations.settings import ObjectStoreSettings
+
+from .conftest import Cluster, kubeconfig_path, wait_until
+from .operator_support import (
+    Kascade,
+    OperatorProcess,
+    apply_crds,
+    delete_namespace,
+    free_port,
+    make_namespace,
+    pipeline,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+HELPER_IMAGE = "busybox:1.36"
+SAYS = 'for i in 1 2 3; do echo "archived line $i of $(hostname)"; done'
+
+
+def _operator(
+    cluster: Cluster, stem: str, store: dict[str, str], tmp: pytest.TempPathFactory
+) -> Iterator[Kascade]:
+    namespace = make_namespace(cluster, stem)
+    apply_crds(cluster.api)
+    log = tmp.mktemp("operator") / "operator.log"
+    op = OperatorProcess(kubeconfig_path(), [namespace], log)
+    op.extra_env = {
+        "KASCADE_HELPER_IMAGE": HELPER_IMAGE,
+        **{f"KASCADE_STORE_{k}": v for k, v in store.items()},
+    }
+    k = Kascade(cluster.api, namespace)
+    try:
+        op.start()
+        k.operator = op
+        yield k
+    finally:
+        op.kill()
+        print(log.read_text()[-5000:] if log.exists() else "(no operator log)")
+        delete_namespace(cluster, namespace)
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server: servers.S3Server) -> str:
+    return s3_server.make_bucket()
+
+
+@pytest.fixture(scope="module")
+def kas(
+    cluster: Cluster, s3_server: servers.S3Server, bucket: str, tmp_path_factory: Any
+) -> Iterator[Kascade]:
+    settings = s3_server.settings(bucket=bucket, prefix="kascade")
+    yield from _operator(cluster, "logarchive", settings, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def kas_store_down(
+    cluster: Cluster, s3_server: servers.S3Server, tmp_path_factory: Any
+) -> Iterator[Kascade]:
+    dead = {**s3_server.settings(bucket="nowhere"), "endpoint": f"http://127.0.0.1:{free_port()}"}
+    yield from _operator(cluster, "logarchive-down", {**dead, "timeout": "2"}, tmp_path_factory)
+
+
+def _taskrun(kas: Kascade, run: str, task: str) -> dict[str, Any]:
+    found = [
+        t for t in kas.list("taskruns", f"kascade.io/run={run}") if t["spec"]["taskName"] == task
+    ]
+    return found[0] if found else {}
+
+
+def _settled(kas: Kascade, run: str, task: str) -> dict[str, Any] | None:
+    """The task's last attempt once the archive has recorded what it did with its log."""
+    attempts = (_taskrun(kas, run, task).get("status") or {}).get("attempts") or []
+    if attempts and attempts[-1].get("logArchived") is not None:
+        return dict(attempts[-1])
+    return None
+
+
+@dataclass(frozen=True)
+class Ref:
+    """What the reading path (``kascade.ui.logs.AttemptRef``) hands the archive."""
+
+    namespace: str
+    run: str
+    task: str
+    number: int
+    pod: str | None
+
+
+def test_a_log_is_read_from_the_archive_after_its_pod_is_deleted(
+    kas: Kascade, s3_server: servers.S3Server, bucket: str
+) -> None:
+    kas.apply_pipeline(
+        pipeline("says", [{"name": "say", "image": "busybox:1.36", "command": ["sh", "-c", SAYS]}])
+    )
+    run = kas.wait_run(kas.create_run("says", name="says-1"))
+    assert run["status"]["phase"] == "success"
+    attempt = wait_until(lambda: _settled(kas, "says-1", "say"), 60, what="logArchived")
+    assert (attempt["logArchived"], attempt.get("logArchiveMessage")) == (True, None)
+    pod = attempt["podName"]
+
+    settings = ObjectStoreSettings.from_data(s3_server.settings(bucket=bucket), "test")
+    raw = ObjectStore(settings).get(f"kascade/logs/{kas.ns}/says-1/say/attempt-1.log")
+    assert raw.decode() == "".join(f"archived line {i} of {pod}\n" for i in (1, 2, 3))
+
+    kas.core.delete_namespaced_pod(pod, kas.ns, grace_period_seconds=0)
+    wait_until(
+        lambda: (
+            not kas.core.list_namespaced_pod(kas.ns, field_selector=f"metadata.name={pod}").items
+        ),
+        60,
+        what="the pod to go",
+    )
+    reader = LogArchive(ObjectStore(settings, prefix="kascade"))
+    assert b"".join(reader.chunks(Ref(kas.ns, "says-1", "say", 1, pod))) == raw
+
+
+def test_a_store_that_is_down_never_fails_the_run_and_the_gap_is_reported(
+    kas_store_down: Kascade,
+) -> None:
+    kas = kas_store_down
+    kas.apply_pipeline(
+        pipeline("says", [{"name": "say", "image": "busybox:1.36", "command": ["sh", "-c", SAYS]}])
+    )
+    started = time.monotonic()
+    run = kas.wait_run(kas.create_run("says", name="says-down"))
+    assert run["status"]["phase"] == "success"
+    run_seconds = time.monotonic() - started
+    attempt = wait_until(lambda: _settled(kas, "says-down", "say"), 180, what="logArchived")
+    gave_up = time.monotonic() - started
+    print(f"run succeeded after {run_seconds:.1f}s; archive gave up after {gave_up:.1f}s")
+    assert attempt["logArchived"] is False
+    message = attempt["logArchiveMessage"]
+    assert "the store did not take it: put s3://nowhere/logs/" in message
+    assert "(after 5 tries)" in message
+    assert "secretAccessKey" not in message
+
+    taskrun = _taskrun(kas, "says-down", "say")["metadata"]["name"]
+    events = wait_until(
+        lambda: [
+            e
+            for e in kas.core.list_namespaced_event(kas.ns).items
+            if e.reason == "LogNotArchived" and e.involved_object.name == taskrun
+        ],
+        30,
+        what="the LogNotArchived Event",
+    )
+    assert events[0].type == "Warning"
+    assert events[0].message.startswith(f"the log of attempt 1 (pod {attempt['podName']})")
+    failures = [
+        line
+        for line in kas.operator.metrics().splitlines()
+        if line.startswith("kascade_log_archive_failures_total{")
+    ]
+    assert failures == [
+        f'kascade_log_archive_failures_total{{namespace="{kas.ns}",pipeline="says"}} 1.0'
+    ]
