@@ -28,15 +28,7 @@ from kascade.integrations.objectstore import ObjectStore
 from kascade.integrations.settings import ObjectStoreSettings
 
 from .conftest import Cluster, kubeconfig_path, wait_until
-from .operator_support import (
-    Kascade,
-    OperatorProcess,
-    apply_crds,
-    delete_namespace,
-    free_port,
-    make_namespace,
-    pipeline,
-)
+from .operator_support import Kascade, free_port, operator_namespace, pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -47,23 +39,13 @@ SAYS = 'for i in 1 2 3; do echo "archived line $i of $(hostname)"; done'
 def _operator(
     cluster: Cluster, stem: str, store: dict[str, str], tmp: pytest.TempPathFactory
 ) -> Iterator[Kascade]:
-    namespace = make_namespace(cluster, stem)
-    apply_crds(cluster.api)
-    log = tmp.mktemp("operator") / "operator.log"
-    op = OperatorProcess(kubeconfig_path(), [namespace], log)
-    op.extra_env = {
+    env = {
         "KASCADE_HELPER_IMAGE": HELPER_IMAGE,
         **{f"KASCADE_STORE_{k}": v for k, v in store.items()},
     }
-    k = Kascade(cluster.api, namespace)
-    try:
-        op.start()
-        k.operator = op
+    log = tmp.mktemp("operator") / "operator.log"
+    with operator_namespace(cluster, kubeconfig_path(), stem, log, env=env) as k:
         yield k
-    finally:
-        op.kill()
-        print(log.read_text()[-5000:] if log.exists() else "(no operator log)")
-        delete_namespace(cluster, namespace)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fake_kube import FakeKube
 from prometheus_client import REGISTRY
+from test_operator_features_b import _end, _pipeline, _run
 
 import servers
 from kascade.controller import log_archiving
@@ -256,52 +257,18 @@ def real_archive(s3_server: servers.S3Server) -> Any:
 def test_the_operator_archives_a_finished_attempts_log(real_archive: LogArchive) -> None:
     kube = FakeKube()
     spec = {"defaults": {"image": "busybox:1.36"}, "tasks": [{"name": "t", "command": ["x"]}]}
-    kube.create(
-        "pipelines",
-        "ns",
-        {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "Pipeline",
-            "metadata": {"name": "p"},
-            "spec": spec,
-        },
-    )
-    kube.create(
-        "pipelineruns",
-        "ns",
-        {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "PipelineRun",
-            "metadata": {"name": "r", "namespace": "ns", "generation": 1},
-            "spec": {
-                "pipelineRef": {"name": "p"},
-                "pipelineSpec": spec,
-                "logicalDate": "2026-04-30T00:00:00+00:00",
-            },
-        },
-    )
-    events: list[tuple[str, str]] = []
+    _pipeline(kube, spec)
+    run = _run(kube, "r", spec)
 
     async def scenario() -> None:
         archiver = LogArchiver(kube, real_archive, emit=lambda o, k, r, m: None)  # type: ignore[arg-type]
         log_archiving.configure(archiver)
         try:
-            world = World(
-                kube,
-                lambda obj, kind, reason, msg: events.append((kind, reason)),
-                clock=lambda: NOW,
-            )
-            await world.on_run("ADDED", kube.get("pipelineruns", "ns", "r"))  # type: ignore[arg-type]
+            world = World(kube, lambda *_: None, clock=lambda: NOW)
+            await world.on_run("ADDED", run)
             (pod_name,) = kube.names("pods")
             kube.logs[("ns", pod_name, "task")] = "line\n" * 20  # 100 bytes: over the cap of 64
-            pod = kube.get("pods", "ns", pod_name)
-            assert pod is not None
-            pod["status"] = {
-                "phase": "Succeeded",
-                "containerStatuses": [
-                    {"name": "task", "state": {"terminated": {"exitCode": 0, "message": ""}}}
-                ],
-            }
+            pod = _end(kube, pod_name)
             (driver,) = world.drivers.values()
             await world.on_pod("MODIFIED", pod)
             await driver.flush()  # the end is stored: that hands the attempt over

@@ -221,16 +221,8 @@ class Kube:
 
     def read_pod_log(self, namespace: str, name: str, container: str, limit_bytes: int) -> str:
         """The first ``limit_bytes`` of a container's log (a finished container's too)."""
-        _count("get", "pods/log")
-        text = self._call(
-            self.core.read_namespaced_pod_log,
-            name,
-            namespace,
-            container=container,
-            limit_bytes=limit_bytes,
-            _preload_content=False,
-        )
-        return bytes(text.data).decode("utf-8", errors="replace")
+        data = self.read_log_bytes(namespace, name, container, limit_bytes)
+        return data.decode("utf-8", errors="replace")
 
     def read_log_bytes(self, namespace: str, name: str, container: str, limit_bytes: int) -> bytes:
         """The first ``limit_bytes`` of a finished container's log, as the kubelet kept it.
