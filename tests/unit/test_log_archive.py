@@ -309,3 +309,39 @@ def test_a_store_that_cannot_be_read_says_where_never_the_secret(
         archive.read("ns", "r", "t", 1)
     assert f"s3://{bucket}/logs/ns/r/t/attempt-1.log" in str(caught.value)
     assert "wrong-secret-value" not in str(caught.value)
+
+
+def test_a_restarted_operator_archives_what_ended_while_it_was_away(
+    real_archive: LogArchive,
+) -> None:
+    kube = FakeKube()
+    tasks = [{"name": "t", "command": ["x"]}, {"name": "u", "command": ["x"], "dependsOn": ["t"]}]
+    spec = {"defaults": {"image": "busybox:1.36"}, "tasks": tasks}
+    _pipeline(kube, spec)
+    run = _run(kube, "r", spec)
+
+    async def first_life() -> None:  # no archive configured: the attempt ends unarchived
+        world = World(kube, lambda *_: None, clock=lambda: NOW)
+        await world.on_run("ADDED", run)
+        kube.logs[("ns", "r-t-a1", "task")] = "before the restart\n"
+        (driver,) = world.drivers.values()
+        await world.on_pod("MODIFIED", _end(kube, "r-t-a1"))  # the run goes on (u runs)
+        await driver.flush()
+
+    async def second_life() -> None:
+        archiver = LogArchiver(kube, real_archive, emit=lambda *_: None)  # type: ignore[arg-type]
+        log_archiving.configure(archiver)
+        try:
+            world = World(kube, lambda *_: None, clock=lambda: NOW)
+            await world.on_run("MODIFIED", kube.get("pipelineruns", "ns", "r"))  # type: ignore[arg-type]
+            await archiver.drain()
+            for driver in list(world.drivers.values()):
+                await driver.flush()
+        finally:
+            log_archiving.configure(None)
+
+    asyncio.run(first_life())
+    stored = kube.get("taskruns", "ns", "r-t")["status"]["attempts"][0]  # type: ignore[index]
+    assert stored.get("logArchived") is None
+    asyncio.run(second_life())
+    assert real_archive.read("ns", "r", "t", 1) == b"before the restart\n"

@@ -160,6 +160,10 @@ class RunDriver:
                 decisions = self.engine.restore(found.instances, now)
             self.writer.run_changed()
             await self._apply(decisions, now)
+            for tr in taskruns:  # attempts that ended while no operator archived their logs
+                key = log_archiving.key_of(tr)
+                if key is not None and tr.get("status"):
+                    self._taskrun_written(key, tr["status"])
         for pod in pods:  # pods that ended while we were away
             await self.on_pod(pod, deleted=False, now=now)
 

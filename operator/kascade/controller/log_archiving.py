@@ -213,10 +213,9 @@ class RunLogs:
 
     def restore(self, taskruns: list[dict[str, Any]]) -> None:
         for tr in taskruns:
-            spec = tr.get("spec") or {}
-            if not spec.get("taskName"):
+            key = key_of(tr)
+            if key is None:
                 continue
-            key = instance_key(str(spec["taskName"]), spec.get("mapIndex"))
             for attempt in (tr.get("status") or {}).get("attempts") or []:
                 if attempt.get("logArchived") is not None:
                     book = self.settled.setdefault(key, {})
@@ -251,6 +250,14 @@ class RunLogs:
 
     def of(self, key: str) -> dict[int, tuple[bool, str | None]]:
         return self.settled.get(key, {})
+
+
+def key_of(taskrun: dict[str, Any]) -> str | None:
+    """The instance key a stored TaskRun is about (None for one that is not Kascade's)."""
+    spec = taskrun.get("spec") or {}
+    if not spec.get("taskName"):
+        return None
+    return instance_key(str(spec["taskName"]), spec.get("mapIndex"))
 
 
 def archive_ended(
