@@ -3,7 +3,7 @@ PYTHON ?= python3
 SRC := operator/kascade
 export PYTHONPATH := $(CURDIR)/operator
 
-.PHONY: help install lint test e2e bench crds crds-check run-example
+.PHONY: help install lint test e2e bench crds crds-check run-example browser
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ bench: ## Engine and local-runner benchmarks (figures printed); a larger differe
 	$(PYTHON) -m pytest -q -m bench tests/bench -s
 	KASCADE_DIFF_DAGS=$${KASCADE_DIFF_DAGS:-30} KASCADE_DIFF_TIMEOUT=900 \
 		$(PYTHON) -m pytest -q -m e2e tests/e2e/test_local_vs_cluster.py -p no:randomly
+
+browser: ## Install Debian's Chromium for the UI browser tests (Playwright drives it; no download)
+	bash hack/browser.sh
 
 crds: ## Regenerate crds/*.yaml from the pydantic models
 	$(PYTHON) -m kascade.api.crdgen --out crds

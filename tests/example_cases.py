@@ -16,10 +16,19 @@ EXAMPLES = ROOT / "manifests" / "examples"
 EXPECTED: dict[str, Any] = yaml.safe_load((EXAMPLES / "expected.yaml").read_text())
 
 
+def pipeline_of(case: str) -> str | None:
+    """The Pipeline to run when the case's file holds several (``pipeline:``)."""
+    name = EXPECTED[case.split("#")[0]].get("pipeline")
+    return str(name) if name else None
+
+
 def documents(case: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The Pipeline of a case's file, and the other objects it needs (its Pools)."""
+    """The Pipeline of a case's file, and the other objects it needs (its Pools, the
+    pipelines it triggers)."""
     docs = [d for d in yaml.safe_load_all((EXAMPLES / case.split("#")[0]).read_text()) if d]
-    (pipeline,) = [d for d in docs if d.get("kind") == "Pipeline"]
+    pipelines = [d for d in docs if d.get("kind") == "Pipeline"]
+    wanted = pipeline_of(case)
+    (pipeline,) = [p for p in pipelines if wanted in (None, p["metadata"]["name"])]
     return pipeline, [d for d in docs if d is not pipeline]
 
 

@@ -69,7 +69,8 @@ with DAG(
     )
     send_summary = BashOperator(
         task_id="send_summary",
-        bash_command=f'echo "ETL for {{{{ ds }}}} done: {adults} rows loaded"',
+        bash_command='echo "ETL for {{ ds }} done: $ROWS rows loaded"',
+        env={"ROWS": adults},  # a task's output is data: env, never the command's code
     )
 
     load >> send_summary

@@ -43,12 +43,14 @@ with DAG(
     )
     process_small = BashOperator(
         task_id="process_small",
-        bash_command=f'echo "small: processing {size["rows"]} rows in one go"',
+        bash_command='echo "small: processing $ROWS rows in one go"',
+        env={"ROWS": size["rows"]},  # outputs are data: env, never the command's code
         priority_weight=1,
     )
     process_large = BashOperator(
         task_id="process_large",
-        bash_command=f'echo "large: processing {size["rows"]} rows in partitions"',
+        bash_command='echo "large: processing $ROWS rows in partitions"',
+        env={"ROWS": size["rows"]},
         pool="heavy",
         pool_slots=2,
         priority_weight=10,
@@ -61,7 +63,8 @@ with DAG(
     )
     report = BashOperator(
         task_id="report",
-        bash_command=f'echo "report for {{{{ ds }}}}: {size["size_mb"]} MB processed"',
+        bash_command='echo "report for {{ ds }}: $SIZE_MB MB processed"',
+        env={"SIZE_MB": size["size_mb"]},
         trigger_rule="none_failed_min_one_success",
     )
 

@@ -55,7 +55,8 @@ with DAG(
     with TaskGroup("load") as load:
         BashOperator(
             task_id="load_warehouse",
-            bash_command="echo load {{ ti.xcom_pull(task_ids='transform.aggregate') }} rows",
+            bash_command='echo load "$ROWS" rows',
+            env={"ROWS": "{{ ti.xcom_pull(task_ids='transform.aggregate') }}"},
         )
         BashOperator(task_id="load_cache", bash_command="echo load the cache")
 

@@ -47,7 +47,8 @@ with DAG(
     summary = summarise()
     report = BashOperator(
         task_id="report",
-        bash_command="echo {{ ti.xcom_pull('summarise', key='day') }}: "
-        "{{ ti.xcom_pull('summarise', key='lines') | length }} order lines",
+        bash_command='echo "$DAY: '
+        "{{ ti.xcom_pull('summarise', key='lines') | length }} order lines\"",
+        env={"DAY": "{{ ti.xcom_pull('summarise', key='day') }}"},  # data: env, never code
     )
     [orders_loaded, export_landed] >> summary >> report

@@ -55,6 +55,7 @@ with DAG(
     )
     send_report = BashOperator(
         task_id="send_report",
-        bash_command=f"echo report: {merged['rows']} rows, best region {merged['best']}",
+        bash_command='echo "report: $ROWS rows, best region $BEST"',
+        env={"ROWS": merged["rows"], "BEST": merged["best"]},  # data in env, not in code
     )
     merged >> archive >> send_report

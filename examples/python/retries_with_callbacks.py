@@ -56,6 +56,7 @@ with DAG(
     )
     report = BashOperator(
         task_id="report",
-        bash_command="echo API status {{ ti.xcom_pull(task_ids='call_flaky_api', key='status') }}",
+        bash_command='echo API status "$STATUS"',
+        env={"STATUS": "{{ ti.xcom_pull(task_ids='call_flaky_api', key='status') }}"},
     )
     flaky >> report

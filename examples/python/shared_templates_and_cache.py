@@ -36,6 +36,7 @@ with DAG(
     )
     report = BashOperator(
         task_id="report",
-        bash_command="echo base {{ ti.xcom_pull('base_rates', key='rate') }}",
+        bash_command='echo "base $BASE_RATE"',
+        env={"BASE_RATE": "{{ ti.xcom_pull('base_rates', key='rate') }}"},  # data: env
     )
     base_rates >> quote_rates >> report

@@ -47,7 +47,8 @@ with DAG(
     )
     transform = BashOperator(
         task_id="transform",
-        bash_command=f"echo transform {rows} rows for {{{{ params.env }}}}",
+        bash_command='echo transform "$ROWS" rows for {{ params.env }}',
+        env={"ROWS": rows},  # an upstream output: env, never the command's code
         when="tasks.extract.outputs.rows >= params.min_rows",
     )
     full_refresh = BashOperator(

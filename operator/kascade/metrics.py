@@ -96,7 +96,14 @@ LOG_ARCHIVE_FAILURES = Counter(
 )
 SLA_MISSES = Counter("kascade_sla_misses_total", "SLA misses", ["namespace", "pipeline", "task"])
 RECONCILE_ERRORS = Counter("kascade_reconcile_errors_total", "Errors while reconciling", ["kind"])
-for _kind in ("Pipeline", "PipelineRun", "Pod", "run", "pipeline"):  # handlers' and timers' kinds
+for _kind in (
+    "Pipeline",
+    "PipelineRun",
+    "Pod",
+    "run",
+    "pipeline",
+    "status",
+):  # handlers, timers, writes
     RECONCILE_ERRORS.labels(_kind)
 API_WRITES = Counter(
     "kascade_api_writes_total", "Writes to the Kubernetes API", ["verb", "resource"]
@@ -106,6 +113,12 @@ NOTIFICATIONS = Counter(
     "Notifications sent",
     ["namespace", "pipeline", "event", "outcome"],
 )
+EMAILS = Counter(
+    "kascade_emails_total",
+    "E-mails by outcome: sent, retried (a transient failure, tried again) or failed (given up)",
+    ["namespace", "pipeline", "outcome"],
+)
+EMAIL_OUTCOMES = ("sent", "retried", "failed")
 IS_LEADER = Gauge("kascade_is_leader", "1 when this replica holds the leader Lease")
 
 
@@ -120,6 +133,7 @@ FAILURE_REASONS = (
     "Evicted",
     "PodFailed",
     "PodDeleted",
+    "PodLost",
     "OutputsTooLarge",
     "BadOutputs",
     "TemplateError",
@@ -128,6 +142,7 @@ FAILURE_REASONS = (
     "CreateContainerConfigError",
     "CreateContainerError",
     "PodRejected",
+    "ActionFailed",
     "Other",
 )
 NOTIFICATION_OUTCOMES = ("sent", "error", "refused", "no_url")
@@ -184,12 +199,24 @@ def seen_pipeline(body: dict[str, Any]) -> None:
             for e in n.events
         }
         series += [(NOTIFICATIONS, (ns, name, e, o)) for e in events for o in NOTIFICATION_OUTCOMES]
+        if _sends_email(plan):
+            series += [(EMAILS, (ns, name, o)) for o in EMAIL_OUTCOMES]
     for metric, labels in series:
         metric.labels(*labels)
     QUEUED_TASKS.labels(
         ns, DEFAULT_POOL
     )  # shared by the namespace: never removed with one pipeline
     _SEEN[key] = (generation, series)
+
+
+def _sends_email(plan: Any) -> bool:
+    notifications = [
+        *(plan.spec.notifications or []),
+        *(n for t in plan.tasks for n in t.notifications),
+    ]
+    return any(n.email is not None for n in notifications) or any(
+        t.spec.send_email is not None for t in plan.tasks
+    )
 
 
 def forget_pipeline(namespace: str, name: str) -> None:

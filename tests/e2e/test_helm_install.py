@@ -420,6 +420,7 @@ def test_the_operator_can_do_exactly_what_the_chart_says(install: Install) -> No
         ("pipelineruns.kascade.io", "[]", "[get list watch create update patch delete]"),
         ("pipelines.kascade.io", "[]", "[get list watch create update patch delete]"),
         ("pools.kascade.io", "[]", "[get list watch create update patch delete]"),
+        ("pipelinesnapshots.kascade.io", "[]", "[get list create delete]"),
         ("taskruns.kascade.io", "[]", "[get list watch create update patch delete]"),
         ("taskcaches.kascade.io", "[]", "[get list watch create update patch delete]"),
         ("tasktemplates.kascade.io", "[]", "[get list watch]"),

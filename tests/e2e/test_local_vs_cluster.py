@@ -27,8 +27,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 import differential
+import servers
 from example_cases import EXAMPLES, ROOT, cases, documents, service_setup, services
 from kascade.engine.outputs import REF_KEY
 
@@ -102,13 +104,14 @@ def _unplaced(value: Any) -> Any:
     return value
 
 
-def run_locally(case: Case, work: Path) -> dict[str, Any]:
+def run_locally(case: Case, work: Path, smtp: dict[str, str]) -> dict[str, Any]:
     folder = work / case.id.replace("/", "_").replace("#", "_")
     folder.mkdir(parents=True)
     path = folder / "pipeline.yaml"
     docs = [*case.local_objects, *case.objects, case.pipeline]
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     args = [sys.executable, "-m", "kascade", "run", str(path), "--output", "json"]
+    args += ["--pipeline", case.pipeline["metadata"]["name"]]  # a file may hold several
     logical_date = case.logical_date
     if "hostPath" in json.dumps(case.pipeline):
         # The cluster's node is this machine: a folder named after the run id would be
@@ -120,6 +123,7 @@ def run_locally(case: Case, work: Path) -> dict[str, Any]:
     for key, value in case.params.items():
         args += ["--param", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), "KASCADE_HOME": str(folder)}
+    env.update({f"KASCADE_SMTP_{key}": value for key, value in smtp.items()})
     env.update(case.env)
     proc = subprocess.run(
         args, capture_output=True, text=True, env=env, timeout=300, cwd=folder, check=False
@@ -220,11 +224,17 @@ def _served(
 
 @pytest.fixture(scope="module")
 def results(
-    cluster: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    cluster: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp_server: servers.SmtpServer,
+    request: pytest.FixtureRequest,
 ) -> Iterator[dict[str, tuple[dict[str, Any], dict[str, Any]]]]:
     """Every case run once in each driver: case id -> (local, cluster)."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     work = tmp_path_factory.mktemp("local")
+    # E-mail goes to a real SMTP server: the operator (a process here) and the local
+    # runs reach it on loopback, with the settings of the Secret kascade-smtp.
+    smtp = smtp_server.settings()
     plain = [c for c in CASES if not c.services]
     served = [c for c in CASES if c.services]
     # file-sensor mounts a hostPath, which only a privileged namespace admits.
@@ -232,13 +242,17 @@ def results(
         operator_namespace(cluster, kubeconfig_path(), "diff", log, "privileged") as kas,
         _served(cluster, request, served, log.with_name("served.log")) as other,
     ):
+        kas.core.create_namespaced_secret(
+            kas.ns,
+            client.V1Secret(metadata=client.V1ObjectMeta(name="kascade-smtp"), string_data=smtp),
+        )
         runs = _start(kas, plain, 0)
         served_runs = _start(other, served, len(plain)) if other is not None else {}
         with ThreadPoolExecutor(4) as pool:
             local = dict(
                 zip(
                     [c.id for c in CASES],
-                    pool.map(lambda c: run_locally(c, work), CASES),
+                    pool.map(lambda c: run_locally(c, work, smtp), CASES),
                     strict=True,
                 )
             )

@@ -5,8 +5,9 @@ chart does it (``KASCADE_STORE_<key>``; the helper image is busybox, which has t
 ``sh``, ``wc`` and ``cat`` the outputs sidecar needs):
 
 1. With a store that works: a run succeeds, its TaskRun records ``logArchived: true``,
-   the object is in the bucket, the pod is deleted, and the log is still read from the
-   archive the way ``kascade logs`` and the UI read it.
+   the object is in the bucket, the pod is deleted, and ``kascade logs`` and the UI's log
+   endpoint still return the log, from the archive; without the store's settings, or
+   once the object is gone, the message names the pod and the attempt and says why.
 2. With a store that is down (an endpoint nothing listens on): the run still succeeds, and
    after the bounded retries the gap is reported: ``logArchived: false`` with why, a
    ``LogNotArchived`` Warning Event on the TaskRun, and
@@ -15,20 +16,25 @@ chart does it (``KASCADE_STORE_<key>``; the helper image is busybox, which has t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
 import servers
-from kascade.integrations.log_archive import LogArchive
 from kascade.integrations.objectstore import ObjectStore
 from kascade.integrations.settings import ObjectStoreSettings
 
 from .conftest import Cluster, kubeconfig_path, wait_until
-from .operator_support import Kascade, free_port, operator_namespace, pipeline
+from .operator_support import ROOT, Kascade, free_port, operator_namespace, pipeline
+from .ui_support import ui_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -84,19 +90,28 @@ def _settled(kas: Kascade, run: str, task: str) -> dict[str, Any] | None:
     return None
 
 
-@dataclass(frozen=True)
-class Ref:
-    """What the reading path (``kascade.ui.logs.AttemptRef``) hands the archive."""
+def _kascade_logs(kas: Kascade, *args: str, store: dict[str, str] | None) -> Any:
+    """``kascade logs`` as a user runs it: their kubeconfig and, with ``store``, the
+    ``KASCADE_STORE_<key>`` variables of their shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KASCADE_STORE_")}
+    env.update({f"KASCADE_STORE_{k}": v for k, v in (store or {}).items()})
+    env.update({"KUBECONFIG": kubeconfig_path(), "PYTHONPATH": str(ROOT / "operator")})
+    return subprocess.run(
+        [sys.executable, "-m", "kascade", "logs", *args, "-n", kas.ns],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
-    namespace: str
-    run: str
-    task: str
-    number: int
-    pod: str | None
+
+def _pod_exists(kas: Kascade, pod: str) -> bool:
+    selector = f"metadata.name={pod}"
+    return bool(kas.core.list_namespaced_pod(kas.ns, field_selector=selector).items)
 
 
 def test_a_log_is_read_from_the_archive_after_its_pod_is_deleted(
-    kas: Kascade, s3_server: servers.S3Server, bucket: str
+    kas: Kascade, s3_server: servers.S3Server, bucket: str, tmp_path: Path
 ) -> None:
     kas.apply_pipeline(
         pipeline("says", [{"name": "say", "image": "busybox:1.36", "command": ["sh", "-c", SAYS]}])
@@ -106,21 +121,38 @@ def test_a_log_is_read_from_the_archive_after_its_pod_is_deleted(
     attempt = wait_until(lambda: _settled(kas, "says-1", "say"), 60, what="logArchived")
     assert (attempt["logArchived"], attempt.get("logArchiveMessage")) == (True, None)
     pod = attempt["podName"]
+    text = "".join(f"archived line {i} of {pod}\n" for i in (1, 2, 3))
 
     settings = ObjectStoreSettings.from_data(s3_server.settings(bucket=bucket), "test")
-    raw = ObjectStore(settings).get(f"kascade/logs/{kas.ns}/says-1/say/attempt-1.log")
-    assert raw.decode() == "".join(f"archived line {i} of {pod}\n" for i in (1, 2, 3))
+    key = f"kascade/logs/{kas.ns}/says-1/say/attempt-1.log"
+    assert ObjectStore(settings).get(key).decode() == text
 
     kas.core.delete_namespaced_pod(pod, kas.ns, grace_period_seconds=0)
-    wait_until(
-        lambda: (
-            not kas.core.list_namespaced_pod(kas.ns, field_selector=f"metadata.name={pod}").items
-        ),
-        60,
-        what="the pod to go",
-    )
-    reader = LogArchive(ObjectStore(settings, prefix="kascade"))
-    assert b"".join(reader.chunks(Ref(kas.ns, "says-1", "say", 1, pod))) == raw
+    wait_until(lambda: not _pod_exists(kas, pod), 60, what="the pod to go")
+    store = s3_server.settings(bucket=bucket, prefix="kascade")
+    out = _kascade_logs(kas, "says-1", "--task", "say", store=store)
+    assert (out.returncode, out.stdout) == (0, text), out.stderr
+    without = _kascade_logs(kas, "says-1", "--task", "say", store=None)
+    assert without.returncode == 1
+    assert f"the pod {pod} of attempt 1 is gone and no log archive is configured" in without.stderr
+
+    # The UI's log endpoint (kascade ui with the same store settings, as the chart gives it).
+    shell = {f"KASCADE_STORE_{k}": v for k, v in store.items()}
+    with (
+        mock.patch.dict(os.environ, shell),
+        ui_server(Path(kubeconfig_path()), kas.ns, tmp_path / "ui.log") as base,
+        urllib.request.urlopen(f"{base}/api/logs/{kas.ns}/says-1/say/1", timeout=30) as answer,
+    ):
+        assert answer.read().decode() == text
+
+    # Neither the pod nor the archive: the message names the pod and the attempt, and why.
+    ObjectStore(settings).delete(key)
+    gone = _kascade_logs(kas, "says-1", "--task", "say", store=store)
+    assert gone.returncode == 1
+    assert (
+        f"the pod {pod} of attempt 1 of say is gone and the log archive has no log for it: "
+        "the operator archived it, but the object is gone" in gone.stderr
+    ), gone.stderr
 
 
 def test_a_store_that_is_down_never_fails_the_run_and_the_gap_is_reported(

@@ -104,7 +104,10 @@ def test_a_large_output_goes_to_the_store_and_is_read_back_downstream(
     produced = record["tasks"]["produce"]["outputs"]
     assert produced["rows"] == 3
     ref = produced["data"][REF_KEY]
-    assert ref["key"] == "default/large/manual__2024-01-15T00_00_00_00_00/produce/1/data.json"
+    # Under the run's own id (manual__<trigger time>, one folder per run): ':' and '+' -> '_'.
+    assert record["runId"].startswith("manual__")
+    run_part = record["runId"].replace(":", "_").replace("+", "_")
+    assert ref["key"] == f"default/large/{run_part}/produce/1/data.json"
     assert ref["size"] == 200002
     assert record["tasks"]["consume"]["outputs"] == {"size": 200000}
     store = ObjectStore(ObjectStoreSettings.from_data(s3_server.settings(), "test"), bucket)

@@ -67,10 +67,11 @@ class FakeKube:
         self.objects[key] = obj
         return copy.deepcopy(obj)
 
-    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self.writes.append(("patch", plural, name, body))
         obj = self.objects[(plural, namespace, name)]
         _merge(obj, body)
+        return copy.deepcopy(obj)
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.writes.append(("patch", f"{plural}/status", name, status))
@@ -92,7 +93,12 @@ class FakeKube:
         return self.list_objects("pods", namespace, selector)
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
-        return None
+        return (self.read_secret_data(namespace, name) or {}).get(key)
+
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret kept with ``stringData`` (tests write values in the clear)."""
+        obj = self.objects.get(("secrets", namespace, name))
+        return dict(obj.get("stringData") or {}) if obj is not None else None
 
     def read_pod_log(self, namespace: str, name: str, container: str, limit_bytes: int) -> str:
         self.writes.append(("get", "pods/log", name, container))

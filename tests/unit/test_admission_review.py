@@ -30,10 +30,13 @@ class Answers:
     rejection: PodRejection | None = None
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     asked: list[tuple[str, str, str | None]] = field(default_factory=list)
+    where: list[tuple[str, str, str]] = field(default_factory=list)
+    """(verb, namespace, API group) of every question."""
 
     def allowed(self, user: UserInfo, ns: str, verb: str, res: str, name: str | None = None,
                    group: str = "") -> bool:  # fmt: skip
         self.asked.append((verb, res, name))
+        self.where.append((verb, ns, group))
         return (verb, res, name) in self.grants or (verb, res, None) in self.grants
 
     def dry_run_pod(self, namespace: str, pod: dict[str, Any]) -> PodRejection | None:
@@ -211,3 +214,49 @@ def test_the_operator_never_approves_on_its_own_authority() -> None:
     verdict = review(answers, "PipelineRun", run_of({"tasks": [task("a")]}), user=OPERATOR)
     assert verdict.allowed and verdict.approval is None
     assert answers.asked == []
+
+
+def test_a_pipeline_that_sends_email_needs_its_smtp_secret() -> None:
+    doc = pipeline([task("a")], defaults={"email": ["ops@example.com"]})
+    verdict = review(Answers(), "Pipeline", doc)
+    assert verdict.code == 403
+    assert verdict.problems == [
+        "spec.defaults.email: reads Secret 'kascade-smtp' (the SMTP settings), which needs "
+        "get secrets/kascade-smtp (user 'alice' may not)"
+    ]
+    verdict = review(Answers(grants={("get", "secrets", "kascade-smtp")}), "Pipeline", doc)
+    parsed = approval.parse(verdict.approval)
+    assert verdict.allowed and parsed is not None and parsed.grants == ("secret:kascade-smtp",)
+    own = pipeline(
+        [{"name": "m", "sendEmail": {"to": ["a@example.com"], "subject": "s"}}],
+        smtp={"secret": "mailer"},
+    )
+    verdict = review(Answers(), "Pipeline", own)
+    assert verdict.problems[0].startswith("spec.smtp.secret: reads Secret 'mailer'")
+    quiet = review(Answers(), "Pipeline", pipeline([task("a")]))
+    assert quiet.allowed  # no e-mail, no Secret
+
+
+def test_triggering_needs_create_pipelineruns_where_the_run_goes() -> None:
+    trigger = {"name": "t", "triggerPipeline": {"pipeline": "child", "namespace": "other",
+                                                 "resetDagRun": True}}  # fmt: skip
+    answers = Answers()
+    verdict = review(answers, "Pipeline", pipeline([trigger]))
+    assert verdict.code == 403
+    assert verdict.problems == [
+        "spec.tasks[0].triggerPipeline.pipeline: starts runs of pipeline 'child' in namespace "
+        "other, which needs create pipelineruns in namespace other (user 'alice' may not)",
+        "spec.tasks[0].triggerPipeline.resetDagRun: replaces runs of pipeline 'child' in "
+        "namespace other, which needs delete pipelineruns in namespace other "
+        "(user 'alice' may not)",
+    ]
+    assert sorted(answers.where) == [
+        ("create", "other", "kascade.io"),
+        ("delete", "other", "kascade.io"),
+    ]
+    same = {"name": "t", "triggerPipeline": {"pipeline": "child"}}
+    may = Answers(grants={("create", "pipelineruns", None)})
+    verdict = review(may, "Pipeline", pipeline([same]))
+    parsed = approval.parse(verdict.approval)
+    assert verdict.allowed and parsed is not None and parsed.grants == ("pipelineruns:create:",)
+    assert may.where == [("create", "ns", "kascade.io")]

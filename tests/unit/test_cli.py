@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli_support import alive, private_home, write  # noqa: F401  (the autouse fixture `home`)
 from kascade.api.pipeline import PipelineSpec
 from kascade.cli.main import cli
 from kascade.cli.run_setup import SetupError, run_dates
@@ -35,7 +36,7 @@ spec:
       script: echo "rows={{ params.rows }}" >> "$KASCADE_OUTPUTS"
     - name: load
       dependsOn: [extract]
-      command: [sh, -c, "echo loaded {{ tasks.extract.outputs.rows }} on {{ ds }}"]
+      command: [sh, -c, "echo loaded {{ tasks.extract.outputs.rows | int }} on {{ ds }}"]
 """
 
 FAILING = """
@@ -77,19 +78,6 @@ spec:
 """
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KASCADE_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "home"
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def invoke(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
@@ -112,9 +100,19 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "endTime",
         "durationSeconds",
         "message",
+        "params",
         "tasks",
+        "ref",
+        "workdir",
+        "rendered",
+        "slaMisses",
+        "pipelineSpec",
     }
-    assert record["runId"] == "manual__2026-03-01T00:00:00+00:00"
+    # Airflow's manual__<trigger time>: the run's own id, not its logical date's.
+    assert record["runId"].startswith("manual__2026-") and record["runId"] != (
+        "manual__2026-03-01T00:00:00+00:00"
+    )
+    assert record["logicalDate"] == "2026-03-01T00:00:00+00:00"
     assert record["dataInterval"] == {  # the manual-run rule: the interval ending at it
         "start": "2026-02-28T00:00:00+00:00",
         "end": "2026-03-01T00:00:00+00:00",
@@ -128,6 +126,9 @@ def test_run_json_output_shape_and_history(tmp_path: Path, home: Path) -> None:
         "outputs",
         "message",
         "exitCode",
+        "startTime",
+        "endTime",
+        "tries",
         "pokes",
         "cached",
     }
@@ -281,18 +282,9 @@ spec:
     assert "interrupted" in err
     child = int((tmp_path / "child").read_text())
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child), "the task's background child survived Ctrl-C"
-
-
-def _alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie waiting for init to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    assert not alive(child), "the task's background child survived Ctrl-C"
 
 
 def test_logical_date_follows_the_manual_run_rule() -> None:

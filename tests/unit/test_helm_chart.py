@@ -230,6 +230,18 @@ def test_deployment_defaults() -> None:
     assert any(e["name"] == "KASCADE_WEBHOOK" for e in container["env"])
 
 
+@needs_helm
+def test_notifications_link_to_the_ui_when_its_address_is_given() -> None:
+    def args(*values: str) -> list[str]:
+        return list(one(render(*values), "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]["args"])  # fmt: skip
+
+    assert not [a for a in args() if a.startswith("--ui-url")]
+    given = args("--set", "notifications.uiUrl=https://kascade.example.com")
+    assert "--ui-url=https://kascade.example.com" in given
+    assert "uiUrl" in refused("notifications.uiUrl=not a url")
+
+
 def test_install_manifest_carries_no_webhook_key() -> None:
     """A static file would give every cluster that applies it the same private key."""
     text = (ROOT / "manifests" / "install.yaml").read_text()
@@ -584,3 +596,18 @@ def test_admission_handler_takes_kopf_bodies() -> None:
         admission._plain(kopf.Body(_pipeline(GOOD))),
         admission._plain(kopf.Body(_pipeline(CYCLE))),
     )
+
+
+@needs_helm
+def test_the_ui_reads_the_log_archive_with_the_store_secret() -> None:
+    def ui(*values: str) -> dict[str, Any]:
+        docs = render("--set", "ui.enabled=true", *values)
+        (dep,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-ui")]
+        return dict(dep["spec"]["template"]["spec"]["containers"][0])
+
+    assert "envFrom" not in ui()  # no store: logs from pods only
+    with_store = ui("--set", "objectStore.existingSecret=store")
+    assert with_store["envFrom"] == [{"secretRef": {"name": "store"}, "prefix": "KASCADE_STORE_"}]
+    assert {"name": "KASCADE_LOG_ARCHIVE_MAX_BYTES", "value": "8388608"} in with_store["env"]
+    off = ui("--set", "objectStore.existingSecret=store", "--set", "logArchive.enabled=false")
+    assert "envFrom" not in off

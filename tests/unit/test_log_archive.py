@@ -22,6 +22,7 @@ from kascade.controller.log_archiving import (
     RetryPolicy,
     RunLogs,
 )
+from kascade.controller.retention import FinishedPods
 from kascade.controller.world import World
 from kascade.integrations.log_archive import (
     ArchiveUnavailable,
@@ -240,8 +241,7 @@ def test_the_book_queues_each_ended_attempt_once() -> None:
 def test_the_book_is_restored_from_the_stored_taskruns() -> None:
     logs = RunLogs()
     stored = {**ENDED, "logArchived": True}
-    taskrun = {"spec": {"taskName": "t", "mapIndex": 2}, "status": _status(stored)}
-    logs.restore([taskrun, {"spec": {}}])
+    logs.restore({"t[2]": _status(stored), "u": {}})
     assert logs.of("t[2]") == {1: (True, None)}
     assert logs.due("t[2]", _status(ENDED)) == []
 
@@ -345,3 +345,60 @@ def test_a_restarted_operator_archives_what_ended_while_it_was_away(
     assert stored.get("logArchived") is None
     asyncio.run(second_life())
     assert real_archive.read("ns", "r", "t", 1) == b"before the restart\n"
+
+
+# -- the pod retention waits for the archive -------------------------------------------------------
+def test_with_an_archive_retention_counts_a_pod_only_once_its_log_is_settled() -> None:
+    ended = {"number": 1, "podName": "a-a1", "endTime": "x", "exitCode": 0}
+    pods = FinishedPods(keep=0)
+    assert pods.written(_status(ended), sensor=False, archiving=True) == []
+    settled = {**ended, "logArchived": False}
+    assert pods.written(_status(settled), sensor=False, archiving=True) == ["a-a1"]
+    poke = {**ended, "podName": "s-a1"}  # sensors' pokes are not archived: no wait
+    assert FinishedPods(keep=0).written(_status(poke), sensor=True, archiving=True) == ["s-a1"]
+    assert FinishedPods(keep=0).written(_status(ended), sensor=False) == ["a-a1"]
+
+
+def test_the_archive_hands_the_pod_to_deletion(
+    real_archive: LogArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KASCADE_KEEP_SUCCEEDED_PODS", "0")
+    kube = FakeKube()
+    tasks = [{"name": "t", "command": ["x"]}, {"name": "u", "command": ["x"], "dependsOn": ["t"]}]
+    spec = {"defaults": {"image": "busybox:1.36"}, "tasks": tasks}
+    _pipeline(kube, spec)
+    run = _run(kube, "r", spec)
+    seen: dict[str, bool] = {}
+
+    async def scenario() -> None:
+        archiver = LogArchiver(kube, real_archive, emit=lambda *_: None)  # type: ignore[arg-type]
+        log_archiving.configure(archiver)
+        try:
+            world = World(kube, lambda *_: None, clock=lambda: NOW)
+            await world.on_run("ADDED", run)
+            kube.logs[("ns", "r-t-a1", "task")] = "kept before the pod goes\n"
+            (driver,) = world.drivers.values()
+            gate = asyncio.Event()
+            real_write = real_archive.write
+
+            def slow_write(*args: Any) -> str:  # the store answers only once we looked
+                asyncio.run_coroutine_threadsafe(gate.wait(), loop).result()
+                return real_write(*args)
+
+            loop = asyncio.get_running_loop()
+            real_archive.write = slow_write  # type: ignore[method-assign]
+            await world.on_pod("MODIFIED", _end(kube, "r-t-a1"))
+            await driver.flush()  # the end is stored; the log is being archived
+            await asyncio.sleep(0.05)
+            seen["pod kept while archiving"] = kube.get("pods", "ns", "r-t-a1") is not None
+            gate.set()
+            await archiver.drain()
+            await driver.flush()  # logArchived: true is stored: the pod may go now
+            await asyncio.sleep(0.05)
+            seen["pod deleted after"] = kube.get("pods", "ns", "r-t-a1") is None
+        finally:
+            log_archiving.configure(None)
+
+    asyncio.run(scenario())
+    assert seen == {"pod kept while archiving": True, "pod deleted after": True}
+    assert real_archive.read("ns", "r", "t", 1) == b"kept before the pod goes\n"

@@ -36,24 +36,40 @@ def _taskrun(name: str, task_name: str, status: dict[str, Any], **spec: Any) -> 
     }
 
 
-def _pod(name: str, key: str, attempt: int) -> dict[str, Any]:
-    return {"metadata": {"name": name, "annotations": {ANN_KEY: key, ANN_ATTEMPT: str(attempt)}}}
+def _pod(name: str, key: str, attempt: int, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "creationTimestamp": "2026-05-01T11:59:00Z",
+            "annotations": {ANN_KEY: key, ANN_ATTEMPT: str(attempt)},
+        },
+        "status": {
+            "phase": phase,
+            "containerStatuses": [
+                {"name": "task", "state": {"running": {"startedAt": "2026-05-01T11:59:30Z"}}}
+            ],
+        },
+    }
+
+
+def _ended(number: int, **fields: Any) -> dict[str, Any]:
+    return {"number": number, "endTime": "2026-05-01T11:50:00Z", **fields}
 
 
 def test_restore_reads_attempts_pods_and_the_summary() -> None:
-    found = observed.observe(
+    found = observed.observe_run(
         [
             _taskrun(
                 "r-a",
                 "a",
-                {"state": "failed", "attempts": [{"number": 1}, {"number": 2}], "message": "boom"},
+                {"state": "failed", "attempts": [_ended(1), _ended(2)], "message": "boom"},
             ),
             _taskrun(
                 "r-b",
                 "b",
                 {
                     "state": "up_for_retry",
-                    "attempts": [{"number": 1}],
+                    "attempts": [_ended(1, exitCode=1)],
                     "nextRetryTime": "2026-05-01T12:05:00Z",
                 },
             ),
@@ -61,15 +77,20 @@ def test_restore_reads_attempts_pods_and_the_summary() -> None:
                 "r-m-1", "m", {"state": "success", "outputs": {"x": 1}}, mapIndex=1, item="eu"
             ),
         ],
-        [_pod("r-b-a2", "b", 2), _pod("r-b-a1", "b", 1)],
-        {"tasks": {"a": "failed", "b": "up_for_retry", "c": "none", "m[1]": "success"}},
+        [_pod("r-b-a2", "b", 2), _pod("r-b-a1", "b", 1, "Failed")],
+        {"tasks": {"a": "failed", "b": "up_for_retry", "c": "none", "d": "skipped"}},
     )
-    a, b, c, m = (found.instances[k] for k in ("a", "b", "c", "m[1]"))
-    assert (a.state, a.attempt, a.launched, a.message) == (TaskState.FAILED, 2, False, "boom")
-    # b's retry was launched before the crash (a pod of attempt 2 exists): it is in flight.
-    assert (b.state, b.attempt, b.launched) == (TaskState.QUEUED, 2, True)
-    assert found.pods == {"b": "r-b-a2"}
-    assert c.state is TaskState.NONE and not c.launched  # known only from the summary
+    a, b, m = (found.instances[k] for k in ("a", "b", "m[1]"))
+    assert (a.state, a.attempt, a.message) == (TaskState.FAILED, 2, "boom")
+    assert [h.number for h in a.history] == [1, 2] and not a.pods
+    # b's retry was launched before the crash: its pod (attempt 2) is not recorded yet,
+    # attempt 1's is (and is left alone).
+    assert b.state is TaskState.UP_FOR_RETRY and [p.attempt for p in b.pods] == [2]
+    assert b.pods[0].started_at == datetime(2026, 5, 1, 11, 59, 30, tzinfo=UTC)
+    assert found.pods[("b", 2, 0)] == "r-b-a2"
+    # The summary counts only for what finished without a TaskRun ("none" is decided
+    # again by the trigger rules).
+    assert "c" not in found.instances and found.instances["d"].state is TaskState.SKIPPED
     assert (m.outputs, m.item) == ({"x": 1}, "eu")
     assert found.taskruns["m[1]"]["name"] == "r-m-1"
 
@@ -79,13 +100,13 @@ def test_run_status_counts_every_state_and_says_how_the_run_ended() -> None:
     eng = engine(plan([task("a"), task("b", "a"), task("c", "a", triggerRule="all_failed")]))
     assert [launch.key for launch in eng.start(T0).launches] == ["a"]
     eng.started("a", 1, T0)
-    running = run_status(eng, notified=(), sla_missed=False, generation=1, now=T0)
+    running = run_status(eng, notified=(), sla_misses=(), generation=1, now=T0)
     assert running.counts is not None and running.counts.running == 1
     assert running.progress == "0/3" and running.conditions is None
     eng.finished("a", 1, OK, T0 + timedelta(seconds=5))
     eng.started("b", 1, T0)
     eng.finished("b", 1, FAIL, T0 + timedelta(seconds=9))
-    done = wire(run_status(eng, notified={"x"}, sla_missed=True, generation=2, now=NOW, end=NOW))
+    done = wire(run_status(eng, notified={"x"}, sla_misses={"b"}, generation=2, now=NOW, end=NOW))
     assert done["phase"] == "failed" and done["progress"] == "3/3"
     # Every count is written, zeros included: a merge patch never keeps a stale one.
     assert done["counts"] == {
@@ -102,7 +123,7 @@ def test_run_status_counts_every_state_and_says_how_the_run_ended() -> None:
     }
     assert done["tasks"] == {"a": "success", "b": "failed", "c": "skipped"}
     assert done["conditions"][0]["reason"] == "RunFailed"
-    assert done["message"] == "leaf task b ended failed"
+    assert done["message"] == "leaf task b ended failed (boom)"
     assert (done["slaMissed"], done["observedGeneration"], done["notified"]) == (True, 2, ["x"])
 
 
@@ -126,8 +147,9 @@ def test_taskrun_status_lists_attempts_with_their_pods_and_clears_old_messages()
     final = wire(taskrun_status(ok.instances["t"], None, "run-t"))
     assert [a["podName"] for a in final["attempts"]] == ["run-t-a1", "run-t-a2"]
     assert final["outputs"] == {"rows": 3} and final["state"] == "success"
-    assert "message" in final and final["message"] == "boom"  # the failed attempt's, kept...
-    assert final["nextRetryTime"] is None  # ...but no retry time once it is done
+    assert final["message"] is None  # the failed attempt's message is its record's...
+    assert final["attempts"][0]["message"] == "boom"
+    assert final["nextRetryTime"] is None  # ...and no retry time once it is done
 
 
 # -- the Pipeline's status and the schedule -------------------------------------------------
@@ -268,3 +290,35 @@ def test_a_pools_status_shows_the_slots_used_and_the_tasks_waiting() -> None:
         return (kube.get("pools", "ns", "db") or {}).get("status")
 
     assert asyncio.run(scenario()) == {"used": 1, "queued": 1}
+
+
+def test_a_status_event_from_before_the_end_does_not_start_a_finished_run_again() -> None:
+    """The watch may deliver an event of a status written while the run was running
+    after its driver finished: the run must not be restored and finished a second time
+    (on a cluster: a second summary e-mail, and a podless task's attempts lost)."""
+    kube = FakeKube()
+    emitted: list[str] = []
+    world = World(kube, lambda _obj, _type, reason, _msg: emitted.append(reason), clock=lambda: NOW)
+
+    async def scenario() -> list[str]:
+        body = kube.create("pipelineruns", "ns", _run("r", "2026-01-01T00:00:00Z"))
+        assert body is not None
+        await world.on_run("ADDED", body)
+        await world.on_pod("MODIFIED", _finish(kube, "r-a-a1"))
+        await world.drivers[("ns", "r")].flush()
+        running = copy.deepcopy(kube.get("pipelineruns", "ns", "r"))
+        assert running is not None and running["status"]["phase"] == RunPhase.RUNNING.value
+        await world.on_pod("MODIFIED", _finish(kube, "r-b-a1"))
+        await _settle()
+        assert ("ns", "r") not in world.drivers
+        ended = emitted.count("RunSuccess")
+        await world.on_run("MODIFIED", running)  # late: written before the end
+        await _settle()
+        assert emitted.count("RunSuccess") == ended
+        final = kube.get("pipelineruns", "ns", "r")
+        assert final is not None
+        await world.on_run("MODIFIED", final)
+        return emitted
+
+    emitted_reasons = asyncio.run(scenario())
+    assert emitted_reasons.count("RunSuccess") == 1

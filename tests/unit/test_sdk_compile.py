@@ -150,10 +150,16 @@ def problems_of(tmp_path: Path, source: str) -> list[str]:
         ("from kascade.sdk import DAG\nimport json\n\njson.loads('{')\n", 4, "JSONDecodeError"),
         (
             "from kascade.sdk import DAG, EmptyOperator\n"
-            "with DAG('d', default_args={'email': 'a@b'}):\n"
+            "with DAG('d', default_args={'email': 'ops-team'}):\n"
             "    EmptyOperator(task_id='t')\n",
+            2,
+            "spec.defaults.email[0]: 'ops-team' is not an e-mail address",
+        ),
+        (
+            "from kascade.sdk import DAG, EmailOperator\nwith DAG('d'):\n"
+            "    EmailOperator(task_id='m', to='ops', subject='s', html_content='h')\n",
             3,
-            "email_on_failure",
+            "task 'm': spec.tasks[0].sendEmail.to[0]: 'ops' is not an e-mail address",
         ),
         (
             "from kascade.sdk import DAG, BashOperator\nwith DAG('d'):\n"

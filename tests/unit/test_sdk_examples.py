@@ -16,7 +16,8 @@ import pytest
 import yaml
 from test_examples_local import with_services
 
-from example_cases import EXAMPLES, ROOT, cases, documents, service_setup, services
+import servers
+from example_cases import EXAMPLES, ROOT, cases, documents, pipeline_of, service_setup, services
 from sdk_support import run_json
 
 TWINS = ROOT / "examples" / "python"
@@ -45,6 +46,8 @@ TWIN_OF = {
     "data-quality-fails.yaml": ("data_quality_fails.py", "data_quality_fails"),
     "parallel-regions.yaml": ("parallel_regions.py", "parallel_regions"),
     "short-circuit-and-when.yaml": ("short_circuit_and_when.py", "short_circuit_and_when"),
+    "email-alerts.yaml": ("email_alerts.py", "email_alerts"),
+    "trigger-pipeline.yaml": ("trigger_pipeline.py", "trigger_pipeline"),
     "landing-zone.yaml": ("landing_zone.py", "landing_zone"),
     "shared-templates-and-cache.yaml": (
         "shared_templates_and_cache.py",
@@ -113,6 +116,13 @@ OUTPUTS = {
         }
     },
     "retries-with-callbacks.yaml": {"call_flaky_api": {"status": 200}},
+    "email-alerts.yaml": {"count_orders": {"orders": 128, "revenue": 5120.5}},
+    "trigger-pipeline.yaml": {
+        "process_partitions": {
+            "trigger_run_id": "triggered__2024-01-15T00:00:00+00:00",
+            "trigger_logical_date_iso": "2024-01-15T00:00:00+00:00",
+        }
+    },
     "etl-task-groups.yaml": {
         "transform.clean": {"return_value": 122},
         "transform.aggregate": {"return_value": 7},
@@ -126,16 +136,21 @@ def test_every_example_has_a_twin() -> None:
 
 @pytest.mark.parametrize(("case", "entry"), cases(), ids=[c for c, _ in cases()])
 def test_twin_runs_to_the_same_states(
-    case: str, entry: dict[str, Any], tmp_path: Path, request: pytest.FixtureRequest
+    case: str,
+    entry: dict[str, Any],
+    tmp_path: Path,
+    smtp_server: servers.SmtpServer,
+    request: pytest.FixtureRequest,
 ) -> None:
     manifest = case.split("#")[0]
     file, dag = TWIN_OF[manifest]
-    env = service_env(EXAMPLES / manifest, entry, request)
-    twin = run(
-        TWINS / file, entry, tmp_path / "py", dag, tuple(pool_args(EXAMPLES / manifest)), env
-    )
+    smtp = {f"KASCADE_SMTP_{k}": v for k, v in smtp_server.settings().items()}
+    env = {**smtp, **service_env(EXAMPLES / manifest, entry, request)}
+    pools = tuple(pool_args(EXAMPLES / manifest))
+    twin = run(TWINS / file, entry, tmp_path / "py", dag, pools, env=env)
+    chosen = ("--pipeline", str(pipeline_of(case))) if pipeline_of(case) else ()
     yaml_path, yaml_env = with_services(EXAMPLES / manifest, entry, tmp_path, request)
-    yaml_run = run(yaml_path, entry, tmp_path / "yaml", env=yaml_env)
+    yaml_run = run(yaml_path, entry, tmp_path / "yaml", extra=chosen, env={**smtp, **yaml_env})
     twin_states = {k.replace("_", "-"): v["state"] for k, v in twin["tasks"].items()}
     yaml_states = {k: v["state"] for k, v in yaml_run["tasks"].items()}
     assert twin_states == yaml_states == entry["tasks"]

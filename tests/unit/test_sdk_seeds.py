@@ -1,9 +1,10 @@
 """The seed tutorials' DAGs, with only their imports changed, run locally (tests/unit/seed_dags).
 
 Data sources the machine does not have are local files (see seed_dags/README.md).
-Seeds that need e-mail or PostgresOperator (not built yet) must fail to compile
-with the message that names the feature; with only their e-mail lines removed
-they run too.
+The seeds that send e-mail on failure run with a real SMTP server (aiosmtpd): when a
+task fails for good, the alert arrives at the seed's own address, once (they set
+email_on_retry=False). The seed that needs PostgresOperator (not built) must fail to
+compile with the message that names the feature.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+import servers
 from sdk_support import kascade, run_json, states
 
 SEEDS = Path(__file__).parent / "seed_dags"
@@ -47,12 +50,17 @@ def seeds(tmp_path: Path) -> Path:
 
 
 def run(
-    seeds: Path, file: str, dag: str, date: str = "2024-01-15T00:00:00+00:00"
+    seeds: Path,
+    file: str,
+    dag: str,
+    date: str = "2024-01-15T00:00:00+00:00",
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     path = f"{seeds.parent / 'bin'}{os.pathsep}{os.environ['PATH']}"
     args = ("--dag", dag, "--logical-date", date)
     home = seeds.parent / "home"
-    return run_json(seeds / file, *args, home=home, env={"PATH": path}, cwd=seeds / "scripts")
+    full = {"PATH": path, **(env or {})}
+    return run_json(seeds / file, *args, home=home, env=full, cwd=seeds / "scripts")
 
 
 @pytest.mark.parametrize("dag", ["process_customer_A", "process_customer_B", "process_customer_C"])
@@ -117,36 +125,87 @@ def test_nested_task_groups(seeds: Path) -> None:
     }
 
 
-@pytest.mark.parametrize(
-    ("file", "line", "message"),
-    [
-        ("beginner_hello_world.py", 29, "email=['alerts@company.com'] with email_on_failure"),
-        ("skill_customer_etl.py", 52, "email=['alerts@example.com'] with email_on_failure"),
-        ("section8_orders_daily_etl.py", 5, "kascade.sdk has no PostgresOperator: run the SQL"),
-    ],
-)
-def test_seeds_using_features_not_built_yet_say_so(
-    seeds: Path, file: str, line: int, message: str
-) -> None:
+def test_seeds_using_features_not_built_yet_say_so(seeds: Path) -> None:
+    file, line = "section8_orders_daily_etl.py", 5
     proc = kascade("validate", str(seeds / file))
     assert proc.returncode == 1
+    message = "kascade.sdk has no PostgresOperator: run the SQL"
     assert f"{seeds / file}:{line}: " in proc.stdout and message in proc.stdout, proc.stdout
 
 
-def test_without_their_email_lines_the_email_seeds_run(seeds: Path) -> None:
-    for file in ("beginner_hello_world.py", "skill_customer_etl.py"):
-        path = seeds / file
-        path.write_text(
-            "".join(
-                line for line in path.read_text().splitlines(keepends=True) if "'email" not in line
-            )
-        )
-    hello = run(seeds, "beginner_hello_world.py", "hello_world")
+def smtp_env(server: servers.SmtpServer) -> dict[str, str]:
+    """The local runner's SMTP settings (what the Secret kascade-smtp holds on a cluster)."""
+    return {f"KASCADE_SMTP_{key}": value for key, value in server.settings().items()}
+
+
+def test_the_email_seeds_compile_with_their_alert_addresses(seeds: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = kascade("compile", str(seeds / "beginner_hello_world.py"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    pipeline = yaml.safe_load((out / "hello-world.yaml").read_text())
+    defaults = pipeline["spec"]["defaults"]
+    assert defaults["email"] == ["alerts@company.com"]
+    assert defaults["emailOnRetry"] is False and defaults["emailOnFailure"] is True
+
+
+def test_email_seeds_succeed_and_send_nothing(seeds: Path, smtp_server: servers.SmtpServer) -> None:
+    before = len(smtp_server.mailbox.messages)
+    hello = run(seeds, "beginner_hello_world.py", "hello_world", env=smtp_env(smtp_server))
     assert states(hello) == {
         "say_hello": "success",
         "print_date": "success",
         "sleep_5_seconds": "success",
     }
-    etl = run(seeds, "skill_customer_etl.py", "customer_etl_pipeline")
+    etl = run(seeds, "skill_customer_etl.py", "customer_etl_pipeline", env=smtp_env(smtp_server))
     assert states(etl) == {"extract": "success", "transform": "success", "load": "success"}
     assert etl["tasks"]["transform"]["outputs"] == {"return_value": {"transformed_rows": 1000}}
+    assert len(smtp_server.mailbox.messages) == before  # nothing failed: no alert
+
+
+def _no_wait(path: Path) -> None:
+    """The test's only change to a seed: retries wait 0 s instead of 5 min (3 retries)."""
+    text = path.read_text()
+    text = text.replace("timedelta(minutes=5)", "timedelta(0)").replace(
+        "timedelta(minutes=30)", "timedelta(0)"
+    )
+    path.write_text(text)
+
+
+def test_a_failing_seed_task_alerts_its_email_once(
+    seeds: Path, smtp_server: servers.SmtpServer
+) -> None:
+    _no_wait(seeds / "beginner_hello_world.py")
+    shim = seeds.parent / "bin" / "sleep"  # a machine whose `sleep` is broken
+    shim.write_text("#!/bin/sh\necho 'sleep: broken on this machine' >&2\nexit 3\n")
+    shim.chmod(0o755)
+    before = len(smtp_server.mailbox.messages)
+    result = run(seeds, "beginner_hello_world.py", "hello_world", env=smtp_env(smtp_server))
+    assert states(result)["sleep_5_seconds"] == "failed"
+    assert result["tasks"]["sleep_5_seconds"]["attempts"] == 4  # retries: 3
+    (mail,) = smtp_server.mailbox.wait_for(before + 1)[before:]
+    assert mail.recipients == ("alerts@company.com",)
+    assert "sleep_5_seconds failed" in mail.message["Subject"]
+    assert "Try 4 out of 4" in mail.html() and "Exit code: 3" in mail.html()
+    assert len(smtp_server.mailbox.messages) == before + 1  # email_on_retry=False
+
+
+def test_a_failing_python_seed_task_alerts_its_email(
+    seeds: Path, smtp_server: servers.SmtpServer
+) -> None:
+    path = seeds / "skill_customer_etl.py"
+    _no_wait(path)
+    path.write_text(
+        path.read_text().replace(
+            "return {'row_count': 1000}", "raise ValueError('the source database is down')"
+        )
+    )
+    before = len(smtp_server.mailbox.messages)
+    result = run(seeds, "skill_customer_etl.py", "customer_etl_pipeline", env=smtp_env(smtp_server))
+    assert states(result) == {
+        "extract": "failed",
+        "transform": "upstream_failed",
+        "load": "upstream_failed",
+    }
+    (mail,) = smtp_server.mailbox.wait_for(before + 1)[before:]
+    assert mail.recipients == ("alerts@example.com",)
+    assert "customer-etl-pipeline: extract failed" in mail.message["Subject"]

@@ -97,6 +97,10 @@ app.kubernetes.io/part-of: kascade
 - apiGroups: [kascade.io]
   resources: [pipelines, pipelineruns, taskruns, pools, taskcaches]
   verbs: [get, list, watch, create, update, patch, delete]
+# The frozen spec a Pipeline's runs share (one per version): made, read, pruned, never changed.
+- apiGroups: [kascade.io]
+  resources: [pipelinesnapshots]
+  verbs: [get, list, create, delete]
 # TaskTemplates: read (a run copies the ones it uses into its spec), never changed.
 - apiGroups: [kascade.io]
   resources: [tasktemplates]

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from kascade.api.names import NamespaceName, ObjectName
+
 GROUP = "kascade.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -76,9 +78,9 @@ class Condition(Model):
 class ObjectRef(Model):
     """A reference to another object by name (same namespace unless given)."""
 
-    name: str
+    name: ObjectName
     """The object's name."""
-    namespace: str | None = None
+    namespace: NamespaceName | None = None
     """Its namespace (default: the referring object's)."""
 
 

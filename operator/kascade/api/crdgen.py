@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from kascade.api.base import GROUP, VERSION
+from kascade.api.names import MAX_SUBDOMAIN, SUBDOMAIN_PATTERN
 from kascade.api.resources import KINDS, KindInfo
 
 HEADER = (
@@ -29,6 +30,14 @@ MAX_RECURSION = 2
 """Nested groups deeper than this are validated by the operator, not the schema."""
 
 _DROP = {"title", "default", "examples", "$defs"}
+METADATA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": MAX_SUBDOMAIN, "pattern": SUBDOMAIN_PATTERN}
+    },
+}
+"""The API server's own rule for the names of custom resources (the only metadata a CRD
+schema may restrict), written out so that the schema says what ``kascade validate`` says."""
 
 
 def _resolve(node: Any, defs: dict[str, Any], stack: tuple[str, ...]) -> Any:
@@ -96,8 +105,17 @@ def model_schema(model: type[Any]) -> dict[str, Any]:
 
 
 def crd(info: KindInfo) -> dict[str, Any]:
-    spec = model_schema(info.spec)
-    status = model_schema(info.status)
+    properties: dict[str, Any] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": METADATA,
+        "spec": model_schema(info.spec),
+    }
+    if info.status is not None:
+        properties["status"] = model_schema(info.status)
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True}
+    if info.status is not None:
+        version["subresources"] = {"status": {}}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -118,23 +136,14 @@ def crd(info: KindInfo) -> dict[str, Any]:
             },
             "versions": [
                 {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
+                    **version,
                     "additionalPrinterColumns": [c.dump() for c in info.columns],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
                             "description": info.description,
                             "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
+                            "properties": properties,
                         }
                     },
                 }

@@ -37,3 +37,13 @@ POKE_INTERVAL = timedelta(seconds=60)
 SENSOR_TIMEOUT = timedelta(days=7)
 HTTP_METHOD = "GET"
 HTTP_EXPECTED_STATUS = 200
+
+# -- e-mail and triggered runs --------------------------------------------------------------
+SMTP_SECRET = "kascade-smtp"
+"""The Secret with the SMTP settings when ``spec.smtp`` is unset (Airflow's smtp_default)."""
+EMAIL_ON_FAILURE = True
+EMAIL_ON_RETRY = True
+"""Airflow's defaults: ``email`` alone alerts on failures and on retries."""
+TRIGGER_POKE_INTERVAL = timedelta(seconds=60)
+TRIGGER_ALLOWED_STATES = ("success",)
+TRIGGER_FAILED_STATES = ("failed",)

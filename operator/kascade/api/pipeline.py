@@ -15,6 +15,8 @@ from pydantic import Field
 
 from kascade.api import defaults
 from kascade.api.base import Condition, Duration, Interval, JsonValue, KubeObject, Model
+from kascade.api.messaging import EmailTemplate, SmtpRef, TriggerPipeline
+from kascade.api.names import ObjectName, PoolName
 from kascade.api.trigger_rules import TriggerRule as TriggerRule
 
 #: Task and group names: Airflow-style ids; '.' is reserved for group qualification.
@@ -47,19 +49,23 @@ class EnvVar(Model):
 class SecretKeyRef(Model):
     """A key of a Secret; secrets are referenced, never copied into specs or status."""
 
-    name: str
+    name: ObjectName
     """The Secret's name (in the pipeline's namespace)."""
     key: str
     """The key of the Secret's data."""
 
 
 class Webhook(Model):
-    """A Slack-compatible webhook (JSON body ``{"text": ...}``)."""
+    """An HTTP POST of a JSON body: Slack, Teams, PagerDuty or any JSON webhook."""
 
     url: str | None = None
     """The URL, when it is not secret."""
     url_from: SecretKeyRef | None = None
     """Read the URL from a Secret (recommended: webhook URLs are credentials)."""
+    body: JsonValue | None = None
+    """The JSON to post: every string in it is a template over the callback context
+    (``{{ task.id }}``, ``{{ exception }}``, ``{{ log_url }}``...). Default:
+    ``{"text": "[kascade] {{ pipeline.name }}: {{ message }}"}`` (Slack's simplest form)."""
 
 
 class NotificationEvent(StrEnum):
@@ -77,9 +83,11 @@ class Notification(Model):
     events: list[NotificationEvent] = Field(min_length=1)
     """The events that fire it (not ``on``: YAML 1.1 reads a bare ``on`` key as true)."""
     webhook: Webhook | None = None
-    """Post a JSON message to a Slack-compatible webhook."""
+    """Post a JSON message to a webhook (Slack, Teams, PagerDuty...)."""
     hook: HookTask | None = None
     """A container run once per event (its env gets KASCADE_EVENT, KASCADE_TASK, ...)."""
+    email: EmailTemplate | None = None
+    """Send an e-mail (subject and body default to an alert like Airflow's)."""
 
 
 class HookTask(Model):
@@ -135,7 +143,7 @@ class Sensor(Model):
     """Double the time between pokes after each one (capped at the timeout)."""
     path: str | None = None
     """file: a path (glob allowed, templated) that must exist, on a volume of the task."""
-    pipeline: str | None = None
+    pipeline: ObjectName | None = None
     """externalTask: the other pipeline's name."""
     task: Ref | None = None
     """externalTask: a task of that pipeline (omit to wait for the whole run)."""
@@ -227,7 +235,7 @@ class ContainerFields(Model):
     """Kubernetes container securityContext, merged over the restricted default (non-root, no
     privilege escalation, no capabilities). Loosening it needs its author to be allowed to
     create such pods."""
-    service_account_name: str | None = None
+    service_account_name: ObjectName | None = None
     """Run the task's pod as this ServiceAccount (its token is then mounted). Needs its author to
     be allowed to create pods, or to use this ServiceAccount."""
     node_selector: dict[str, str] | None = None
@@ -255,7 +263,7 @@ class TaskPolicy(Model):
     """When the task runs, given its upstream states (default all_success)."""
     priority_weight: int | None = None
     """Higher runs first when tasks are queued for slots."""
-    pool: Name | None = None
+    pool: PoolName | None = None
     """The Pool whose slots the task takes while it runs."""
     pool_slots: Annotated[int, Field(ge=1)] | None = None
     """How many of the pool's slots it takes (default 1)."""
@@ -263,6 +271,13 @@ class TaskPolicy(Model):
     """The task should be done this long after the data interval's end."""
     notifications: list[Notification] | None = None
     """Callbacks on this task's events (failure, success, retry, slaMiss)."""
+    email: Annotated[list[str], Field(max_length=100)] | None = None
+    """Airflow's ``email``: addresses alerted by e-mail on failure and retry (see
+    emailOnFailure, emailOnRetry)."""
+    email_on_failure: bool | None = None
+    """E-mail ``email`` when the task fails (default true, as in Airflow)."""
+    email_on_retry: bool | None = None
+    """E-mail ``email`` when an attempt fails and will be retried (default true)."""
 
 
 class TaskDefaults(ContainerFields, TaskPolicy):
@@ -308,6 +323,11 @@ class TaskBody(ContainerFields, TaskPolicy):
     """Make the task a sensor: it waits for a condition."""
     expand: Expand | None = None
     """Run one instance of the task per item (dynamic task mapping)."""
+    send_email: EmailTemplate | None = None
+    """Airflow's EmailOperator: the task sends this e-mail (no pod runs)."""
+    trigger_pipeline: TriggerPipeline | None = None
+    """Airflow's TriggerDagRunOperator: the task starts a run of another pipeline, and
+    may wait for it (no pod runs)."""
     outputs: list[Name] | None = None
     """Declared outputs (optional): references to undeclared ones are then rejected."""
     cache: Cache | None = None
@@ -403,7 +423,7 @@ class Param(Model):
 class Variables(Model):
     """Airflow Variables: a ConfigMap whose keys become env vars of every task."""
 
-    config_map: str
+    config_map: ObjectName
     """The ConfigMap's name (its author must be allowed to read it)."""
     prefix: str = "VAR_"
     """Prefix of the variables' names (default VAR_)."""
@@ -414,7 +434,7 @@ class Connection(Model):
 
     name: Name
     """The connection's name (variables CONN_<NAME>_<KEY>)."""
-    secret: str
+    secret: ObjectName
     """The Secret holding it (its author must be allowed to read it)."""
 
 
@@ -474,6 +494,8 @@ class PipelineSpec(Model):
     """Secrets whose keys become CONN_<NAME>_<KEY> variables of every task."""
     notifications: list[Notification] | None = None
     """Run-level notifications (events of the run as a whole)."""
+    smtp: SmtpRef | None = None
+    """The SMTP settings for e-mail (default: the Secret kascade-smtp)."""
     history: History | None = None
     """How many finished runs to keep, and for how long."""
     tags: list[str] | None = None

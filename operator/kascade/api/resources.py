@@ -13,9 +13,16 @@ from pydantic import BaseModel, ConfigDict
 
 from kascade.api.base import API_VERSION, Model
 from kascade.api.caches import TaskCacheSpec, TaskCacheStatus
+from kascade.api.names import NamespaceName, ObjectName
 from kascade.api.pipeline import PipelineSpec, PipelineStatus
 from kascade.api.pools import PoolSpec, PoolStatus
-from kascade.api.runs import PipelineRunSpec, PipelineRunStatus, TaskRunSpec, TaskRunStatus
+from kascade.api.runs import (
+    PipelineRunSpec,
+    PipelineRunStatus,
+    PipelineSnapshotSpec,
+    TaskRunSpec,
+    TaskRunStatus,
+)
 from kascade.api.templates import TaskTemplateSpec, TaskTemplateStatus
 
 EXPECT_ANNOTATION = "kascade.io/expect"
@@ -23,13 +30,17 @@ EXPECT_ANNOTATION = "kascade.io/expect"
 
 
 class ObjectMeta(BaseModel):
-    """The parts of metadata Kascade reads; everything else is kept as is."""
+    """The parts of metadata Kascade reads; everything else is kept as is.
+
+    Names follow the API server's rules (``api/names.py``): the local runner makes
+    folders of them, and ``kascade validate`` must refuse what a cluster refuses.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    name: str | None = None
+    name: ObjectName | None = None
     generate_name: str | None = None
-    namespace: str | None = None
+    namespace: NamespaceName | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
 
@@ -60,6 +71,11 @@ class TaskRun(_Object):
     kind: Literal["TaskRun"] = "TaskRun"
     spec: TaskRunSpec
     status: TaskRunStatus | None = None
+
+
+class PipelineSnapshot(_Object):
+    kind: Literal["PipelineSnapshot"] = "PipelineSnapshot"
+    spec: PipelineSnapshotSpec
 
 
 class Pool(_Object):
@@ -103,7 +119,8 @@ class KindInfo:
     plural: str
     short_names: tuple[str, ...]
     spec: type[Model]
-    status: type[Model]
+    status: type[Model] | None
+    """None: the kind has no status (an immutable object)."""
     description: str
     columns: tuple[Column, ...] = field(default=())
 
@@ -162,6 +179,20 @@ KINDS: tuple[KindInfo, ...] = (
             Column("Task", ".spec.taskName"),
             Column("State", ".status.state"),
             Column("Message", ".status.message", priority=1),
+            AGE,
+        ),
+    ),
+    KindInfo(
+        "PipelineSnapshot",
+        "pipelinesnapshots",
+        ("kps",),
+        PipelineSnapshotSpec,
+        None,
+        "A Pipeline's spec frozen for its runs: immutable, named after its content, shared "
+        "by the runs of one version.",
+        (
+            Column("Pipeline", ".spec.pipelineRef.name"),
+            Column("Hash", ".spec.specHash"),
             AGE,
         ),
     ),

@@ -54,9 +54,13 @@ class PipelineRunSpec(Model):
         PipelineSpec | None,
         WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
     ] = None
-    """The spec this run executes, copied at creation (filled in by the operator when omitted)."""
+    """A spec of the run's own to execute (approved by the admission webhook); omitted, the
+    run executes its Pipeline's spec as frozen in a PipelineSnapshot (``snapshot``)."""
+    snapshot: str | None = None
+    """The PipelineSnapshot whose spec this run executes: its Pipeline's spec when the run
+    was created, shared by every run of that version (set by the operator when omitted)."""
     spec_hash: str | None = None
-    """A hash of pipelineSpec, to tell runs of different versions apart."""
+    """A hash of the spec the run executes, to tell runs of different versions apart."""
     logical_date: str | None = None
     """ISO date-time, UTC unless it has an offset (default: when the run was created)."""
     data_interval: DataIntervalSpec | None = None
@@ -66,6 +70,8 @@ class PipelineRunSpec(Model):
     """Param values for this run (checked against the spec's params)."""
     trigger: Trigger | None = None
     """Why the run exists (schedule, a person, a backfill, another pipeline)."""
+    run_id: str | None = Field(default=None, min_length=1, max_length=250)
+    """The run's id (``{{ run_id }}``); default ``<trigger kind>__<logical date>``."""
     no_cache: bool | None = None
     """Run every task with a ``cache``: read no entry (new ones are still written)."""
     no_cache_tasks: list[str] | None = None
@@ -81,6 +87,20 @@ class PipelineRunSpec(Model):
     ] = None
     """The TaskTemplates the spec uses, as they were when the run started (copied by the
     operator before the first task; filled in when omitted)."""
+
+
+class PipelineSnapshotSpec(Model):
+    """A Pipeline's spec, frozen and named after its content, for the runs of that version."""
+
+    pipeline_ref: ObjectRef
+    """The Pipeline this is a version of."""
+    spec_hash: str
+    """The hash of ``pipelineSpec`` (also the end of the snapshot's name)."""
+    pipeline_spec: Annotated[
+        PipelineSpec,
+        WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+    ]
+    """The Pipeline's spec as it was (with the approval of its Pipeline in the annotations)."""
 
 
 class TaskCounts(Model):
@@ -131,6 +151,9 @@ class PipelineRunStatus(Model):
     """When the run next acts without an event: a retry, a poke, an SLA or its timeout."""
     sla_missed: bool | None = None
     """The run or one of its tasks missed its SLA."""
+    sla_misses: list[str] | None = None
+    """What missed its SLA: task ids, and ``(run)`` for the run's own (so that a restarted
+    operator does not report a miss twice)."""
     notified: list[str] | None = None
     """Notifications already sent (event/task keys), so a restart never sends one twice."""
     observed_generation: int | None = None
@@ -166,6 +189,14 @@ class AttemptReason(StrEnum):
     BAD_OUTPUTS = "BadOutputs"
     EVICTED = "Evicted"
     POD_DELETED = "PodDeleted"
+    """Its pod was deleted before it ended (by a user, an eviction, a node's removal)."""
+    POD_LOST = "PodLost"
+    """Its pod may have been created, but no trace of it is left (the operator stopped while
+    creating it, or it was deleted while the operator was down, before it was seen to
+    start): the number is never used again, and the attempt does not count as a try."""
+    POD_REJECTED = "PodRejected"
+    """The API server refused to create its pod (an invalid field, a Pod Security violation,
+    a missing ServiceAccount, a quota); the message has the server's reason."""
     POD_FAILED = "PodFailed"
     """The pod failed without its container ending (the message has Kubernetes' reason)."""
     IMAGE_NEVER_PULL = "ErrImageNeverPull"
@@ -181,6 +212,11 @@ class AttemptReason(StrEnum):
     """Stopped because the run hit its ``runTimeout``."""
     SKIPPED = "Skipped"
     """Stopped because a branch or short circuit skipped the task while it ran."""
+    INTERRUPTED = "Interrupted"
+    """Locally: the runner was stopped (Ctrl-C, SIGTERM) and killed the attempt."""
+    ACTION_FAILED = "ActionFailed"
+    """A task without a pod (sendEmail, triggerPipeline) could not do its work: the e-mail
+    was not sent, the run could not be made, or it ended in a failed state."""
     CACHED = "Cached"
     """Not run: a fresh cache entry with the same key gave its outputs (``cache``)."""
     OUTPUTS_STORE_ERROR = "OutputsStoreError"
@@ -220,6 +256,8 @@ class Attempt(Model):
     TemplateError, Evicted, PodDeleted, PodFailed, OutputsTooLarge...)."""
     message: str | None = None
     """What happened, in words."""
+    poke: int | None = None
+    """Reschedule-mode sensors: which poke of the attempt this pod was (none: the first)."""
     log_archived: bool | None = None
     """With a log archive: true once the attempt's log is in the object store, false when
     it could not be kept (``logArchiveMessage`` says why); unset while it is being written

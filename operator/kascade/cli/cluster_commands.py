@@ -1,29 +1,28 @@
-"""Commands that talk to a cluster: operator, trigger, backfill, clear, mark.
+"""Commands that talk to a cluster: operator, trigger, backfill, clear, mark, pause.
 
-clear and mark change what the operator observes (TaskRuns and the run's task
-summary), then ask it to rebuild the run (the ``kascade.io/reload`` annotation):
-the engine's restore turns the new observations into the right next steps, so
-there is no second code path for "re-run from here".
+Each action is a thin wrapper over ``kascade.actions``, the same functions the
+web UI's buttons call, so both do exactly the same thing.
 """
 
 from __future__ import annotations
 
 import os
-import time
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-RELOAD = "kascade.io/reload"
-TERMINAL = ("success", "failed")
-
 
 def _kube(kubeconfig: str | None) -> Any:
+    from kascade.kube import KubeConfigError
     from kascade.kube.client import Kube, load_config
 
-    load_config(kubeconfig)
+    try:
+        load_config(kubeconfig)
+    except KubeConfigError as exc:  # no kubeconfig, or one that does not parse
+        raise click.ClickException(str(exc)) from None
     return Kube()
 
 
@@ -31,51 +30,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _date(value: str, option: str = "--logical-date") -> datetime:
-    """An ISO date(-time) given on the command line; UTC unless it has an offset."""
-    from kascade.engine.run_dates import read_date
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """An action's refusal (unknown task, bad param) is a one-line error, not a traceback."""
+    from kascade.actions import ActionError
 
     try:
-        return read_date(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
-
-
-def _params(pairs: tuple[str, ...], spec: dict[str, Any]) -> dict[str, Any]:
-    from kascade.api.pipeline import Param
-    from kascade.engine.params import coerce_cli_value
-
-    declared = spec.get("params") or {}
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
-        param = Param.model_validate(declared[key]) if key in declared else None
-        out[key] = coerce_cli_value(param, raw)
-    return out
-
-
-def _pipeline(kube: Any, namespace: str, name: str) -> tuple[str, dict[str, Any]]:
-    """A Pipeline by name, or by the dag_id it was compiled from (``process_customer_A``)."""
-    from kascade.sdk.naming import pipeline_name
-
-    for candidate in dict.fromkeys((name, pipeline_name(name))):
-        body = kube.get("pipelines", namespace, candidate)
-        if body is not None:
-            return candidate, body
-    raise click.ClickException(f"pipeline {namespace}/{name} not found")
-
-
-def _wait(kube: Any, namespace: str, name: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = kube.get("pipelineruns", namespace, name) or {}
-        phase = str((run.get("status") or {}).get("phase") or "")
-        if phase in TERMINAL:
-            return phase
-        time.sleep(1)
-    return "timeout"
+        yield
+    except ActionError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 common = [
@@ -124,6 +87,16 @@ def _common(f: Any) -> Any:
     help="Post an Event for every task state change, or only for failures and retries.",
 )
 @click.option(
+    "--keep-succeeded-pods",
+    type=click.IntRange(min=-1),
+    envvar="KASCADE_KEEP_SUCCEEDED_PODS",
+    default=100,
+    show_default=True,
+    help="Pods of succeeded attempts (and of sensor pokes not met) a run keeps for `kubectl "
+    "logs`; older ones are deleted once their TaskRun records them, so that a large run "
+    "does not slow the node down. Pods of failed attempts are always kept. -1: keep all.",
+)
+@click.option(
     "--approval",
     type=click.Choice(["required", "off"]),
     envvar="KASCADE_APPROVAL",
@@ -151,6 +124,12 @@ def _common(f: Any) -> Any:
     "--notify-allow-private-networks",
     is_flag=True,
     help="Let notification webhooks reach private, loopback and link-local addresses too.",
+)
+@click.option(
+    "--ui-url",
+    envvar="KASCADE_UI_URL",
+    default="",
+    help="The web UI's address: alerts link to the task's page there (its log).",
 )
 @click.option(
     "--helper-image",
@@ -195,10 +174,12 @@ def operator(
     leader_election_namespace: str | None,
     leader_election_name: str,
     task_events: str,
+    keep_succeeded_pods: int,
     approval: str,
     approval_key_file: str | None,
     notify_allowed_hosts: tuple[str, ...],
     notify_allow_private_networks: bool,
+    ui_url: str,
     helper_image: str,
     outputs_max_bytes: int,
     log_archive: bool,
@@ -242,6 +223,7 @@ def operator(
     os.environ["KASCADE_NOTIFY_ALLOWED_HOSTS"] = ",".join(notify_allowed_hosts)
     if notify_allow_private_networks:
         os.environ["KASCADE_NOTIFY_ALLOW_PRIVATE_NETWORKS"] = "1"
+    os.environ["KASCADE_UI_URL"] = ui_url
     import logging
 
     from kascade.controller import logs
@@ -251,6 +233,7 @@ def operator(
         os.environ["KUBECONFIG"] = kubeconfig
     os.environ["KASCADE_METRICS_PORT"] = str(metrics_port)
     os.environ["KASCADE_TASK_EVENTS"] = task_events
+    os.environ["KASCADE_KEEP_SUCCEEDED_PODS"] = str(keep_succeeded_pods)
     if leader_election_namespace:
         os.environ["KASCADE_LEADER_NAMESPACE"] = leader_election_namespace
         os.environ["KASCADE_LEADER_NAME"] = leader_election_name
@@ -286,25 +269,24 @@ def trigger(
     The run's logical date is --logical-date (UTC unless it has an offset) or now; its data
     interval is the schedule's latest complete interval ending at or before it.
     """
-    from kascade.controller import scheduling
+    from kascade import actions
 
     kube = _kube(kubeconfig)
-    _, body = _pipeline(kube, namespace, pipeline)
-    manifest = scheduling.manual_run_manifest(
-        body,
-        logical_date=_date(logical_date) if logical_date else None,
-        now=_now(),
-        params=_params(params, body["spec"]),
-        by=os.environ.get("USER", "kascade-cli"),
-    )
-    if no_cache:
-        manifest["spec"]["noCache"] = True
-    name = manifest["metadata"]["name"]
-    kube.create("pipelineruns", namespace, manifest)
+    with _refusals():
+        name = actions.trigger(
+            kube,
+            namespace,
+            pipeline,
+            params=params,
+            logical_date=logical_date,
+            by=os.environ.get("USER", "kascade-cli"),
+            now=_now(),
+            no_cache=no_cache,
+        )
     click.echo(f"pipelinerun/{name} created")
     if wait:
-        phase = _wait(kube, namespace, name, timeout)
-        click.echo(f"pipelinerun/{name} {phase}")
+        phase, why = actions.wait_for_end(kube, namespace, name, timeout)
+        click.echo(f"pipelinerun/{name} {phase}" + (f": {why}" if why else ""))
         raise SystemExit(0 if phase == "success" else 1)
 
 
@@ -315,90 +297,14 @@ def trigger(
 @click.option("--to", "end", required=True, help="Last logical date (ISO, inclusive).")
 def backfill(pipeline: str, namespace: str, kubeconfig: str | None, start: str, end: str) -> None:
     """Create runs for every interval between --from and --to (maxActiveRuns at a time)."""
-    from kascade.api.runs import TriggerKind
-    from kascade.controller import scheduling
-    from kascade.engine.schedule import due_intervals, parse_schedule
+    from kascade import actions
 
-    kube = _kube(kubeconfig)
-    _, body = _pipeline(kube, namespace, pipeline)
-    spec = body["spec"]
-    tt = parse_schedule(spec.get("schedule"), spec.get("timezone", "UTC"))
-    first, last = _date(start, "--from"), _date(end, "--to")
-    intervals = due_intervals(
-        tt, last=None, start_date=first, end_date=last, catchup=True, now=max(_now(), last)
-    )
-    if not intervals:
-        raise click.ClickException("no schedule interval starts in that range")
-    for interval in intervals:
-        manifest = scheduling.run_manifest(body, interval, TriggerKind.BACKFILL)
-        created = kube.create("pipelineruns", namespace, manifest)
-        state = "created" if created else "exists"
-        click.echo(f"pipelinerun/{manifest['metadata']['name']} {state}")
-
-
-def _run_and_plan(kube: Any, namespace: str, run: str) -> tuple[dict[str, Any], Any]:
-    from kascade.api.resources import PipelineRun
-    from kascade.engine import task_templates
-    from kascade.engine.compile import compile_or_raise
-
-    body = kube.get("pipelineruns", namespace, run)
-    if body is None:
-        raise click.ClickException(f"pipelinerun {namespace}/{run} not found")
-    model = PipelineRun.model_validate(body)
-    assert model.spec.pipeline_spec is not None
-    shared = task_templates.pinned(model.spec.task_templates or [])
-    return body, compile_or_raise(model.spec.pipeline_spec, model.spec.pipeline_ref.name, shared)
-
-
-def _reload(kube: Any, namespace: str, run: str, tasks: dict[str, Any]) -> None:
-    kube.patch_status(
-        "pipelineruns",
-        namespace,
-        run,
-        {"phase": "running", "endTime": None, "conditions": None, "message": None, "tasks": tasks},
-    )
-    kube.patch(
-        "pipelineruns", namespace, run, {"metadata": {"annotations": {RELOAD: uuid.uuid4().hex}}}
-    )
-
-
-def _taskruns(kube: Any, namespace: str, run: str) -> dict[str, dict[str, Any]]:
-    from kascade.api.runs import instance_key
-    from kascade.controller import naming
-    from kascade.controller.podspec import LABEL_RUN
-
-    out = {}
-    for tr in kube.list_objects("taskruns", namespace, f"{LABEL_RUN}={naming.label_value(run)}"):
-        out[instance_key(tr["spec"]["taskName"], tr["spec"].get("mapIndex"))] = tr
-    return out
-
-
-def _forget(kube: Any, namespace: str, run: str, keys: list[str]) -> None:
-    """Delete the TaskRuns and pods of these task instances, and wait until they are gone.
-
-    Their names are reused when the tasks run again, so the old objects must be gone.
-    """
-    from kascade.controller import naming
-    from kascade.controller.podspec import LABEL_RUN, LABEL_TASK
-
-    trs = _taskruns(kube, namespace, run)
-    selectors = [
-        f"{LABEL_RUN}={naming.label_value(run)},{LABEL_TASK}={naming.label_value(k)}" for k in keys
-    ]
-    for key in keys:
-        if key in trs:
-            kube.delete("taskruns", namespace, trs[key]["metadata"]["name"])
-    for selector in selectors:
-        for pod in kube.list_pods(namespace, selector):
-            kube.delete_pod(namespace, pod["metadata"]["name"], grace=0)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        left = any(k in _taskruns(kube, namespace, run) for k in keys) or any(
-            kube.list_pods(namespace, sel) for sel in selectors
+    with _refusals():
+        made = actions.backfill(
+            _kube(kubeconfig), namespace, pipeline, start=start, end=end, now=_now()
         )
-        if not left:
-            return
-        time.sleep(0.5)
+    for run in made:
+        click.echo(f"pipelinerun/{run.name} {'created' if run.created else 'exists'}")
 
 
 @click.command()
@@ -409,39 +315,15 @@ def _forget(kube: Any, namespace: str, run: str, keys: list[str]) -> None:
 def clear(
     run: str, namespace: str, kubeconfig: str | None, tasks: tuple[str, ...], downstream: bool
 ) -> None:
-    """Re-run tasks of a run (Airflow's Clear, Argo's retry): failed ones by default.
+    """Re-run tasks of a run (Airflow's Clear, Argo's retry): failed ones by default."""
+    from kascade import actions
 
-    Cleared tasks with a `cache` run again rather than reuse a cache entry.
-    """
-    kube = _kube(kubeconfig)
-    body, plan = _run_and_plan(kube, namespace, run)
-    states: dict[str, str] = dict((body.get("status") or {}).get("tasks") or {})
-
-    from kascade.api.runs import split_instance_key
-
-    def base(key: str) -> str:
-        return split_instance_key(key)[0]
-
-    if tasks:
-        unknown = [t for t in tasks if t not in plan.index]
-        if unknown:
-            raise click.ClickException(f"unknown task(s): {', '.join(unknown)}")
-        chosen = set(tasks)
-    else:
-        chosen = {base(k) for k, s in states.items() if s in ("failed", "upstream_failed")}
-    if downstream:
-        for task_id in list(chosen):
-            chosen |= {plan.tasks[i].id for i in plan.graph.descendants(plan.index[task_id])}
-    keys = [k for k in states if base(k) in chosen]
+    with _refusals():
+        keys = actions.clear(_kube(kubeconfig), namespace, run, tasks=tasks, downstream=downstream)
     if not keys:
         click.echo("nothing to clear")
         return
-    _forget(kube, namespace, run, keys)
-    # A cleared task runs again: its cache entry (maybe its own last success) is not read.
-    cleared = {base(k) for k in keys} | set((body.get("spec") or {}).get("noCacheTasks") or [])
-    kube.patch("pipelineruns", namespace, run, {"spec": {"noCacheTasks": sorted(cleared)}})
-    _reload(kube, namespace, run, {k: None for k in keys})
-    click.echo(f"cleared {len(keys)} task instance(s) of {run}: {', '.join(sorted(keys))}")
+    click.echo(f"cleared {len(keys)} task instance(s) of {run}: {', '.join(keys)}")
 
 
 @click.command()
@@ -451,25 +333,38 @@ def clear(
 @click.argument("state", type=click.Choice(["success", "failed", "skipped"]))
 def mark(run: str, namespace: str, kubeconfig: str | None, task: str, state: str) -> None:
     """Set a task's state by hand (Airflow's Mark Success / Mark Failed)."""
-    kube = _kube(kubeconfig)
-    body, plan = _run_and_plan(kube, namespace, run)
-    from kascade.api.runs import split_instance_key
+    from kascade import actions
 
-    base = split_instance_key(task)[0]
-    if base not in plan.index:
-        raise click.ClickException(f"unknown task {task!r}")
-    trs = _taskruns(kube, namespace, run)
-    if task in trs:
-        kube.patch_status("taskruns", namespace, trs[task]["metadata"]["name"], {"state": state})
-    descendants = {plan.tasks[i].id for i in plan.graph.descendants(plan.index[base])}
-    states = (body.get("status") or {}).get("tasks") or {}
-    reset: dict[str, Any] = {k: None for k in states if split_instance_key(k)[0] in descendants}
-    _forget(kube, namespace, run, list(reset))
-    reset[task] = state
-    _reload(kube, namespace, run, reset)
+    with _refusals():
+        actions.mark(_kube(kubeconfig), namespace, run, task, state)
     click.echo(f"{run}: {task} marked {state}")
 
 
+def _pause_command(paused: bool) -> click.Command:
+    verb = "pause" if paused else "unpause"
+
+    @click.command(verb)
+    @click.argument("pipeline")
+    @_common
+    def command(pipeline: str, namespace: str, kubeconfig: str | None) -> None:
+        from kascade import actions
+
+        with _refusals():
+            actions.set_paused(_kube(kubeconfig), namespace, pipeline, paused)
+        click.echo(f"pipeline/{pipeline} {verb}d")
+
+    command.help = (
+        "Pause PIPELINE: no new scheduled runs (spec.suspend); manual runs still allowed."
+        if paused
+        else "Unpause PIPELINE: scheduled runs resume."
+    )
+    return command
+
+
+pause = _pause_command(True)
+unpause = _pause_command(False)
+
+
 def register(group: click.Group) -> None:
-    for command in (operator, trigger, backfill, clear, mark):
+    for command in (operator, trigger, backfill, clear, mark, pause, unpause):
         group.add_command(command)

@@ -15,7 +15,8 @@ import yaml
 
 from kascade.api.pipeline import Template
 from kascade.api.resources import Pipeline
-from kascade.engine import task_templates
+from kascade.engine import injection, task_templates
+from kascade.engine.loading import LoadError
 from kascade.engine.plan import Plan
 from kascade.engine.validation import is_pipeline, load_documents, validate_document
 
@@ -34,16 +35,42 @@ class Checked:
     pipeline: Pipeline | None
     plan: Plan | None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What is valid but risky (a run's data put unquoted into a script: engine/injection)."""
+
+
+MAX_FILE_BYTES = 64 << 20
+"""A manifest file larger than this is refused before it is read (the API server takes
+3 MiB per object; a local run of 20,000 tasks is about 3 MiB of YAML)."""
+
+
+def read_text(path: Path) -> str:
+    """A manifest's text: UTF-8 (a BOM is allowed), at most :data:`MAX_FILE_BYTES`."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InputError([f"cannot read: {exc.strerror or exc}"]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError([f"larger than {MAX_FILE_BYTES >> 20} MiB: not a manifest"])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        raise InputError(
+            [f"not UTF-8 text: byte 0x{byte} at line {line}, column {column} ({exc.reason})"]
+        ) from None
 
 
 def read_documents(path: Path, *, every_kind: bool = False) -> list[dict[str, Any]]:
     """The Pipelines of a file (every object in it, with ``every_kind``)."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError([f"cannot read: {exc.strerror or exc}"]) from None
+    text = read_text(path)
     try:
         return load_documents(text, every_kind=every_kind)
+    except LoadError as exc:
+        raise InputError([str(exc)]) from None
     except yaml.YAMLError as exc:
         raise InputError([_yaml_problem(exc)]) from None
 
@@ -55,6 +82,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
         return "not valid YAML: " + " ".join(str(exc).split())
     context = getattr(exc, "context", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(exc, yaml.constructor.ConstructorError):  # valid YAML, a refused value
+        return f"{where}: {problem}"
     return f"not valid YAML at {where}: {problem}" + (f" ({context})" if context else "")
 
 
@@ -63,7 +92,8 @@ def check(doc: dict[str, Any], shared: Mapping[str, Template] | None = None) -> 
     pipeline, plan, issues = validate_document(doc, shared)
     metadata = doc.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    return Checked(str(name or "?"), pipeline, plan, [str(i) for i in issues])
+    warnings = [str(w) for w in injection.warnings(plan)] if plan is not None else []
+    return Checked(str(name or "?"), pipeline, plan, [str(i) for i in issues], warnings)
 
 
 def select(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:

@@ -66,12 +66,15 @@ def run_command(
 
     FILE is a manifest or a Python DAG file (like `airflow dags test`): its
     Python tasks run in this interpreter, in one process each. Tasks with a
-    `cache` reuse the outputs earlier local runs left ($KASCADE_HOME/local-runs).
+    `cache` reuse the outputs earlier local runs left ($KASCADE_HOME/task-cache).
     Outputs beyond 4 KiB go to the object store the KASCADE_STORE_<key>
     variables describe (endpoint, bucket, accessKeyId, ...), when they are set.
 
+    Every run has its own id (manual__<trigger time>) and folder. Ctrl-C or SIGTERM
+    stops the run, prints its table and records it; a second Ctrl-C kills at once.
+
     Exit code: 0 if the run succeeded, 1 if it failed, 2 if the input is invalid,
-    130 when interrupted.
+    130 when interrupted by Ctrl-C, 143 by SIGTERM.
     """
     from kascade.cli.run_local import RunOptions, run_local
 
@@ -97,6 +100,7 @@ def validate_command(files: tuple[Path, ...]) -> None:
     FILES are manifests, Python DAG files or folders of Python DAG files: a
     Python problem is printed as file:line (import errors, unsupported
     arguments, and every engine error mapped back to the task that caused it).
+    Warnings (a run's data put unquoted into shell or Python source) do not fail.
     Exit code 1 if anything is invalid.
     """
     bad = False
@@ -124,12 +128,15 @@ def _task_templates(paths: list[Path]) -> dict[str, Any]:
 
 
 def _validate_python(path: Path) -> bool:
+    from kascade.cli.documents import check
     from kascade.sdk.compiler.project import Options, compile_paths
 
     result = compile_paths([path], Options(target="bundle"))
     for problem in result.problems:
         click.echo(str(problem))
     for compiled in result.dags:
+        for warning in check(compiled.pipeline).warnings:  # paths of the compiled Pipeline
+            click.echo(f"{compiled.file}: {compiled.dag.dag_id}: warning: {warning}")
         tasks = len(compiled.dag.task_dict)
         click.echo(
             f"{compiled.file}: {compiled.dag.dag_id}: OK ({tasks} tasks, pipeline {compiled.name})"
@@ -168,6 +175,8 @@ def _validate_manifest(path: Path, shared: dict[str, Any]) -> bool:
             for problem in checked.problems or ["invalid"]:
                 click.echo(prefix + problem)
         else:
+            for warning in checked.warnings:
+                click.echo(f"{prefix}warning: {warning}")
             click.echo(f"{prefix}OK ({len(checked.plan.tasks)} tasks)")
     return bad
 

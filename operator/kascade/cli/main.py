@@ -13,10 +13,13 @@ import click
 from kascade.cli import (
     cluster_commands,
     local_commands,
+    log_commands,
     outputs_command,
     poke_commands,
     sdk_commands,
+    view_commands,
 )
+from kascade.kube import KubeConfigError
 
 EXIT_INTERRUPTED = 130
 
@@ -32,6 +35,8 @@ cluster_commands.register(cli)
 poke_commands.register(cli)
 outputs_command.register(cli)
 sdk_commands.register(cli)
+view_commands.register(cli)
+log_commands.register(cli)
 
 
 def main() -> None:
@@ -44,4 +49,7 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except KubeConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import sys
 from dataclasses import dataclass
@@ -13,19 +13,21 @@ from typing import TextIO
 from kascade.api.runs import RunPhase
 from kascade.cli.documents import InputError, load_run_file
 from kascade.cli.local_objects import pool_problems, read_objects, run_environment
+from kascade.cli.local_triggers import LocalSetup, PipelineFinder, local_smtp
 from kascade.cli.run_setup import SetupError, params_of, pools_of, run_dates
+from kascade.engine import strict_json
 from kascade.engine.caching import Refresh
 from kascade.engine.context import RunContext
 from kascade.engine.run_dates import run_id
 from kascade.integrations.outputs_store import OutputsStore, from_environment
 from kascade.integrations.settings import SettingsError
-from kascade.local.cache import LocalCache
-from kascade.local.events import OnEvent, ignore
+from kascade.local.cache import LocalCache, cache_folder
+from kascade.local.events import Event, OnEvent, ignore
 from kascade.local.history import LocalHistory
 from kascade.local.progress import PlainProgress, headline, print_summary
 from kascade.local.runner import LocalRunner
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,12 @@ class RunOptions:
 
 
 def run_local(opts: RunOptions) -> int:
+    triggered = datetime.now(UTC)
     try:
         docs, pipeline, plan = load_run_file(opts.file, opts.pipeline_name)
         spec = pipeline.spec
-        dates = run_dates(spec, opts.logical_date, datetime.now(UTC))
-        params = params_of(spec, opts.params)
+        dates = run_dates(spec, opts.logical_date, triggered)
+        params = params_of(spec, opts.params, plan)
         found = read_objects(docs)
         pools = {**found.pools, **pools_of(opts.pools)}
         problems = found.problems + pool_problems(plan, pools)
@@ -62,16 +65,19 @@ def run_local(opts: RunOptions) -> int:
         return EXIT_INVALID
     for note in found.notes + notes:
         print(f"{opts.file}: note: {note}", file=sys.stderr)
+    history = LocalHistory()
+    # Airflow's manual__<trigger time>: every run its own id and folder, whatever its
+    # logical date, so two runs of one day neither share outputs nor overwrite logs.
+    rid, home = _run_home(history, pipeline.name, run_id("manual", triggered))
     ctx = RunContext(
-        run_id=run_id("manual", dates.logical_date),
+        run_id=rid,
         logical_date=dates.logical_date,
         interval=dates.interval,
         params=params,
         pipeline=pipeline.name,
         namespace=pipeline.metadata.namespace or "default",
     )
-    history = LocalHistory()
-    workdir = _workdir(opts.workdir or history.run_dir(ctx.pipeline, ctx.run_id))
+    workdir = _workdir(opts.workdir) if opts.workdir else home
     stream = sys.stderr if opts.output == "json" else sys.stdout
     live = None
     on_event: OnEvent = ignore
@@ -84,38 +90,107 @@ def run_local(opts: RunOptions) -> int:
         on_event = live
     elif not opts.quiet:
         on_event = PlainProgress(stream)
+    recorder = Recorder(history, home.name, {"pipelineSpec": spec.dump()})
+    setup = LocalSetup(PipelineFinder(opts.file.absolute(), docs), history)
     runner = LocalRunner(
         plan,
         ctx,
         pools=pools,
         env=env,
         workdir=workdir,
-        on_event=on_event,
+        on_event=recorder.chain(on_event),
         external=history,
-        cache=LocalCache(history.root / ctx.pipeline),
+        smtp=local_smtp(plan, found, os.environ),
+        triggers=setup.triggers(),
+        cache=LocalCache(cache_folder(history.root, ctx.pipeline)),
         refresh=Refresh(everything=opts.no_cache),
         outputs=outputs,
     )
+    recorder.runner = runner
+    recorder.save()
     if live is not None:
         with live:
             phase = runner.execute()
     else:
         phase = runner.execute()
-    if runner.interrupted:
-        print("interrupted: every task process was stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    record = runner.record()
-    try:
-        history.save(record)
-    except OSError as exc:
-        print(f"note: could not record the run in {history.root}: {exc}", file=sys.stderr)
+    record = recorder.save()
     if opts.output == "json":
-        print(json.dumps(record, indent=2))
+        print(strict_json.dumps(record, indent=2))
     elif opts.quiet:
         print(headline(record))
     else:
         _summary(stream, live is not None, record, runner, workdir)
+    if runner.interrupted is not None:
+        print(f"{record['message']}: every task process was stopped", file=sys.stderr)
+        return 128 + int(runner.interrupted)  # 130 for SIGINT, 143 for SIGTERM
     return EXIT_OK if phase is RunPhase.SUCCESS else EXIT_FAILED
+
+
+class Recorder:
+    """Keeps the run's history record current: at start, at most once a second, at the end.
+
+    ``kascade get``/``logs`` and the web UI read running local runs from it.
+    """
+
+    INTERVAL_SECONDS = 1.0
+
+    def __init__(self, history: LocalHistory, ref: str, extra: dict[str, object]) -> None:
+        self.history = history
+        self.ref = ref
+        self.extra = extra
+        self.runner: LocalRunner | None = None
+        self._pending: asyncio.TimerHandle | None = None
+        self._warned = False
+
+    def chain(self, display: OnEvent) -> OnEvent:
+        def on_event(event: Event) -> None:
+            display(event)
+            self._soon()
+
+        return on_event
+
+    def _soon(self) -> None:
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.call_later(self.INTERVAL_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._pending = None
+        self.save()
+
+    def save(self) -> dict[str, object]:
+        assert self.runner is not None
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        record = {**self.runner.record(), "ref": self.ref, **self.extra}
+        try:
+            self.history.save(record)
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                print(
+                    f"note: could not record the run in {self.history.root}: {exc}", file=sys.stderr
+                )
+        return record
+
+
+def _run_home(history: LocalHistory, pipeline: str, run_id: str) -> tuple[str, Path]:
+    """The run's id and its own directory (logs, scripts, outputs), never shared with
+    another run: the id is the folder's name (``~2`` added when two runs start in the
+    same microsecond)."""
+    try:
+        home = history.new_run_dir(pipeline, run_id)
+        return home.name, home
+    except OSError as exc:
+        import tempfile
+
+        fallback = Path(tempfile.mkdtemp(prefix="kascade-run-"))
+        print(
+            f"note: cannot use {history.root} ({exc.strerror}); logs go to {fallback}",
+            file=sys.stderr,
+        )
+        return run_id, fallback
 
 
 def _outputs_store() -> OutputsStore | None:

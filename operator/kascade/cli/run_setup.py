@@ -13,9 +13,10 @@ from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.engine.errors import Issue
-from kascade.engine.params import coerce_cli_value, resolve_params
+from kascade.engine.plan import Plan
 from kascade.engine.run_dates import RunDates, manual_run, parse_date
 from kascade.engine.schedule import parse_schedule
+from kascade.engine.validation import params_used
 
 
 class SetupError(Exception):
@@ -35,18 +36,14 @@ def run_dates(spec: PipelineSpec, given: str | None, now: datetime) -> RunDates:
     return manual_run(parse_schedule(spec.schedule, spec.timezone), logical_date=at, now=now)
 
 
-def params_of(spec: PipelineSpec, pairs: Sequence[str]) -> dict[str, Any]:
+def params_of(spec: PipelineSpec, pairs: Sequence[str], plan: Plan | None = None) -> dict[str, Any]:
+    """The run's params from ``--param name=value`` pairs; every problem at once. With the
+    ``plan``, a pipeline that declares no params takes only names its templates read."""
+    from kascade.actions import typed_params
+
     declared = spec.params or {}
-    given: dict[str, Any] = {}
-    problems = []
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            problems.append(f"--param {pair!r}: expected name=value")
-            continue
-        given[key] = coerce_cli_value(declared.get(key), raw)
-    values, issues = resolve_params(declared, given)
-    problems.extend(str(i) for i in issues)
+    used = params_used(plan) if plan is not None and not declared else None
+    _, values, problems = typed_params(declared, pairs, "--param", used=used)
     if problems:
         raise SetupError(problems)
     return values

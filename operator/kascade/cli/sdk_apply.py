@@ -48,9 +48,16 @@ def _bundles_in_use(kube: Kube, namespace: str, pipelines: list[dict[str, Any]])
 
     for pipeline in pipelines:
         scan(pipeline.get("spec"))
+    try:
+        listed = kube.list_objects("pipelinesnapshots", namespace)
+    except Exception:  # not readable here: which runs use which bundle cannot be told
+        return {"*"}
+    frozen = {s["metadata"]["name"]: s for s in listed}
     for run in kube.list_objects("pipelineruns", namespace):
         if (run.get("status") or {}).get("phase") not in _FINISHED:
-            scan((run.get("spec") or {}).get("pipelineSpec"))
+            spec = run.get("spec") or {}
+            scan(spec.get("pipelineSpec"))
+            scan((frozen.get(spec.get("snapshot") or "") or {}).get("spec"))
     return used
 
 
@@ -110,7 +117,7 @@ def _prune(
         used.add(result.bundle.name)
     for cm in applier.list_configmaps(namespace, f"{selector},{BUNDLE_LABEL}=true"):
         name = cm["metadata"]["name"]
-        if name not in used:
+        if name not in used and "*" not in used:
             applier.delete_configmap(namespace, name)
             lines.append(f"configmap/{name} pruned")
     return lines

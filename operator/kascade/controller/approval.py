@@ -192,3 +192,13 @@ def stale_condition(body: dict[str, Any]) -> bool:
             refused_for_it = ANNOTATION in str(cond.get("message") or "")
             return refused_for_it != bool(pipeline_problems(body))
     return False
+
+
+def granted(metadata: dict[str, Any], grant: str) -> bool:
+    """Whether the spec's approval covers ``grant`` (``secret:kascade-smtp``): what the
+    operator checks before it reads a Secret for a spec on its own (SMTP settings). With
+    approvals off every spec runs as written, so everything is covered."""
+    if not POLICY.required:
+        return True
+    approval = parse(((metadata or {}).get("annotations") or {}).get(ANNOTATION))
+    return approval is not None and grant in approval.grants

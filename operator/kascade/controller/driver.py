@@ -10,8 +10,8 @@ TaskRun before its pod (the pod is owned by it), status last and coalesced.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,44 +26,40 @@ from kascade.controller import (
     notify,
     observe,
     observed,
+    retention,
 )
+from kascade.controller.actions import ClusterActions, PodlessAttempts
 from kascade.controller.cache import ClusterCache
+from kascade.controller.launching import Launching
+from kascade.controller.mailing import Mailer
 from kascade.controller.podspec import (
     ANN_ATTEMPT,
     ANN_KEY,
     LABEL_PIPELINE,
     LABEL_RUN,
     RunIdentity,
-    build_pod,
-    taskrun_manifest,
 )
+from kascade.controller.rebuilding import RUN_SLA, Rebuilding
 from kascade.controller.status import (
-    attempt_without_pod,
     iso,
+    needs_own_taskrun,
     run_status,
     task_event,
     taskrun_status,
     wire,
 )
 from kascade.controller.writer import StatusWriter, run_status_interval
+from kascade.engine.actions import runs_pod
 from kascade.engine.context import RunContext
-from kascade.engine.decisions import Decisions, Launch, Result
+from kascade.engine.decisions import Decisions, Result
 from kascade.engine.plan import Plan
 from kascade.engine.run import RunEngine
+from kascade.integrations import mailing
 from kascade.kube.client import Kube
 
 __all__ = ["RunDriver", "iso", "run_status_interval"]
 
 log = logging.getLogger("kascade.driver")
-LAUNCHER = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="launch")
-"""TaskRun and pod creation have threads of their own: the next task's pod is never
-queued behind status patches (which use the loop's default executor)."""
-
-
-async def _launching(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(LAUNCHER, fn, *args)
-
-
 RUNNING_WRITE_SECONDS = 10.0
 """A TaskRun's running state is written once it has lasted this long; a shorter one is
 folded into the write of the attempt's end. A pod that is starting normally is not
@@ -71,7 +67,7 @@ written at all (the run's summary shows the task queued); one that cannot start
 (image pull, unschedulable) is written at once, with why."""
 
 
-class RunDriver:
+class RunDriver(Launching, Rebuilding):
     def __init__(
         self,
         kube: Kube,
@@ -106,8 +102,13 @@ class RunDriver:
         self.taskruns: dict[str, dict[str, Any]] = {}  # key → TaskRun metadata (name, uid)
         self.pods: dict[str, str] = {}  # key → pod name of the attempt in flight
         self.pod_created: dict[str, datetime] = {}
-        self.notified: set[str] = set((run.get("status") or {}).get("notified") or [])
-        self.sla_missed = bool((run.get("status") or {}).get("slaMissed"))
+        status = run.get("status") or {}
+        self.notified: set[str] = set(status.get("notified") or [])
+        self.sla_misses: set[str] = set(status.get("slaMisses") or [])
+        if status.get("slaMissed") and not self.sla_misses:  # written before slaMisses
+            self.sla_misses = {RUN_SLA, *(t.id for t in plan.tasks if t.sla is not None)}
+        self.launched: dict[str, int] = {}  # key → the attempt its TaskRun says was launched
+        self.relaunch_wait: dict[str, float] = {}  # key → backoff of a launch the API missed
         self.writer = StatusWriter(
             kube,
             self.namespace,
@@ -118,6 +119,7 @@ class RunDriver:
             active_runs=active_runs,
             written=self._taskrun_written,
         )
+        self.finished_pods = retention.FinishedPods(retention.keep_from_env())
         self.logs = log_archiving.RunLogs()
         """Which attempts' logs the archive holds (or gave up on)."""
         self.finished = False
@@ -134,6 +136,18 @@ class RunDriver:
             logical_date=ctx.logical_date,
         )
         self.labels = {LABEL_PIPELINE: naming.label_value(plan.name)}
+        self.mailer = Mailer(
+            kube,
+            run,
+            plan.name,
+            plan.smtp_secret,
+            emit,
+            mailing.retry_delays(os.environ, mailing.RETRY_DELAYS),
+        )
+        self.podless = PodlessAttempts(
+            ClusterActions(kube, run, ctx.run_id, self.mailer, clock), self._podless_ended
+        )
+        """Attempts of tasks without a pod (sendEmail, triggerPipeline), run here."""
 
     # -- life cycle ----------------------------------------------------------------
     async def boot(self, now: datetime) -> None:
@@ -149,23 +163,13 @@ class RunDriver:
                 self.kube.list_pods, self.namespace, f"{LABEL_RUN}={naming.label_value(self.name)}"
             )
             status = self.run.get("status") or {}
-            if not taskruns and not status.get("tasks"):
+            if not taskruns and not status.get("tasks") and not pods:
                 metrics.RUNS_STARTED.labels(self.namespace, self.plan.name, self._trigger()).inc()
                 decisions = self.engine.start(now)
             else:
-                self.logs.restore(taskruns)
-                found = observed.observe(taskruns, pods, status)
-                self.taskruns.update(found.taskruns)
-                self.pods.update(found.pods)
-                decisions = self.engine.restore(found.instances, now)
+                decisions = self._restore(observed.observe_run(taskruns, pods, status), now)
             self.writer.run_changed()
             await self._apply(decisions, now)
-            for tr in taskruns:  # attempts that ended while no operator archived their logs
-                key = log_archiving.key_of(tr)
-                if key is not None and tr.get("status"):
-                    self._taskrun_written(key, tr["status"])
-        for pod in pods:  # pods that ended while we were away
-            await self.on_pod(pod, deleted=False, now=now)
 
     def _trigger(self) -> str:
         return str(((self.run.get("spec") or {}).get("trigger") or {}).get("kind", "manual"))
@@ -221,17 +225,8 @@ class RunDriver:
                     key=key,
                     attempt=attempt,
                 )
-            inst = self.engine.instances.get(key)
-            task_id = self.plan.tasks[inst.task].id if inst else key
-            metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
-            if inst and inst.started_at:
-                metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
-                    (now - inst.started_at).total_seconds()
-                )
-            decisions = self.engine.finished(key, attempt, result, now)
-            await self._apply(decisions, now)
-            if not deleted and result.reason not in ("PodDeleted",):
-                pass  # finished pods stay for `kubectl logs`; the TaskRun owns them
+            self._count_end(key, result, now)
+            await self._apply(self.engine.finished(key, attempt, result, now), now)
 
     def _write_if_still(self, delay: float, key: str, attempt: int, state: TaskState) -> None:
         """Write a transient state (queued, running) only if it lasts.
@@ -252,42 +247,28 @@ class RunDriver:
         async with self.lock:
             await self._apply(self.engine.tick(now), now)
 
-    async def check_start_timeouts(self, now: datetime) -> None:
-        """Fail attempts whose pod never started (unschedulable, image missing...)."""
-        async with self.lock:
-            for key, created in list(self.pod_created.items()):
-                inst = self.engine.instances.get(key)
-                if inst is None or inst.state is not TaskState.QUEUED:
-                    self.pod_created.pop(key, None)
-                    continue
-                limit = self.plan.tasks[inst.task].start_timeout.total_seconds()
-                if (now - created).total_seconds() < limit:
-                    continue
-                pod = self.pods.pop(key, None)
-                self.pod_created.pop(key, None)
-                why = self.waiting.pop(key, "the pod was not scheduled or its image not found")
-                message = f"the pod did not start within {int(limit)}s: {why}"
-                result = Result(None, reason=AttemptReason.START_TIMEOUT, message=message)
-                decisions = self.engine.finished(key, inst.attempt, result, now)
-                if pod:
-                    await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
-                await self._apply(decisions, now)
-
     # -- applying decisions ---------------------------------------------------------------
     async def _apply(self, d: Decisions, now: datetime) -> None:
+        ended: list[tuple[str, int, Result]] = []  # attempts to end once `d` is applied
         if d.launches:  # independent: create them all at once
-            await asyncio.gather(*(self._launch(launch, now) for launch in d.launches))
+            refusals = await asyncio.gather(*(self._launch(launch, now) for launch in d.launches))
+            ended += [r for r in refusals if r is not None]
         for key, reason in d.kills:
+            if self.podless.cancel(key):
+                continue
             pod = self.pods.pop(key, None)
             if pod:
                 log.info("Stopping pod %s of %s: %s", pod, self.name, reason)
                 await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
+        for key, attempt in d.start_timeouts:
+            ended.append((key, attempt, await self._start_timed_out(key)))
         for key, state in d.changes:
             if state in _QUIET:
                 continue  # scheduled/queued are not written; running is handled in on_pod
-            if key not in self.taskruns and attempt_without_pod(self.engine.instances.get(key)):
-                # A template error fails an attempt before any pod: its TaskRun still
-                # shows why, and keeps the attempt count for a restore.
+            if key not in self.taskruns and needs_own_taskrun(self.engine.instances.get(key)):
+                # A template error or a refused pod fails an attempt before any pod, and an
+                # engine sensor has none: its TaskRun still shows why, and keeps the
+                # attempts and pokes for a restore.
                 await self._ensure_taskrun(key)
             self.writer.taskrun_changed(key)
             self.writer.run_changed()
@@ -305,15 +286,18 @@ class RunDriver:
             if ident in self.notified:
                 continue
             self.notified.add(ident)
-            self.writer.run_changed()
+            # Sent at once, recorded at once: a restart re-sends only what it cannot know
+            # was sent (at least once, and a duplicate only within one status write).
+            self.writer.run_changed(urgent=True)
             asyncio.get_running_loop().create_task(
                 notify.send(
                     self.kube,
                     self.namespace,
                     self.plan.name,
-                    self.ctx.run_id,
+                    self.name,
                     fire,
                     self._owner_ref(),
+                    self.mailer,
                 )
             )
         for key, why in d.waits:
@@ -321,15 +305,42 @@ class RunDriver:
         if d.cache_writes and self.cache is not None:
             self.cache.keep(d.cache_writes, now)
         for miss in d.sla_misses:
-            self.sla_missed = True
+            self.sla_misses.add(miss.task or RUN_SLA)
             metrics.SLA_MISSES.labels(self.namespace, self.plan.name, miss.task or "").inc()
-            self.emit(self.run, "Warning", "SlaMissed", f"{miss.task or 'run'} missed its SLA")
-            self.writer.run_changed()
+            blocking = f" (blocking: {', '.join(miss.blocking[:20])})" if miss.blocking else ""
+            message = f"{miss.task or 'run'} missed its SLA{blocking}"
+            self.emit(self.run, "Warning", "SlaMissed", message)
+            self.writer.run_changed(urgent=True)
         if d.finished is not None:
             await self._finish(d.finished, now)
         else:
             self.writer.schedule()
         self.on_wake(self)
+        for key, attempt, result in ended:
+            self._count_end(key, result, now)
+            await self._apply(self.engine.finished(key, attempt, result, now), now)
+
+    async def _start_timed_out(self, key: str) -> Result:
+        """An attempt whose pod did not start in time: stop the pod, and say why it did not."""
+        inst = self.engine.instances[key]
+        limit = int(self.plan.tasks[inst.task].start_timeout.total_seconds())
+        pod = self.pods.pop(key, None)
+        self.pod_created.pop(key, None)
+        why = self.waiting.pop(key, "the pod was not scheduled or its image not found")
+        if pod:
+            await asyncio.to_thread(self.kube.delete_pod, self.namespace, pod)
+        message = f"the pod did not start within {limit}s: {why}"
+        return Result(None, reason=AttemptReason.START_TIMEOUT, message=message)
+
+    def _count_end(self, key: str, result: Result, now: datetime) -> None:
+        inst = self.engine.instances.get(key)
+        task_id = self.plan.tasks[inst.task].id if inst else key
+        metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
+        started = inst.attempt_started_at or inst.started_at if inst else None
+        if started:  # the attempt's own duration, as Airflow's task duration
+            metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
+                (now - started).total_seconds()
+            )
 
     def _event(self, key: str, state: TaskState) -> None:
         """Every state change is an Event: on the TaskRun, or on the run if it has none."""
@@ -337,7 +348,9 @@ class RunDriver:
         event = task_event(key, state, inst.message if inst else None)
         if event is None:
             return
-        kind, reason, message = event
+        self._emit_on(key, *event)
+
+    def _emit_on(self, key: str, kind: str, reason: str, message: str) -> None:
         meta = self.taskruns.get(key)
         if meta is not None:
             target = {
@@ -349,72 +362,6 @@ class RunDriver:
         else:
             self.emit(self.run, kind, reason, message)
 
-    async def _launch(self, launch: Launch, now: datetime) -> None:
-        """The TaskRun and the pod are created together: neither waits for the other.
-
-        The pod is owned by the PipelineRun (its name is derived from the TaskRun's,
-        which is deterministic), so the TaskRun's uid is not needed first; this keeps
-        one API round trip, not two, between an upstream's end and the next pod.
-        """
-        trname = self.taskruns[launch.key]["name"] if launch.key in self.taskruns else None
-        trname = trname or naming.taskrun_name(self.name, launch.key)
-        name = naming.pod_name(trname, launch.attempt, launch.poke)
-        body = build_pod(
-            launch, name=name, run=self.identity, pipeline=self.plan.spec, owner=self._owner_ref()
-        )
-        self.pods[launch.key] = name
-        self.pod_created[launch.key] = now
-        await asyncio.gather(
-            self._ensure_taskrun(launch.key),
-            _launching(self.kube.create_pod, self.namespace, body),
-        )
-        if launch.ready_at is not None:
-            metrics.TASK_SCHEDULING_DELAY.labels(self.namespace, self.plan.name).observe(
-                max(0.0, (self.clock() - launch.ready_at).total_seconds())
-            )
-        self.trouble.pop(launch.key, None)
-
-    async def _ensure_taskrun(self, key: str) -> dict[str, Any]:
-        meta = self.taskruns.get(key)
-        if meta is None:
-            inst = self.engine.instances[key]
-            name = naming.taskrun_name(self.name, key)
-            body = taskrun_manifest(
-                name=name,
-                namespace=self.namespace,
-                run=self.name,
-                key=key,
-                task_id=self.plan.tasks[inst.task].id,
-                map_index=inst.map_index,
-                item=inst.item,
-                labels=self.labels,
-                owner=self._owner_ref(),
-            )
-            created = await _launching(self.kube.create, "taskruns", self.namespace, body)
-            if created is None:
-                created = await asyncio.to_thread(self.kube.get, "taskruns", self.namespace, name)
-            assert created is not None
-            meta = created["metadata"]
-            self.taskruns[key] = meta
-        return {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "TaskRun",
-            "name": meta["name"],
-            "uid": meta["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-    def _owner_ref(self) -> dict[str, Any]:
-        return {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "PipelineRun",
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
     # -- status ---------------------------------------------------------------------------
     async def flush(self) -> None:
         await self.writer.flush()
@@ -424,31 +371,22 @@ class RunDriver:
         inst = self.engine.instances.get(key)
         if meta is None or inst is None:
             return None
+        podless = not runs_pod(self.plan.tasks[inst.task].spec)
         status = taskrun_status(
-            inst, self.pods.get(key), meta["name"], self.trouble.get(key), self.logs.of(key)
+            inst,
+            self.pods.get(key),
+            meta["name"],
+            self.trouble.get(key),
+            self.logs.of(key),
+            podless=podless,
         )
         return meta["name"], wire(status)
-
-    def _taskrun_written(self, key: str, status: dict[str, Any]) -> None:
-        """A TaskRun status is stored: the logs of the attempts it records as ended are
-        archived, off this path (a sensor's pokes say only "not yet": not archived)."""
-        inst = self.engine.instances.get(key)
-        if inst is not None and self.plan.tasks[inst.task].sensor is None:
-            log_archiving.archive_ended(
-                self.logs, self.identity, key, self.taskruns.get(key), status, self._log_archived
-            )
-
-    def _log_archived(self, job: log_archiving.ArchiveJob, outcome: log_archiving.Outcome) -> None:
-        """The archive kept the log (or gave up): the attempt's status says so."""
-        self.logs.settle(job.key, job.attempt, outcome)
-        self.writer.taskrun_changed(job.key)
-        self.writer.schedule()
 
     def run_status(self, end: datetime | None = None) -> PipelineRunStatus:
         return run_status(
             self.engine,
             notified=self.notified,
-            sla_missed=self.sla_missed,
+            sla_misses=self.sla_misses,
             generation=self.run["metadata"].get("generation"),
             now=self.clock(),
             end=end,

@@ -21,6 +21,7 @@ from kascade.controller import approval, config, log_archiving, masking, notify,
 from kascade.controller.leader import LeaderElector
 from kascade.controller.podspec import LABEL_RUN
 from kascade.controller.world import World
+from kascade.kube import client
 from kascade.kube.client import load_config
 
 log = logging.getLogger("kascade.operator")
@@ -43,6 +44,8 @@ def _emit(obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
     )
     if kind == "Normal" and reason.startswith("Task") and not TASK_EVENTS_ALL:
         return  # --task-events=warnings: a busy installation keeps only what needs a look
+    if client.FENCE is not None:
+        client.FENCE()  # an Event is a write too: never from a replica that lost the Lease
     try:
         kopf.event(obj, type=kind, reason=reason, message=message[:1000])
     except Exception as exc:  # events are best effort
@@ -110,8 +113,9 @@ def _act() -> None:
 
 async def _lead(elector: LeaderElector) -> None:
     await elector.acquire()
+    client.FENCE = elector.fence
+    elector.keep()
     _act()
-    await elector.keep()
 
 
 @kopf.on.cleanup()

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kascade import metrics
-from kascade.api.runs import instance_key
 from kascade.controller.podspec import RunIdentity
 from kascade.integrations.log_archive import LogArchive, LogKeyError
 from kascade.integrations.objectstore import ObjectStoreError
@@ -211,12 +210,10 @@ class RunLogs:
         self.settled: dict[str, dict[int, tuple[bool, str | None]]] = {}
         self.pending: set[tuple[str, int]] = set()
 
-    def restore(self, taskruns: list[dict[str, Any]]) -> None:
-        for tr in taskruns:
-            key = key_of(tr)
-            if key is None:
-                continue
-            for attempt in (tr.get("status") or {}).get("attempts") or []:
+    def restore(self, stored: Mapping[str, dict[str, Any]]) -> None:
+        """From the stored TaskRun statuses (instance key -> status)."""
+        for key, status in stored.items():
+            for attempt in status.get("attempts") or []:
                 if attempt.get("logArchived") is not None:
                     book = self.settled.setdefault(key, {})
                     book[int(attempt["number"])] = (
@@ -250,14 +247,6 @@ class RunLogs:
 
     def of(self, key: str) -> dict[int, tuple[bool, str | None]]:
         return self.settled.get(key, {})
-
-
-def key_of(taskrun: dict[str, Any]) -> str | None:
-    """The instance key a stored TaskRun is about (None for one that is not Kascade's)."""
-    spec = taskrun.get("spec") or {}
-    if not spec.get("taskName"):
-        return None
-    return instance_key(str(spec["taskName"]), spec.get("mapIndex"))
 
 
 def archive_ended(

@@ -48,6 +48,19 @@ def run_name(pipeline: str, trigger: str, stamp: str) -> str:
     return bounded(f"{pipeline}-{trigger}-{stamp}", f"{pipeline}/{trigger}/{stamp}")
 
 
+def triggered_run_name(pipeline: str, run_id: str | None, origin: str) -> str:
+    """The PipelineRun a trigger task makes: named after the ``runId`` asked for (the same
+    id is the same run, which may exist), else after the asking attempt (``origin``:
+    namespace/run/instance/attempt), so an attempt launched again finds its own run."""
+    if run_id is not None:
+        return bounded(f"{pipeline}-{run_id}", f"{pipeline}/{run_id}")
+    _, run, instance, attempt = origin.rsplit("/", 3)
+    instance = instance.replace(".", "-").replace("[", "-").replace("]", "")
+    # The hash keeps two origins whose slugs meet (``a.b`` and ``a-b``) apart.
+    readable = f"{pipeline}-from-{run}-{instance}-a{attempt}-{_short_hash(origin)}"
+    return bounded(readable, origin)
+
+
 def label_value(text: str) -> str:
     value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-_.")
     if len(value) <= LABEL_MAX:

@@ -1,8 +1,11 @@
-"""Send notifications: Slack-compatible webhooks and hook pods.
+"""Send notifications: webhooks, hook pods and e-mail.
 
 A notification never changes a run's outcome: failures are logged and counted.
 Webhook URLs are usually credentials, so they are read from Secrets at send
-time and never written to logs, events or status.
+time and never written to logs, events or status. Each one gets the callback
+context the engine built (``Fire.context``) with the link to the task's page in
+the web UI: a webhook's body is rendered over it, a hook pod gets it as
+environment variables, an e-mail's subject and body are rendered over it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import logging
 from typing import Any
 
 from kascade import metrics
-from kascade.controller import outbound
+from kascade.controller import links, outbound
+from kascade.controller.mailing import Mailer
 from kascade.controller.naming import bounded, label_value
 from kascade.controller.podspec import (
     DEFAULT_CONTAINER_SECURITY,
@@ -21,7 +25,9 @@ from kascade.controller.podspec import (
     LABEL_PIPELINE,
     MANAGED_BY,
 )
+from kascade.engine import callbacks
 from kascade.engine.decisions import Fire
+from kascade.integrations.mailing import message_id
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.notify")
@@ -36,15 +42,15 @@ def configure(policy: outbound.Policy) -> None:
     POLICY = policy
 
 
-def _post(url: str, text: str) -> int:
-    status = outbound.post_json(url, {"text": text}, POLICY)
+def _post(url: str, body: Any) -> int:
+    status = outbound.post_json(url, body, POLICY)
     if status >= 400:
         raise OSError(f"HTTP {status}")
     return status
 
 
 def hook_pod(
-    namespace: str, pipeline: str, run_id: str, fire: Fire, owner: dict[str, Any]
+    namespace: str, pipeline: str, fire: Fire, owner: dict[str, Any], ctx: Any = None
 ) -> dict[str, Any]:
     """A hook pod named after (run, notification, event, task): created once, owned by the run."""
     hook = fire.notification.hook
@@ -53,13 +59,13 @@ def hook_pod(
     args = hook.args
     if hook.script is not None:
         command = [*(command or ["sh", "-e"]), "-c", hook.script]
-    env = [
-        {"name": "KASCADE_EVENT", "value": fire.event},
-        {"name": "KASCADE_TASK", "value": fire.task or ""},
-        {"name": "KASCADE_MESSAGE", "value": fire.message},
-        {"name": "KASCADE_PIPELINE", "value": pipeline},
-        {"name": "KASCADE_RUN_ID", "value": run_id},
-    ] + [e.dump() for e in hook.env or []]
+    contract = callbacks.hook_env(ctx if ctx is not None else fire.context, fire.task)
+    contract["KASCADE_PIPELINE"] = pipeline
+    contract["KASCADE_EVENT"] = fire.event
+    contract["KASCADE_MESSAGE"] = fire.message
+    env = [{"name": k, "value": v} for k, v in contract.items()] + [
+        e.dump() for e in hook.env or []
+    ]
     container: dict[str, Any] = {
         "name": "hook",
         "image": hook.image,
@@ -97,42 +103,84 @@ def hook_pod(
 
 
 async def send(
-    kube: Kube, namespace: str, pipeline: str, run_id: str, fire: Fire, owner: dict[str, Any]
+    kube: Kube,
+    namespace: str,
+    pipeline: str,
+    run: str,
+    fire: Fire,
+    owner: dict[str, Any],
+    mailer: Mailer,
 ) -> None:
+    """Every channel of one notification; one failing never stops the others."""
     n = fire.notification
+    ctx = callbacks.with_log_url(
+        fire.context, links.task_page(links.ui_base(), namespace, run, fire.task)
+    )
     outcome = "sent"
-    try:
-        if n.webhook is not None:
-            url = n.webhook.url
-            if n.webhook.url_from is not None:
-                ref = n.webhook.url_from
-                url = await asyncio.to_thread(kube.read_secret_key, namespace, ref.name, ref.key)
-            if url:
-                await asyncio.to_thread(_post, url, f"[kascade] {pipeline}: {fire.message}")
+    for channel in ("webhook", "hook", "email"):
+        if getattr(n, channel) is None:
+            continue
+        try:
+            if channel == "webhook":
+                outcome = await _webhook(kube, namespace, fire, ctx, pipeline) or outcome
+            elif channel == "hook":
+                body = hook_pod(namespace, pipeline, fire, owner, ctx)
+                await asyncio.to_thread(kube.create_pod, namespace, body)
             else:
-                outcome = "no_url"
-        if n.hook is not None:
-            await asyncio.to_thread(
-                kube.create_pod, namespace, hook_pod(namespace, pipeline, run_id, fire, owner)
+                outcome = await _email(mailer, fire, ctx) or outcome
+        except outbound.Refused as exc:
+            outcome = "refused"
+            log.warning(
+                "Notification %s (%s) of %s/%s not sent: %s",
+                n.name,
+                fire.event,
+                namespace,
+                pipeline,
+                exc,
             )
-    except outbound.Refused as exc:
-        outcome = "refused"
-        log.warning(
-            "Notification %s (%s) of %s/%s not sent: %s",
-            n.name,
-            fire.event,
-            namespace,
-            pipeline,
-            exc,
-        )
-    except Exception as exc:  # a notification must never break a run
-        outcome = "error"
-        log.warning(
-            "Notification %s (%s) of %s/%s failed: %s",
-            n.name,
-            fire.event,
-            namespace,
-            pipeline,
-            type(exc).__name__,
-        )
+        except Exception as exc:  # a notification must never break a run
+            outcome = "error"
+            log.warning(
+                "Notification %s (%s) of %s/%s failed: %s",
+                n.name,
+                fire.event,
+                namespace,
+                pipeline,
+                type(exc).__name__,
+            )
     metrics.NOTIFICATIONS.labels(namespace, pipeline, fire.event, outcome).inc()
+
+
+async def _webhook(
+    kube: Kube, namespace: str, fire: Fire, ctx: dict[str, Any], pipeline: str
+) -> str | None:
+    webhook = fire.notification.webhook
+    assert webhook is not None
+    url = webhook.url
+    if webhook.url_from is not None:
+        ref = webhook.url_from
+        url = await asyncio.to_thread(kube.read_secret_key, namespace, ref.name, ref.key)
+    if not url:
+        return "no_url"
+    await asyncio.to_thread(_post, url, callbacks.render_body(webhook.body, ctx))
+    return None
+
+
+async def _email(mailer: Mailer, fire: Fire, ctx: dict[str, Any]) -> str | None:
+    template = fire.notification.email
+    assert template is not None
+    email = callbacks.render_email(template, ctx)
+    ident = mailing_id(ctx, fire)
+    what = f"notification {fire.notification.name} ({fire.event} of {fire.task or 'the run'})"
+    return None if await mailer.send(email, ident, what) is None else "error"
+
+
+def mailing_id(ctx: dict[str, Any], fire: Fire) -> str:
+    """The same alert sent again (an operator restart) has the same Message-ID."""
+    return message_id(
+        ctx.get("run_id"),
+        fire.notification.name,
+        fire.event,
+        fire.task or "run",
+        ctx.get("try_number") or 0,
+    )

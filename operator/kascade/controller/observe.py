@@ -40,9 +40,10 @@ class PodView:
     log: the driver reads them and writes them to the object store (``result`` waits)."""
 
 
-def _container(
+def task_container(
     pod: dict[str, Any], name: str = "task", field: str = "containerStatuses"
 ) -> dict[str, Any]:
+    """The status of one of the pod's containers, the task's by default ({} before it has one)."""
     statuses = (pod.get("status") or {}).get(field) or []
     for status in statuses:
         if status.get("name") == name:
@@ -56,7 +57,7 @@ def _outputs_message(pod: dict[str, Any], task_message: str) -> str | None:
     names = {c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []}
     if OUTPUTS_SIDECAR not in names:
         return task_message
-    sidecar = _container(pod, OUTPUTS_SIDECAR, "initContainerStatuses")
+    sidecar = task_container(pod, OUTPUTS_SIDECAR, "initContainerStatuses")
     terminated = (sidecar.get("state") or {}).get("terminated")
     return str(terminated.get("message") or "") if terminated else None
 
@@ -81,7 +82,7 @@ def _outputs_result(exit_code: int, message: str) -> Result:
 def view(pod: dict[str, Any], *, deleted: bool = False) -> PodView:
     status = pod.get("status") or {}
     phase = status.get("phase")
-    container = _container(pod)
+    container = task_container(pod)
     state = container.get("state") or {}
     terminated = state.get("terminated")
     running = "running" in state or phase in ("Running", "Succeeded", "Failed")
@@ -137,4 +138,28 @@ def trouble(seen: PodView) -> str | None:
         f"{seen.waiting_reason}: {seen.waiting_message}"
         if seen.waiting_message
         else seen.waiting_reason
+    )
+
+
+#: Refusals that trying again as is cannot get past: the pod itself is wrong for this
+#: cluster (a field the API server finds invalid, a Pod Security violation, a policy
+#: webhook's denial). Others (a quota, a ServiceAccount not created yet) may pass later.
+_FINAL_REASONS = frozenset({"Invalid", "BadRequest"})
+_FINAL_WORDS = ("violates PodSecurity", "denied the request")
+
+
+def rejected(status: int, reason: str, message: str) -> Result:
+    """A pod the API server refused to create, as the attempt's result (``PodRejected``),
+    in the server's words; retried by policy only if the reason can change."""
+    text = message
+    for cut in (" is forbidden: ", " is invalid: "):
+        if cut in text:
+            text = text.split(cut, 1)[1]
+            break
+    final = reason in _FINAL_REASONS or any(word in message for word in _FINAL_WORDS)
+    return Result(
+        None,
+        reason=AttemptReason.POD_REJECTED,
+        message=f"PodRejected: {text}" if text else f"PodRejected: {status} {reason}",
+        retryable=not final,
     )

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kascade.api.pipeline import Notification, PipelineSpec, SensorKind
+from kascade.api.pipeline import Notification, PipelineSpec
 from kascade.controller.podspec import RunIdentity, build_pod
+from kascade.engine.actions import runs_pod
 from kascade.engine.decisions import Fire, Launch
 from kascade.engine.plan import Plan, PlannedTask
 
-PODLESS_SENSORS = frozenset({SensorKind.TIME, SensorKind.DATETIME, SensorKind.EXTERNAL_TASK})
 _IDENTITY = RunIdentity(
     namespace="",
     pipeline="preview",
@@ -50,9 +50,9 @@ class Preview:
 
 
 def preview_pod(task: PlannedTask, spec: PipelineSpec, namespace: str) -> dict[str, Any]:
-    """The pod of the task's first attempt (sensors with no pod get an empty one)."""
+    """The pod of the task's first attempt (tasks with no pod get an empty one)."""
     t = task.spec
-    if t.sensor is not None and t.sensor.kind in PODLESS_SENSORS:
+    if not runs_pod(t):
         return {"spec": {}}
     launch = Launch(
         key=task.id,
@@ -90,8 +90,7 @@ def previews(plan: Plan, spec: PipelineSpec, namespace: str) -> list[Preview]:
             out.append(preview)
 
     for task in plan.tasks:
-        t = task.spec
-        if t.sensor is not None and t.sensor.kind in PODLESS_SENSORS:
+        if not runs_pod(task.spec):
             continue
         pod = preview_pod(task, spec, namespace)
         shared_env_from = len(spec.variables or []) + len(spec.connections or [])
@@ -108,7 +107,7 @@ def previews(plan: Plan, spec: PipelineSpec, namespace: str) -> list[Preview]:
         if n.hook is None:
             continue
         fire = Fire(notification=n, event="failure", task=None, message="")
-        pod = hook_pod(namespace, "preview", "preview", fire, {"name": "preview"})
+        pod = hook_pod(namespace, "preview", fire, {"name": "preview"})
         pod["metadata"]["name"] = _name(path)
         del pod["metadata"]["ownerReferences"]
         builtin = len(pod["spec"]["containers"][0]["env"]) - len(n.hook.env or [])

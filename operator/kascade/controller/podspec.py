@@ -232,8 +232,10 @@ def taskrun_manifest(
     item: Any,
     labels: dict[str, str],
     owner: dict[str, Any],
+    launched: int = 0,
 ) -> dict[str, Any]:
-    """The TaskRun of one task instance, owned by its PipelineRun."""
+    """The TaskRun of one task instance, owned by its PipelineRun; ``launched`` is the
+    attempt whose pod is about to be created (recorded first: see ``observed.py``)."""
     spec: dict[str, Any] = {"pipelineRunRef": {"name": run}, "taskName": task_id}
     if map_index is not None:
         spec["mapIndex"] = map_index
@@ -250,6 +252,7 @@ def taskrun_manifest(
                 LABEL_RUN: label_value(run),
                 LABEL_TASK: label_value(key),
             },
+            **({"annotations": {ANN_ATTEMPT: str(launched)}} if launched else {}),
             "ownerReferences": [owner],
         },
         "spec": spec,

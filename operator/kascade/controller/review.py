@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -44,10 +44,17 @@ from kascade.engine.validation import validate_document, validate_spec
 from kascade.kube.access import Access, UserInfo
 
 log = logging.getLogger("kascade.admission")
+T = TypeVar("T")
 
 MAX_SPEC_BYTES = 1024 * 1024
 """etcd refuses objects over ~1.5 MiB, and a PipelineRun carries a copy of the spec plus
 its status: 1 MiB of spec leaves room for both."""
+VALIDATION_SECONDS = 8.0
+"""How long the engine's validation may take in a review. The API server waits
+``webhook.timeoutSeconds`` (15 s in the chart) for the whole answer, pod dry runs
+included; the engine bounds what it compiles (``engine/bounds.py``), and this is the
+backstop that turns anything slower into a refusal instead of a timed-out webhook. It
+runs in a thread, so the webhook keeps answering other requests meanwhile."""
 
 
 @dataclass
@@ -145,8 +152,14 @@ class Reviewer:
         too_big = _size_problem(spec, "spec")
         if too_big:
             return Verdict([too_big])
-        shared = await self._shared(req.namespace, _used(spec))
-        model, plan, issues = validate_document(req.new, shared)
+        used = await _within_deadline(_used, spec)
+        if used is None:
+            return Verdict([_too_slow("spec")])
+        shared = await self._shared(req.namespace, used)
+        checked = await _within_deadline(validate_document, req.new, shared)
+        if checked is None:
+            return Verdict([_too_slow("spec")])
+        model, plan, issues = checked
         if issues or model is None or plan is None:
             return Verdict([str(i) for i in issues])
         return await self._approve(req, plan, model.spec, spec)
@@ -175,7 +188,10 @@ class Reviewer:
             shared = task_templates.pinned(run.spec.task_templates)
         else:
             shared = await self._shared(req.namespace, task_templates.used(spec))
-        plan, issues = validate_spec(spec, ref, shared)
+        checked = await _within_deadline(validate_spec, spec, ref, shared)
+        if checked is None:
+            return Verdict([*problems, _too_slow("spec.pipelineSpec")])
+        plan, issues = checked
         problems += [_under("spec.pipelineSpec", i) for i in issues]
         problems += [str(i) for i in _params(spec, run.spec.params)]
         if problems or plan is None:
@@ -235,7 +251,7 @@ class Reviewer:
                 asyncio.to_thread(
                     self.access.allowed,
                     req.user,
-                    req.namespace,
+                    c.namespace or req.namespace,
                     c.verb,
                     c.resource,
                     c.name,
@@ -250,6 +266,22 @@ class Reviewer:
 
     def _is_me(self, user: UserInfo) -> bool:
         return user.username == self.access.whoami()
+
+
+async def _within_deadline(check: Callable[..., T], *args: Any) -> T | None:
+    """``check(*args)`` in a thread, or None when it took over :data:`VALIDATION_SECONDS`."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(check, *args), VALIDATION_SECONDS)
+    except TimeoutError:
+        log.warning("Validation took over %ss; the spec is refused", VALIDATION_SECONDS)
+        return None
+
+
+def _too_slow(path: str) -> str:
+    return (
+        f"{path}: validation took longer than {VALIDATION_SECONDS:g} s, the time the "
+        "webhook has to answer: the pipeline is too large to check; split it"
+    )
 
 
 def _used(raw: Any) -> set[str]:

@@ -11,7 +11,11 @@ admission webhook asks the API server with SubjectAccessReviews):
   running a pod as that account takes without Kascade), or the narrower
   ``use serviceaccounts/<name>`` that an admin can grant for Kascade alone;
 * a Secret, ConfigMap or PersistentVolumeClaim (env, envFrom, volumes,
-  connections, variables, a notification's ``urlFrom``): ``get`` on it;
+  connections, variables, a notification's ``urlFrom``, the SMTP Secret of a
+  pipeline that sends e-mail): ``get`` on it;
+* a run of another pipeline (``triggerPipeline``): ``create pipelineruns`` in the
+  namespace it runs in (and ``delete pipelineruns`` there for ``resetDagRun``), as
+  ``kubectl create`` of that PipelineRun would take;
 * anything beyond Pod Security "restricted" (privileged, added capabilities,
   root, hostPath, ...): ``create pods`` in the namespace; the namespace's own
   Pod Security level is enforced too, by the dry run of the pod;
@@ -46,10 +50,13 @@ class Check:
     resource: str
     name: str | None = None
     group: str = ""
+    namespace: str | None = None
+    """Another namespace than the spec's (None: the spec's own)."""
 
     def __str__(self) -> str:
         target = f"{self.resource}/{self.name}" if self.name else self.resource
-        return f"{self.verb} {target}"
+        where = f" in namespace {self.namespace}" if self.namespace else ""
+        return f"{self.verb} {target}{where}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,10 @@ def _all_needs(plan: Plan, spec: PipelineSpec) -> Iterator[Need]:
         yield from _notification(n, f"spec.notifications[{i}]")
     for task in plan.tasks:
         yield from _task(task, spec)
+    mail = _sends_email(plan)
+    if mail is not None:
+        need = _secret(plan.smtp_secret, "spec.smtp.secret" if spec.smtp else mail)
+        yield Need(need.grant, need.checks, need.path, f"{need.why} (the SMTP settings)")
 
 
 def _task(task: PlannedTask, spec: PipelineSpec) -> Iterator[Need]:
@@ -111,6 +122,7 @@ def _task(task: PlannedTask, spec: PipelineSpec) -> Iterator[Need]:
         yield from _volume(volume, f"{task.field_path('volumes', 'volumes')}[{j}]")
     for j, n in enumerate(task.notifications):
         yield from _notification(n, f"{task.field_path('notifications', 'notifications')}[{j}]")
+    yield from _trigger(task)
     loosened = pod_security.violations(preview_pod(task, spec, "preview"))
     if loosened:
         yield Need(
@@ -118,6 +130,39 @@ def _task(task: PlannedTask, spec: PipelineSpec) -> Iterator[Need]:
             (CREATE_PODS,),
             p,
             "loosens the restricted pod security context: " + "; ".join(loosened),
+        )
+
+
+def _sends_email(plan: Plan) -> str | None:
+    """Where the spec first asks for e-mail (None: it never sends any)."""
+    for i, n in enumerate(plan.spec.notifications or []):
+        if n.email is not None:
+            return f"spec.notifications[{i}].email"
+    for task in plan.tasks:
+        if task.spec.send_email is not None:
+            return f"{task.path}.sendEmail"
+        if task.spec.email and any(n.email is not None for n in task.notifications):
+            return task.field_path("email", "email")
+        for j, n in enumerate(task.notifications):
+            if n.email is not None:
+                return f"{task.path}.notifications[{j}].email"
+    return None
+
+
+def _trigger(task: PlannedTask) -> Iterator[Need]:
+    trigger = task.spec.trigger_pipeline
+    if trigger is None:
+        return
+    path = f"{task.path}.triggerPipeline"
+    label = f"namespace {trigger.namespace}" if trigger.namespace else "its namespace"
+    verbs = ("create", "delete") if trigger.reset_dag_run else ("create",)
+    for verb in verbs:
+        yield Need(
+            f"pipelineruns:{verb}:{trigger.namespace or ''}",
+            (Check(verb, "pipelineruns", group=GROUP, namespace=trigger.namespace),),
+            f"{path}.resetDagRun" if verb == "delete" else f"{path}.pipeline",
+            f"{'replaces' if verb == 'delete' else 'starts'} runs of pipeline "
+            f"{trigger.pipeline!r} in {label}",
         )
 
 

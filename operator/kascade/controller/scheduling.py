@@ -9,8 +9,6 @@ exists is a no-op.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +16,7 @@ from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.api.runs import TriggerKind
-from kascade.controller import approval, naming
+from kascade.controller import naming, snapshots
 from kascade.controller.podspec import LABEL_PIPELINE, MANAGED_BY
 from kascade.engine.run_dates import PipelineSchedule, manual_run
 from kascade.engine.schedule import DataInterval, parse_schedule
@@ -36,6 +34,8 @@ class RunRecord:
     created: datetime | None = None
     ended: datetime | None = None
     logical_date: datetime | None = None
+    snapshot: str | None = None
+    """The PipelineSnapshot it executes (None: a spec of its own, or not frozen yet)."""
 
     @property
     def active(self) -> bool:
@@ -77,10 +77,6 @@ def next_waiting(waiting: Mapping[str, dict[str, Any]]) -> str:
     return min(waiting, key=lambda name: (str(waiting[name]["spec"].get("logicalDate", "")), name))
 
 
-def spec_hash(spec: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y%m%dt%H%M%S")
 
@@ -94,8 +90,11 @@ def run_manifest(
     by: str | None = None,
     name: str | None = None,
     logical_date: datetime | None = None,
+    frozen: bool = False,
 ) -> dict[str, Any]:
-    """A PipelineRun that freezes the pipeline's spec as it is now.
+    """A PipelineRun of ``pipeline``; ``frozen``: referencing the PipelineSnapshot of its
+    spec as it is now (the caller makes sure it exists), else the operator freezes it when
+    it first sees the run (``snapshots.py``).
 
     The logical date is the interval's start for scheduled and backfill runs; a
     manual run's is the moment it was triggered (as in Airflow), so that two
@@ -116,7 +115,6 @@ def run_manifest(
                 LABEL_PIPELINE: naming.label_value(pname),
                 LABEL_TRIGGER: trigger.value,
             },
-            **approval.carried(pipeline),
             "ownerReferences": [
                 {
                     "apiVersion": "kascade.io/v1alpha1",
@@ -130,13 +128,15 @@ def run_manifest(
         },
         "spec": {
             "pipelineRef": {"name": pname},
-            "pipelineSpec": spec,
-            "specHash": spec_hash(spec),
             "logicalDate": (logical_date or interval.start).isoformat(),
             "dataInterval": {"start": interval.start.isoformat(), "end": interval.end.isoformat()},
             "trigger": {"kind": trigger.value, **({"by": by} if by else {})},
         },
     }
+    if frozen:
+        digest = snapshots.spec_hash(spec)
+        body["spec"]["snapshot"] = snapshots.name_of(pname, digest)
+        body["spec"]["specHash"] = digest
     if params:
         body["spec"]["params"] = params
     return body
@@ -188,6 +188,7 @@ def record_of(run: dict[str, Any]) -> RunRecord:
         created=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
         ended=datetime.fromisoformat(ended.replace("Z", "+00:00")) if ended else None,
         logical_date=datetime.fromisoformat(logical.replace("Z", "+00:00")) if logical else None,
+        snapshot=spec.get("snapshot"),
     )
 
 

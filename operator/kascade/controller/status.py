@@ -8,7 +8,7 @@ that dropped to zero) instead of leaving it behind.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from kascade.api.runs import (
 )
 from kascade.controller import naming
 from kascade.engine.instances import TERMINAL, Instance
+from kascade.engine.instances import Attempt as EngineAttempt
 from kascade.engine.rendering import ITEM
 from kascade.engine.run import RunEngine
 
@@ -47,7 +48,7 @@ def run_status(
     engine: RunEngine,
     *,
     notified: Iterable[str],
-    sla_missed: bool,
+    sla_misses: Collection[str],
     generation: int | None,
     now: datetime,
     end: datetime | None = None,
@@ -81,7 +82,8 @@ def run_status(
         progress=f"{done}/{len(states)}",
         tasks={key: state.value for key, state in states.items()},
         next_wakeup=iso(engine.wake_at()),
-        sla_missed=sla_missed,
+        sla_missed=bool(sla_misses),
+        sla_misses=sorted(sla_misses) or None,
         notified=sorted(notified),
         observed_generation=generation,
     )
@@ -93,30 +95,46 @@ def taskrun_status(
     taskrun: str,
     trouble: str | None = None,
     archived: Mapping[int, tuple[bool, str | None]] | None = None,
+    *,
+    podless: bool = False,
 ) -> TaskRunStatus:
     """A TaskRun's status: its state, every attempt (with its pod), outputs and timing.
 
     ``pod`` is the pod of the attempt in flight, if any; ``trouble`` why that pod cannot
-    start (image pull, unschedulable), shown while the task is queued; ``archived`` what
-    the log archive did with each attempt's log (number -> archived, why not).
+    start (image pull, unschedulable), shown while the task is queued. A ``podless`` task
+    (sendEmail, triggerPipeline) lists its attempt in flight without a pod: that is how
+    a restarted operator knows which attempt to launch again. ``archived``: what the log
+    archive did with each attempt's log (number -> archived, why not).
     """
     archived = archived or {}
     attempts = [
         Attempt(
             number=a.number,
-            pod_name=None if a.reason in _PODLESS else naming.pod_name(taskrun, a.number),
+            pod_name=(
+                None if podless or not _had_pod(a) else naming.pod_name(taskrun, a.number, a.poke)
+            ),
             start_time=iso(a.start),
             end_time=iso(a.end),
             exit_code=a.exit_code,
             reason=a.reason,
             message=a.message,
+            poke=a.poke or None,
             log_archived=archived[a.number][0] if a.number in archived else None,
             log_archive_message=archived[a.number][1] if a.number in archived else None,
         )
         for a in inst.attempts
     ]
-    if pod and (not attempts or attempts[-1].number != inst.attempt):
-        attempts.append(Attempt(number=inst.attempt, pod_name=pod, start_time=iso(inst.started_at)))
+    in_flight = pod or (podless and inst.state in (TaskState.QUEUED, TaskState.RUNNING))
+    now_at = (inst.attempt, inst.pokes)
+    if in_flight and (not attempts or (attempts[-1].number, attempts[-1].poke or 0) != now_at):
+        attempts.append(
+            Attempt(
+                number=inst.attempt,
+                pod_name=pod,
+                start_time=iso(inst.attempt_started_at),
+                poke=inst.pokes or None,
+            )
+        )
     message = inst.message
     if trouble and inst.state is TaskState.QUEUED:
         message = f"the pod cannot start: {trouble}"
@@ -130,6 +148,10 @@ def taskrun_status(
         pokes=inst.pokes or None,
         first_poke_time=iso(inst.first_poke_at),
     )
+
+
+def _had_pod(attempt: EngineAttempt) -> bool:
+    return attempt.had_pod and attempt.reason is not AttemptReason.POD_LOST
 
 
 def queued_run(limit: int) -> dict[str, Any]:
@@ -173,11 +195,8 @@ def task_event(key: str, state: TaskState, message: str | None) -> tuple[str, st
     return kind, reason, text
 
 
-_PODLESS = frozenset({AttemptReason.TEMPLATE_ERROR, AttemptReason.CACHED})
-"""Attempts that ended before any pod: a template error, a cache hit."""
-
-
-def attempt_without_pod(inst: Instance | None) -> bool:
-    """Its last attempt ended before any pod (a template error, a cache hit): its TaskRun
-    is made all the same, to say why (and keep the attempt count for a restore)."""
-    return bool(inst and inst.attempts and inst.attempts[-1].reason in _PODLESS)
+def needs_own_taskrun(inst: Instance | None) -> bool:
+    """It acted without a launch of the driver's (an attempt that failed before its pod,
+    an engine sensor's look): its TaskRun is made with its first change, so that it shows
+    why, and a restarted operator finds its attempts and pokes."""
+    return bool(inst and (inst.attempts or inst.first_poke_at))

@@ -12,7 +12,6 @@ import contextlib
 import heapq
 import itertools
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,19 +19,20 @@ from typing import Any
 from kascade import metrics
 from kascade.api import defaults
 from kascade.api.resources import PipelineRun
-from kascade.api.runs import RunPhase, TriggerKind
-from kascade.controller import approval, config, pipelines, rights, scheduling
+from kascade.api.runs import RunPhase
+from kascade.controller import approval, config, rights, scheduling, snapshots
 from kascade.controller.cache import Caches
 from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
 from kascade.controller.runs import WatchedRuns, run_dates_of
+from kascade.controller.scheduler import Emit, Scheduler
 from kascade.controller.shared_templates import TemplateIndex
 from kascade.controller.status import invalid_run, queued_run
+from kascade.controller.writer import StatusWriter
 from kascade.engine import task_templates
 from kascade.engine.caching import Refresh
 from kascade.engine.context import RunContext
 from kascade.engine.params import resolve_params
-from kascade.engine.plan import History
 from kascade.engine.run import RunEngine
 from kascade.engine.run_dates import run_id
 from kascade.engine.slots import SharedSlots
@@ -40,17 +40,14 @@ from kascade.engine.validation import validate_spec
 from kascade.kube.client import Kube
 
 log = logging.getLogger("kascade.world")
-COUNTS_SECONDS = 30.0
-"""A Pipeline's run counters (active, succeeded, failed, last run) are written this often."""
 Key = tuple[str, str]
-Emit = Callable[[dict[str, Any], str, str, str], None]
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-class World:
+class World(Scheduler):
     def __init__(self, kube: Kube, emit: Emit, clock: Callable[[], datetime] = now_utc) -> None:
         self.kube = kube
         self.emit = emit
@@ -60,6 +57,7 @@ class World:
         self.pipelines: dict[Key, dict[str, Any]] = {}
         self.runs: dict[Key, dict[str, scheduling.RunRecord]] = {}
         self.pools = ClusterPools()
+        self.snapshots = snapshots.Snapshots(kube)
         # maxActiveTasks is per pipeline, across its runs (as in Airflow); freeing a
         # slot bumps the pools' version, which re-admits queued tasks of other runs.
         self.task_slots: dict[Key, SharedSlots] = {}
@@ -72,7 +70,14 @@ class World:
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
         self._pool_status_due = False
+        self.retired: dict[Key, StatusWriter] = {}
+        """Writers of finished runs whose last summary is not written yet (it is retried
+        until written, or superseded by a reload of the run)."""
         self.caches = Caches(kube, self.pipelines.get)
+        self._ended: dict[Key, str | None] = {}
+        """Runs whose driver finished (with its reload token) until their final status comes
+        back: a watch event of a status written before the end still says running, and must
+        not start the run again (a second summary e-mail, a restore that lost attempts)."""
         self.templates = TemplateIndex(kube, clock)
 
     # -- clock ---------------------------------------------------------------------
@@ -110,12 +115,6 @@ class World:
                 except Exception:
                     metrics.RECONCILE_ERRORS.labels(kind).inc()
                     log.exception("Timer %s for %s/%s failed", kind, *key)
-            await self._start_timeouts(now)
-
-    async def _start_timeouts(self, now: datetime) -> None:
-        for driver in list(self.drivers.values()):
-            if driver.pod_created:
-                await driver.check_start_timeouts(now)
 
     # -- pools -----------------------------------------------------------------------
     def on_pool(self, event: str, body: dict[str, Any]) -> None:
@@ -138,105 +137,6 @@ class World:
             if ns == namespace and driver.engine.has_queued:
                 self.wake(self.clock(), "run", (ns, driver.name))
 
-    # -- pipelines ----------------------------------------------------------------------
-    async def on_pipeline(self, event: str, body: dict[str, Any]) -> None:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if event == "DELETED":
-            self.pipelines.pop(key, None)
-            self.caches.forget(key)  # its TaskCache goes with it (owner reference)
-            return
-        self.pipelines[key] = body
-        status = body.get("status") or {}
-        generation = body["metadata"].get("generation")
-        if status.get("observedGeneration") != generation or approval.stale_condition(body):
-            await self._validate(key, body)
-        await self.schedule(key, self.clock())
-
-    async def on_task_template(self, event: str, body: dict[str, Any]) -> None:
-        """A TaskTemplate changed: judge it, then the pipelines that use it."""
-        namespace, name = self.templates.on_event(event, body)
-        if event != "DELETED":
-            await self.templates.write_validity(body)
-        for pkey in self.templates.users(namespace, name, self.pipelines):
-            await self._validate(pkey, self.pipelines[pkey])
-            await self.schedule(pkey, self.clock())
-
-    async def _validate(self, key: Key, body: dict[str, Any]) -> None:
-        _, plan, issues = await self.templates.validated(key[0], body)
-        generation = body["metadata"].get("generation")
-        count = len(plan.tasks) if plan else None
-        problems = [str(i) for i in issues] + approval.pipeline_problems(body)
-        status = pipelines.validity(problems, count, generation, self.clock())
-        await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], status)
-        body.setdefault("status", {}).update(status)
-        if problems:
-            self.emit(body, "Warning", "Invalid", "; ".join(problems)[:1000])
-
-    async def schedule(self, key: Key, now: datetime) -> None:
-        body = self.pipelines.get(key)
-        if (
-            body is None
-            or not pipelines.is_valid(body.get("status") or {})
-            or approval.pipeline_problems(body)
-        ):
-            return
-        pipeline, compiled, _ = await self.templates.validated(key[0], body)
-        if pipeline is None or compiled is None:
-            return
-        spec = pipeline.spec
-        runs = list(self.runs.get(key, {}).values())
-        status = body.get("status") or {}
-        start = pipelines.start_date_status(spec, status, now)
-        if start is not None:  # resolved once, before any run depends on it
-            await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], start)
-            status = body.setdefault("status", {})
-            status.update(start)
-        plan = scheduling.plan_schedule(
-            spec,
-            runs,
-            pipelines.stored_cursor(status),
-            now,
-            pipelines.resolved_start(spec, status),
-        )
-        for interval in plan.due:
-            manifest = scheduling.run_manifest(body, interval, TriggerKind.SCHEDULED)
-            created = await asyncio.to_thread(self.kube.create, "pipelineruns", key[0], manifest)
-            if created is not None:
-                metrics.RUN_SCHEDULING_DELAY.labels(*key).observe(
-                    max(0.0, (now - interval.end).total_seconds())
-                )
-                self._record_run(created)
-        patch = pipelines.schedule_status(plan, list(self.runs.get(key, {}).values()), now)
-        schedule_changed = any(status.get(k) != patch.get(k) for k in pipelines.SCHEDULE_FIELDS)
-        counts_changed = any(status.get(k) != v for k, v in patch.items())
-        since = time.monotonic() - self._counts_written.get(key, -COUNTS_SECONDS)
-        if schedule_changed or (counts_changed and since >= COUNTS_SECONDS):
-            self._counts_written[key] = time.monotonic()
-            await asyncio.to_thread(self.kube.patch_status, "pipelines", key[0], key[1], patch)
-            body.setdefault("status", {}).update(patch)
-        elif counts_changed:  # run counters are a summary: refreshed at most every 30 s
-            self.wake(now + timedelta(seconds=COUNTS_SECONDS - since), "pipeline", key)
-        self.wake(plan.next_run, "pipeline", key)
-        await self._prune(key, compiled.history, now)
-
-    async def _prune(self, key: Key, history: History, now: datetime) -> None:
-        runs = list(self.runs.get(key, {}).values())
-        ttl = history.ttl.total_seconds() if history.ttl is not None else None
-        names = scheduling.runs_to_prune(
-            runs,
-            successful=history.successful,
-            failed=history.failed,
-            ttl_seconds=ttl,
-            now=now,
-        )
-        for name in names:
-            await asyncio.to_thread(self.kube.delete, "pipelineruns", key[0], name)
-            self.runs.get(key, {}).pop(name, None)
-        if ttl is not None:  # come back when the next finished run expires
-            ends = [r.ended for r in self.runs.get(key, {}).values() if r.ended and not r.active]
-            if ends:
-                self.wake(min(ends) + timedelta(seconds=ttl + 1), "pipeline", key)
-
     # -- runs ----------------------------------------------------------------------------
     def _record_run(self, body: dict[str, Any]) -> scheduling.RunRecord:
         record = scheduling.record_of(body)
@@ -250,6 +150,7 @@ class World:
         pipeline = (body.get("spec") or {}).get("pipelineRef", {}).get("name", "")
         pkey = (meta["namespace"], pipeline)
         if event == "DELETED":
+            self._ended.pop(key, None)
             if self._drop_driver(key) is not None:
                 self._start_waiting(pkey)
             self.runs.get(pkey, {}).pop(meta["name"], None)
@@ -257,14 +158,21 @@ class World:
             self.run_tasks.pop(key, None)
             return
         record = self._record_run(body)
+        spec = body.get("spec") or {}
+        if record.active and not spec.get("pipelineSpec") and not spec.get("snapshot"):
+            await self._freeze_spec(key, body)  # at once, even if it waits to start
+            return  # the update comes back as a watch event
         self.run_tasks[key] = dict((body.get("status") or {}).get("tasks") or {})
         active = sum(1 for r in self.runs.get(pkey, {}).values() if r.active)
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
         if not record.active:
+            self._ended.pop(key, None)  # later events are newer than the end
             if self._drop_driver(key) is not None and pkey in self.pipelines:
                 self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
             return
         reload = (meta.get("annotations") or {}).get("kascade.io/reload")
+        if key in self._ended and self._ended[key] == reload:
+            return  # written before its driver finished: stale (a clear changes the token)
         driver = self.drivers.get(key)
         if driver is not None and driver.reload_token != reload:
             self._drop_driver(key)
@@ -287,8 +195,7 @@ class World:
 
     async def _admit_run(self, key: Key, pkey: Key, body: dict[str, Any]) -> bool:
         """maxActiveRuns holds every kind of run (manual and backfill too) in the queue."""
-        spec = (body.get("spec") or {}).get("pipelineSpec") or {}
-        limit = int(spec.get("maxActiveRuns", defaults.MAX_ACTIVE_RUNS))
+        limit = int(self._known_spec(pkey, body).get("maxActiveRuns", defaults.MAX_ACTIVE_RUNS))
         waiting = self.waiting.setdefault(pkey, {})
         if self._running(pkey) >= limit:
             waiting[key[1]] = body
@@ -302,6 +209,14 @@ class World:
         self._booting_for.setdefault(pkey, set()).add(key)
         return True
 
+    def _known_spec(self, pkey: Key, body: dict[str, Any]) -> dict[str, Any]:
+        """The spec a run executes, as far as it is known without a read: its own, its
+        snapshot's if read already, else its Pipeline's (the same but for an edit since)."""
+        spec = body.get("spec") or {}
+        snapshot = self.snapshots.cache.get((pkey[0], spec.get("snapshot") or ""))
+        found = spec.get("pipelineSpec") or (snapshot or {}).get("spec", {}).get("pipelineSpec")
+        return dict(found or (self.pipelines.get(pkey) or {}).get("spec") or {})
+
     def _start_waiting(self, pkey: Key) -> None:
         waiting = self.waiting.get(pkey)
         if not waiting:
@@ -311,10 +226,20 @@ class World:
 
     async def _start_driver(self, key: Key, body: dict[str, Any], reload: str | None) -> None:
         spec = body.get("spec") or {}
+        snapshot = None
         if not spec.get("pipelineSpec"):
-            await self._freeze_spec(key, body)
-            return  # the update comes back as a watch event
-        pin = await self.templates.pinning(key[0], body)
+            snapshot = await self.snapshots.get(key[0], spec.get("snapshot") or "")
+            if snapshot is None:
+                await self._fail_run(key, f"PipelineSnapshot {spec.get('snapshot')!r} not found")
+                return
+            broken = snapshots.problem(snapshot, body)
+            if broken:
+                await self._fail_run(key, broken)
+                return
+        frozen, approved = snapshots.frozen(body, snapshot)
+        pin = await self.templates.pinning(
+            key[0], {**body, "spec": {**spec, "pipelineSpec": frozen}}
+        )
         if isinstance(pin, str):
             await self._fail_run(key, pin)
             return
@@ -322,7 +247,7 @@ class World:
             await asyncio.to_thread(self.kube.patch, "pipelineruns", key[0], key[1], pin)
             return  # the update comes back as a watch event
         try:
-            run = PipelineRun.model_validate(body)
+            run = PipelineRun.model_validate({**body, "spec": {**spec, "pipelineSpec": frozen}})
         except Exception as exc:
             await self._fail_run(key, f"invalid PipelineRun: {exc}")
             return
@@ -335,20 +260,17 @@ class World:
         if plan is None or issues:
             await self._fail_run(key, "; ".join(str(i) for i in issues) or "invalid pipeline")
             return
-        refused = approval.run_problem(key[0], spec["pipelineSpec"], body["metadata"])
+        refused = approval.run_problem(key[0], frozen, approved)
         if not refused and shared:
-            refused = approval.grants_problem(
-                body["metadata"], rights.needs(plan, run.spec.pipeline_spec)
-            )
+            refused = approval.grants_problem(approved, rights.needs(plan, run.spec.pipeline_spec))
         if refused:
             await self._fail_run(key, f"not approved: {refused}")
             return
         now = self.clock()
         dates = run_dates_of(run, body, now)
+        kind = run.spec.trigger.kind.value if run.spec.trigger else "manual"
         ctx = RunContext(
-            run_id=run_id(
-                run.spec.trigger.kind.value if run.spec.trigger else "manual", dates.logical_date
-            ),
+            run_id=run.spec.run_id or run_id(kind, dates.logical_date),
             logical_date=dates.logical_date,
             interval=dates.interval,
             params=params,
@@ -388,9 +310,15 @@ class World:
         return self.task_slots[pkey]
 
     def _drop_driver(self, key: Key) -> RunDriver | None:
-        """Forget a run's driver; one that did not finish gives its slots back first."""
+        """Forget a run's driver; one that did not finish gives its slots back first, and
+        writes nothing more (the run was deleted or reloaded)."""
         driver = self.drivers.pop(key, None)
         metrics.RUN_GAUGES.forget(key)
+        retired = self.retired.pop(key, None)
+        if retired is not None:
+            retired.close()
+        if driver is not None:
+            driver.stop()
         if driver is not None and not driver.finished:
             driver.engine.release_all()
             self._readmit(key[0])
@@ -423,13 +351,18 @@ class World:
             driver.pool_version_seen = version
             self._readmit(driver.namespace)
         if driver.finished:
-            self.drivers.pop((driver.namespace, driver.name), None)
+            self.drivers.pop(key, None)
+            self._ended[key] = driver.reload_token
+            if driver.writer.final is not None:
+                self.retired[key] = driver.writer
             pkey = (driver.namespace, driver.plan.name)
             self._start_waiting(pkey)
             if pkey in self.pipelines:
                 self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
 
     async def _freeze_spec(self, key: Key, body: dict[str, Any]) -> None:
+        """A run created without a spec executes its Pipeline's as it is now: the run is
+        bound to the snapshot of that version (``snapshots.py``)."""
         pname = (body.get("spec") or {}).get("pipelineRef", {}).get("name")
         pipeline = self.pipelines.get((key[0], pname or "")) or await asyncio.to_thread(
             self.kube.get, "pipelines", key[0], pname or ""
@@ -437,17 +370,9 @@ class World:
         if pipeline is None:
             await self._fail_run(key, f"pipeline {pname!r} not found in namespace {key[0]}")
             return
-        spec = pipeline["spec"]
-        await asyncio.to_thread(
-            self.kube.patch,
-            "pipelineruns",
-            key[0],
-            key[1],
-            {
-                "metadata": approval.carried(pipeline),
-                "spec": {"pipelineSpec": spec, "specHash": scheduling.spec_hash(spec)},
-            },
-        )
+        made = await self.snapshots.ensure(pipeline)
+        frozen = {"snapshot": made["metadata"]["name"], "specHash": made["spec"]["specHash"]}
+        await asyncio.to_thread(self.kube.patch, "pipelineruns", key[0], key[1], {"spec": frozen})
 
     async def _fail_run(self, key: Key, message: str) -> None:
         patch = invalid_run(message, self.clock())

@@ -1,20 +1,32 @@
-"""A run's status writes: coalesced, paced, and sent in the order they were chosen.
+"""A run's status writes: coalesced, paced, sent in the order they were chosen, and
+retried until written or superseded.
 
 TaskRun statuses are coalesced over ``STATUS_FLUSH_SECONDS``; the PipelineRun's
 summary is written at most every ``run_status_interval`` while the run goes on (never
-delayed at its start or end). What to write is chosen under the run's lock, from the
-status projection (``status.py``), and sent after the lock is released, in FIFO order,
-so a pod's end arriving meanwhile launches the next task at once.
+delayed at its start or end, nor when it records a notification sent or an SLA
+missed). What to write is chosen under the run's lock, from the status projection
+(``status.py``), and sent after the lock is released, in FIFO order, so a pod's end
+arriving meanwhile launches the next task at once.
+
+A write that fails (the API server away longer than the client's own retries) is not
+dropped: its object is marked to write again, with a backoff, and the next flush chooses
+what to write from the engine's state as it is then, so a newer status supersedes the
+one that failed. Only a write the server refuses for what it says (a 4xx) is given up,
+with an error in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from kascade.kube.client import Kube
+from kascade import metrics
+from kascade.kube.client import Kube, refused
+
+log = logging.getLogger("kascade.writer")
 
 STATUS_FLUSH_SECONDS = 1.0
 """TaskRun statuses are coalesced over this window."""
@@ -24,8 +36,21 @@ RUN_STATUS_MAX_SECONDS = 60.0
 RUN_STATUS_WRITES_PER_SECOND = 2.0
 """What all running summaries may cost together, until each lags RUN_STATUS_MAX_SECONDS."""
 
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+"""A status write that failed is tried again after 1 s, 2 s, 4 s... at most 30 s apart."""
+
 Write = tuple[str, str, dict[str, Any], str | None]
-"""(plural, name, status, the instance key of a TaskRun)."""
+"""(plural, name, status, instance key: None for the PipelineRun)."""
+
+
+def bare(value: Any) -> Any:
+    """A status without its empty fields: what the API server keeps of a merge patch."""
+    if isinstance(value, dict):
+        return {k: bare(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [bare(v) for v in value]
+    return value
 
 
 def run_status_interval(active_runs: int) -> float:
@@ -64,29 +89,52 @@ class StatusWriter:
         self.run_status = run_status
         self.active_runs = active_runs
         self.on_written = written
-        """Called with (instance key, status) once a TaskRun status is stored."""
+        """Told of each TaskRun status once it is stored (what it records is durable)."""
         self.write_lock = asyncio.Lock()  # patches, in the order they were chosen
         self.dirty_keys: set[str] = set()
         self.run_dirty = False
         self.written: dict[str, dict[str, Any]] = {}  # last TaskRun status patched, per key
         self.written_run: dict[str, Any] | None = None
         self.run_written_at = -RUN_STATUS_MAX_SECONDS
+        self.run_urgent = False
         self.flush_handle: asyncio.TimerHandle | None = None
+        self.final: dict[str, Any] | None = None
+        """The run's last summary, until it is written."""
+        self.failures = 0
+        """Flushes that failed in a row (the backoff)."""
+        self.closed = False
+
+    def seed(self, stored: Mapping[str, dict[str, Any]]) -> None:
+        """What the TaskRuns hold (read at a restart): writing the same again is skipped."""
+        for key, status in stored.items():
+            self.written[key] = bare(status)
 
     def taskrun_changed(self, key: str) -> None:
         self.dirty_keys.add(key)
 
-    def run_changed(self) -> None:
+    def run_changed(self, *, urgent: bool = False) -> None:
+        """The summary changed; ``urgent``: it records something a restart must not redo
+        (a notification sent, an SLA missed), so it is not held back by the pacing."""
         self.run_dirty = True
+        self.run_urgent = self.run_urgent or urgent
 
-    def schedule(self, delay: float = STATUS_FLUSH_SECONDS) -> None:
+    def close(self) -> None:
+        """Superseded (the run was reloaded or deleted): write nothing more."""
+        self.closed = True
+        self.cancel()
+
+    def schedule(self, delay: float | None = None) -> None:
         """One pending flush; a sooner need (a TaskRun to write) pulls it forward.
 
         The run's summary may wait tens of seconds (run_status_interval); the TaskRuns
         must not wait with it.
         """
-        if not (self.dirty_keys or self.run_dirty):
+        if self.closed or not (self.dirty_keys or self.run_dirty or self.final is not None):
             return
+        delay = STATUS_FLUSH_SECONDS if delay is None else delay
+        if self.failures:
+            backoff = RETRY_FIRST_SECONDS * 2 ** (self.failures - 1)
+            delay = max(delay, min(RETRY_MAX_SECONDS, backoff))
         loop = asyncio.get_running_loop()
         when = loop.time() + delay
         if self.flush_handle is not None:
@@ -104,26 +152,60 @@ class StatusWriter:
         """Write what changed: TaskRun statuses, then one PipelineRun status patch."""
         async with self.lock:
             self.flush_handle = None
-            writes = self._choose()
+            writes = self._choose(final=self.final)
         await self._send(writes)
 
     async def write_final(self, status: dict[str, Any]) -> None:
         """The run's last summary (and the TaskRuns still to write), never delayed."""
         self.cancel()
+        self.final = status
         await self._send(self._choose(final=status))
 
     async def _send(self, writes: list[Write]) -> None:
         """Patch in the order chosen: the write lock is FIFO, so a summary chosen earlier
-        never lands after a later one (the run's final status, say)."""
-        if not writes:
+        never lands after a later one (the run's final status, say). The first write that
+        fails stops the rest (they would land out of order): all of them are chosen again
+        at the next try."""
+        if not writes or self.closed:
             return
         async with self.write_lock:
-            for resource, name, status, key in writes:
-                await asyncio.to_thread(
-                    self.kube.patch_status, resource, self.namespace, name, status
-                )
-                if key is not None:
+            for i, (resource, name, status, key) in enumerate(writes):
+                try:
+                    await asyncio.to_thread(
+                        self.kube.patch_status, resource, self.namespace, name, status
+                    )
+                except Exception as exc:
+                    self._failed(writes[i:], exc)
+                    return
+                if key is None and status is self.final:
+                    self.final = None
+                elif key is not None:
                     self.on_written(key, status)
+            self.failures = 0
+
+    def _failed(self, writes: list[Write], exc: Exception) -> None:
+        metrics.RECONCILE_ERRORS.labels("status").inc()
+        names = ", ".join(f"{resource}/{name}" for resource, name, _, _ in writes)
+        if refused(exc):  # the server will not take it as it is: trying again cannot help
+            log.error("Status of %s refused (%s); not written: %s", writes[0][1], exc, names)
+            writes = writes[1:]
+        else:
+            log.warning(
+                "PipelineRun %s/%s: status writes failed (%s); trying again: %s",
+                self.namespace,
+                self.run,
+                exc,
+                names,
+            )
+        for _, _, _, key in writes:
+            if key is None:
+                self.written_run = None
+                self.run_dirty = self.run_urgent = True
+            else:
+                self.written.pop(key, None)
+                self.dirty_keys.add(key)
+        self.failures += 1
+        self.schedule()
 
     def _choose(self, final: dict[str, Any] | None = None) -> list[Write]:
         """What differs from what was last written (most flushes write one object)."""
@@ -134,21 +216,24 @@ class StatusWriter:
             if found is None:
                 continue
             name, status = found
-            if self.written.get(key) == status:
+            stripped = bare(status)
+            if self.written.get(key) == stripped:
                 continue
-            self.written[key] = status
+            self.written[key] = stripped
             writes.append(("taskruns", name, status, key))
-        if final is None and self.run_dirty:
+        if final is None and self.run_dirty and not self.run_urgent:
             lag = run_status_interval(self.active_runs())
             wait = lag - (time.monotonic() - self.run_written_at)
             if wait > 0:  # the run's summary is written at most every few seconds
                 self.schedule(wait)
                 return writes
         if final is not None or self.run_dirty:
-            self.run_dirty = False
+            self.run_dirty = self.run_urgent = False
             self.run_written_at = time.monotonic()
             run_status = final or self.run_status()
             if run_status != self.written_run:
                 self.written_run = run_status
                 writes.append(("pipelineruns", self.run, run_status, None))
+            elif final is not None:
+                self.final = None  # written already
         return writes

@@ -21,6 +21,7 @@ from kascade.engine.decisions import Launch
 from kascade.engine.instances import Attempt, Instance
 from kascade.engine.plan import PlannedTask
 from kascade.engine.rendering import ITEM
+from kascade.engine.timers import TimerKind
 
 
 class Admission(EngineCore):
@@ -77,6 +78,9 @@ class Admission(EngineCore):
             return
         self._hold(inst)
         self._move(inst, TaskState.QUEUED)
+        inst.attempt_started_at = None  # each attempt (and poke) is a pod of its own
+        inst.launched_at = now
+        self.timers.add(now + task.start_timeout, TimerKind.START_TIMEOUT, inst.key, inst.attempt)
         timeout = task.timeout
         sensor = spec.sensor
         if sensor is not None:
@@ -97,6 +101,7 @@ class Admission(EngineCore):
                 ready_at=inst.ready_at,
                 poke=inst.pokes,
                 sensor_policy=task.sensor,
+                trigger_policy=task.trigger,
             )
         )
 
@@ -118,8 +123,8 @@ class Admission(EngineCore):
         message = caching.hit_message(entry)
         reason = AttemptReason.CACHED
         inst.attempts.append(Attempt(inst.attempt, now, now, None, reason, message))
-        inst.message = message
         self._succeeded(inst, dict(entry.outputs), now)
+        inst.message = message  # the success says where its outputs came from
 
     def _cache_write(self, inst: Instance, now: datetime) -> None:
         """A successful attempt of a cached task leaves an entry for later runs."""

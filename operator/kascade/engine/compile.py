@@ -21,8 +21,9 @@ from kascade.api.pipeline import (
     TemplateKind,
     TemplateUse,
 )
+from kascade.engine import bounds
 from kascade.engine.dag import Graph
-from kascade.engine.errors import Issue, PipelineInvalid
+from kascade.engine.errors import Issue, PipelineInvalid, did_you_mean
 from kascade.engine.plan import Plan, PlannedTask, priorities, run_policies, task_policies
 
 
@@ -42,6 +43,8 @@ class _Decl:
     sources: dict[str, str] = field(default_factory=dict)
     """Field name → the path of the defaults or template that set it (not the task)."""
     parent: str | None = None
+    inner: list[str] = field(default_factory=list)
+    """A group's declarations at any depth (tasks and groups)."""
 
 
 class _Compiler:
@@ -78,6 +81,7 @@ class _Compiler:
             )
         self._leaves: dict[str, set[str]] = {}
         self._roots: dict[str, set[str]] = {}
+        self.too_many_edges = False
 
     # -- declarations ---------------------------------------------------------
     def walk(self) -> None:
@@ -98,6 +102,10 @@ class _Compiler:
             )
             return False
         self.decls[decl.id] = decl
+        parent = decl.parent
+        while parent is not None:
+            self.decls[parent].inner.append(decl.id)
+            parent = self.decls[parent].parent
         return True
 
     def _walk_scope(
@@ -300,9 +308,12 @@ class _Compiler:
         return None
 
     def _hint(self, ref: str) -> str:
+        """The same name in another group, else a close spelling (``lod`` → ``load``)."""
         tail = ref.rsplit(".", 1)[-1]
         near = sorted(d for d in self.decls if d.rsplit(".", 1)[-1] == tail)
-        return f" (did you mean {', '.join(near)}?)" if near else ""
+        if near:
+            return f" (did you mean {', '.join(near)}?)"
+        return did_you_mean(ref, self.decls)
 
     def _inside(self, node: str, group: str) -> bool:
         return node.startswith(group + ".")
@@ -313,32 +324,36 @@ class _Compiler:
     def _targets(self, node: str) -> set[str]:
         return {node} if self.decls[node].kind == "task" else self.roots(node)
 
-    def _internal_edges(self, group: str) -> Iterator[tuple[str, str]]:
-        for decl in self.decls.values():
-            if not self._inside(decl.id, group):
-                continue
+    def _inner_deps(self, group: str) -> Iterator[tuple[str, str]]:
+        """(declaration, its upstream) pairs with both inside ``group``: linear in the
+        group's size (group dependencies are never multiplied out here)."""
+        for decl_id in self.decls[group].inner:
+            decl = self.decls[decl_id]
             for _ref, path in decl.raw_deps:
                 target = self._resolved.get((decl.id, path))
-                if target is None or not self._inside(target, group):
-                    continue
-                for src in self._sources(target):
-                    for dst in self._targets(decl.id):
-                        yield src, dst
+                if target is not None and self._inside(target, group):
+                    yield decl.id, target
 
     def leaves(self, group: str) -> set[str]:
+        """The group's tasks with nothing downstream inside the group."""
         if group not in self._leaves:
             self._leaves[group] = set()  # guards against pathological recursion
-            members = set(self.decls[group].members)
-            has_down = {src for src, _ in self._internal_edges(group)}
-            self._leaves[group] = members - has_down
+            has_down: set[str] = set()
+            for decl_id, target in self._inner_deps(group):
+                if self._targets(decl_id):
+                    has_down |= self._sources(target)
+            self._leaves[group] = set(self.decls[group].members) - has_down
         return self._leaves[group]
 
     def roots(self, group: str) -> set[str]:
+        """The group's tasks with nothing upstream inside the group."""
         if group not in self._roots:
             self._roots[group] = set()
-            members = set(self.decls[group].members)
-            has_up = {dst for _, dst in self._internal_edges(group)}
-            self._roots[group] = members - has_up
+            has_up: set[str] = set()
+            for decl_id, target in self._inner_deps(group):
+                if self._sources(target):
+                    has_up |= self._targets(decl_id)
+            self._roots[group] = set(self.decls[group].members) - has_up
         return self._roots[group]
 
     def edges(self) -> dict[str, set[str]]:
@@ -357,14 +372,27 @@ class _Compiler:
                     continue
                 self._resolved[(decl.id, path)] = target
         upstream: dict[str, set[str]] = {tid: set() for tid in self.order}
+        made = 0
         for decl in self.decls.values():
             for _ref, path in decl.raw_deps:
                 target = self._resolved.get((decl.id, path))
                 if target is None:
                     continue
-                for src in self._sources(target):
-                    for dst in self._targets(decl.id):
-                        upstream[dst].add(src)
+                sources, targets = self._sources(target), self._targets(decl.id)
+                made += len(sources) * len(targets)
+                if made > bounds.MAX_EDGES:  # counted before they are made
+                    self.too_many_edges = True
+                    self.issues.append(
+                        Issue(
+                            path,
+                            f"the dependencies expand to more than {bounds.MAX_EDGES:,} edges "
+                            "(a group dependency joins every leaf of one group to every root "
+                            "of the other): depend on a single task between the groups",
+                        )
+                    )
+                    return upstream
+                for dst in targets:
+                    upstream[dst].update(sources)
         return upstream
 
 
@@ -395,11 +423,19 @@ def compile_spec(
     spec: PipelineSpec, name: str = "pipeline", shared: Mapping[str, Template] | None = None
 ) -> tuple[Plan | None, list[Issue]]:
     """The plan and every structural problem (the plan is None when the DAG is unusable).
-    ``shared``: the TaskTemplates the spec may use (``template.kind: TaskTemplate``)."""
+    ``shared``: the TaskTemplates the spec may use (``template.kind: TaskTemplate``).
+
+    A spec over the size bounds (``engine/bounds.py``) is refused before it is expanded.
+    """
+    too_big = bounds.size_issues(spec, shared)
+    if too_big:
+        return None, too_big
     comp = _Compiler(spec, shared or {})
     comp.walk()
     upstream = comp.edges()
     issues = comp.issues
+    if comp.too_many_edges:
+        return None, issues
     if not comp.order:
         issues.append(Issue("spec.tasks", "a pipeline needs at least one task"))
     ids = comp.order
@@ -408,7 +444,7 @@ def compile_spec(
     cycle = graph.find_cycle()
     if cycle:
         first = comp.decls[cycle[0]].path
-        issues.append(Issue(f"{first}.dependsOn", "dependency cycle: " + " -> ".join(cycle)))
+        issues.append(Issue(f"{first}.dependsOn", "dependency cycle: " + cycle_text(cycle)))
     tasks = tuple(
         _plan_task(comp.decls[t], i, tuple(ids[u] for u in graph.upstream[i]), issues)
         for i, t in enumerate(ids)
@@ -431,6 +467,20 @@ def compile_spec(
     )
     # A bad value in shared defaults or a template is one issue, not one per task.
     return plan, list(dict.fromkeys(issues))
+
+
+CYCLE_SHOWN = 6
+"""Tasks shown at each end of a long cycle (a 20,000-task cycle was one 189 KB line)."""
+
+
+def cycle_text(cycle: list[str]) -> str:
+    """``a -> b -> a``; a long cycle keeps its ends and says how many tasks it has."""
+    if len(cycle) <= 2 * CYCLE_SHOWN + 1:
+        return " -> ".join(cycle)
+    hidden = len(cycle) - 2 * CYCLE_SHOWN
+    middle = f"... ({hidden} more) ..."
+    text = " -> ".join([*cycle[:CYCLE_SHOWN], middle, *cycle[-CYCLE_SHOWN:]])
+    return f"{text} ({len(cycle) - 1} tasks)"
 
 
 def compile_or_raise(

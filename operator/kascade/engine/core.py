@@ -9,7 +9,7 @@ so every module is checked against the same contract.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from kascade.api.pipeline import NotificationEvent
 from kascade.api.runs import RunPhase, TaskState
 from kascade.engine.caching import CacheLookup, Refresh
 from kascade.engine.context import ExternalLookup, RunContext
-from kascade.engine.decisions import Decisions
+from kascade.engine.decisions import Decisions, Result
 from kascade.engine.instances import Instance, InstanceTable
 from kascade.engine.plan import Plan, PlannedTask
 from kascade.engine.pools import PoolLedger
@@ -54,6 +54,9 @@ class EngineCore:
     renderer: Renderer
     short_circuited: set[int]
     """Tasks being skipped by a short circuit right now: their trigger rules must wait."""
+    deferred: set[int]
+    """Tasks a restore has not reached yet: their recorded state decides them, not their
+    trigger rule."""
     started_at: datetime | None
     phase: RunPhase
     message: str | None
@@ -80,6 +83,15 @@ class EngineCore:
         raise NotImplementedError
 
     def _ready(self, inst: Instance, now: datetime) -> None:
+        raise NotImplementedError
+
+    def _expansion_items(self, index: int) -> list[Any] | str:
+        raise NotImplementedError
+
+    def _ended(self, key: str, attempt: int, result: Result, now: datetime) -> bool:
+        raise NotImplementedError
+
+    def _arm_run_timers(self, since: datetime, missed: Collection[str | None] = ()) -> None:
         raise NotImplementedError
 
     def _succeeded(self, inst: Instance, outputs: dict[str, Any], now: datetime) -> None:
@@ -117,7 +129,14 @@ class EngineCore:
     def _engine_poke(self, inst: Instance, now: datetime) -> None:
         raise NotImplementedError
 
-    def _notify(self, task: PlannedTask, event: NotificationEvent, key: str, message: str) -> None:
+    def _notify(
+        self,
+        task: PlannedTask,
+        event: NotificationEvent,
+        key: str,
+        message: str,
+        blocking: tuple[str, ...] = (),
+    ) -> None:
         raise NotImplementedError
 
     def _flush(self, now: datetime) -> Decisions:

@@ -7,12 +7,14 @@ engine serve both drivers and be tested without either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from kascade.api.pipeline import Notification, Sensor, Task
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
+from kascade.engine.actions import TriggerPolicy
 from kascade.engine.caching import CacheEntry
 from kascade.engine.sensors import SensorPolicy
 
@@ -38,6 +40,8 @@ class Launch:
     """Reschedule-mode sensors: which poke of the attempt this launch is."""
     sensor_policy: SensorPolicy | None = None
     """The sensor's timing (interval, backoff), for a driver that pokes in a loop."""
+    trigger_policy: TriggerPolicy | None = None
+    """A trigger task's waiting rules (``spec.trigger_pipeline`` holds what to trigger)."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,17 @@ class Fire:
     task: str | None
     """The instance it is about, or None for the run."""
     message: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    """Airflow's callback context as plain data (``engine/callbacks.py``): what a webhook
+    body, an e-mail and a hook task get."""
 
 
 @dataclass(frozen=True)
 class SlaMiss:
     task: str | None
     deadline: datetime
+    blocking: tuple[str, ...] = ()
+    """The instances not done yet that hold the deadline up (Airflow's blocking_tis)."""
 
 
 @dataclass
@@ -69,6 +78,10 @@ class Decisions:
     waits: list[tuple[str, str]] = field(default_factory=list)
     """(instance, why): a ready instance cannot get a slot for a reason worth telling
     (its pool does not exist, or is too small); said once per reason."""
+    start_timeouts: list[tuple[str, int]] = field(default_factory=list)
+    """(instance, attempt): launched more than the task's ``startTimeout`` ago and not
+    started. The driver ends each (with ``finished``, giving why it did not start) and
+    stops what it launched; a driver whose launches start at once never sees one."""
     wake_at: datetime | None = None
     finished: RunPhase | None = None
     cache_writes: list[CacheEntry] = field(default_factory=list)
@@ -84,6 +97,9 @@ class Result:
     reason: AttemptReason | None = None
     """Set when the attempt did not simply exit: Timeout, Evicted, PodDeleted, OutputsTooLarge..."""
     message: str | None = None
+    retryable: bool = True
+    """False when trying again cannot help (a pod the API server refuses for a field that
+    is wrong): the task fails at once, whatever its ``retries``."""
 
     @property
     def ok(self) -> bool:

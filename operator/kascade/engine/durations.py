@@ -12,7 +12,15 @@ import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["format_duration", "parse_duration"]
+from kascade.engine.errors import shown
+
+__all__ = ["MAX_DURATION", "format_duration", "parse_duration"]
+
+MAX_DURATION = timedelta(days=36_500)
+"""The longest duration accepted anywhere (100 years): a longer timeout, SLA, retry delay,
+offset or schedule interval is a typo, and date arithmetic with it would leave the
+calendar (``datetime`` ends at year 9999) or overflow."""
+MAX_DURATION_TEXT = "36500d (100 years)"
 
 ACCEPTED_FORMS = (
     "a number of seconds (e.g. 90 or 1.5) or a sequence of <number><unit> with units "
@@ -30,20 +38,29 @@ _UNIT_MICROS: dict[str, int] = {
     "w": 604_800_000_000,
 }
 
+_MAX_MICROS = MAX_DURATION // timedelta(microseconds=1)
+_MAX_SECONDS = MAX_DURATION.total_seconds()
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
 _PART = re.compile(rf"({_NUMBER})(us|µs|ms|s|m|h|d|w)")
 _BARE = re.compile(rf"{_NUMBER}")
 
 
+def _too_long(text: object) -> ValueError:
+    return ValueError(
+        f"invalid duration {shown(text, 40)}: longer than the limit of {MAX_DURATION_TEXT}"
+    )
+
+
 def _error(text: object, why: str) -> ValueError:
-    return ValueError(f"invalid duration {text!r}: {why}; expected {ACCEPTED_FORMS}")
+    return ValueError(f"invalid duration {shown(text, 40)}: {why}; expected {ACCEPTED_FORMS}")
 
 
 def _from_micros(text: object, micros: Decimal) -> timedelta:
-    try:
-        return timedelta(microseconds=int(micros.to_integral_value()))
-    except OverflowError:
-        raise _error(text, "too large") from None
+    """Checked against :data:`MAX_DURATION` before a timedelta exists, so no value overflows."""
+    whole = int(micros.to_integral_value())
+    if whole > _MAX_MICROS:
+        raise _too_long(text)
+    return timedelta(microseconds=whole)
 
 
 def parse_duration(text: str | int | float) -> timedelta:
@@ -51,6 +68,8 @@ def parse_duration(text: str | int | float) -> timedelta:
     if isinstance(text, bool):
         raise _error(text, "booleans are not durations")
     if isinstance(text, int | float):
+        if text > _MAX_SECONDS:  # before str(): a huge int has too many digits to print
+            raise _too_long(text)
         try:
             seconds = Decimal(str(text))
         except InvalidOperation:

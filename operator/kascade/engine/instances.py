@@ -18,6 +18,10 @@ from kascade.api.runs import AttemptReason, TaskState, instance_key
 from kascade.engine.plan import Plan
 
 S = TaskState
+POD_LESS = frozenset(
+    {AttemptReason.TEMPLATE_ERROR, AttemptReason.POD_REJECTED, AttemptReason.CACHED}
+)
+"""Attempts that ended before any pod existed (a cache hit needs none)."""
 TERMINAL = frozenset({S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED})
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
     # Decided by its trigger rule, made ready, or (restored) found in flight.
@@ -45,6 +49,13 @@ class Attempt:
     exit_code: int | None
     reason: AttemptReason | None
     message: str | None
+    poke: int = 0
+    """Reschedule-mode sensors: which poke of the attempt (each is a pod of its own)."""
+
+    @property
+    def had_pod(self) -> bool:
+        """It ended after its pod was made (a template error or a refused pod had none)."""
+        return self.reason not in POD_LESS
 
 
 @dataclass
@@ -58,6 +69,11 @@ class Instance:
     attempt: int = 0
     ready_at: datetime | None = None
     started_at: datetime | None = None
+    """When its first attempt started."""
+    attempt_started_at: datetime | None = None
+    """When its current (or latest) attempt's process or container started."""
+    launched_at: datetime | None = None
+    """When the current attempt (or poke) was launched: its start timeout counts from it."""
     ended_at: datetime | None = None
     next_try_at: datetime | None = None
     first_poke_at: datetime | None = None
@@ -66,6 +82,9 @@ class Instance:
     message: str | None = None
     exit_code: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    lost: int = 0
+    """Attempts whose pod was lost before it was seen to start (``PodLost``): their numbers
+    are used up, but they do not count against ``retries``."""
     holds_slot: bool = False
     """Launched and not yet ended: counts against maxActiveTasks and its pool."""
     rescheduled: bool = False

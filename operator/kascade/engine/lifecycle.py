@@ -8,16 +8,28 @@ is decided by its leaves, as Airflow decides a DAG run.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
-from kascade.api.pipeline import NotificationEvent
+from kascade.api.pipeline import Notification, NotificationEvent
 from kascade.api.runs import AttemptReason, RunPhase, TaskState
-from kascade.engine import expressions, sensors, templating
+from kascade.engine import callbacks, expressions, sensors, templating
 from kascade.engine.core import EngineCore
 from kascade.engine.decisions import Decisions, Fire, SlaMiss
-from kascade.engine.instances import Instance
+from kascade.engine.instances import Attempt, Instance
 from kascade.engine.plan import PlannedTask
 from kascade.engine.timers import TimerKind
+
+
+def _listing(prefix: str, keys: Iterable[str], suffix: str, limit: int = 5) -> str:
+    """``" (blocking: a, b +3 more)"``; empty for no keys."""
+    keys = list(keys)
+    if not keys:
+        return ""
+    shown = ", ".join(keys[:limit])
+    more = f" +{len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{prefix}{shown}{more}{suffix}"
 
 
 class Lifecycle(EngineCore):
@@ -53,6 +65,17 @@ class Lifecycle(EngineCore):
                 heapq.heappush(self.queue, (-prio, inst.task, next(self.seq), inst.key))
         elif kind is TimerKind.ENGINE_POKE and inst.state is TaskState.UP_FOR_RESCHEDULE:
             self._engine_poke(inst, now)
+        elif kind is TimerKind.START_TIMEOUT and inst.state is TaskState.QUEUED:
+            self._start_overdue(inst, now)
+
+    def _start_overdue(self, inst: Instance, now: datetime) -> None:
+        """An attempt launched ``startTimeout`` ago that has not started: its driver ends it
+        (it knows why the pod is stuck). A later poke of the same attempt has a later due."""
+        due = (inst.launched_at or now) + self.plan.tasks[inst.task].start_timeout
+        if now < due:
+            self.timers.add(due, TimerKind.START_TIMEOUT, inst.key, inst.attempt)
+        else:
+            self.out.start_timeouts.append((inst.key, inst.attempt))
 
     # -- sensors -------------------------------------------------------------------------
     def _poke_not_met(self, inst: Instance, now: datetime) -> None:
@@ -117,33 +140,49 @@ class Lifecycle(EngineCore):
         self.timers.add(at, TimerKind.ENGINE_POKE, inst.key, inst.attempt)
 
     # -- SLAs, timeout, notifications ----------------------------------------------------
-    def _arm_run_timers(self, since: datetime) -> None:
+    def _arm_run_timers(self, since: datetime, missed: Collection[str | None] = ()) -> None:
         """The run timeout (from when the run started) and the SLA deadlines (from the
-        data interval's end)."""
+        data interval's end), but not the SLAs already ``missed`` (None: the run's)."""
         if self.plan.run_timeout is not None:
             self.timers.add(since + self.plan.run_timeout, TimerKind.RUN_TIMEOUT)
         end = self.ctx.interval.end
-        if self.plan.sla is not None:
+        if self.plan.sla is not None and None not in missed:
             self.timers.add(end + self.plan.sla, TimerKind.SLA_RUN)
         for task in self.plan.tasks:
-            if task.sla is not None:
+            if task.sla is not None and task.id not in missed:
                 self.timers.add(end + task.sla, TimerKind.SLA_TASK, task.id)
 
     def _sla_miss(self, task_id: str | None, now: datetime) -> None:
-        self.out.sla_misses.append(SlaMiss(task_id, now))
+        blocking = self._blocking(task_id)
+        self.out.sla_misses.append(SlaMiss(task_id, now, blocking))
+        what = f"run {self.ctx.run_id}" if task_id is None else task_id
+        message = f"{what} missed its SLA" + _listing(" (blocking: ", blocking, ")")
         if task_id is None:
+            facts = callbacks.run_facts(self.phase.value, self.message, self.started_at, now)
             for n in self.plan.spec.notifications or []:
                 if NotificationEvent.SLA_MISS in n.events:
-                    self.out.notifications.append(
-                        Fire(n, "slaMiss", None, f"run {self.ctx.run_id} missed its SLA")
-                    )
+                    self._fire(n, NotificationEvent.SLA_MISS, None, message, facts, blocking)
         else:
             self._notify(
-                self.plan.task(task_id),
-                NotificationEvent.SLA_MISS,
-                task_id,
-                f"{task_id} missed its SLA",
+                self.plan.task(task_id), NotificationEvent.SLA_MISS, task_id, message, blocking
             )
+
+    def _blocking(self, task_id: str | None) -> tuple[str, ...]:
+        """The instances not done (neither success nor skipped) that hold a deadline up,
+        upstream first: for the run, all of them; for a task, its own and its ancestors'
+        (Airflow's blocking_tis)."""
+        if task_id is None:
+            indexes = list(self.plan.order)
+        else:
+            index = self.plan.index[task_id]
+            ancestors = self.plan.graph.ancestors(index)
+            indexes = [i for i in self.plan.order if i in ancestors or i == index]
+        return tuple(
+            inst.key
+            for i in indexes
+            for inst in self.table.of_task(i)
+            if inst.state not in (TaskState.SUCCESS, TaskState.SKIPPED)
+        )
 
     def _time_out_run(self, now: datetime) -> None:
         self.message = f"run timed out after {self.plan.spec.run_timeout}"
@@ -155,22 +194,89 @@ class Lifecycle(EngineCore):
             self._settle_task(index, TaskState.SKIPPED, now, "run timed out")
         self._finish(now, forced=RunPhase.FAILED)
 
-    def _notify(self, task: PlannedTask, event: NotificationEvent, key: str, message: str) -> None:
-        for n in task.notifications:
-            if event in n.events:
-                self.out.notifications.append(Fire(n, event.value, key, message))
+    def interrupt(self, now: datetime, message: str) -> Decisions:
+        """Stop the run where it is: its driver is going away (the local runner got Ctrl-C
+        or SIGTERM). Each attempt in flight ends failed with ``message`` and is killed;
+        nothing else moves (no retry, no downstream reaction, no notification: a person
+        stopped the run), and the run is failed with ``message``."""
+        for inst in list(self.instances.values()):
+            if not inst.holds_slot:
+                continue
+            self._release(inst)
+            self.out.kills.append((inst.key, AttemptReason.INTERRUPTED))
+            inst.attempts.append(
+                Attempt(
+                    inst.attempt,
+                    inst.attempt_started_at or inst.started_at,
+                    now,
+                    None,
+                    AttemptReason.INTERRUPTED,
+                    message,
+                )
+            )
+            inst.ended_at = now
+            inst.message = message
+            self._move(inst, TaskState.FAILED)
+        self.message = message
+        if self.phase not in (RunPhase.SUCCESS, RunPhase.FAILED):
+            self.phase = RunPhase.FAILED
+            self.out.finished = RunPhase.FAILED
+        self.timers.clear()
+        return self._flush(now)
+
+    def _notify(
+        self,
+        task: PlannedTask,
+        event: NotificationEvent,
+        key: str,
+        message: str,
+        blocking: tuple[str, ...] = (),
+    ) -> None:
+        wanted = [n for n in task.notifications if event in n.events]
+        if not wanted:
+            return
+        inst = self.instances.get(key)
+        facts = callbacks.task_facts(inst, task.retries) if inst is not None else {}
+        for n in wanted:
+            self._fire(n, event, key, message, facts, blocking)
+
+    def _fire(
+        self,
+        n: Notification,
+        event: NotificationEvent,
+        key: str | None,
+        message: str,
+        facts: Mapping[str, Any],
+        blocking: tuple[str, ...] = (),
+    ) -> None:
+        ctx = callbacks.context(
+            self.renderer.macros, facts, event=event.value, message=message, blocking=blocking
+        )
+        self.out.notifications.append(Fire(n, event.value, key, message, ctx))
 
     # -- the end -------------------------------------------------------------------------
     def _leaf_failure(self) -> str | None:
         """Why the run failed, if a leaf ended failed or upstream_failed (Airflow decides a
-        run by its leaves)."""
+        run by its leaves), with the first task failure's message (the root cause)."""
         for index, task in enumerate(self.plan.tasks):
             if self.plan.graph.downstream[index]:
                 continue
             insts = self.table.of_task(index)
             bad = [i for i in insts if i.state in (TaskState.FAILED, TaskState.UPSTREAM_FAILED)]
             if bad:
-                return f"leaf task {task.id} ended {bad[0].state.value}"
+                why = f"leaf task {task.id} ended {bad[0].state.value}"
+                cause = bad[0] if bad[0].state is TaskState.FAILED else self._first_failure()
+                if cause is not None and cause.message:
+                    who = "" if cause is bad[0] else f"{cause.key} failed: "
+                    why += f" ({who}{cause.message})"
+                return why
+        return None
+
+    def _first_failure(self) -> Instance | None:
+        for index in self.plan.order:
+            for inst in self.table.of_task(index):
+                if inst.state is TaskState.FAILED:
+                    return inst
         return None
 
     def _finish(self, now: datetime, forced: RunPhase | None = None) -> None:
@@ -186,10 +292,14 @@ class Lifecycle(EngineCore):
         event = (
             NotificationEvent.SUCCESS if phase is RunPhase.SUCCESS else NotificationEvent.FAILURE
         )
-        for n in self.plan.spec.notifications or []:
-            if event in n.events:
-                message = f"run {self.ctx.run_id} of {self.ctx.pipeline}: {phase.value}"
-                self.out.notifications.append(Fire(n, event.value, None, message))
+        wanted = [n for n in self.plan.spec.notifications or [] if event in n.events]
+        if wanted:
+            message = f"run {self.ctx.run_id} of {self.ctx.pipeline}: {phase.value}"
+            if phase is RunPhase.FAILED and self.message:
+                message += f" ({self.message})"
+            facts = callbacks.run_facts(phase.value, self.message, self.started_at, now)
+            for n in wanted:
+                self._fire(n, event, None, message, facts)
         self.timers.clear()  # nothing is left to wake up for
 
     def _flush(self, now: datetime) -> Decisions:

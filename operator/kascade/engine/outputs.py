@@ -25,6 +25,7 @@ from kascade.api.protocol import (
     OUTPUTS_ENV,
     OUTPUTS_LIMIT_BYTES,
 )
+from kascade.engine import strict_json
 
 REF_KEY = "kascade.io/ref"
 """An output value ``{"kascade.io/ref": {"key": ..., "size": ..., "sha256": ...}}`` is kept
@@ -48,9 +49,11 @@ def parse_outputs(raw: bytes | str, *, limit: int = OUTPUTS_LIMIT_BYTES) -> dict
         return {}
     if text.startswith("{"):
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
+            value = strict_json.loads(text)
+        except strict_json.NotJsonError as exc:
             raise OutputsError(f"outputs look like JSON but do not parse: {exc}") from None
+        except strict_json.JsonValueError as exc:
+            raise OutputsError(f"outputs JSON cannot be used: {exc}") from None
         if not isinstance(value, dict):
             raise OutputsError("outputs JSON must be an object of name → value")
         out = {str(k): v for k, v in value.items()}
@@ -72,7 +75,7 @@ def parse_outputs(raw: bytes | str, *, limit: int = OUTPUTS_LIMIT_BYTES) -> dict
     return out
 
 
-def too_large(size: int, limit: int) -> str:
+def too_large(size: int, limit: int = OUTPUTS_LIMIT_BYTES) -> str:
     """Why outputs of ``size`` bytes are refused, and what to do instead."""
     if limit == OUTPUTS_LIMIT_BYTES:
         return (
@@ -88,8 +91,10 @@ def too_large(size: int, limit: int) -> str:
 
 
 def _typed(value: str) -> Any:
+    """A value that reads as JSON is typed (``rows=42`` gives 42); anything else, including
+    ``NaN`` or a number too large to keep, stays the text it is."""
     try:
-        return json.loads(value)
+        return strict_json.loads(value)
     except ValueError:
         return value
 

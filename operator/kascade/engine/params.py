@@ -7,21 +7,23 @@ as numbers.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from kascade.api.pipeline import Param, ParamType
-from kascade.engine.errors import Issue
+from kascade.engine import strict_json
+from kascade.engine.errors import Issue, did_you_mean, shown
 
 
 def coerce_cli_value(param: Param | None, raw: str) -> Any:
-    """Turn a ``k=v`` string into the declared type (JSON for non-strings)."""
+    """Turn a ``k=v`` string into the declared type (JSON for non-strings); a value that is
+    not JSON stays a string, and the type check then names the param. Raises
+    ``strict_json.JsonValueError`` for JSON that no run can use (NaN, 1e999, too deep)."""
     if param is None or param.type is ParamType.STRING:
         return raw
     try:
-        return json.loads(raw)
-    except ValueError:
+        return strict_json.loads(raw)
+    except strict_json.NotJsonError:
         return raw
 
 
@@ -42,12 +44,13 @@ def _type_ok(kind: ParamType, value: Any) -> bool:
 def check_param(name: str, param: Param, value: Any, path: str) -> list[Issue]:
     issues: list[Issue] = []
     if not _type_ok(param.type, value):
-        issues.append(
-            Issue(path, f"param {name!r} must be of type {param.type.value}, got {value!r}")
-        )
+        got = shown(value, 80)
+        issues.append(Issue(path, f"param {name!r} must be of type {param.type.value}, got {got}"))
         return issues
     if param.enum is not None and value not in param.enum:
-        issues.append(Issue(path, f"param {name!r} must be one of {param.enum}, got {value!r}"))
+        issues.append(
+            Issue(path, f"param {name!r} must be one of {param.enum}, got {shown(value, 80)}")
+        )
     if isinstance(value, int | float) and not isinstance(value, bool):
         if param.minimum is not None and value < param.minimum:
             issues.append(Issue(path, f"param {name!r} must be >= {param.minimum}"))
@@ -57,13 +60,22 @@ def check_param(name: str, param: Param, value: Any, path: str) -> list[Issue]:
 
 
 def resolve_params(
-    declared: Mapping[str, Param] | None, given: Mapping[str, Any] | None
+    declared: Mapping[str, Param] | None,
+    given: Mapping[str, Any] | None,
+    *,
+    used: Collection[str] | None = None,
 ) -> tuple[dict[str, Any], list[Issue]]:
-    """The effective params of a run, and every problem with the given values."""
+    """The effective params of a run, and every problem with the given values.
+
+    A pipeline that declares params takes only those (a misspelt name is an error with a
+    hint, not a value nobody reads). One that declares none takes any, like Airflow's
+    ``conf``, except that with ``used`` (the names its templates read) a name nothing
+    reads is refused too.
+    """
     declared = declared or {}
     given = dict(given or {})
+    issues = list(_unknown(declared, given, used))
     values: dict[str, Any] = {}
-    issues: list[Issue] = []
     for name, param in declared.items():
         if name in given:
             value = given.pop(name)
@@ -78,6 +90,25 @@ def resolve_params(
         issues.extend(check_param(name, param, value, f"params.{name}"))
         values[name] = value
     for name, value in given.items():
-        # Undeclared params are allowed, as in Airflow, and passed as given.
+        # Params of a pipeline that declares none are passed as given (Airflow's conf).
         values[name] = value
     return values, issues
+
+
+def _unknown(
+    declared: Mapping[str, Param], given: Mapping[str, Any], used: Collection[str] | None
+) -> Iterator[Issue]:
+    for name in given:
+        if declared and name not in declared:
+            known = ", ".join(declared)
+            yield Issue(
+                f"params.{name}",
+                f"unknown param {name!r}{did_you_mean(name, declared)}; declared: {known}",
+            )
+        elif not declared and used is not None and name not in used:
+            hint = did_you_mean(name, used)
+            yield Issue(
+                f"params.{name}",
+                f"unknown param {name!r}{hint}: the pipeline declares no params and no "
+                f"template reads params.{name}",
+            )

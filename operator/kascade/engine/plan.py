@@ -14,8 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from kascade.api import defaults
-from kascade.api.pipeline import Notification, PipelineSpec, Task, TriggerRule
+from kascade.api.messaging import EmailTemplate
+from kascade.api.pipeline import Notification, NotificationEvent, PipelineSpec, Task, TriggerRule
 from kascade.engine import durations
+from kascade.engine.actions import TriggerPolicy
 from kascade.engine.dag import Graph
 from kascade.engine.errors import Issue
 from kascade.engine.pools import pool_name_problem
@@ -49,6 +51,8 @@ class PlannedTask:
     notifications: tuple[Notification, ...]
     sensor: SensorPolicy | None = None
     """A sensor's timing, defaults applied and durations parsed."""
+    trigger: TriggerPolicy | None = None
+    """A trigger task's waiting rules, defaults applied and durations parsed."""
     cache_expiry: timedelta | None = None
     """With ``cache``: how long its entries may be used (None: the task is not cached)."""
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -91,6 +95,12 @@ class Plan:
 
     def task(self, task_id: str) -> PlannedTask:
         return self.tasks[self.index[task_id]]
+
+    @property
+    def smtp_secret(self) -> str:
+        """The Secret with the SMTP settings (``spec.smtp``, or the default name)."""
+        smtp = self.spec.smtp
+        return smtp.secret if smtp is not None else defaults.SMTP_SECRET
 
     def is_upstream(self, maybe_upstream: str, of: str) -> bool:
         return self.index[maybe_upstream] in self.graph.ancestors(self.index[of])
@@ -136,10 +146,55 @@ def task_policies(task: Task, at: Callable[[str, str], str], issues: list[Issue]
         "pool": _pool(task.pool, at("pool", "pool"), issues),
         "pool_slots": task.pool_slots or defaults.POOL_SLOTS,
         "sla": duration(task.sla, at("sla", "sla"), issues),
-        "notifications": tuple(task.notifications or ()),
+        "notifications": (
+            *(_addressed(n, task) for n in task.notifications or ()),
+            *email_notifications(task),
+        ),
         "sensor": _sensor_policy(task, at("sensor", "sensor"), issues),
+        "trigger": _trigger_policy(task, at("trigger_pipeline", "triggerPipeline"), issues),
         "cache_expiry": _cache_expiry(task, at("cache", "cache"), issues),
     }
+
+
+EMAIL_NOTIFICATION = "email"
+"""The name of the notification that a task's ``email`` addresses make."""
+
+
+def email_notifications(task: Task) -> tuple[Notification, ...]:
+    """Airflow's ``email`` + ``email_on_failure``/``email_on_retry`` as one notification
+    (both default to true, as in Airflow)."""
+    if not task.email:
+        return ()
+    events = []
+    on_failure = task.email_on_failure
+    if on_failure if on_failure is not None else defaults.EMAIL_ON_FAILURE:
+        events.append(NotificationEvent.FAILURE)
+    on_retry = task.email_on_retry
+    if on_retry if on_retry is not None else defaults.EMAIL_ON_RETRY:
+        events.append(NotificationEvent.RETRY)
+    if not events:
+        return ()
+    return (
+        Notification(name=EMAIL_NOTIFICATION, events=events, email=EmailTemplate(to=task.email)),
+    )
+
+
+def _addressed(n: Notification, task: Task) -> Notification:
+    """A notification's e-mail without ``to`` writes to the task's ``email`` addresses."""
+    if n.email is None or n.email.to or not task.email:
+        return n
+    return n.model_copy(update={"email": n.email.model_copy(update={"to": task.email})})
+
+
+def _trigger_policy(task: Task, path: str, issues: list[Issue]) -> TriggerPolicy | None:
+    trigger = task.trigger_pipeline
+    if trigger is None:
+        return None
+    try:
+        return TriggerPolicy.of(trigger)
+    except ValueError as exc:
+        issues.append(Issue(f"{path}.pokeInterval", str(exc)))
+        return None
 
 
 def run_policies(spec: PipelineSpec, issues: list[Issue]) -> dict[str, Any]:

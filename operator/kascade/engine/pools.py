@@ -14,22 +14,10 @@ name such as Airflow's ``large_processing_pool`` is refused with the name to use
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from enum import Enum
 
-_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def pool_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a Pool (a DNS-1123 subdomain), with the name to use; or None."""
-    if len(name) <= 253 and _OBJECT_NAME.match(name):
-        return None
-    suggestion = re.sub(r"[^a-z0-9.-]+", "-", name.lower()).strip("-.") or "pool"
-    return (
-        f"{name!r} cannot name a Pool: pool names are Kubernetes object names "
-        f"(lowercase letters, digits, '-' and '.'); use {suggestion!r}"
-    )
+from kascade.api.names import pool_name_problem as pool_name_problem
 
 
 class Admission(Enum):

@@ -35,7 +35,7 @@ _COUNTED = {
 class Propagation(EngineCore):
     def _evaluate(self, index: int, now: datetime) -> None:
         """Apply the trigger rule of a task whose upstream counts changed."""
-        if index in self.short_circuited:
+        if index in self.short_circuited or index in self.deferred:
             return
         task = self.plan.tasks[index]
         keys = self.by_task[index]
@@ -71,7 +71,8 @@ class Propagation(EngineCore):
             return
         self._ready(self.instances[keys[0]], now)
 
-    def _expand(self, index: int, now: datetime) -> None:
+    def _expansion_items(self, index: int) -> list[Any] | str:
+        """The list a mapped task expands over, or why there is none."""
         task = self.plan.tasks[index]
         spec = task.spec.expand
         assert spec is not None
@@ -80,11 +81,15 @@ class Propagation(EngineCore):
             try:
                 items = expressions.evaluate(spec.param, self.renderer.context_for(task, None))
             except expressions.ExpressionError as exc:
-                self._settle_task(index, TaskState.FAILED, now, f"expand: {exc}")
-                return
+                return f"expand: {exc}"
         if not isinstance(items, list):
-            message = f"expand: expected a list, got {type(items).__name__}"
-            self._settle_task(index, TaskState.FAILED, now, message)
+            return f"expand: expected a list, got {type(items).__name__}"
+        return items
+
+    def _expand(self, index: int, now: datetime) -> None:
+        items = self._expansion_items(index)
+        if isinstance(items, str):
+            self._settle_task(index, TaskState.FAILED, now, items)
             return
         if not items:
             self._settle_task(index, TaskState.SKIPPED, now, "expand: the list is empty")
@@ -143,12 +148,13 @@ class Propagation(EngineCore):
             for down in sorted(doomed):
                 self._skip_task(down, now, f"short-circuited by {task.id}")
             self.short_circuited -= doomed
+        inst.message = None  # a failed attempt's message is its own record's, not the task's
         self._settle(inst, TaskState.SUCCESS, now, None)
 
     def _failed_attempt(self, inst: Instance, message: str, now: datetime) -> None:
         task = self.plan.tasks[inst.task]
         inst.message = message
-        if inst.attempt <= task.retries:
+        if inst.attempt - inst.lost <= task.retries:
             delay = retry_delay(
                 inst.attempt,
                 delay=task.retry_delay,

@@ -9,9 +9,11 @@ and the ``task.try_number`` of its own time.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from kascade.api.messaging import EmailTemplate, TriggerPipeline
 from kascade.api.pipeline import Task
 from kascade.engine import expressions, templating
 from kascade.engine.context import RunContext, ValueStore
@@ -157,26 +159,58 @@ class Renderer:
         if not _needs_render(spec):
             return spec
         ctx = self.context_for(task, inst)
+        budget = templating.Budget()  # all the task's rendered fields together
         update: dict[str, Any] = {}
         for name in _TEMPLATED_FIELDS:
             value = getattr(spec, name)
             if value is not None:
-                update[name] = templating.render_value(value, ctx)
+                update[name] = templating.render_value(value, ctx, budget)
         if spec.env:
             update["env"] = [
-                e.model_copy(update={"value": templating.render(e.value, ctx)}) if e.value else e
+                e.model_copy(update={"value": templating.render(e.value, ctx, budget=budget)})
+                if e.value
+                else e
                 for e in spec.env
             ]
         if spec.sensor is not None:
             s = spec.sensor
             update["sensor"] = s.model_copy(
                 update={
-                    k: templating.render_value(getattr(s, k), ctx)
+                    k: templating.render_value(getattr(s, k), ctx, budget)
                     for k in (*_SENSOR_FIELDS, *_SENSOR_LISTS)
                     if getattr(s, k)
                 }
             )
+        if spec.send_email is not None:
+            update["send_email"] = _render_email(spec.send_email, ctx)
+        if spec.trigger_pipeline is not None:
+            update["trigger_pipeline"] = _render_trigger(spec.trigger_pipeline, ctx)
         return spec.model_copy(update=update)
+
+
+def _render_email(email: EmailTemplate, ctx: Mapping[str, Any]) -> EmailTemplate:
+    """Recipients and subject as text; the body's substituted values HTML-escaped."""
+    update: dict[str, Any] = {
+        name: [templating.render(v, ctx) for v in getattr(email, name)]
+        for name in ("to", "cc", "bcc")
+        if getattr(email, name)
+    }
+    if email.subject:
+        update["subject"] = templating.render(email.subject, ctx)
+    if email.html:
+        update["html"] = templating.render(email.html, ctx, escape=html.escape)
+    return email.model_copy(update=update)
+
+
+def _render_trigger(trigger: TriggerPipeline, ctx: Mapping[str, Any]) -> TriggerPipeline:
+    update: dict[str, Any] = {"pipeline": templating.render(trigger.pipeline, ctx)}
+    for name in ("run_id", "logical_date"):
+        value = getattr(trigger, name)
+        if value is not None:
+            update[name] = templating.render(value, ctx)
+    if trigger.params:
+        update["params"] = templating.render_native(trigger.params, ctx)
+    return trigger.model_copy(update=update)
 
 
 class RenderedInputs(Mapping[str, Any]):
@@ -208,6 +242,8 @@ class RenderedInputs(Mapping[str, Any]):
 
 
 def _needs_render(spec: Task) -> bool:
+    if spec.send_email is not None or spec.trigger_pipeline is not None:
+        return True  # rendered at every launch: they are small, and seldom many
     for name in _TEMPLATED_FIELDS:
         value = getattr(spec, name)
         if isinstance(value, str) and "{{" in value:

@@ -70,6 +70,7 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         self.timers = Timers()
         self.renderer = Renderer(plan, ctx, values)
         self.short_circuited = set()
+        self.deferred = set()
         self.started_at = None
         self.phase = RunPhase.QUEUED
         self.message = None
@@ -90,17 +91,32 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         inst = self.instances[key]
         if inst.attempt == attempt and inst.state is TaskState.QUEUED:
             inst.started_at = inst.started_at or now
+            inst.attempt_started_at = inst.attempt_started_at or now
             self._move(inst, TaskState.RUNNING)
 
     def finished(self, key: str, attempt: int, result: Result, now: datetime) -> Decisions:
+        self._ended(key, attempt, result, now)
+        return self._flush(now)
+
+    def _ended(self, key: str, attempt: int, result: Result, now: datetime) -> bool:
+        """Record how an attempt ended and decide what follows (retry, downstream...);
+        False for a late or duplicate report (already decided)."""
         inst = self.instances.get(key)
         if inst is None or inst.attempt != attempt or not inst.holds_slot:
-            return self._flush(now)  # a late or duplicate report: already decided
+            return False
         self._release(inst)
         inst.ended_at = now
         inst.exit_code = result.exit_code
         inst.attempts.append(
-            Attempt(attempt, inst.started_at, now, result.exit_code, result.reason, result.message)
+            Attempt(
+                attempt,
+                inst.attempt_started_at or inst.started_at,
+                now,
+                result.exit_code,
+                result.reason,
+                result.message,
+                inst.pokes,  # the poke this pod was (pokes grow only after it)
+            )
         )
         sensor = self.plan.tasks[inst.task].sensor
         if sensor is not None and result.exit_code == SENSOR_NOT_MET and result.reason is None:
@@ -116,8 +132,11 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
             self._cache_write(inst, now)
         else:
             msg = result.message or result.reason or f"exit code {result.exit_code}"
-            self._failed_attempt(inst, msg, now)
-        return self._flush(now)
+            if result.retryable:
+                self._failed_attempt(inst, msg, now)
+            else:
+                self._settle(inst, TaskState.FAILED, now, msg)
+        return True
 
     def tick(self, now: datetime) -> Decisions:
         for kind, key, attempt in self.timers.due(now):

@@ -28,7 +28,7 @@ from typing import Any
 
 from kascade.api.pipeline import PipelineSpec
 from kascade.engine.durations import parse_duration
-from kascade.engine.errors import Issue
+from kascade.engine.errors import Issue, shown
 from kascade.engine.schedule import (
     DataInterval,
     Timetable,
@@ -38,6 +38,12 @@ from kascade.engine.schedule import (
     zone,
 )
 
+MIN_YEAR, MAX_YEAR = 1900, 2999
+"""Every date a pipeline or a run names (startDate, endDate, a logical date, a datetime
+sensor's target) lies in these years: with durations capped at 100 years
+(``durations.MAX_DURATION``), date arithmetic then stays far inside ``datetime``'s
+calendar (years 1 to 9999) instead of overflowing at run time."""
+
 
 def read_date(value: str, default_zone: tzinfo = UTC) -> datetime:
     """An ISO date or date-time; one without a zone is read in ``default_zone``.
@@ -45,13 +51,18 @@ def read_date(value: str, default_zone: tzinfo = UTC) -> datetime:
     Raises ValueError with a message fit for a user.
     """
     text = value.strip()
+    quoted = shown(value)
     try:
         if len(text) == 10:
             parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
         else:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO date (2026-01-31) or date-time") from None
+        raise ValueError(f"{quoted} is not an ISO date (2026-01-31) or date-time") from None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(
+            f"{quoted} is out of range: dates must be in the years {MIN_YEAR}-{MAX_YEAR}"
+        )
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=default_zone)
 
 

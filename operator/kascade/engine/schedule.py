@@ -75,12 +75,23 @@ PRESETS: dict[str, str] = {
 _NULL_FORMS = frozenset({"", "@none", "none"})
 
 
+MAX_ZONE_NAME = 64
+"""IANA names are at most ~30 characters; a longer one is not a zone (and would be a long
+file name to look up)."""
+
+
 def zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; ScheduleError for anything else, including names that are
+    folders of the zone database (``Europe``) or too long to be a file name."""
+    shown = repr(name) if len(name) <= 40 else repr(name[:37] + "...")
+    if len(name) > MAX_ZONE_NAME:
+        raise ScheduleError(f"unknown timezone {shown}: longer than {MAX_ZONE_NAME} characters")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        # OSError: "Europe" is a directory of the zone database, not a zone.
         raise ScheduleError(
-            f"unknown timezone {name!r} (expected an IANA name such as 'Europe/Berlin')"
+            f"unknown timezone {shown} (expected an IANA name such as 'Europe/Berlin')"
         ) from None
 
 

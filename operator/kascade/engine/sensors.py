@@ -19,15 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import Enum
 
 from kascade.api import defaults
 from kascade.api.pipeline import Sensor, SensorKind, SensorMode
 from kascade.api.protocol import SENSOR_NOT_MET
 from kascade.engine.context import ExternalLookup, RunContext
-from kascade.engine.durations import parse_duration
+from kascade.engine.durations import MAX_DURATION, parse_duration
 from kascade.engine.environment import connection_prefix
+from kascade.engine.run_dates import read_date
 from kascade.engine.schedule import zone
 
 MAX_BACKOFF_DOUBLINGS = 10
@@ -120,7 +121,8 @@ class SensorPolicy:
         """The wait after the ``not_met``-th poke that found the condition not met."""
         if not self.exponential:
             return self.interval
-        return self.interval * (1 << min(max(not_met - 1, 0), MAX_BACKOFF_DOUBLINGS))
+        doubled = self.interval * (1 << min(max(not_met - 1, 0), MAX_BACKOFF_DOUBLINGS))
+        return min(doubled, MAX_DURATION)  # so that ``now + wait`` stays a date
 
 
 # -- how the engine pokes -------------------------------------------------------------------
@@ -146,9 +148,7 @@ def engine_check(
         target = datetime.combine(day.date(), target_time, tzinfo=tz)
         return (True, None) if now >= target else (None, target)
     if sensor.kind is SensorKind.DATETIME:
-        target = datetime.fromisoformat(render(sensor.target_time or ""))
-        if target.tzinfo is None:
-            target = target.replace(tzinfo=ctx.interval.end.tzinfo)
+        target = read_date(render(sensor.target_time or ""), ctx.interval.end.tzinfo or UTC)
         return (True, None) if now >= target else (None, target)
     if external is None:
         raise ValueError("externalTask sensors need a driver that can look up other runs")

@@ -8,6 +8,7 @@ Rendering is deterministic and clock-free: every date comes from
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,13 +24,18 @@ from kascade.engine.expressions import (
 from kascade.engine.schedule import DataInterval
 
 __all__ = [
+    "MAX_RENDERED_TASK",
+    "Budget",
     "TemplateError",
     "check",
+    "expressions_in",
     "is_templated",
     "macro_context",
     "references",
     "render",
+    "render_native",
     "render_value",
+    "string_leaves",
 ]
 
 _OPEN = "{{"
@@ -101,29 +107,65 @@ def is_templated(text: str) -> bool:
     return _OPEN in text
 
 
-def render(text: str, ctx: Mapping[str, Any], *, escape: Callable[[str], str] | None = None) -> str:
+MAX_RENDERED_TASK = MAX_STRING_LENGTH
+"""Characters a task's rendered fields may add up to (command, args, script, env, image,
+sensor fields together): what a pod holds must fit in etcd, and a hundred fields each
+just under the per-string limit must not make a 100 MiB pod."""
+
+
+class Budget:
+    """What is left of :data:`MAX_RENDERED_TASK` while one task's fields are rendered."""
+
+    def __init__(self, limit: int = MAX_RENDERED_TASK) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, size: int, text: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise TemplateError(
+                f"the task's rendered fields are longer than {self.limit} characters in total",
+                expression=text,
+            )
+
+
+def render(
+    text: str,
+    ctx: Mapping[str, Any],
+    *,
+    escape: Callable[[str], str] | None = None,
+    budget: Budget | None = None,
+) -> str:
     """Replace each ``{{ expr }}``; raise TemplateError on any failure.
 
     ``escape`` is applied to each substituted value, never to the literal text:
     an HTML e-mail body escapes what a run produced (an error message with ``<``)
-    while the author's markup stays markup.
+    while the author's markup stays markup. Sizes are checked as the text grows, against
+    the string limit and the task's ``budget`` (a value is not even written out past
+    what is left of either).
     """
     if _OPEN not in text:
+        if budget is not None:
+            budget.spend(len(text), text)
         return text
+    budget = budget or Budget()
     out: list[str] = []
     size = 0
     for part in _split(text):
         out.append(part.literal)
         size += len(part.literal)
+        budget.spend(len(part.literal), text)
         if part.expression is not None:
+            room = max(0, min(MAX_STRING_LENGTH - size, budget.left))
             try:
-                value = to_text(parse(part.expression).evaluate(ctx))
+                value = to_text(parse(part.expression).evaluate(ctx), room)
             except ExpressionError as exc:
                 raise _template_error(exc, text, part) from exc
             if escape is not None:
                 value = escape(value)
             out.append(value)
             size += len(value)
+            budget.spend(len(value), text)
         if size > MAX_STRING_LENGTH:
             raise TemplateError(
                 f"rendered text longer than {MAX_STRING_LENGTH} characters", expression=text
@@ -131,15 +173,55 @@ def render(text: str, ctx: Mapping[str, Any], *, escape: Callable[[str], str] | 
     return "".join(out)
 
 
-def render_value(obj: Any, ctx: Mapping[str, Any]) -> Any:
+def render_value(obj: Any, ctx: Mapping[str, Any], budget: Budget | None = None) -> Any:
     """Render every string inside plain data; keys stay literal so specs keep shape."""
     if isinstance(obj, str):
+        return render(obj, ctx, budget=budget)
+    if isinstance(obj, Mapping):
+        return {key: render_value(value, ctx, budget) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [render_value(item, ctx, budget) for item in obj]
+    return obj
+
+
+def render_native(obj: Any, ctx: Mapping[str, Any]) -> Any:
+    """:func:`render_value`, but a string that is one whole ``{{ expr }}`` becomes the
+    expression's value with its type (a number stays a number, a list a list), as
+    Airflow's ``render_template_as_native_obj`` does: for params passed to another run."""
+    if isinstance(obj, str):
+        parts = list(_split(obj)) if _OPEN in obj else []
+        if (
+            len(parts) == 2
+            and parts[0].expression is not None
+            and not parts[0].literal.strip()
+            and not parts[1].literal.strip()
+        ):
+            part = parts[0]
+            try:
+                value = parse(part.expression).evaluate(ctx)
+            except ExpressionError as exc:
+                raise _template_error(exc, obj, part) from exc
+            # Containers as plain JSON data (a task's outputs map included), size-capped.
+            return json.loads(to_text(value)) if isinstance(value, Mapping | list) else value
         return render(obj, ctx)
     if isinstance(obj, Mapping):
-        return {key: render_value(value, ctx) for key, value in obj.items()}
+        return {key: render_native(value, ctx) for key, value in obj.items()}
     if isinstance(obj, list | tuple):
-        return [render_value(item, ctx) for item in obj]
+        return [render_native(item, ctx) for item in obj]
     return obj
+
+
+def string_leaves(obj: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside plain data, with its field path (``body.blocks[0].text``): what
+    :func:`render_value` renders, for validation to check."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from string_leaves(value, f"{path}.{key}")
+    elif isinstance(obj, list | tuple):
+        for i, item in enumerate(obj):
+            yield from string_leaves(item, f"{path}[{i}]")
 
 
 def _parsed(text: str) -> Iterator[tuple[_Part, list[Path]]]:
@@ -149,6 +231,14 @@ def _parsed(text: str) -> Iterator[tuple[_Part, list[Path]]]:
                 yield part, parse(part.expression).references()
             except ExpressionError as exc:
                 raise _template_error(exc, text, part) from exc
+
+
+def expressions_in(text: str) -> list[str]:
+    """The text of every ``{{ expr }}`` of a template ([] when it does not split)."""
+    try:
+        return [part.expression for part in _split(text) if part.expression is not None]
+    except TemplateError:
+        return []
 
 
 def check(text: str) -> list[str]:
@@ -175,6 +265,25 @@ def references(text: str) -> list[Path]:
         for path in paths:
             seen.setdefault(path, None)
     return list(seen)
+
+
+MACRO_NAMES = frozenset(
+    {
+        "ds",
+        "ds_nodash",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "logical_date",
+        "data_interval_start",
+        "data_interval_end",
+        "run_id",
+        "params",
+        "pipeline",
+        "tasks",
+    }
+)
+"""The names :func:`macro_context` gives every template of a run."""
 
 
 def _as_airflow_prints(value: datetime) -> str:

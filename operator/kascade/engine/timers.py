@@ -19,6 +19,8 @@ class TimerKind(Enum):
     """A reschedule-mode sensor's next poke (another launch)."""
     ENGINE_POKE = "engine_poke"
     """The engine's own next look at a time, datetime or externalTask sensor."""
+    START_TIMEOUT = "start_timeout"
+    """A launched attempt that has not started by now is ended (``startTimeout``)."""
 
 
 class Timers:

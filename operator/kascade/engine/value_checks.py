@@ -9,15 +9,17 @@ its field path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
 from kascade.api.pipeline import Param, PipelineSpec, Task, TaskBody, TaskDefaults, TaskGroup
-from kascade.engine import durations
+from kascade.engine import durations, message_checks
 from kascade.engine.errors import Issue
 from kascade.engine.params import check_param
 
 TEMPLATE_START = "{{"
+_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def positive_duration(value: str | None, path: str) -> Iterator[Issue]:
@@ -80,6 +82,9 @@ def spec_value_issues(spec: PipelineSpec) -> Iterator[Issue]:
     for i, n in enumerate(spec.notifications or []):
         if n.webhook is not None:
             yield from url(n.webhook.url, f"spec.notifications[{i}].webhook.url", templated=False)
+        yield from message_checks.notification_issues(n, f"spec.notifications[{i}]", run_level=True)
+    if spec.smtp is not None and not _SECRET_NAME.fullmatch(spec.smtp.secret):
+        yield Issue("spec.smtp.secret", f"{spec.smtp.secret!r} is not a Secret name")
     for path, fields in _declarations(spec):
         yield from _fields_issues(fields, path, spec)
 
@@ -114,6 +119,9 @@ def _fields_issues(t: TaskDefaults | TaskBody, p: str, spec: PipelineSpec) -> It
     for i, n in enumerate(t.notifications or []):
         if n.webhook is not None:
             yield from url(n.webhook.url, f"{p}.notifications[{i}].webhook.url", templated=False)
+        where = f"{p}.notifications[{i}]"
+        yield from message_checks.notification_issues(n, where, run_level=False)
+    yield from message_checks.task_fields_issues(t, p)
     if isinstance(t, TaskBody):
         if t.sensor is not None:
             yield from positive_duration(t.sensor.poke_interval, f"{p}.sensor.pokeInterval")

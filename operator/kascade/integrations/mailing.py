@@ -11,36 +11,33 @@ every network step.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import smtplib
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
 from kascade.engine import templating
+from kascade.engine.addresses import MAX_RECIPIENTS, RecipientError, parse_recipients
 from kascade.integrations.settings import SmtpSettings
 
 __all__ = [
+    "MAX_RECIPIENTS",
     "DeliveryError",
     "Email",
     "RecipientError",
     "compose",
+    "deliver",
+    "message_id",
     "parse_recipients",
     "render_html",
     "send",
 ]
-
-MAX_RECIPIENTS = 100
-
-
-class RecipientError(ValueError):
-    """An address list that cannot be used; names the field."""
 
 
 class DeliveryError(Exception):
@@ -64,29 +61,8 @@ class Email:
     subject: str
     html: str
     cc: tuple[str, ...] = ()
-
-
-def parse_recipients(value: str | Iterable[str] | None, field: str) -> tuple[str, ...]:
-    """Addresses from a list or a comma/semicolon separated string, checked one by one."""
-    if value is None:
-        return ()
-    items = re.split(r"[,;]", value) if isinstance(value, str) else list(value)
-    addresses: list[str] = []
-    for index, item in enumerate(items):
-        text = item.strip()
-        if not text:
-            continue
-        where = field if isinstance(value, str) else f"{field}[{index}]"
-        if any(c in text for c in '\r\n<>"') or text.count("@") != 1:
-            raise RecipientError(f"{where}: {text!r} is not an e-mail address (name@domain)")
-        try:
-            Address(addr_spec=text)
-        except (ValueError, IndexError, HeaderParseError) as exc:
-            raise RecipientError(f"{where}: {text!r} is not an e-mail address ({exc})") from None
-        addresses.append(text)
-    if len(addresses) > MAX_RECIPIENTS:
-        raise RecipientError(f"{field}: {len(addresses)} addresses, at most {MAX_RECIPIENTS}")
-    return tuple(addresses)
+    bcc: tuple[str, ...] = ()
+    """In the envelope only: ``send`` gives them to the server, no header shows them."""
 
 
 def render_html(template: str, ctx: Mapping[str, Any]) -> str:
@@ -116,6 +92,8 @@ def compose(settings: SmtpSettings, email: Email, *, message_id: str | None = No
     message["To"] = ", ".join(email.to)
     if email.cc:
         message["Cc"] = ", ".join(email.cc)
+    if email.bcc:
+        message["Bcc"] = ", ".join(email.bcc)  # smtplib's send_message drops the header
     # Header values may not hold line breaks (header injection); a subject is one line.
     message["Subject"] = " ".join(email.subject.split())
     domain = settings.sender.rsplit("@", 1)[-1]
@@ -221,3 +199,54 @@ def _refusals(recipients: Mapping[str, tuple[int, bytes]]) -> str:
         f"{address}: {code} {reply.decode(errors='replace')}"
         for address, (code, reply) in recipients.items()
     )
+
+
+RETRY_DELAYS = (10.0, 30.0, 90.0)
+"""Waits before trying a transient failure again: four tries in about two minutes."""
+LOCAL_RETRY_DELAYS = (2.0, 5.0)
+"""The local runner's: ``kascade run`` waits for its alerts before it exits."""
+RETRY_DELAYS_ENV = "KASCADE_EMAIL_RETRY_DELAYS"
+
+
+def retry_delays(environ: Mapping[str, str], default: tuple[float, ...]) -> tuple[float, ...]:
+    """``KASCADE_EMAIL_RETRY_DELAYS=10,30,90`` (seconds; empty: no retry), else ``default``."""
+    raw = environ.get(RETRY_DELAYS_ENV)
+    if raw is None:
+        return default
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        return default
+    return tuple(d for d in delays if 0 <= d <= 3600)
+
+
+def message_id(*parts: object) -> str:
+    """A stable Message-ID local part from (run, notification, event, task, attempt): the
+    same alert sent again after an operator restart is recognisably the same message."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", ".".join(str(p) for p in parts)).strip("-.")[:200]
+
+
+async def deliver(
+    settings: SmtpSettings,
+    message: EmailMessage,
+    *,
+    on_failure: Callable[[DeliveryError, float | None], None],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    delays: tuple[float, ...] = RETRY_DELAYS,
+) -> bool:
+    """Send in a thread; a transient failure is tried again after each of ``delays``.
+
+    ``on_failure(error, retry_in)`` hears of every failure (``retry_in`` None: given up).
+    True when the message went out. Never raises DeliveryError: the caller reports.
+    """
+    for delay in (*delays, None):
+        try:
+            await asyncio.to_thread(send, settings, message)
+            return True
+        except DeliveryError as exc:
+            retry_in = delay if exc.transient else None
+            on_failure(exc, retry_in)
+            if retry_in is None:
+                return False
+            await sleep(retry_in)
+    return False  # pragma: no cover (the loop returns)

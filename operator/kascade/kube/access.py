@@ -74,6 +74,7 @@ class Access:
         resource: str,
         name: str | None = None,
         group: str = "",
+        subresource: str | None = None,
     ) -> bool:
         attributes: dict[str, Any] = {
             "namespace": namespace,
@@ -83,6 +84,8 @@ class Access:
         }
         if name:
             attributes["name"] = name
+        if subresource:
+            attributes["subresource"] = subresource
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",

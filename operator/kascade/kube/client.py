@@ -12,6 +12,7 @@ deterministic names make a success.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -19,10 +20,12 @@ from typing import Any, TypeVar
 
 import tenacity
 import urllib3.exceptions
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException as ApiException
 
 from kascade.api.base import GROUP, VERSION
+from kascade.kube import KubeConfigError
 
 log = logging.getLogger("kascade.kube")
 
@@ -31,13 +34,31 @@ WRITES: Counter[str] = Counter()
 
 
 def load_config(kubeconfig: str | None = None) -> None:
+    """In-cluster credentials, else the kubeconfig; KubeConfigError says which was missing."""
     try:
         config.load_incluster_config()
+        return
     except config.ConfigException:
+        pass
+    try:
         config.load_kube_config(config_file=kubeconfig)
+    except (config.ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        where = kubeconfig or "~/.kube/config (set KUBECONFIG or --kubeconfig)"
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise KubeConfigError(
+            f"cannot reach a cluster: not running in one, and no usable kubeconfig at {where}: "
+            f"{detail}"
+        ) from None
+
+
+FENCE: Callable[[], None] | None = None
+"""Called before every write: with leader election, it stops a replica whose Lease may
+have passed to another (``controller/leader.py``), so two replicas never write together."""
 
 
 def _count(verb: str, resource: str) -> None:
+    if FENCE is not None:
+        FENCE()
     WRITES[f"{verb} {resource}"] += 1
     from kascade import metrics  # local import: metrics is optional for CLI users
 
@@ -55,6 +76,38 @@ _CONNECTION_ERRORS = (
     urllib3.exceptions.MaxRetryError,
     urllib3.exceptions.TimeoutError,
 )
+
+
+class Refused(Exception):
+    """The API server refused a request for what it asks (a 4xx other than a conflict or
+    throttling): sent again as it is, it would be refused again."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        """The Status reason: Invalid, Forbidden, BadRequest..."""
+        self.message = message
+        """The server's own words."""
+
+    @classmethod
+    def of(cls, exc: ApiException) -> Refused:
+        reason, message = str(exc.reason or ""), ""
+        try:
+            body = json.loads(exc.body or "{}")
+            reason = str(body.get("reason") or reason)
+            message = str(body.get("message") or "")
+        except (TypeError, ValueError):
+            message = str(exc.body or "")
+        return cls(int(exc.status or 0), reason, message or reason)
+
+
+def refused(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, ApiException)
+        and 400 <= int(exc.status or 0) < 500
+        and exc.status not in (404, 408, 409, 429)
+    )
 
 
 def transient(exc: BaseException, *, conflicts: bool = True) -> bool:
@@ -141,9 +194,10 @@ class Kube:
             raise
         return dict(obj)
 
-    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch an object; the object as stored afterwards."""
         _count("patch", plural)
-        self._call(
+        stored = self._call(
             self.custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -152,6 +206,7 @@ class Kube:
             name,
             body,
         )
+        return dict(stored)
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         _count("patch", f"{plural}/status")
@@ -194,13 +249,17 @@ class Kube:
 
     # -- pods ----------------------------------------------------------------------
     def create_pod(self, namespace: str, body: dict[str, Any]) -> bool:
-        """True if created, False if a pod of that name already existed."""
+        """True if created, False if a pod of that name already existed; raises Refused
+        when the API server will not have it (an invalid field, a Pod Security violation,
+        a ServiceAccount it cannot find, a quota)."""
         _count("create", "pods")
         try:
             self._call(self.core.create_namespaced_pod, namespace, body, conflicts=False)
         except ApiException as exc:
             if exc.status == 409:
                 return False
+            if refused(exc):
+                raise Refused.of(exc) from exc
             raise
         return True
 
@@ -267,29 +326,39 @@ class Kube:
         }
 
     # -- leases ----------------------------------------------------------------------
-    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_lease(
+        self, namespace: str, name: str, timeout: float | None = None
+    ) -> dict[str, Any] | None:
         try:
-            lease = self.coordination.read_namespaced_lease(name, namespace)
+            lease = self.coordination.read_namespaced_lease(
+                name, namespace, _request_timeout=timeout
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
         return dict(self.api.sanitize_for_serialization(lease))
 
-    def create_lease(self, namespace: str, body: dict[str, Any]) -> bool:
+    def create_lease(
+        self, namespace: str, body: dict[str, Any], timeout: float | None = None
+    ) -> bool:
         """False when another replica created it first."""
         try:
-            self.coordination.create_namespaced_lease(namespace, body)
+            self.coordination.create_namespaced_lease(namespace, body, _request_timeout=timeout)
         except ApiException as exc:
             if exc.status == 409:
                 return False
             raise
         return True
 
-    def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
+    def replace_lease(
+        self, namespace: str, name: str, body: dict[str, Any], timeout: float | None = None
+    ) -> bool:
         """False when another replica changed it since it was read (resourceVersion)."""
         try:
-            self.coordination.replace_namespaced_lease(name, namespace, body)
+            self.coordination.replace_namespaced_lease(
+                name, namespace, body, _request_timeout=timeout
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return False

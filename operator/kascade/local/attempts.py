@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -162,11 +163,13 @@ class AttemptRunner:
             if not (launch.sensor is not None and code == SENSOR_NOT_MET):
                 self.tails[key] = (log, processes.tail(log))
             return Result(code)
-        if self.store is None:
-            return read_outputs(outputs)
-        raw, size = read_bounded(outputs, self.store.max_bytes)
-        if not large_outputs.needs_store(size):
-            return read_outputs(outputs)
+        limit = OUTPUTS_LIMIT_BYTES if self.store is None else self.store.max_bytes
+        try:
+            raw, size = read_bounded(outputs, limit)
+        except NotARegularFile as exc:
+            return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=str(exc))
+        if self.store is None or not large_outputs.needs_store(size):
+            return outputs_result(raw, size)
         if size > self.store.max_bytes:
             message = too_large(size, self.store.max_bytes)
             return Result(0, reason=AttemptReason.OUTPUTS_TOO_LARGE, message=message)
@@ -175,36 +178,63 @@ class AttemptRunner:
         )
 
 
+class NotARegularFile(Exception):
+    """The task replaced its outputs file by a link, a FIFO or a device."""
+
+
 def read_bounded(path: Path, limit: int) -> tuple[bytes, int]:
-    """At most ``limit`` + 1 bytes of a file, and its whole size (a 10 GiB outputs file
-    costs no memory)."""
+    """At most ``limit`` + 1 bytes of the attempt's outputs file, and its whole size (a task
+    that wrote 300 MB there costs ``limit`` + 1 bytes), and only from a regular file (not a
+    FIFO that would block, nor a link to ``/dev/zero``: NotARegularFile)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         return b"", 0
+    except OSError as exc:  # ELOOP: the task made it a symbolic link
+        raise NotARegularFile(_not_a_file(path, exc)) from None
     try:
-        size = os.fstat(fd).st_size
-        chunks: list[bytes] = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFile(_not_a_file(path))
+        raw = _read_at_most(fd, limit + 1)
     finally:
         os.close(fd)
-    return b"".join(chunks), size
+    return raw, max(info.st_size, len(raw))
 
 
 def read_outputs(path: Path) -> Result:
-    raw, size = read_bounded(path, OUTPUTS_LIMIT_BYTES)
+    """The outputs of a file within a termination message's limit."""
+    try:
+        raw, size = read_bounded(path, OUTPUTS_LIMIT_BYTES)
+    except NotARegularFile as exc:
+        return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=str(exc))
+    return outputs_result(raw, size)
+
+
+def outputs_result(raw: bytes, size: int) -> Result:
+    """Outputs of ``size`` bytes read as ``raw`` (at most the limit and one byte)."""
     if size > OUTPUTS_LIMIT_BYTES:
-        message = too_large(size, OUTPUTS_LIMIT_BYTES)
-        return Result(0, reason=AttemptReason.OUTPUTS_TOO_LARGE, message=message)
+        return Result(0, reason=AttemptReason.OUTPUTS_TOO_LARGE, message=too_large(size))
     if not raw:
         return Result(0, outputs={})
     try:
         return Result(0, outputs=parse_outputs(raw))
     except OutputsError as exc:
         return Result(0, reason=AttemptReason.BAD_OUTPUTS, message=str(exc))
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _not_a_file(path: Path, exc: OSError | None = None) -> str:
+    why = f" ({exc.strerror})" if exc is not None and exc.strerror else ""
+    return f"the outputs file {path} was replaced by something that is not a regular file{why}"

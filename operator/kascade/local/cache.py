@@ -1,6 +1,6 @@
 """The local runner's task cache: one JSON file per pipeline beside its run history.
 
-``$KASCADE_HOME/local-runs/<pipeline>/cache.json`` holds the entries the engine's
+``$KASCADE_HOME/task-cache/<pipeline>/cache.json`` holds the entries the engine's
 cache rules (``engine/caching.py``) wrote, so a second ``kascade run`` of the same file
 reuses a task's outputs as the operator does from the pipeline's TaskCache. The file is
 read once when the run starts; each write merges with what is on disk (another run may
@@ -17,8 +17,16 @@ from pathlib import Path
 
 from kascade.engine import caching
 from kascade.engine.caching import CacheEntry
+from kascade.local.history import path_part
 
 FILE = "cache.json"
+
+
+def cache_folder(runs: Path, pipeline: str) -> Path:
+    """``$KASCADE_HOME/task-cache/<pipeline>``, given the run history's root: beside the
+    history, not in it, as run ids name the files and folders there (a run with the id
+    ``cache`` must neither overwrite the entries nor be overwritten by them)."""
+    return runs.parent / "task-cache" / path_part(pipeline)
 
 
 class LocalCache:

@@ -1,7 +1,8 @@
 """Sensors that need a process or a look at this machine: command, file, http, sql, s3.
 
-``file`` and ``http`` are checked in-process (a process per poke would cost more
-than the check), with the meaning the pod's shell probes have
+``file`` and ``http`` are checked in-process, in a thread (a process per poke would
+cost more than the check; the event loop must never wait on a slow disk or server),
+with the meaning the pod's shell probes have
 (``engine.sensors``; tests/unit/test_sensor_probes.py runs both side by side):
 a file glob matches within one directory level, an http answer must have
 ``expectedStatus`` and hold ``responseContains``. ``sql`` and ``s3`` call the
@@ -15,8 +16,12 @@ next poke (exit code 100).
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import glob
-from collections.abc import Mapping
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from kascade.api.pipeline import Sensor, SensorKind, SensorMode
 from kascade.api.protocol import SENSOR_NOT_MET
@@ -29,9 +34,98 @@ from kascade.local.attempts import AttemptRunner
 _MAX_BODY = 1 << 20
 
 
-def file_met(pattern: str) -> bool:
-    """A shell glob: ``*``, ``?`` and ``[...]`` match within one directory level."""
-    return any(True for _ in glob.iglob(pattern, recursive=False))
+MAX_GLOB_LEVELS = 64
+"""Path components of a file sensor's pattern (each is a directory level to walk)."""
+
+
+class _Stopped(Exception):
+    """The poke was abandoned (its attempt was killed): the walk ends at its next entry."""
+
+
+class _TimeUp(Exception):
+    """Past the deadline (not an OSError, which the walk takes as an unreadable folder)."""
+
+
+def file_met(
+    pattern: str, deadline: float | None = None, stop: threading.Event | None = None
+) -> bool:
+    """A shell glob: ``*``, ``?`` and ``[...]`` match within one directory level (``glob``'s
+    rules, hidden names included). Blocking, so run in a thread: the walk looks at the
+    clock and at ``stop`` between directory entries, and raises TimeoutError once past
+    ``deadline`` (``time.monotonic()``), so a pattern such as ``/**/x`` over a big tree
+    ends when its poke's time is up."""
+    if pattern.count(os.sep) > MAX_GLOB_LEVELS:
+        raise ValueError(f"the pattern has more than {MAX_GLOB_LEVELS} levels")
+
+    def check() -> None:
+        if stop is not None and stop.is_set():
+            raise _Stopped
+        if deadline is not None and time.monotonic() > deadline:
+            raise _TimeUp
+
+    try:
+        return any(True for _ in _iglob(pattern, check, dironly=False))
+    except _TimeUp:
+        raise TimeoutError(f"the file poke ran out of time walking {pattern!r}") from None
+
+
+def _iglob(pattern: str, check: Callable[[], None], *, dironly: bool) -> Iterator[str]:
+    """``glob.iglob(pattern, recursive=False)``, one directory entry at a time."""
+    dirname, basename = os.path.split(pattern)
+    if not glob.has_magic(pattern):
+        if (os.path.lexists(pattern) if basename else os.path.isdir(dirname)) and (
+            not dironly or os.path.isdir(pattern)
+        ):
+            yield pattern
+        return
+    if dirname and dirname != pattern and glob.has_magic(dirname):
+        dirs: Iterable[str] = _iglob(dirname, check, dironly=True)
+    else:
+        dirs = [dirname]
+    for folder in dirs:
+        if glob.has_magic(basename):
+            for name in _names(folder or os.curdir, basename, check, dironly=dironly):
+                yield os.path.join(folder, name)
+        elif _exists(folder, basename):
+            yield os.path.join(folder, basename)
+
+
+def _exists(folder: str, basename: str) -> bool:
+    """glob's literal last part: a name that exists, or (a trailing /) the folder itself."""
+    if basename:
+        return os.path.lexists(os.path.join(folder, basename))
+    return os.path.isdir(folder)
+
+
+def _names(folder: str, pattern: str, check: Callable[[], None], *, dironly: bool) -> Iterator[str]:
+    hidden_too = pattern.startswith(".")
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                check()
+                if not hidden_too and entry.name.startswith("."):
+                    continue
+                if dironly:
+                    try:
+                        if not entry.is_dir():
+                            continue
+                    except OSError:
+                        continue
+                if fnmatch.fnmatch(entry.name, pattern):
+                    yield entry.name
+    except OSError:
+        return
+
+
+async def file_poke(pattern: str, seconds: float | None) -> bool:
+    """:func:`file_met` off the event loop, within ``seconds`` (TimeoutError past them);
+    when the poke is cancelled (Ctrl-C, a kill), its walk stops too."""
+    stop = threading.Event()
+    deadline = None if seconds is None else time.monotonic() + max(seconds, 0.0)
+    try:
+        return await asyncio.to_thread(file_met, pattern, deadline, stop)
+    finally:
+        stop.set()
 
 
 def http_met(sensor: Sensor, timeout: float) -> bool:
@@ -92,7 +186,12 @@ async def _probe(
     launch: Launch, sensor: Sensor, attempts: AttemptRunner, timeout: float | None, append: bool
 ) -> Result:
     if sensor.kind is SensorKind.FILE:
-        met = file_met(sensor.path or "")
+        try:
+            met = await file_poke(sensor.path or "", timeout)
+        except TimeoutError:
+            return Result(None, reason=AttemptReason.TIMEOUT, message="the file poke timed out")
+        except ValueError as exc:
+            return Result(None, reason=AttemptReason.RUNNER_ERROR, message=f"file sensor: {exc}")
     elif sensor.kind is SensorKind.HTTP:
         limit = HTTP_TIMEOUT.total_seconds()
         limit = limit if timeout is None else min(limit, timeout)

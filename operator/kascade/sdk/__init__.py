@@ -31,6 +31,7 @@ from kascade.sdk.exceptions import (
     DuplicateTaskIdFound,
     UnsupportedFeature,
 )
+from kascade.sdk.notifications import BaseNotifier, SmtpNotifier, send_smtp_notification
 from kascade.sdk.operators.bash import BashOperator
 from kascade.sdk.operators.email import EmailOperator
 from kascade.sdk.operators.empty import DummyOperator, EmptyOperator
@@ -78,6 +79,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
+    "BaseNotifier",
     "BaseOperator",
     "BaseSensorOperator",
     "BashOperator",
@@ -106,6 +108,7 @@ __all__ = [
     "PythonVirtualenvOperator",
     "S3KeySensor",
     "ShortCircuitOperator",
+    "SmtpNotifier",
     "SqlSensor",
     "TaskGroup",
     "TaskTemplateOperator",
@@ -124,6 +127,7 @@ __all__ = [
     "cross_downstream",
     "dag",
     "days_ago",
+    "send_smtp_notification",
     "setup",
     "task",
     "task_group",

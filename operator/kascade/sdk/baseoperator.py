@@ -174,7 +174,9 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self._location = caller_location()
         self._refuse_unsupported(locals())
         self.owner = owner
-        self.email = email
+        self.email = [email] if isinstance(email, str) else list(email) if email else None
+        self.email_on_failure = email_on_failure
+        self.email_on_retry = email_on_retry
         self.retries = retries
         self.retry_delay = retry_delay
         self.retry_exponential_backoff = retry_exponential_backoff
@@ -245,21 +247,11 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         )
         _refuse("wait_for_downstream", args["wait_for_downstream"], lambda v: not v, "not yet")
         emails = args["email"]
-        if emails and args["email_on_failure"] is not False:
-            raise UnsupportedFeature(
-                f"email={emails!r} with email_on_failure (True unless set to False)",
-                "e-mail notifications are not built yet; use on_failure_callback, or set "
-                "email_on_failure=False and email_on_retry=False to keep the address",
-            )
-        if emails and args["email_on_retry"] is not False:
-            raise UnsupportedFeature(
-                f"email={emails!r} with email_on_retry (True unless set to False)",
-                "e-mail notifications are not built yet; use on_retry_callback",
-            )
-        if not emails and (args["email_on_failure"] or args["email_on_retry"]):
-            raise UnsupportedFeature(
-                "email_on_failure/email_on_retry", "e-mail notifications are not built yet"
-            )
+        if emails is not None and not (
+            isinstance(emails, str)
+            or (isinstance(emails, list | tuple) and all(isinstance(e, str) for e in emails))
+        ):
+            raise TypeError(f"email must be an address or a list of addresses, got {emails!r}")
         _refuse(
             "weight_rule",
             args["weight_rule"],

@@ -72,6 +72,7 @@ class DAG:
         connections: dict[str, str] | None = None,
         timezone: str | None = None,
         sla: timedelta | None = None,
+        smtp_secret: str | None = None,
         **unsupported: Any,
     ) -> None:
         for name, value in unsupported.items():
@@ -118,6 +119,8 @@ class DAG:
         self.variables = [variables] if isinstance(variables, str) else list(variables or [])
         self.connections = dict(connections or {})
         self.timezone = timezone
+        self.smtp_secret = smtp_secret
+        """The Secret with the SMTP settings (Airflow's smtp_default connection)."""
         from kascade.sdk.baseoperator import caller_location
 
         self._location = caller_location()

@@ -33,6 +33,8 @@ _RENAMES = (
     (re.compile(r"\b(?:ti|task_instance)\.try_number\b"), "task.try_number"),
     (re.compile(r"\b(?:ti|task_instance|task)\.task_id\b"), "task.id"),
     (re.compile(r"\b(?:ti|task_instance)\.map_index\b"), "task.map_index"),
+    # In a notifier's templates (the callback context): what the task instance says.
+    (re.compile(r"\b(?:ti|task_instance)\.(log_url|state|duration|max_tries)\b"), r"\1"),
     (re.compile(r"\bdag_run\.run_id\b"), "run_id"),
     (re.compile(r"\bdag_run\.logical_date\b"), "logical_date"),
     (re.compile(r"(?<![\w.])execution_date\b"), "logical_date"),

@@ -1,4 +1,4 @@
-# Seed 001 (BEGINNER track), "Hello World Example". Uses e-mail on failure: not built yet.
+# Seed 001 (BEGINNER track), "Hello World Example". Uses e-mail on failure (alerts@... on a final failure).
 from kascade.sdk import DAG
 from kascade.sdk import BashOperator
 from datetime import datetime, timedelta

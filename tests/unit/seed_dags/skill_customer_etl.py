@@ -1,5 +1,5 @@
 # Seed 004 (Orchestration skill), "Basic DAG Structure" + "Sequential Task Pattern".
-# Uses e-mail on failure: not built yet.
+# Uses e-mail on failure (alerts@... on a final failure).
 from kascade.sdk import DAG
 from kascade.sdk import PythonOperator
 from kascade.sdk import days_ago

@@ -85,6 +85,15 @@ class Expression:
             raise ExpressionError(exc.reason, expression=self.text) from None
         except RecursionError:
             raise ExpressionError("value nested too deeply", expression=self.text) from None
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            # Whatever a value does to an operator (a number too large to print, an
+            # overflow) is an error of this expression, never a crash of its caller.
+            raise ExpressionError(str(exc), expression=self.text) from None
+
+    @property
+    def root(self) -> Node:
+        """The syntax tree (read only: what a check such as ``engine/injection`` inspects)."""
+        return self._root
 
     def references(self) -> list[Path]:
         seen: dict[Path, None] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,6 @@ from kascade.engine.expressions.values import (
     MAX_STRING_LENGTH,
     ExpressionError,
     UndefinedError,
-    checked,
     is_number,
     shorten,
     to_json,
@@ -42,6 +42,8 @@ def _f_int(value: Any) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ExpressionError(f"cannot convert {value} to int (not a finite number)")
         return int(value)
     if isinstance(value, str) and len(value) <= 100:
         text = value.strip()
@@ -61,7 +63,13 @@ def _f_int(value: Any) -> int:
 
 def _f_float(value: Any) -> float:
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ExpressionError("integer too large to convert to float") from None
+        if not math.isfinite(number):
+            raise ExpressionError(f"cannot convert {number} to float (not a finite number)")
+        return number
     if isinstance(value, str) and len(value) <= 100:
         try:
             number = float(value.strip())
@@ -113,8 +121,8 @@ def _f_replace(value: Any, old: Any, new: Any) -> str:
 
 def _f_ds_add(value: Any, days: Any) -> str:
     text = _need_str(value, "date")
-    if not is_number(days) or int(days) != days:
-        raise ExpressionError(f"days must be a whole number, got {to_text(days)!r}")
+    if not is_number(days) or not math.isfinite(days) or int(days) != days:
+        raise ExpressionError(f"days must be a whole number, got {shorten(str(days), 40)!r}")
     try:
         day = datetime.strptime(text, "%Y-%m-%d")
         return (day + timedelta(days=int(days))).strftime("%Y-%m-%d")
@@ -173,7 +181,8 @@ FILTERS: dict[str, Filter] = {
     "int": Filter(_f_int, 0, 0),
     "float": Filter(_f_float, 0, 0),
     "string": Filter(to_text, 0, 0),
-    "tojson": Filter(lambda v: checked(to_json(v)), 0, 0),
+    "tojson": Filter(to_json, 0, 0),
+    "shquote": Filter(lambda v: shlex.quote(to_text(v)), 0, 0),
     "fromjson": Filter(_f_fromjson, 0, 0),
     "join": Filter(_f_join, 0, 1),
     "replace": Filter(_f_replace, 2, 2),

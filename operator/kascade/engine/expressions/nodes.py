@@ -291,6 +291,10 @@ class Pipe(Node):
                 undefined = exc
             except ExpressionError as exc:
                 raise ExpressionError(f"filter '{call.name}': {exc.reason}") from None
+            except (ArithmeticError, ValueError, TypeError) as exc:
+                # A filter meeting a value it was not written for is the input's fault:
+                # an error for the task, never a crash of the runner or the operator.
+                raise ExpressionError(f"filter '{call.name}': {exc}") from None
         if undefined is not None:
             raise undefined
         return value

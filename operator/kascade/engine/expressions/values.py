@@ -15,6 +15,9 @@ MAX_EXPRESSION_LENGTH = 4096
 MAX_DEPTH = 64
 MAX_STRING_LENGTH = 1 << 20
 MAX_LIST_LENGTH = 100_000
+MAX_INT_DIGITS = 4300
+"""Python refuses to print a longer integer (``sys.get_int_max_str_digits``); none is made."""
+_INT_LIMIT = 10**MAX_INT_DIGITS
 FALSE_STRINGS = frozenset({"", "false", "False", "0", "null"})
 
 Segment = str | int
@@ -106,15 +109,31 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
-def to_json(value: Any) -> str:
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def to_json(value: Any, limit: int = MAX_STRING_LENGTH) -> str:
+    """``value`` as compact JSON, written piece by piece and abandoned past ``limit``
+    characters: a value that shares parts (YAML aliases) can be far larger written out
+    than it is in memory, and must not be written out whole before it is refused."""
+    pieces: list[str] = []
+    size = 0
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        for piece in _ENCODER.iterencode(value):
+            size += len(piece)
+            if size > limit:
+                raise ExpressionError(f"string result longer than {limit} characters")
+            pieces.append(piece)
     except (TypeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, ExpressionError):
+            raise
         raise ExpressionError(f"value cannot be converted to JSON: {exc}") from None
+    return "".join(pieces)
 
 
-def to_text(value: Any) -> str:
-    """The string form used by templates: YAML-ish scalars, JSON containers."""
+def to_text(value: Any, limit: int = MAX_STRING_LENGTH) -> str:
+    """The string form used by templates: YAML-ish scalars, JSON containers (at most
+    ``limit`` characters of JSON are written)."""
     if isinstance(value, str):
         return value
     if value is None:
@@ -122,9 +141,9 @@ def to_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return str(value)
+        return str(checked(value))
     if isinstance(value, Mapping | list | tuple):
-        return checked(to_json(value))  # type: ignore[no-any-return]
+        return to_json(value, min(limit, MAX_STRING_LENGTH))
     return str(value)
 
 
@@ -135,6 +154,8 @@ def checked(value: Any) -> Any:
         raise ExpressionError(f"list result longer than {MAX_LIST_LENGTH} items")
     if isinstance(value, float) and not math.isfinite(value):
         raise ExpressionError("numeric result is not finite")
+    if isinstance(value, int) and not -_INT_LIMIT < value < _INT_LIMIT:
+        raise ExpressionError(f"integer result has more than {MAX_INT_DIGITS} digits")
     return value
 
 

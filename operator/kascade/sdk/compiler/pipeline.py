@@ -14,7 +14,12 @@ from typing import Any
 
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.compiler.refs import dependency_ref
-from kascade.sdk.compiler.tasks import container_fields, policy_fields, task_fields
+from kascade.sdk.compiler.tasks import (
+    callback_notification,
+    container_fields,
+    policy_fields,
+    task_fields,
+)
 from kascade.sdk.dag import DAG
 from kascade.sdk.exceptions import DagDefinitionError, UnsupportedFeature
 from kascade.sdk.lowering import Target, hook
@@ -46,6 +51,9 @@ _HOISTABLE = (
     "resources",
     "notifications",
     "sla",
+    "email",
+    "emailOnFailure",
+    "emailOnRetry",
 )
 
 
@@ -167,9 +175,8 @@ def _run_notifications(dag: DAG, target: Target) -> list[dict[str, Any]]:
     for attr, event in (("on_failure_callback", "failure"), ("on_success_callback", "success")):
         value = getattr(dag, attr)
         callbacks = value if isinstance(value, list | tuple) else [value] if value else []
-        for i, _ in enumerate(callbacks):
-            name = "dag-" + attr.replace("_", "-") + (f"-{i + 1}" if i else "")
-            out.append({"name": name, "events": [event], "hook": hook(target, dag, "dag", attr, i)})
+        for i, callback in enumerate(callbacks):
+            out.append(callback_notification(target, dag, "dag", attr, event, i, callback))
     if dag.sla is not None and dag.sla_miss_callback is not None:
         spec = hook(target, dag, "dag", "sla_miss_callback", 0)
         out.append({"name": "dag-sla-miss-callback", "events": ["slaMiss"], "hook": spec})
@@ -220,6 +227,8 @@ def _spec(dag: DAG, target: Target) -> dict[str, Any]:
         spec["variables"] = [{"configMap": name} for name in dag.variables]
     if dag.connections:
         spec["connections"] = [{"name": k, "secret": v} for k, v in dag.connections.items()]
+    if dag.smtp_secret:
+        spec["smtp"] = {"secret": dag.smtp_secret}
     run_hooks = _run_notifications(dag, target)
     if run_hooks:
         spec["notifications"] = run_hooks

@@ -108,20 +108,22 @@ def discover(path: Path) -> tuple[Path, list[Path]]:
 
 
 def _task_templates(folder: Path) -> tuple[dict[str, Template], list[Problem]]:
-    """The TaskTemplate documents of the YAML files in a DAG folder."""
+    """The TaskTemplate documents of the YAML files in a DAG folder (loaded within the
+    bounds of ``engine/loading.py``, as every manifest is)."""
     import yaml
 
     from kascade.engine import task_templates
+    from kascade.engine.loading import load_documents
 
     docs: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for file in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]):
         try:
-            text = file.read_text()
+            text = file.read_text(encoding="utf-8")
             if "TaskTemplate" not in text:
                 continue
-            docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-        except (OSError, yaml.YAMLError) as exc:
+            docs += load_documents(text, every_kind=True)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             problems.append(Problem(str(file), None, f"cannot read: {exc}"))
     found, bad = task_templates.from_manifests(docs)
     return found, problems + [Problem(str(folder), None, line) for line in bad]

@@ -12,11 +12,13 @@ import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from kascade.sdk import templates
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.compiler.refs import output_ref
 from kascade.sdk.dag import DAG
 from kascade.sdk.exceptions import UnsupportedFeature
 from kascade.sdk.lowering import Lowerer, Target, hook
+from kascade.sdk.notifications import SmtpNotifier
 from kascade.sdk.operators.kubernetes import api_form
 from kascade.sdk.templates import to_template
 from kascade.sdk.timing import duration
@@ -68,6 +70,20 @@ def policy_fields(values: dict[str, Any]) -> dict[str, Any]:
     rule = values.get("trigger_rule")
     if rule is not None and TriggerRule(rule) is not TriggerRule.ALL_SUCCESS:
         out["triggerRule"] = TriggerRule(rule).value
+    out.update(email_fields(values))
+    return out
+
+
+def email_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """Airflow's ``email``/``email_on_failure``/``email_on_retry`` (the flags only when set,
+    and only with addresses: without ``email`` Airflow sends nothing either)."""
+    email = values.get("email")
+    if not email:
+        return {}
+    out: dict[str, Any] = {"email": [email] if isinstance(email, str) else list(email)}
+    for attr, wire in (("email_on_failure", "emailOnFailure"), ("email_on_retry", "emailOnRetry")):
+        if values.get(attr) is not None:
+            out[wire] = bool(values[attr])
     return out
 
 
@@ -79,15 +95,39 @@ def container_fields(container: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def notifier_email(notifier: SmtpNotifier, dag_id: str) -> dict[str, Any]:
+    """An SmtpNotifier as the ``email`` of a notification: its Jinja translated."""
+    out: dict[str, Any] = {}
+    for attr in ("to", "cc", "bcc"):
+        values = getattr(notifier, attr)
+        if values:
+            out[attr] = [templates.translate(v, dag_id) for v in values]
+    if notifier.subject is not None:
+        out["subject"] = templates.translate(notifier.subject, dag_id)
+    if notifier.html_content is not None:
+        out["html"] = templates.translate(notifier.html_content, dag_id)
+    return out
+
+
+def callback_notification(
+    target: Target, dag: DAG, scope: str, attr: str, event: str, index: int, callback: Any
+) -> dict[str, Any]:
+    """One callback: an e-mail for an SmtpNotifier, else a hook running it in the runtime."""
+    prefix = "dag-" if scope == "dag" else ""
+    name = prefix + attr.replace("_", "-") + (f"-{index + 1}" if index else "")
+    if isinstance(callback, SmtpNotifier):
+        return {"name": name, "events": [event], "email": notifier_email(callback, dag.dag_id)}
+    return {"name": name, "events": [event], "hook": hook(target, dag, scope, attr, index)}
+
+
 def notifications(target: Target, dag: DAG, op: BaseOperator) -> list[dict[str, Any]]:
     out = []
     for attr, event in _EVENTS:
-        for i, _ in enumerate(getattr(op, attr)):
-            name = attr.replace("_", "-") + (f"-{i + 1}" if i else "")
-            spec = hook(target, dag, "task", attr, i)
-            if op.container.get("image") and op.runs_in_runtime():
-                spec["image"] = op.container["image"]  # this task's Python image has its deps
-            out.append({"name": name, "events": [event], "hook": spec})
+        for i, callback in enumerate(getattr(op, attr)):
+            entry = callback_notification(target, dag, "task", attr, event, i, callback)
+            if "hook" in entry and op.container.get("image") and op.runs_in_runtime():
+                entry["hook"]["image"] = op.container["image"]  # this task's image has its deps
+            out.append(entry)
     if dag.sla_miss_callback is not None and op.sla is not None:
         spec = hook(target, dag, "dag", "sla_miss_callback", 0)
         out.append({"name": "sla-miss-callback", "events": ["slaMiss"], "hook": spec})

@@ -20,8 +20,8 @@ from typing import Any
 from kascade.sdk import templates
 from kascade.sdk.baseoperator import BaseOperator
 from kascade.sdk.dag import DAG
-from kascade.sdk.exceptions import AirflowFailException, AirflowSkipException
-from kascade.sdk.execution.context import build_context
+from kascade.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from kascade.sdk.execution.context import build_context, parse_instant
 from kascade.sdk.execution.loader import load_file
 from kascade.sdk.lowering import MAP_ITEM_ENV, TEMPLATE_ENV_PREFIX
 from kascade.sdk.mapped import MappedArg
@@ -145,6 +145,37 @@ def _run(mode: str, task: BaseOperator, context: dict[str, Any]) -> int:
     return EXIT_OK
 
 
+def callback_context(dag: DAG, task: BaseOperator | None, env: Mapping[str, str]) -> dict[str, Any]:
+    """Airflow's callback context, from the hook's environment (``engine/callbacks.py``
+    sets it): the task instance's state, try number, duration, dates and log URL, the
+    exception (as an exception, as Airflow passes it) and why the attempt ended."""
+    context = build_context(dag, task, env)
+    ti = context["ti"]
+    ti.state = env.get("KASCADE_STATE") or None
+    ti.duration = _number(env.get("KASCADE_DURATION_SECONDS"))
+    ti.log_url = env.get("KASCADE_LOG_URL", "")
+    ti.start_date = parse_instant(env.get("KASCADE_START_DATE"))
+    ti.end_date = parse_instant(env.get("KASCADE_END_DATE"))
+    tries = _number(env.get("KASCADE_MAX_TRIES"))
+    ti.max_tries = int(tries) - 1 if tries else 0  # Airflow's max_tries is the retries
+    text = env.get("KASCADE_EXCEPTION")
+    if text is None:  # a hook from an operator that predates KASCADE_EXCEPTION
+        text = env.get("KASCADE_MESSAGE", "")
+    context["exception"] = AirflowException(text) if text else None
+    context["reason"] = env.get("KASCADE_REASON") or env.get("KASCADE_MESSAGE", "")
+    context["exit_code"] = _number(env.get("KASCADE_EXIT_CODE"))
+    context["event"] = env.get("KASCADE_EVENT", "")
+    context["message"] = env.get("KASCADE_MESSAGE", "")
+    return context
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
 def _callback(dag: DAG, scope: str, name: str, index: int) -> int:
     """A notification hook: the task is the one the event is about (``KASCADE_TASK``)."""
     instance = os.environ.get("KASCADE_TASK", "")
@@ -153,15 +184,14 @@ def _callback(dag: DAG, scope: str, name: str, index: int) -> int:
     env = dict(os.environ)
     if rest:
         env["KASCADE_MAP_INDEX"] = rest.rstrip("]")
-    context = build_context(dag, task, env)
-    message = os.environ.get("KASCADE_MESSAGE", "")
-    context["exception"] = message
-    context["reason"] = message
+    context = callback_context(dag, task, env)
     if name == "sla_miss_callback":
         callback = dag.sla_miss_callback
         assert callback is not None
+        blocking = [b for b in env.get("KASCADE_BLOCKING_TASKS", "").split(",") if b]
         miss = _SlaMiss(task_id or dag.dag_id, dag.dag_id, context["logical_date"])
-        callback(dag, task_id, "", [miss], [])
+        blocking_tis = [_BlockingTi(dag.dag_id, key, context["run_id"]) for key in blocking]
+        callback(dag, task_id, "\n".join(blocking), [miss], blocking_tis)
         return EXIT_OK
     owner: Any = dag if scope == "dag" else task
     if owner is None:
@@ -177,6 +207,20 @@ class _SlaMiss:
         self.task_id = task_id
         self.dag_id = dag_id
         self.execution_date = self.logical_date = logical
+
+
+class _BlockingTi:
+    """A blocking task instance, as Airflow's sla_miss_callback lists them."""
+
+    def __init__(self, dag_id: str, key: str, run_id: str) -> None:
+        task_id, _, rest = key.partition("[")
+        self.dag_id = dag_id
+        self.task_id = task_id
+        self.map_index = int(rest.rstrip("]")) if rest else -1
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"<TaskInstance: {self.dag_id}.{self.task_id} {self.run_id}>"
 
 
 def main(argv: list[str]) -> int:
