@@ -26,6 +26,10 @@ app.kubernetes.io/component: ui
 - apiGroups: [kascade.io]
   resources: [pipelines, pipelineruns, taskruns, pools]
   verbs: [get, list, watch]
+# The spec a run executes (a run of a Pipeline references its snapshot), read on demand.
+- apiGroups: [kascade.io]
+  resources: [pipelinesnapshots]
+  verbs: [get]
 # SLA misses (SlaMissed Events on runs).
 - apiGroups: [""]
   resources: [events]
@@ -35,7 +39,7 @@ app.kubernetes.io/component: ui
 {{/* A person who may look: pipelines, runs, task runs, pools, pods' logs and Events. */}}
 {{- define "kascade.pipelineViewerRules" -}}
 - apiGroups: [kascade.io]
-  resources: [pipelines, pipelineruns, taskruns, pools]
+  resources: [pipelines, pipelineruns, taskruns, pools, pipelinesnapshots, tasktemplates, taskcaches]
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [pods, pods/log, events]
