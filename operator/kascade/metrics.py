@@ -84,6 +84,16 @@ TASK_FAILURES = Counter(
 )
 POOL_SLOTS_USED = Gauge("kascade_pool_slots_used", "Pool slots in use", ["namespace", "pool"])
 POOL_SLOTS = Gauge("kascade_pool_slots", "Pool size", ["namespace", "pool"])
+LOGS_ARCHIVED = Counter(
+    "kascade_logs_archived_total",
+    "Task attempt logs written to the log archive",
+    ["namespace", "pipeline"],
+)
+LOG_ARCHIVE_FAILURES = Counter(
+    "kascade_log_archive_failures_total",
+    "Task attempt logs the archive gave up on (store down past its retries, pod gone, queue full)",
+    ["namespace", "pipeline"],
+)
 SLA_MISSES = Counter("kascade_sla_misses_total", "SLA misses", ["namespace", "pipeline", "task"])
 RECONCILE_ERRORS = Counter("kascade_reconcile_errors_total", "Errors while reconciling", ["kind"])
 for _kind in (

@@ -104,6 +104,14 @@ class FakeKube:
         self.writes.append(("get", "pods/log", name, container))
         return self.logs[(namespace, name, container)].encode()[:limit_bytes].decode()
 
+    def read_log_bytes(self, namespace: str, name: str, container: str, limit_bytes: int) -> bytes:
+        from kascade.kube.client import PodLogGone
+
+        self.writes.append(("get", "pods/log", name, container))
+        if (namespace, name, container) not in self.logs or not self.get("pods", namespace, name):
+            raise PodLogGone(f"pod {namespace}/{name}: Not Found")
+        return self.logs[(namespace, name, container)].encode()[:limit_bytes]
+
     def read_outputs_log(self, pod: dict[str, Any], container: str, limit_bytes: int) -> str:
         meta = pod["metadata"]
         return self.read_pod_log(meta["namespace"], meta["name"], container, limit_bytes)

@@ -385,6 +385,19 @@ def test_helper_image_and_object_store_for_outputs() -> None:
 
 
 @needs_helm
+def test_log_archive_values() -> None:
+    def args(*values: str) -> list[str]:
+        docs = render("--set", "objectStore.existingSecret=store", *values)
+        return list(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"])
+
+    assert "--log-archive-max-bytes=8388608" in args()  # on by default with a store
+    assert "--no-log-archive" not in args()
+    assert "--log-archive-max-bytes=4096" in args("--set", "logArchive.maxBytes=4096")
+    off = args("--set", "logArchive.enabled=false")
+    assert "--no-log-archive" in off and not any("log-archive-max" in a for a in off)
+
+
+@needs_helm
 def test_crds_rendered_from_crd_files_with_keep_policy() -> None:
     docs = render()
     crds = {c["metadata"]["name"]: c for c in by_kind(docs, "CustomResourceDefinition")}
@@ -583,3 +596,18 @@ def test_admission_handler_takes_kopf_bodies() -> None:
         admission._plain(kopf.Body(_pipeline(GOOD))),
         admission._plain(kopf.Body(_pipeline(CYCLE))),
     )
+
+
+@needs_helm
+def test_the_ui_reads_the_log_archive_with_the_store_secret() -> None:
+    def ui(*values: str) -> dict[str, Any]:
+        docs = render("--set", "ui.enabled=true", *values)
+        (dep,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-ui")]
+        return dict(dep["spec"]["template"]["spec"]["containers"][0])
+
+    assert "envFrom" not in ui()  # no store: logs from pods only
+    with_store = ui("--set", "objectStore.existingSecret=store")
+    assert with_store["envFrom"] == [{"secretRef": {"name": "store"}, "prefix": "KASCADE_STORE_"}]
+    assert {"name": "KASCADE_LOG_ARCHIVE_MAX_BYTES", "value": "8388608"} in with_store["env"]
+    off = ui("--set", "objectStore.existingSecret=store", "--set", "logArchive.enabled=false")
+    assert "envFrom" not in off

@@ -175,7 +175,8 @@ def test_an_operator_restart_mid_wait_follows_the_same_run() -> None:
         assert tr is not None and tr["status"]["state"] == "running"
         assert tr["status"]["attempts"] == [
             {"number": 1, "podName": None, "startTime": "2026-05-01T12:00:00Z", "endTime": None,
-             "exitCode": None, "reason": None, "message": None, "poke": None}
+             "exitCode": None, "reason": None, "message": None, "poke": None,
+             "logArchived": None, "logArchiveMessage": None}
         ]  # fmt: skip
         # The operator dies here (its tasks stop with it); a new one starts from the API.
         first.drivers[("ns", "r")].stop()

@@ -258,6 +258,12 @@ class Attempt(Model):
     """What happened, in words."""
     poke: int | None = None
     """Reschedule-mode sensors: which poke of the attempt this pod was (none: the first)."""
+    log_archived: bool | None = None
+    """With a log archive: true once the attempt's log is in the object store, false when
+    it could not be kept (``logArchiveMessage`` says why); unset while it is being written
+    or without an archive."""
+    log_archive_message: str | None = None
+    """Why the attempt's log is not in the archive."""
 
 
 class TaskRunSpec(Model):

@@ -148,6 +148,22 @@ def _common(f: Any) -> Any:
     help="With an object store (KASCADE_STORE_<key> variables): the largest outputs a task "
     "may write.",
 )
+@click.option(
+    "--log-archive/--no-log-archive",
+    envvar="KASCADE_LOG_ARCHIVE",
+    default=True,
+    show_default=True,
+    help="With an object store (KASCADE_STORE_<key> variables): keep each ended attempt's "
+    "log there, readable with `kascade logs` after its pod is gone.",
+)
+@click.option(
+    "--log-archive-max-bytes",
+    envvar="KASCADE_LOG_ARCHIVE_MAX_BYTES",
+    type=click.IntRange(1024, 256 * 1024 * 1024),
+    default=8 * 1024 * 1024,
+    show_default=True,
+    help="The most of one attempt's log the archive keeps (the first bytes; the cut is noted).",
+)
 def operator(
     log_level: str,
     namespaces: tuple[str, ...],
@@ -166,11 +182,14 @@ def operator(
     ui_url: str,
     helper_image: str,
     outputs_max_bytes: int,
+    log_archive: bool,
+    log_archive_max_bytes: int,
 ) -> None:
     """Run the Kascade operator (in-cluster, or with a kubeconfig).
 
     Large outputs go to the object store given by the KASCADE_STORE_<key> variables
-    (endpoint, bucket, accessKeyId, ...; docs/object-store.md), when they are set.
+    (endpoint, bucket, accessKeyId, ...; docs/object-store.md), when they are set, and
+    so do the logs of ended attempts (--no-log-archive: not the logs).
     """
     if not namespaces and not all_namespaces:
         raise click.UsageError("give --namespace NS (repeatable) or --all-namespaces")
@@ -179,6 +198,8 @@ def operator(
     settings = {
         "KASCADE_HELPER_IMAGE": helper_image,
         "KASCADE_OUTPUTS_MAX_BYTES": str(outputs_max_bytes),
+        "KASCADE_LOG_ARCHIVE": "on" if log_archive else "off",
+        "KASCADE_LOG_ARCHIVE_MAX_BYTES": str(log_archive_max_bytes),
     }
     try:
         read_config({**os.environ, **settings})

@@ -21,7 +21,21 @@ def log_source(kubeconfig: str | None, local: bool) -> tuple[Any, Any]:
     reader = reader_for(kubeconfig, local)
     if reader.local:
         return reader, FileLogs(reader)
-    return reader, PodLogs(reader.kube)
+    return reader, PodLogs(reader.kube, archive=log_archive())
+
+
+def log_archive() -> Any:
+    """The log archive the ``KASCADE_STORE_<key>`` variables of this shell describe
+    (None without them): where logs are read once their pods are gone."""
+    import os
+
+    from kascade.integrations import log_archive as archive
+    from kascade.integrations.settings import SettingsError
+
+    try:
+        return archive.from_environment(os.environ)
+    except SettingsError as exc:
+        raise click.UsageError(f"log archive: {exc}") from None
 
 
 class _Out:

@@ -273,6 +273,7 @@ def ui_command(
     With a kubeconfig it acts as you (like kubectl proxy); with no cluster
     configured (or --local) it shows the local runner's history.
     """
+    from kascade.cli.log_commands import log_archive
     from kascade.ui.serving import Options, serve
 
     if all_namespaces and namespaces:
@@ -287,6 +288,7 @@ def ui_command(
             read_only=read_only,
             auth=auth,
             allow_hosts=allow_hosts,
+            log_archive=None if local else log_archive(),
         )
     )
 

@@ -21,6 +21,7 @@ from kascade.api.runs import AttemptReason, PipelineRunStatus, RunPhase, TaskSta
 from kascade.controller import (
     config,
     large_outputs,
+    log_archiving,
     naming,
     notify,
     observe,
@@ -119,6 +120,8 @@ class RunDriver(Launching, Rebuilding):
             written=self._taskrun_written,
         )
         self.finished_pods = retention.FinishedPods(retention.keep_from_env())
+        self.logs = log_archiving.RunLogs()
+        """Which attempts' logs the archive holds (or gave up on)."""
         self.finished = False
         self.reload_token: str | None = None
         self.pool_version_seen = -1
@@ -370,7 +373,12 @@ class RunDriver(Launching, Rebuilding):
             return None
         podless = not runs_pod(self.plan.tasks[inst.task].spec)
         status = taskrun_status(
-            inst, self.pods.get(key), meta["name"], self.trouble.get(key), podless=podless
+            inst,
+            self.pods.get(key),
+            meta["name"],
+            self.trouble.get(key),
+            self.logs.of(key),
+            podless=podless,
         )
         return meta["name"], wire(status)
 

@@ -17,7 +17,7 @@ import kopf
 
 from kascade import metrics
 from kascade.api.base import GROUP, VERSION
-from kascade.controller import approval, config, masking, notify, outbound
+from kascade.controller import approval, config, log_archiving, masking, notify, outbound
 from kascade.controller.leader import LeaderElector
 from kascade.controller.podspec import LABEL_RUN
 from kascade.controller.world import World
@@ -83,6 +83,13 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     kube = masking.MaskingKube()
     STATE["kube"] = kube
     STATE["world"] = World(kube, _emit)
+    archive = config.CONFIG.log_archive
+    log_archiving.configure(
+        log_archiving.LogArchiver(kube, archive, emit=_emit) if archive is not None else None
+    )
+    if archive is not None:
+        where, cap = archive.where, archive.max_bytes
+        log.info("Task logs are archived in %s (at most %d bytes each)", where, cap)
     port = int(os.environ.get("KASCADE_METRICS_PORT", "8080"))
     if port:
         metrics.serve(port)

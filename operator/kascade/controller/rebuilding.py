@@ -1,9 +1,12 @@
-"""Rebuilding a run's driver after an operator restart, and deleting its finished pods.
+"""Rebuilding a run's driver after an operator restart; archiving the logs of ended
+attempts, then deleting their finished pods.
 
 A mixin of ``RunDriver`` (``driver.py``): the engine's state comes back from what the
 cluster shows (``observed.py`` reads it, ``engine/restore.py`` decides), and the finished
 pods a run keeps (``retention.py``) are counted again from the TaskRuns, so the pod
-retention goes on where it was.
+retention goes on where it was. With a log archive (``log_archiving.py``) a stored TaskRun
+status hands its ended attempts to the archive, whose outcome is written in the status
+in turn; only that second write lets the retention delete the pod.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 
 from kascade import metrics
 from kascade.api.runs import TaskState, split_instance_key
-from kascade.controller import observed, retention
+from kascade.controller import log_archiving, observed, retention
+from kascade.controller.podspec import RunIdentity
 from kascade.controller.writer import StatusWriter
 from kascade.engine.decisions import Decisions
 from kascade.engine.plan import Plan
@@ -42,6 +46,8 @@ class Rebuilding:
     waiting: dict[str, str]
     sla_misses: set[str]
     finished_pods: retention.FinishedPods
+    logs: log_archiving.RunLogs
+    identity: RunIdentity
     clock: Callable[[], datetime]
 
     def _restore(self, found: observed.Observation, now: datetime) -> Decisions:
@@ -72,21 +78,39 @@ class Rebuilding:
                     metrics.attempt_ended(self.namespace, self.plan.name, task_id, ok, reason)
         # Every TaskRun is checked against what the engine now holds (its history rebuilt,
         # the ends replayed); only those that differ from what is stored are written.
+        self.logs.restore(found.stored)
         self.writer.seed(found.stored)
         for key in found.taskruns:
             self.writer.taskrun_changed(key)
         # The finished pods kept so far, oldest first: the retention goes on from them.
         existing = set(found.pods.values())
+        archiving = log_archiving.ARCHIVER is not None
         for key, status in sorted(found.stored.items(), key=lambda kv: _last_end(kv[1])):
-            for pod in self.finished_pods.written(status, self._is_sensor(key)):
+            self._archive_logs(key, status)  # attempts that ended while nobody archived them
+            for pod in self.finished_pods.written(status, self._is_sensor(key), archiving):
                 if pod in existing:
                     asyncio.get_running_loop().create_task(self._delete_finished(pod))
         return decisions
 
     def _taskrun_written(self, key: str, status: dict[str, Any]) -> None:
-        """A TaskRun status is stored: pods it records as succeeded may go (retention.py)."""
-        for pod in self.finished_pods.written(status, self._is_sensor(key)):
+        """A TaskRun status is stored: the logs of the attempts it records as ended go to
+        the archive (off this path); pods it records as succeeded, and archived, may go."""
+        self._archive_logs(key, status)
+        archiving = log_archiving.ARCHIVER is not None
+        for pod in self.finished_pods.written(status, self._is_sensor(key), archiving):
             asyncio.get_running_loop().create_task(self._delete_finished(pod))
+
+    def _archive_logs(self, key: str, status: dict[str, Any]) -> None:
+        if not self._is_sensor(key):  # a sensor's pokes say only "not yet"
+            log_archiving.archive_ended(
+                self.logs, self.identity, key, self.taskruns.get(key), status, self._log_archived
+            )
+
+    def _log_archived(self, job: log_archiving.ArchiveJob, outcome: log_archiving.Outcome) -> None:
+        """The archive kept the log (or gave up): the attempt's status says so."""
+        self.logs.settle(job.key, job.attempt, outcome)
+        self.writer.taskrun_changed(job.key)
+        self.writer.schedule()
 
     def _is_sensor(self, key: str) -> bool:
         inst = self.engine.instances.get(key)

@@ -34,13 +34,20 @@ class FinishedPods:
         self.kept: deque[str] = deque()
         self.seen: set[str] = set()
 
-    def written(self, status: dict[str, Any], sensor: bool) -> list[str]:
-        """A TaskRun status is stored: the pods to delete now (oldest first)."""
+    def written(self, status: dict[str, Any], sensor: bool, archiving: bool = False) -> list[str]:
+        """A TaskRun status is stored: the pods to delete now (oldest first).
+
+        With a log archive (``archiving``), a task's pod counts only once the status also
+        records that its log is archived or that the archive gave up (``logArchived``):
+        the archive hands the pod over by writing that, so no pod goes before its log is
+        kept (sensors' pokes are not archived)."""
         if self.keep < 0:
             return []
         for attempt in status.get("attempts") or []:
             pod = attempt.get("podName")
             if not pod or pod in self.seen or not attempt.get("endTime"):
+                continue
+            if archiving and not sensor and attempt.get("logArchived") is None:
                 continue
             ok = attempt.get("exitCode") == 0 and not attempt.get("reason")
             not_met = sensor and attempt.get("exitCode") == SENSOR_NOT_MET

@@ -8,7 +8,7 @@ that dropped to zero) instead of leaving it behind.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +94,7 @@ def taskrun_status(
     pod: str | None,
     taskrun: str,
     trouble: str | None = None,
+    archived: Mapping[int, tuple[bool, str | None]] | None = None,
     *,
     podless: bool = False,
 ) -> TaskRunStatus:
@@ -102,8 +103,10 @@ def taskrun_status(
     ``pod`` is the pod of the attempt in flight, if any; ``trouble`` why that pod cannot
     start (image pull, unschedulable), shown while the task is queued. A ``podless`` task
     (sendEmail, triggerPipeline) lists its attempt in flight without a pod: that is how
-    a restarted operator knows which attempt to launch again.
+    a restarted operator knows which attempt to launch again. ``archived``: what the log
+    archive did with each attempt's log (number -> archived, why not).
     """
+    archived = archived or {}
     attempts = [
         Attempt(
             number=a.number,
@@ -116,6 +119,8 @@ def taskrun_status(
             reason=a.reason,
             message=a.message,
             poke=a.poke or None,
+            log_archived=archived[a.number][0] if a.number in archived else None,
+            log_archive_message=archived[a.number][1] if a.number in archived else None,
         )
         for a in inst.attempts
     ]

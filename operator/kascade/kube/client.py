@@ -117,6 +117,10 @@ def transient(exc: BaseException, *, conflicts: bool = True) -> bool:
     return isinstance(exc, _CONNECTION_ERRORS)
 
 
+class PodLogGone(LookupError):
+    """The pod (or its container) is gone or was never started: its log cannot be read."""
+
+
 class Kube:
     """The handful of calls the operator and the CLI make."""
 
@@ -276,16 +280,29 @@ class Kube:
 
     def read_pod_log(self, namespace: str, name: str, container: str, limit_bytes: int) -> str:
         """The first ``limit_bytes`` of a container's log (a finished container's too)."""
+        data = self.read_log_bytes(namespace, name, container, limit_bytes)
+        return data.decode("utf-8", errors="replace")
+
+    def read_log_bytes(self, namespace: str, name: str, container: str, limit_bytes: int) -> bytes:
+        """The first ``limit_bytes`` of a finished container's log, as the kubelet kept it.
+
+        PodLogGone when the pod no longer exists (or never ran its container): reading
+        again cannot help."""
         _count("get", "pods/log")
-        text = self._call(
-            self.core.read_namespaced_pod_log,
-            name,
-            namespace,
-            container=container,
-            limit_bytes=limit_bytes,
-            _preload_content=False,
-        )
-        return bytes(text.data).decode("utf-8", errors="replace")
+        try:
+            answer = self._call(
+                self.core.read_namespaced_pod_log,
+                name,
+                namespace,
+                container=container,
+                limit_bytes=limit_bytes,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status in (400, 404):
+                raise PodLogGone(f"pod {namespace}/{name}: {exc.reason or exc.status}") from None
+            raise
+        return bytes(answer.data)
 
     def read_outputs_log(self, pod: dict[str, Any], container: str, limit_bytes: int) -> str:
         """A container's log that carries outputs (the operator's Kube masks Secrets in it)."""

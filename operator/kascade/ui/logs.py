@@ -1,10 +1,11 @@
 """Task attempt logs, for ``kascade logs`` and the web UI: one reading path, two stores.
 
 On a cluster an attempt's log is its pod's log (``PodLogs``); locally it is the
-file the local runner wrote (``FileLogs``). The seam for logs that outlive the
-pod is ``PodLogs.archive``: when the pod is gone, the reader asks the archive
-(an object-store reader, not built yet) instead of failing; until one is
-configured the user is told the pod is gone and why.
+file the local runner wrote (``FileLogs``). Logs that outlive the pod come from
+``PodLogs.archive`` (``integrations/log_archive.LogArchive``, the object store the
+operator writes them to): when the pod is gone, the reader asks the archive
+instead of failing. Without one, or when the archive has no log either, the user
+is told which pod and attempt, and why.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class AttemptRef:
     number: int
     pod: str | None = None
     path: Path | None = None
+    archive_note: str | None = None
+    """What the TaskRun says the log archive did with this attempt's log, if anything."""
 
 
 class Archive(Protocol):
@@ -93,7 +96,14 @@ class PodLogs:
 
     def ref(self, task: dict[str, Any], namespace: str, number: int) -> AttemptRef:
         chosen = pick_try(task, number)
-        return AttemptRef(namespace, task["run"], task["key"], number, pod=chosen.get("pod"))
+        return AttemptRef(
+            namespace,
+            task["run"],
+            task["key"],
+            number,
+            pod=chosen.get("pod"),
+            archive_note=_archive_note(chosen),
+        )
 
     def chunks(
         self, ref: AttemptRef, *, follow: bool, ended: Callable[[], bool]
@@ -116,8 +126,34 @@ class PodLogs:
                         f"the pod {ref.pod} of attempt {ref.number} is gone and no log archive "
                         "is configured (logs live as long as the run's pods)"
                     ) from None
-                yield from self.archive.chunks(ref)
+                yield from _archived(self.archive, ref)
                 return
+
+
+def _archive_note(attempt: dict[str, Any]) -> str:
+    """Why the archive may lack an attempt's log, from what its TaskRun records."""
+    archived = attempt.get("logArchived")
+    if archived is False:
+        return f"the operator could not archive it: {attempt.get('logArchiveMessage')}"
+    if archived:
+        return "the operator archived it, but the object is gone (a lifecycle rule?)"
+    if attempt.get("endTime"):
+        return "the operator has not recorded archiving it (yet, or no store then)"
+    return "the attempt has not ended"
+
+
+def _archived(archive: Archive, ref: AttemptRef) -> Iterator[bytes]:
+    """The archived log; a NotFound naming the pod and the attempt, and why, otherwise."""
+    from kascade.integrations.log_archive import ArchiveUnavailable, LogNotArchived
+
+    gone = f"the pod {ref.pod} of attempt {ref.number} of {ref.task} is gone"
+    try:
+        yield from archive.chunks(ref)
+    except LogNotArchived:
+        why = ref.archive_note or "no object for it"
+        raise NotFound(f"{gone} and the log archive has no log for it: {why}") from None
+    except ArchiveUnavailable as exc:  # it names the pod and the attempt itself
+        raise NotFound(str(exc)) from None
 
 
 class FileLogs:

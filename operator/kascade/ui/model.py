@@ -111,6 +111,8 @@ def task_from_taskrun(obj: Mapping[str, Any]) -> dict[str, Any]:
             "exitCode": a.get("exitCode"),
             "reason": a.get("reason"),
             "message": a.get("message"),
+            "logArchived": a.get("logArchived"),
+            "logArchiveMessage": a.get("logArchiveMessage"),
         }
         for a in status.get("attempts") or []
     ]

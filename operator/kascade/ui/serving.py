@@ -23,6 +23,9 @@ class Options:
     auth: str = "auto"
     """kubeconfig | token | auto (token in a cluster, kubeconfig elsewhere)."""
     allow_hosts: tuple[str, ...] = ()
+    log_archive: Any = None
+    """Where logs are read once their pods are gone (an ``integrations.log_archive.LogArchive``;
+    None: no store configured, logs live as long as their pods)."""
 
 
 def build(options: Options) -> web.Application:
@@ -62,7 +65,8 @@ def build(options: Options) -> web.Application:
     else:
         authority = auth.KubeconfigAuthority(kube, current_user_name(), options.read_only, hosts)
     feed = ClusterFeed(kube, store, list(options.namespaces) or None)
-    return _app(authority, store, feed, kube, lambda user_kube: PodLogs(user_kube))
+    archive = options.log_archive
+    return _app(authority, store, feed, kube, lambda user_kube: PodLogs(user_kube, archive))
 
 
 def _app(authority: Any, store: Any, feed: Any, kube: Any, log_source: Any) -> web.Application:
