@@ -282,6 +282,8 @@ def test_email_task_and_failure_alert_reach_the_smtp_server(
         await world.on_pod("MODIFIED", _fail_pod(kube, "mail-run-broken-a1"))
         await _until(lambda: _phase(kube, "mail-run") == "failed")
         await asyncio.to_thread(smtp_server.mailbox.wait_for, before + 2)
+        # The Event follows the server's answer: wait for it, not only for the mail.
+        await _until(lambda: len([e for e in events if e[1] == "EmailSent"]) >= 2, 30)
 
     _go(scenario)
     got = {m.recipients: m for m in smtp_server.mailbox.messages[before:]}
