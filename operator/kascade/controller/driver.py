@@ -336,7 +336,7 @@ class RunDriver(Launching, Rebuilding):
         inst = self.engine.instances.get(key)
         task_id = self.plan.tasks[inst.task].id if inst else key
         metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
-        started = inst.attempt_started_at or inst.started_at if inst else None
+        started = inst.attempt_started_at if inst else None
         if started:  # the attempt's own duration, as Airflow's task duration
             metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
                 (now - started).total_seconds()

@@ -207,7 +207,7 @@ class Lifecycle(EngineCore):
             inst.attempts.append(
                 Attempt(
                     inst.attempt,
-                    inst.attempt_started_at or inst.started_at,
+                    inst.attempt_started_at,  # None: this attempt never started
                     now,
                     None,
                     AttemptReason.INTERRUPTED,

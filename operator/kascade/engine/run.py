@@ -110,7 +110,7 @@ class RunEngine(Propagation, Admission, Lifecycle, Restoring):
         inst.attempts.append(
             Attempt(
                 attempt,
-                inst.attempt_started_at or inst.started_at,
+                inst.attempt_started_at,  # None: this attempt never started
                 now,
                 result.exit_code,
                 result.reason,
