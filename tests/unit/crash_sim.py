@@ -282,7 +282,7 @@ async def _live(
     while clock.now < deadline:
         for d in [*world.drivers.values()]:
             await d.flush()
-        for w in [*getattr(world, "retired", {}).values()]:
+        for w in [*world.ended_writers.retired.values()]:
             await w.flush()
         if finished(kube) and not world.drivers:
             return

@@ -107,7 +107,7 @@ def _rejected(refusal: Refused, retries: int) -> tuple[FakeKube, list[tuple[str,
         await world.on_run("ADDED", body)
         for driver in list(world.drivers.values()):
             await driver.flush()
-        for w in list(world.retired.values()):
+        for w in list(world.ended_writers.retired.values()):
             await w.flush()
 
     asyncio.run(scenario())

@@ -299,6 +299,48 @@ def test_the_operator_archives_a_finished_attempts_log(real_archive: LogArchive)
         list(real_archive.chunks(Ref(number=2)))
 
 
+def test_the_outcome_is_written_when_the_runs_end_came_back_before_its_driver_retired(
+    real_archive: LogArchive,
+) -> None:
+    """The watch event of the run's final status may be handled while the driver is still
+    finishing (its status patch has returned, the driver has not retired yet). The run
+    ended; it was not deleted or reloaded: the archive's outcome must still be written."""
+    kube = FakeKube()
+    spec = {"defaults": {"image": "busybox:1.36"}, "tasks": [{"name": "t", "command": ["x"]}]}
+    _pipeline(kube, spec)
+    run = _run(kube, "r", spec)
+
+    async def scenario() -> None:
+        archiver = LogArchiver(kube, real_archive, emit=lambda o, k, r, m: None)  # type: ignore[arg-type]
+        log_archiving.configure(archiver)
+        loop = asyncio.get_running_loop()
+        world = World(kube, lambda *_: None, clock=lambda: NOW)
+        patch_status = kube.patch_status
+
+        def patch_then_watch(plural: str, namespace: str, name: str, status: Any) -> None:
+            patch_status(plural, namespace, name, status)
+            if plural == "pipelineruns" and status.get("phase") == "success":
+                body = kube.get("pipelineruns", namespace, name)
+                watched = world.on_run("MODIFIED", body)  # type: ignore[arg-type]
+                asyncio.run_coroutine_threadsafe(watched, loop).result()
+
+        kube.patch_status = patch_then_watch  # type: ignore[method-assign]
+        try:
+            await world.on_run("ADDED", run)
+            kube.logs[("ns", "r-t-a1", "task")] = "kept\n"
+            (driver,) = world.drivers.values()
+            await world.on_pod("MODIFIED", _end(kube, "r-t-a1"))
+            assert not world.drivers  # the run ended: its driver is gone
+            await archiver.drain()
+            await driver.flush()  # the outcome is written in the attempt
+        finally:
+            log_archiving.configure(None)
+
+    asyncio.run(scenario())
+    (attempt,) = kube.get("taskruns", "ns", "r-t")["status"]["attempts"]  # type: ignore[index]
+    assert (attempt.get("logArchived"), attempt.get("logArchiveMessage")) == (True, None)
+
+
 def test_a_store_that_cannot_be_read_says_where_never_the_secret(
     s3_server: servers.S3Server,
 ) -> None:

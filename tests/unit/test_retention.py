@@ -74,7 +74,7 @@ def test_a_pod_is_deleted_only_after_its_taskrun_records_its_end(
             await world.on_pod("MODIFIED", pod)
             for driver in list(world.drivers.values()):
                 await driver.flush()
-            for w in list(world.retired.values()):
+            for w in list(world.ended_writers.retired.values()):
                 await w.flush()
             await asyncio.sleep(0.05)  # the deletions run in the background
 

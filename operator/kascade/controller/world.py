@@ -28,7 +28,7 @@ from kascade.controller.runs import WatchedRuns, run_dates_of
 from kascade.controller.scheduler import Emit, Scheduler
 from kascade.controller.shared_templates import TemplateIndex
 from kascade.controller.status import invalid_run, queued_run
-from kascade.controller.writer import StatusWriter
+from kascade.controller.writer import EndedRunWriters
 from kascade.engine import task_templates
 from kascade.engine.caching import Refresh
 from kascade.engine.context import RunContext
@@ -70,9 +70,7 @@ class World(Scheduler):
         self._booting_for: dict[Key, set[Key]] = {}
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
         self._pool_status_due = False
-        self.retired: dict[Key, StatusWriter] = {}
-        """Writers of finished runs whose last summary is not written yet (it is retried
-        until written, or superseded by a reload of the run)."""
+        self.ended_writers = EndedRunWriters()
         self.caches = Caches(kube, self.pipelines.get)
         self._ended: dict[Key, str | None] = {}
         """Runs whose driver finished (with its reload token) until their final status comes
@@ -167,7 +165,7 @@ class World(Scheduler):
         metrics.ACTIVE_RUNS.labels(*pkey).set(active)
         if not record.active:
             self._ended.pop(key, None)  # later events are newer than the end
-            if self._drop_driver(key) is not None and pkey in self.pipelines:
+            if self._drop_driver(key, ended=True) is not None and pkey in self.pipelines:
                 self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
             return
         reload = (meta.get("annotations") or {}).get("kascade.io/reload")
@@ -309,14 +307,17 @@ class World(Scheduler):
             self.task_slots[pkey] = SharedSlots(on_give=self.pools.changed)
         return self.task_slots[pkey]
 
-    def _drop_driver(self, key: Key) -> RunDriver | None:
-        """Forget a run's driver; one that did not finish gives its slots back first, and
-        writes nothing more (the run was deleted or reloaded)."""
+    def _drop_driver(self, key: Key, *, ended: bool = False) -> RunDriver | None:
+        """Forget a run's driver. ``ended``: the run's final status came back; if its
+        driver decided that end, its writer stays open (the log archive's outcomes follow
+        the end). Otherwise (deleted, reloaded, or ended by someone else) it writes
+        nothing more, and a driver that did not finish gives its slots back first."""
         driver = self.drivers.pop(key, None)
         metrics.RUN_GAUGES.forget(key)
-        retired = self.retired.pop(key, None)
-        if retired is not None:
-            retired.close()
+        if ended and (driver is None or driver.finished):
+            self.ended_writers.ended(key, driver.writer if driver is not None else None)
+            return driver
+        self.ended_writers.superseded(key)
         if driver is not None:
             driver.stop()
         if driver is not None and not driver.finished:
@@ -353,8 +354,7 @@ class World(Scheduler):
         if driver.finished:
             self.drivers.pop(key, None)
             self._ended[key] = driver.reload_token
-            if driver.writer.final is not None:
-                self.retired[key] = driver.writer
+            self.ended_writers.finished(key, driver.writer)
             pkey = (driver.namespace, driver.plan.name)
             self._start_waiting(pkey)
             if pkey in self.pipelines:

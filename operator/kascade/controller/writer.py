@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -237,3 +238,43 @@ class StatusWriter:
             elif final is not None:
                 self.final = None  # written already
         return writes
+
+
+class EndedRunWriters:
+    """The writers of runs whose driver finished, while they may still have to write.
+
+    A finished run still writes: its last summary until it is stored (``retired``), and
+    the outcome of its attempts' log archive, which comes after the end. The watch event
+    of the final summary may arrive before the driver has even retired; the run ended, it
+    was not superseded, so its writer stays open. Only a delete or a reload (a clear)
+    closes it: a new driver, restored from the stored statuses, writes from then on.
+
+    Writers are held weakly once their summary is stored: a writer lives as long as
+    something may still write through it (an archive job's callback), never longer.
+    """
+
+    def __init__(self) -> None:
+        self.retired: dict[tuple[str, str], StatusWriter] = {}
+        """Finished runs whose last summary is not stored yet (retried until it is)."""
+        self.open: weakref.WeakValueDictionary[tuple[str, str], StatusWriter] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def finished(self, key: tuple[str, str], writer: StatusWriter) -> None:
+        """The run's driver decided its end."""
+        self.open[key] = writer
+        if writer.final is not None:
+            self.retired[key] = writer
+
+    def ended(self, key: tuple[str, str], writer: StatusWriter | None) -> None:
+        """The run's final summary came back from the API server: no summary to retry;
+        the writer stays open for what still follows the end."""
+        self.retired.pop(key, None)
+        if writer is not None:
+            self.open[key] = writer
+
+    def superseded(self, key: tuple[str, str]) -> None:
+        """The run was deleted or reloaded: its old writers write nothing more."""
+        for writer in (self.retired.pop(key, None), self.open.pop(key, None)):
+            if writer is not None:
+                writer.close()
