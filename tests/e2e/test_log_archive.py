@@ -12,6 +12,9 @@ chart does it (``KASCADE_STORE_<key>``; the helper image is busybox, which has t
    after the bounded retries the gap is reported: ``logArchived: false`` with why, a
    ``LogNotArchived`` Warning Event on the TaskRun, and
    ``kascade_log_archive_failures_total``.
+3. An operator killed after a run's end, while its last log was still being archived:
+   the run says ``logArchivePending``, and the next operator archives the log, records it
+   in the TaskRun and clears the mark.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ from .operator_support import (
     ROOT,
     Kascade,
     apply_crds,
+    delete_namespace,
     free_port,
+    make_namespace,
     operator_namespace,
     pipeline,
+    running_operator,
 )
 from .ui_support import ui_server
 
@@ -204,3 +210,44 @@ def test_a_store_that_is_down_never_fails_the_run_and_the_gap_is_reported(
     assert failures == [
         f'kascade_log_archive_failures_total{{namespace="{kas.ns}",pipeline="says"}} 1.0'
     ]
+
+
+def test_the_next_operator_archives_what_a_killed_one_left_pending(
+    cluster: Cluster, s3_server: servers.S3Server, bucket: str, tmp_path: Path
+) -> None:
+    namespace = make_namespace(cluster, "logarchive-restart")
+    apply_crds(cluster.api)
+    kas = Kascade(cluster.api, namespace)
+    live = s3_server.settings(bucket=bucket, prefix="kascade")
+    down = {**live, "endpoint": f"http://127.0.0.1:{free_port()}", "timeout": "2"}
+    log = tmp_path / "operator.log"
+
+    def env(store: dict[str, str]) -> dict[str, str]:
+        return {
+            "KASCADE_HELPER_IMAGE": HELPER_IMAGE,
+            **{f"KASCADE_STORE_{k}": v for k, v in store.items()},
+        }
+
+    try:
+        with running_operator(kubeconfig_path(), [namespace], log, env(down)) as first:
+            kas.apply_pipeline(pipeline("says", [{"name": "say", "command": ["sh", "-c", SAYS]}]))
+            run = kas.wait_run(kas.create_run("says", name="says-left"))
+            first.kill(hard=True)  # while the store is still being tried (backoff 2 s, 4 s...)
+        assert (run["status"]["phase"], run["status"].get("logArchivePending")) == ("success", True)
+        attempt = _taskrun(kas, "says-left", "say")["status"]["attempts"][-1]
+        assert attempt.get("logArchived") is None
+        with running_operator(kubeconfig_path(), [namespace], log, env(live)):
+            attempt = wait_until(lambda: _settled(kas, "says-left", "say"), 60, what="logArchived")
+            assert (attempt["logArchived"], attempt.get("logArchiveMessage")) == (True, None)
+            wait_until(
+                lambda: "logArchivePending" not in kas.get("pipelineruns", "says-left")["status"],
+                30,
+                what="the mark to be cleared",
+            )
+        settings = ObjectStoreSettings.from_data(s3_server.settings(bucket=bucket), "test")
+        key = f"kascade/logs/{namespace}/says-left/say/attempt-1.log"
+        expected = "".join(f"archived line {i} of {attempt['podName']}\n" for i in (1, 2, 3))
+        assert ObjectStore(settings).get(key).decode() == expected
+    finally:
+        print(log.read_text()[-5000:] if log.exists() else "(no operator log)")
+        delete_namespace(cluster, namespace)

@@ -341,6 +341,112 @@ def test_the_outcome_is_written_when_the_runs_end_came_back_before_its_driver_re
     assert (attempt.get("logArchived"), attempt.get("logArchiveMessage")) == (True, None)
 
 
+def test_the_run_says_logs_are_pending_until_every_outcome_is_stored(
+    real_archive: LogArchive,
+) -> None:
+    """The last summary is written before the last attempts' logs are archived: it says
+    ``logArchivePending``, and the mark goes once every outcome is in its TaskRun."""
+    kube = FakeKube()
+    spec = {"defaults": {"image": "busybox:1.36"}, "tasks": [{"name": "t", "command": ["x"]}]}
+    _pipeline(kube, spec)
+    run = _run(kube, "r", spec)
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        archiver = LogArchiver(kube, real_archive, emit=lambda *_: None)  # type: ignore[arg-type]
+        log_archiving.configure(archiver)
+        try:
+            world = World(kube, lambda *_: None, clock=lambda: NOW)
+            await world.on_run("ADDED", run)
+            kube.logs[("ns", "r-t-a1", "task")] = "kept\n"
+            (driver,) = world.drivers.values()
+            await world.on_pod("MODIFIED", _end(kube, "r-t-a1"))
+            stored = kube.get("pipelineruns", "ns", "r")["status"]  # type: ignore[index]
+            seen["at the end"] = (stored["phase"], stored.get("logArchivePending"))
+            await archiver.drain()
+            await driver.flush()  # the outcome is written, then the mark is cleared
+            await asyncio.sleep(0.05)
+        finally:
+            log_archiving.configure(None)
+
+    asyncio.run(scenario())
+    assert seen["at the end"] == ("success", True)
+    status = kube.get("pipelineruns", "ns", "r")["status"]  # type: ignore[index]
+    assert (status["phase"], status.get("logArchivePending")) == ("success", None)
+    patches = [w[3] for w in kube.writes if w[:3] == ("patch", "pipelineruns/status", "r")]
+    assert patches[-1] == {"logArchivePending": None}  # after the outcome, last
+    assert kube.get("taskruns", "ns", "r-t")["status"]["attempts"][0]["logArchived"] is True  # type: ignore[index]
+
+
+def test_a_restarted_operator_archives_the_logs_a_finished_run_left_pending(
+    real_archive: LogArchive,
+) -> None:
+    """The operator stopped after the run's end, before its last log was archived: the
+    next one finds the run marked, archives what is missing, writes the outcome and
+    clears the mark. A run it did not find marked costs no request."""
+    kube = FakeKube()
+    tasks = [{"name": "t", "command": ["x"]}, {"name": "u", "command": ["x"], "dependsOn": ["t"]}]
+    spec = {"defaults": {"image": "busybox:1.36"}, "tasks": tasks}
+    _pipeline(kube, spec)
+    run = _run(kube, "r", spec)
+
+    async def first_life() -> None:  # the archive never gets to the last attempt
+        archiver = LogArchiver(kube, real_archive, emit=lambda *_: None)  # type: ignore[arg-type]
+        log_archiving.configure(archiver)
+        try:
+            world = World(kube, lambda *_: None, clock=lambda: NOW)
+            await world.on_run("ADDED", run)
+            kube.logs[("ns", "r-t-a1", "task")] = "first\n"
+            (driver,) = world.drivers.values()
+            await world.on_pod("MODIFIED", _end(kube, "r-t-a1"))
+            await driver.flush()
+            await archiver.drain()
+            await driver.flush()  # t's outcome is stored
+            kube.logs[("ns", "r-u-a1", "task")] = "last\n"
+            archiver.stop()
+            archiver.submit = lambda job, done: None  # type: ignore[method-assign]  # stops here
+            await world.on_pod("MODIFIED", _end(kube, "r-u-a1"))
+        finally:
+            log_archiving.configure(None)
+
+    async def second_life() -> None:
+        archiver = LogArchiver(kube, real_archive, emit=lambda *_: None)  # type: ignore[arg-type]
+        log_archiving.configure(archiver)
+        try:
+            world = World(kube, lambda *_: None, clock=lambda: NOW)
+            finished = kube.get("pipelineruns", "ns", "r")
+            await world.on_run("MODIFIED", finished)  # type: ignore[arg-type]
+            assert not world.drivers  # a finished run is not started again
+            for _ in range(20):
+                await asyncio.sleep(0.02)
+            await archiver.drain()
+            for _ in range(20):
+                await asyncio.sleep(0.02)
+        finally:
+            log_archiving.configure(None)
+
+    asyncio.run(first_life())
+    status = kube.get("pipelineruns", "ns", "r")["status"]  # type: ignore[index]
+    assert (status["phase"], status.get("logArchivePending")) == ("success", True)
+    last = kube.get("taskruns", "ns", "r-u")["status"]["attempts"][0]  # type: ignore[index]
+    assert last.get("logArchived") is None
+    first_writes = len(kube.writes)
+
+    asyncio.run(second_life())
+    assert real_archive.read("ns", "r", "u", 1) == b"last\n"
+    (last,) = kube.get("taskruns", "ns", "r-u")["status"]["attempts"]  # type: ignore[index]
+    assert (last["logArchived"], last.get("logArchiveMessage")) == (True, None)
+    (first,) = kube.get("taskruns", "ns", "r-t")["status"]["attempts"]  # type: ignore[index]
+    assert first["logArchived"] is True
+    assert kube.get("pipelineruns", "ns", "r")["status"].get("logArchivePending") is None  # type: ignore[index]
+    later = [w[:3] for w in kube.writes[first_writes:] if w[0] != "get"]
+    assert later == [("patch", "taskruns/status", "r-u"), ("patch", "pipelineruns/status", "r")]
+
+    writes = len(kube.writes)  # once cleared, a restart sweeps nothing
+    asyncio.run(second_life())
+    assert len(kube.writes) == writes
+
+
 def test_a_store_that_cannot_be_read_says_where_never_the_secret(
     s3_server: servers.S3Server,
 ) -> None:

@@ -158,6 +158,10 @@ class PipelineRunStatus(Model):
     """Notifications already sent (event/task keys), so a restart never sends one twice."""
     observed_generation: int | None = None
     """The PipelineRun's metadata.generation this status was written for."""
+    log_archive_pending: bool | None = None
+    """With a log archive: some ended attempt's log was neither archived nor given up when
+    the run ended (cleared once every outcome is in its TaskRun). An operator that
+    restarts looks at such a run's TaskRuns again, so no log is forgotten."""
 
 
 class TaskState(StrEnum):

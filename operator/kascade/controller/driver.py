@@ -40,11 +40,11 @@ from kascade.controller.podspec import (
     RunIdentity,
 )
 from kascade.controller.rebuilding import RUN_SLA, Rebuilding
+from kascade.controller.reporting import Reporting
 from kascade.controller.status import (
     iso,
     needs_own_taskrun,
     run_status,
-    task_event,
     taskrun_status,
     wire,
 )
@@ -67,7 +67,7 @@ written at all (the run's summary shows the task queued); one that cannot start
 (image pull, unschedulable) is written at once, with why."""
 
 
-class RunDriver(Launching, Rebuilding):
+class RunDriver(Reporting, Launching, Rebuilding):
     def __init__(
         self,
         kube: Kube,
@@ -123,6 +123,8 @@ class RunDriver(Launching, Rebuilding):
         self.logs = log_archiving.RunLogs()
         """Which attempts' logs the archive holds (or gave up on)."""
         self.finished = False
+        self.log_flag: str | None = None
+        """``set``: the run's final summary says logArchivePending; ``clearing``: no more."""
         self.reload_token: str | None = None
         self.pool_version_seen = -1
         self.run_label = naming.label_value(self.name)
@@ -332,36 +334,6 @@ class RunDriver(Launching, Rebuilding):
         message = f"the pod did not start within {limit}s: {why}"
         return Result(None, reason=AttemptReason.START_TIMEOUT, message=message)
 
-    def _count_end(self, key: str, result: Result, now: datetime) -> None:
-        inst = self.engine.instances.get(key)
-        task_id = self.plan.tasks[inst.task].id if inst else key
-        metrics.attempt_ended(self.namespace, self.plan.name, task_id, result.ok, result.reason)
-        started = inst.attempt_started_at if inst else None
-        if started:  # the attempt's own duration, as Airflow's task duration
-            metrics.TASK_DURATION.labels(self.namespace, self.plan.name, task_id).observe(
-                (now - started).total_seconds()
-            )
-
-    def _event(self, key: str, state: TaskState) -> None:
-        """Every state change is an Event: on the TaskRun, or on the run if it has none."""
-        inst = self.engine.instances.get(key)
-        event = task_event(key, state, inst.message if inst else None)
-        if event is None:
-            return
-        self._emit_on(key, *event)
-
-    def _emit_on(self, key: str, kind: str, reason: str, message: str) -> None:
-        meta = self.taskruns.get(key)
-        if meta is not None:
-            target = {
-                "apiVersion": "kascade.io/v1alpha1",
-                "kind": "TaskRun",
-                "metadata": {"name": meta["name"], "namespace": self.namespace, "uid": meta["uid"]},
-            }
-            self.emit(target, kind, reason, message)
-        else:
-            self.emit(self.run, kind, reason, message)
-
     # -- status ---------------------------------------------------------------------------
     async def flush(self) -> None:
         await self.writer.flush()
@@ -382,7 +354,9 @@ class RunDriver(Launching, Rebuilding):
         )
         return meta["name"], wire(status)
 
-    def run_status(self, end: datetime | None = None) -> PipelineRunStatus:
+    def run_status(
+        self, end: datetime | None = None, *, log_archive_pending: bool = False
+    ) -> PipelineRunStatus:
         return run_status(
             self.engine,
             notified=self.notified,
@@ -390,11 +364,14 @@ class RunDriver(Launching, Rebuilding):
             generation=self.run["metadata"].get("generation"),
             now=self.clock(),
             end=end,
+            log_archive_pending=log_archive_pending,
         )
 
     async def _finish(self, phase: RunPhase, now: datetime) -> None:
         self.finished = True
-        await self.writer.write_final(wire(self.run_status(end=now)))
+        self.log_flag = "set" if self._logs_unsettled() else None
+        final = self.run_status(end=now, log_archive_pending=self.log_flag is not None)
+        await self.writer.write_final(wire(final))
         metrics.RUNS_FINISHED.labels(self.namespace, self.plan.name, phase.value).inc()
         if self.engine.started_at:
             metrics.RUN_DURATION.labels(self.namespace, self.plan.name, phase.value).observe(

@@ -209,6 +209,8 @@ class RunLogs:
     def __init__(self) -> None:
         self.settled: dict[str, dict[int, tuple[bool, str | None]]] = {}
         self.pending: set[tuple[str, int]] = set()
+        self.durable: dict[str, set[int]] = {}
+        """Per key, the attempts whose outcome a stored TaskRun status records."""
 
     def restore(self, stored: Mapping[str, dict[str, Any]]) -> None:
         """From the stored TaskRun statuses (instance key -> status)."""
@@ -220,6 +222,20 @@ class RunLogs:
                         bool(attempt["logArchived"]),
                         attempt.get("logArchiveMessage"),
                     )
+        for key, status in stored.items():
+            self.stored(key, status)
+
+    def stored(self, key: str, status: dict[str, Any]) -> None:
+        """A TaskRun status is stored: the outcomes it records are durable."""
+        for attempt in status.get("attempts") or []:
+            if attempt.get("logArchived") is not None and attempt.get("number"):
+                self.durable.setdefault(key, set()).add(int(attempt["number"]))
+
+    def all_durable(self) -> bool:
+        """Nothing queued, and every outcome known is in a stored TaskRun status."""
+        return not self.pending and all(
+            set(book) <= self.durable.get(key, set()) for key, book in self.settled.items()
+        )
 
     def due(self, key: str, status: dict[str, Any]) -> list[tuple[int, str]]:
         """(attempt, pod) of the attempts the stored ``status`` records as ended whose logs

@@ -22,6 +22,7 @@ from kascade.api.runs import TaskState, split_instance_key
 from kascade.controller import log_archiving, observed, retention
 from kascade.controller.podspec import RunIdentity
 from kascade.controller.writer import StatusWriter
+from kascade.engine.actions import runs_pod
 from kascade.engine.decisions import Decisions
 from kascade.engine.plan import Plan
 from kascade.engine.run import RunEngine
@@ -49,6 +50,8 @@ class Rebuilding:
     logs: log_archiving.RunLogs
     identity: RunIdentity
     clock: Callable[[], datetime]
+    finished: bool
+    log_flag: str | None
 
     def _restore(self, found: observed.Observation, now: datetime) -> Decisions:
         """Rebuild the engine from what the cluster shows (``engine/restore.py``)."""
@@ -96,9 +99,50 @@ class Rebuilding:
         """A TaskRun status is stored: the logs of the attempts it records as ended go to
         the archive (off this path); pods it records as succeeded, and archived, may go."""
         self._archive_logs(key, status)
+        self.logs.stored(key, status)
         archiving = log_archiving.ARCHIVER is not None
         for pod in self.finished_pods.written(status, self._is_sensor(key), archiving):
             asyncio.get_running_loop().create_task(self._delete_finished(pod))
+        if self.log_flag == "set" and self.logs.all_durable() and not self._logs_unsettled():
+            self.log_flag = "clearing"
+            asyncio.get_running_loop().create_task(self._clear_log_flag())
+
+    def _logs_unsettled(self) -> bool:
+        """With an archive: some ended attempt (of a task with a pod, not a sensor's poke)
+        whose log is neither archived nor given up yet."""
+        if log_archiving.ARCHIVER is None:
+            return False
+        for key, inst in self.engine.instances.items():
+            task = self.plan.tasks[inst.task]
+            if task.sensor is not None or not runs_pod(task.spec):
+                continue
+            settled = self.logs.of(key)
+            if any(a.start and a.had_pod and a.number not in settled for a in inst.attempts):
+                return True
+        return False
+
+    async def _clear_log_flag(self) -> None:
+        """Every outcome is stored: the run's ``logArchivePending`` goes. After the
+        summary that set it (the write lock is FIFO); if this fails, a restarted operator
+        looks at the TaskRuns again and finds nothing to do."""
+        async with self.writer.write_lock:
+            if self.writer.closed:
+                return
+            try:
+                await asyncio.to_thread(
+                    self.kube.patch_status,
+                    "pipelineruns",
+                    self.namespace,
+                    self.name,
+                    {"logArchivePending": None},
+                )
+            except Exception as exc:
+                log.warning(
+                    "PipelineRun %s/%s: logArchivePending not cleared: %s",
+                    self.namespace,
+                    self.name,
+                    exc,
+                )
 
     def _archive_logs(self, key: str, status: dict[str, Any]) -> None:
         if not self._is_sensor(key):  # a sensor's pokes say only "not yet"

@@ -52,6 +52,7 @@ def run_status(
     generation: int | None,
     now: datetime,
     end: datetime | None = None,
+    log_archive_pending: bool = False,
 ) -> PipelineRunStatus:
     """The PipelineRun's summary: phase, counts, the task map, and its condition once done."""
     states = engine.states()
@@ -86,6 +87,7 @@ def run_status(
         sla_misses=sorted(sla_misses) or None,
         notified=sorted(notified),
         observed_generation=generation,
+        log_archive_pending=log_archive_pending or None,
     )
 
 

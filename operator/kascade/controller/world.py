@@ -21,6 +21,7 @@ from kascade.api import defaults
 from kascade.api.resources import PipelineRun
 from kascade.api.runs import RunPhase
 from kascade.controller import approval, config, rights, scheduling, snapshots
+from kascade.controller.archive_sweep import FinishedRunLogs
 from kascade.controller.cache import Caches
 from kascade.controller.driver import RunDriver
 from kascade.controller.pools import POOL_STATUS_SECONDS, ClusterPools
@@ -71,6 +72,7 @@ class World(Scheduler):
         self.waiting: dict[Key, dict[str, dict[str, Any]]] = {}
         self._pool_status_due = False
         self.ended_writers = EndedRunWriters()
+        self.leftover_logs = FinishedRunLogs(kube)
         self.caches = Caches(kube, self.pipelines.get)
         self._ended: dict[Key, str | None] = {}
         """Runs whose driver finished (with its reload token) until their final status comes
@@ -154,6 +156,7 @@ class World(Scheduler):
             self.runs.get(pkey, {}).pop(meta["name"], None)
             self.waiting.get(pkey, {}).pop(meta["name"], None)
             self.run_tasks.pop(key, None)
+            self.leftover_logs.forget(key)
             return
         record = self._record_run(body)
         spec = body.get("spec") or {}
@@ -167,6 +170,8 @@ class World(Scheduler):
             self._ended.pop(key, None)  # later events are newer than the end
             if self._drop_driver(key, ended=True) is not None and pkey in self.pipelines:
                 self.wake(self.clock(), "pipeline", pkey)  # a slot under maxActiveRuns freed
+            ended_here = self.ended_writers.ended_here(key)
+            self.leftover_logs.consider(key, body, ended_here=ended_here)
             return
         reload = (meta.get("annotations") or {}).get("kascade.io/reload")
         if key in self._ended and self._ended[key] == reload:

@@ -259,10 +259,13 @@ class EndedRunWriters:
         self.open: weakref.WeakValueDictionary[tuple[str, str], StatusWriter] = (
             weakref.WeakValueDictionary()
         )
+        self.ended_by_us: set[tuple[str, str]] = set()
+        """Runs whose end a driver of this process decided (until deleted or reloaded)."""
 
     def finished(self, key: tuple[str, str], writer: StatusWriter) -> None:
         """The run's driver decided its end."""
         self.open[key] = writer
+        self.ended_by_us.add(key)
         if writer.final is not None:
             self.retired[key] = writer
 
@@ -270,11 +273,17 @@ class EndedRunWriters:
         """The run's final summary came back from the API server: no summary to retry;
         the writer stays open for what still follows the end."""
         self.retired.pop(key, None)
-        if writer is not None:
+        if writer is not None:  # its driver, finished here, had not retired yet
             self.open[key] = writer
+            self.ended_by_us.add(key)
+
+    def ended_here(self, key: tuple[str, str]) -> bool:
+        """A driver of this process decided the run's end (and writes what follows it)."""
+        return key in self.ended_by_us
 
     def superseded(self, key: tuple[str, str]) -> None:
         """The run was deleted or reloaded: its old writers write nothing more."""
+        self.ended_by_us.discard(key)
         for writer in (self.retired.pop(key, None), self.open.pop(key, None)):
             if writer is not None:
                 writer.close()
