@@ -209,8 +209,10 @@ class LogArchiver:
         except Exception:  # a broken clock must not lose the job: report its gap
             log.exception("waiting to archive the log of %s again failed", _what(job))
             self.retries.discard(me)
-            self._gap(job, done, "internal error (see the operator's log)")
-            self.queue.task_done()
+            try:
+                self._gap(job, done, "internal error (see the operator's log)")
+            finally:
+                self.queue.task_done()
             return
         # in one step: the job is never counted twice, and stays unfinished for drain()
         self.retries.discard(me)
