@@ -10,6 +10,15 @@ the attempt's ``logArchived: false`` with why. A pod that is already gone cannot
 again: that is reported at once. Either way the outcome goes back to the driver, which
 records it in the TaskRun's status; only then may the pod be deleted (``retention``).
 
+A failed try never holds a worker through its backoff: the job waits for its retry
+off the workers (a sleeping task) and is queued again afterwards, so while the store
+is down healthy jobs still go through and the queue does not fill behind two sleeping
+workers. A waiting job keeps no log bytes (up to the cap for each of a thousand jobs
+would be a lot of memory): its retry reads the log again, which it can because the pod
+stays until the outcome is recorded. A waiting job keeps its place in the queue's
+capacity (queued plus waiting is at most ``QUEUE_SIZE``); a retry that finds no place
+is a reported gap, like a submit that does.
+
 Messages name the store's bucket and key and the error's first line, never a credential
 (``integrations/objectstore`` strips obstore's request details).
 """
@@ -102,7 +111,12 @@ class LogArchiver:
         self.policy = policy or RetryPolicy()
         self.sleep = sleep
         """Injected: tests run the backoff on a fake clock."""
-        self.queue: asyncio.Queue[tuple[ArchiveJob, Done]] = asyncio.Queue(queue_size)
+        self.capacity = queue_size
+        """Jobs held at once, queued or waiting for a retry; beyond it a job is a gap."""
+        self.queue: asyncio.Queue[tuple[ArchiveJob, Done, int]] = asyncio.Queue()
+        """Unbounded itself: :attr:`capacity` bounds it together with :attr:`retries`."""
+        self.retries: set[asyncio.Task[None]] = set()
+        """Jobs waiting for their next try, each in a task that sleeps then queues it."""
         self.worker_count = workers
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -111,19 +125,32 @@ class LogArchiver:
 
         Never waits: with the queue full the attempt's gap is reported at once."""
         self._start()
-        try:
-            self.queue.put_nowait((job, done))
-        except asyncio.QueueFull:
-            self._gap(job, done, f"the archive queue is full ({self.queue.maxsize} logs waiting)")
+        if self._held() >= self.capacity:
+            self._gap(job, done, self._full())
+            return
+        self.queue.put_nowait((job, done, 0))
 
     async def drain(self) -> None:
-        """Wait until every queued job is done (tests, shutdown)."""
+        """Wait until every job is done, also those waiting for a retry (tests, shutdown):
+        a job counts as unfinished in the queue from its submit to its outcome."""
         await self.queue.join()
 
     def stop(self) -> None:
+        """Cancel the workers and the waiting retries (their jobs get no outcome: the
+        next operator finds their attempts unsettled and archives them)."""
         for task in self.tasks:
             task.cancel()
+        for task in self.retries:
+            task.cancel()
+            self.queue.task_done()  # its job is over: drain() does not wait for it
         self.tasks = []
+        self.retries = set()
+
+    def _held(self) -> int:
+        return self.queue.qsize() + len(self.retries)
+
+    def _full(self) -> str:
+        return f"the archive queue is full ({self.capacity} logs waiting)"
 
     def _start(self) -> None:
         if self.tasks:
@@ -133,38 +160,64 @@ class LogArchiver:
 
     async def _work(self) -> None:
         while True:
-            job, done = await self.queue.get()
+            job, done, failures = await self.queue.get()
+            retrying = False
             try:
-                await self._archive(job, done)
+                retrying = await self._try(job, done, failures)
             except Exception:  # a bug must not stop the worker: the gap is still reported
                 log.exception("archiving the log of %s failed", _what(job))
                 self._gap(job, done, "internal error (see the operator's log)")
             finally:
-                self.queue.task_done()
+                if not retrying:  # else the retry's task marks it done once it is queued
+                    self.queue.task_done()
 
-    async def _archive(self, job: ArchiveJob, done: Done) -> None:
-        failures = 0
-        data: bytes | None = None
-        while True:
+    async def _try(self, job: ArchiveJob, done: Done, failures: int) -> bool:
+        """One try after ``failures`` failed ones: archived or given up (False), or to be
+        tried again later (True). The log is read on every try, never kept between them."""
+        try:
+            data = await asyncio.to_thread(self._read, job)
+            await asyncio.to_thread(self._write, job, data)
+        except GiveUp as exc:
+            self._gap(job, done, str(exc))
+            return False
+        except Exception as exc:  # the store or the API server: try again later
+            failures += 1
+            delay = self.policy.delay_after(failures)
+            if delay is None:
+                self._gap(job, done, f"{_reason(exc)} (after {failures} tries)")
+                return False
+            if self._held() >= self.capacity:  # the retry's place is taken now, not later
+                why = f"{_reason(exc)} (after {failures} tries; no retry: {self._full()})"
+                self._gap(job, done, why)
+                return False
+            log.info("log of %s not archived yet (%s); again in %.0fs", _what(job), exc, delay)
+            self._retry_later(job, done, failures, delay)
+            return True
+        metrics.LOGS_ARCHIVED.labels(job.namespace, job.pipeline).inc()
+        done(job, Outcome(True))
+        return False
+
+    def _retry_later(self, job: ArchiveJob, done: Done, failures: int, delay: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._wait(job, done, failures, delay))
+        self.retries.add(task)
+
+    async def _wait(self, job: ArchiveJob, done: Done, failures: int, delay: float) -> None:
+        """Sleep off the backoff, then queue the job again (its place was kept)."""
+        me = asyncio.current_task()
+        try:
+            await self.sleep(delay)
+        except Exception:  # a broken clock must not lose the job: report its gap
+            log.exception("waiting to archive the log of %s again failed", _what(job))
+            self.retries.discard(me)
             try:
-                if data is None:  # read once: a retry only writes again
-                    data = await asyncio.to_thread(self._read, job)
-                await asyncio.to_thread(self._write, job, data)
-            except GiveUp as exc:
-                self._gap(job, done, str(exc))
-                return
-            except Exception as exc:  # the store or the API server: try again later
-                failures += 1
-                delay = self.policy.delay_after(failures)
-                if delay is None:
-                    self._gap(job, done, f"{_reason(exc)} (after {failures} tries)")
-                    return
-                log.info("log of %s not archived yet (%s); again in %.0fs", _what(job), exc, delay)
-                await self.sleep(delay)
-                continue
-            metrics.LOGS_ARCHIVED.labels(job.namespace, job.pipeline).inc()
-            done(job, Outcome(True))
+                self._gap(job, done, "internal error (see the operator's log)")
+            finally:
+                self.queue.task_done()
             return
+        # in one step: the job is never counted twice, and stays unfinished for drain()
+        self.retries.discard(me)
+        self.queue.put_nowait((job, done, failures))
+        self.queue.task_done()  # the failed try's
 
     def _read(self, job: ArchiveJob) -> bytes:
         try:
