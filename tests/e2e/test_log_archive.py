@@ -12,7 +12,8 @@ chart does it (``KASCADE_STORE_<key>``; the helper image is busybox, which has t
    after the bounded retries the gap is reported: ``logArchived: false`` with why, a
    ``LogNotArchived`` Warning Event on the TaskRun, and
    ``kascade_log_archive_failures_total``.
-3. An operator killed after a run's end, while its last log was still being archived:
+3. What the archive keeps has the values of the Secrets the pod uses masked (``***``).
+4. An operator killed after a run's end, while its last log was still being archived:
    the run says ``logArchivePending``, and the next operator archives the log, records it
    in the TaskRun and clears the mark.
 """
@@ -167,6 +168,26 @@ def test_a_log_is_read_from_the_archive_after_its_pod_is_deleted(
         f"the pod {pod} of attempt 1 of say is gone and the log archive has no log for it: "
         "the operator archived it, but the object is gone" in gone.stderr
     ), gone.stderr
+
+
+def test_the_archived_log_has_the_pods_secrets_masked(
+    kas: Kascade, s3_server: servers.S3Server, bucket: str
+) -> None:
+    secret = "s3cr3t-" + bucket  # unique, and long enough to be masked
+    kas.core.create_namespaced_secret(
+        kas.ns, {"metadata": {"name": "db"}, "stringData": {"TOKEN": secret}}
+    )
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "db", "key": "TOKEN"}}}]
+    say = 'echo "token is $TOKEN"'
+    task = {"name": "say", "command": ["sh", "-c", say], "env": env}
+    kas.apply_pipeline(pipeline("tells", [task]))
+    run = kas.wait_run(kas.create_run("tells", name="tells-1"))
+    assert run["status"]["phase"] == "success"
+    attempt = wait_until(lambda: _settled(kas, "tells-1", "say"), 60, what="logArchived")
+    assert attempt["logArchived"] is True
+    settings = ObjectStoreSettings.from_data(s3_server.settings(bucket=bucket), "test")
+    key = f"kascade/logs/{kas.ns}/tells-1/say/attempt-1.log"
+    assert ObjectStore(settings).get(key).decode() == "token is ***\n"
 
 
 def test_a_store_that_is_down_never_fails_the_run_and_the_gap_is_reported(

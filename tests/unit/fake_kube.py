@@ -112,6 +112,14 @@ class FakeKube:
             raise PodLogGone(f"pod {namespace}/{name}: Not Found")
         return self.logs[(namespace, name, container)].encode()[:limit_bytes]
 
+    def secret_values(self, namespace: str, pod: str) -> list[str]:
+        """As the operator's Kube: the values of the Secrets the pod uses (its env's
+        secretKeyRefs and envFrom, read from the fake's Secrets)."""
+        from kascade.controller.masking import SecretMasker
+
+        body = self.get("pods", namespace, pod)
+        return SecretMasker(self.read_secret_data).values(namespace, body) if body else []
+
     def read_outputs_log(self, pod: dict[str, Any], container: str, limit_bytes: int) -> str:
         meta = pod["metadata"]
         return self.read_pod_log(meta["namespace"], meta["name"], container, limit_bytes)

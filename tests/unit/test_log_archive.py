@@ -380,9 +380,9 @@ def test_the_archive_hands_the_pod_to_deletion(
             gate = asyncio.Event()
             real_write = real_archive.write
 
-            def slow_write(*args: Any) -> str:  # the store answers only once we looked
+            def slow_write(*args: Any, **kwargs: Any) -> str:  # answers once we looked
                 asyncio.run_coroutine_threadsafe(gate.wait(), loop).result()
-                return real_write(*args)
+                return real_write(*args, **kwargs)
 
             loop = asyncio.get_running_loop()
             real_archive.write = slow_write  # type: ignore[method-assign]

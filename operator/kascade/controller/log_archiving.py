@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kascade import metrics
+from kascade.controller import masking
 from kascade.controller.podspec import RunIdentity
 from kascade.integrations.log_archive import LogArchive, LogKeyError
 from kascade.integrations.objectstore import ObjectStoreError
@@ -175,8 +176,8 @@ class LogArchiver:
         """One try after ``failures`` failed ones: archived or given up (False), or to be
         tried again later (True). The log is read on every try, never kept between them."""
         try:
-            data = await asyncio.to_thread(self._read, job)
-            await asyncio.to_thread(self._write, job, data)
+            data, secrets = await asyncio.to_thread(self._read, job)
+            await asyncio.to_thread(self._write, job, data, secrets)
         except GiveUp as exc:
             self._gap(job, done, str(exc))
             return False
@@ -219,17 +220,25 @@ class LogArchiver:
         self.queue.put_nowait((job, done, failures))
         self.queue.task_done()  # the failed try's
 
-    def _read(self, job: ArchiveJob) -> bytes:
+    def _read(self, job: ArchiveJob) -> tuple[bytes, list[str]]:
+        """The log (at most the cap plus one byte), and the values of the Secrets its pod
+        uses: they are masked in what is kept, as in outputs (``masking.py``)."""
         try:
-            return self.kube.read_log_bytes(
+            data = self.kube.read_log_bytes(
                 job.namespace, job.pod, TASK_CONTAINER, self.archive.max_bytes + 1
             )
         except PodLogGone as exc:
             raise GiveUp(f"the pod's log could not be read: {exc}") from None
+        return data, self.kube.secret_values(job.namespace, job.pod)
 
-    def _write(self, job: ArchiveJob, data: bytes) -> None:
+    def _write(self, job: ArchiveJob, data: bytes, secrets: list[str]) -> None:
+        def mask(kept: bytes) -> bytes:
+            return masking.mask_bytes(kept, secrets)
+
         try:
-            self.archive.write(job.namespace, job.run, job.key, job.attempt, data)
+            self.archive.write(
+                job.namespace, job.run, job.key, job.attempt, data, mask=mask if secrets else None
+            )
         except LogKeyError as exc:
             raise GiveUp(str(exc)) from None
 

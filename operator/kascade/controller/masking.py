@@ -58,6 +58,17 @@ def secret_refs(pod: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
                 yield str(name), None
 
 
+def mask_bytes(data: bytes, values: list[str]) -> bytes:
+    """``mask_text`` for a log's bytes (kept as they are where they are not UTF-8)."""
+    for value in sorted(set(values), key=len, reverse=True):
+        if len(value) < MIN_LENGTH:
+            continue
+        escaped = json.dumps(value)[1:-1]
+        for form in dict.fromkeys((value, escaped)):
+            data = data.replace(form.encode(), MASK.encode())
+    return data
+
+
 def mask_text(text: str, values: list[str]) -> str:
     """Each value, as written and as JSON escapes it, replaced by ``***`` (longest first)."""
     for value in sorted(set(values), key=len, reverse=True):
@@ -151,6 +162,13 @@ class MaskingKube(Kube):
 
     def list_pods(self, namespace: str | None, selector: str) -> list[dict[str, Any]]:
         return [self.masker.mask_pod(p) for p in super().list_pods(namespace, selector)]
+
+    def secret_values(self, namespace: str, pod: str) -> list[str]:
+        """The values to mask in a pod's archived log, as in its outputs: the archive's
+        readers are not the pod's (bucket credentials, the UI), and Airflow masks task
+        logs too."""
+        body = self.get_pod(namespace, pod)
+        return self.masker.values(namespace, body) if body is not None else []
 
     def read_outputs_log(self, pod: dict[str, Any], container: str, limit_bytes: int) -> str:
         """A container's log that carries outputs, masked like its termination message."""

@@ -15,7 +15,7 @@ first bytes of a longer log, then a line saying where and why it was cut.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from kascade.integrations.objectstore import ObjectNotFoundError, ObjectStore, ObjectStoreError
@@ -116,11 +116,24 @@ class LogArchive:
         prefix = f"{self.store.prefix}/" if self.store.prefix else ""
         return f"s3://{self.store.bucket}/{prefix}"
 
-    def write(self, namespace: str, run: str, task: str, attempt: int, data: bytes) -> str:
-        """Store an attempt's log (cut to the cap); returns its key. Raises
-        ObjectStoreError (the store refused or is down) or LogKeyError."""
+    def write(
+        self,
+        namespace: str,
+        run: str,
+        task: str,
+        attempt: int,
+        data: bytes,
+        *,
+        mask: Callable[[bytes], bytes] | None = None,
+    ) -> str:
+        """Store an attempt's log (cut to the cap, then ``mask`` applied: whether it was
+        cut is decided on the log as read); returns its key. Raises ObjectStoreError (the
+        store refused or is down) or LogKeyError."""
         key = log_key(namespace, run, task, attempt)
-        self.store.put(key, capped(data, self.max_bytes), content_type="text/plain; charset=utf-8")
+        kept = capped(data, self.max_bytes)
+        if mask is not None:
+            kept = mask(kept)
+        self.store.put(key, kept, content_type="text/plain; charset=utf-8")
         return key
 
     def read(self, namespace: str, run: str, task: str, attempt: int) -> bytes:

@@ -304,6 +304,21 @@ class Kube:
             raise
         return bytes(answer.data)
 
+    def secret_values(self, namespace: str, pod: str) -> list[str]:
+        """The values of the Secrets a pod uses, to mask in what is kept of its log: none
+        here; the operator's Kube (``controller/masking.py``) reads them."""
+        return []
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        _count("get", "pods")
+        try:
+            pod = self._call(self.core.read_namespaced_pod, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(self.api.sanitize_for_serialization(pod))
+
     def read_outputs_log(self, pod: dict[str, Any], container: str, limit_bytes: int) -> str:
         """A container's log that carries outputs (the operator's Kube masks Secrets in it)."""
         meta = pod.get("metadata") or {}

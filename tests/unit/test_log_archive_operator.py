@@ -1,7 +1,9 @@
-"""The log archive around a run's end: the outcome of the last attempts' logs comes after
-the run's final summary, is written even when the watch reports the end before the driver
-retires, is marked on the run (``logArchivePending``) until stored, and is finished by the
-next operator when one stopped in between (``controller/archive_sweep.py``)."""
+"""The log archive in the operator, on a fake API server and the real versitygw server:
+the outcome of the last attempts' logs comes after the run's final summary, is written
+even when the watch reports the end before the driver retires, is marked on the run
+(``logArchivePending``) until stored, and is finished by the next operator when one
+stopped in between (``controller/archive_sweep.py``); what is kept has the pod's Secrets
+masked."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from test_operator_features_b import _end, _pipeline, _run
 
 import servers
 from kascade.controller import log_archiving
-from kascade.controller.log_archiving import LogArchiver
+from kascade.controller.log_archiving import ArchiveJob, LogArchiver
 from kascade.controller.world import World
-from kascade.integrations.log_archive import LogArchive
+from kascade.integrations.log_archive import LogArchive, cut_note
 from kascade.integrations.objectstore import ObjectStore
 from kascade.integrations.settings import ObjectStoreSettings
 
@@ -175,3 +177,30 @@ def test_a_restarted_operator_archives_the_logs_a_finished_run_left_pending(
     writes = len(kube.writes)  # once cleared, a restart sweeps nothing
     asyncio.run(second_life())
     assert len(kube.writes) == writes
+
+
+def test_the_archived_log_has_the_secrets_its_pod_uses_masked(s3_server: servers.S3Server) -> None:
+    """Masked after the cut: whether the log was cut is decided on the log as read."""
+    kube = FakeKube()
+    kube.create("secrets", "ns", {"metadata": {"name": "db"}, "stringData": {"pw": "hunter2-pw"}})
+    ref = {"secretKeyRef": {"name": "db", "key": "pw"}}
+    container = {"name": "task", "env": [{"name": "PW", "valueFrom": ref}]}
+    kube.create("pods", "ns", {"metadata": {"name": "r-t-a1"}, "spec": {"containers": [container]}})
+    said = "connecting with hunter2-pw\n"
+    kube.logs[("ns", "r-t-a1", "task")] = said + "x" * 100
+    data = {**s3_server.settings(), "bucket": s3_server.make_bucket()}
+    archive = LogArchive(ObjectStore(ObjectStoreSettings.from_data(data, "test")), max_bytes=40)
+    outcomes = []
+
+    async def scenario() -> None:
+        archiver = LogArchiver(kube, archive, emit=lambda *_: None)  # type: ignore[arg-type]
+        taskrun = {"metadata": {"name": "r-t", "namespace": "ns", "uid": "u"}}
+        job = ArchiveJob("ns", "p", "r", "t", 1, "r-t-a1", taskrun)
+        archiver.submit(job, lambda _job, outcome: outcomes.append(outcome.archived))
+        await archiver.drain()
+        archiver.stop()
+
+    asyncio.run(scenario())
+    assert outcomes == [True]
+    kept = "connecting with ***\n" + "x" * (40 - len(said))
+    assert archive.read("ns", "r", "t", 1) == kept.encode() + cut_note(40)
