@@ -11,7 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kascade.kube.client import Applier, Kube
+from kascade.kube.apply import Applier
+from kascade.kube.client import Kube
 from kascade.sdk.compiler.bundle import LABEL as BUNDLE_LABEL
 from kascade.sdk.compiler.project import Compilation
 from kascade.sdk.naming import DAG_ID_ANNOTATION
