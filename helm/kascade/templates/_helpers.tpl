@@ -124,7 +124,7 @@ app.kubernetes.io/part-of: kascade
 {{- end }}
 {{- if .Values.rbac.readSecrets }}
 # Notification webhook URLs given as urlFrom a Secret key, and the values of the Secrets a
-# task uses, to mask them in its outputs. Only get (no list, no watch): by name.
+# task uses, to mask them in its outputs and archived logs. Only get (no list, no watch): by name.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
