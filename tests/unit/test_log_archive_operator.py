@@ -8,6 +8,8 @@ masked."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -31,6 +33,17 @@ def real_archive(s3_server: servers.S3Server) -> LogArchive:
     return LogArchive(ObjectStore(ObjectStoreSettings.from_data(data, "test"), prefix="kascade"))
 
 
+@contextmanager
+def archiving(kube: FakeKube, archive: LogArchive) -> Iterator[LogArchiver]:
+    """The operator's archiver over ``kube`` and ``archive``, configured in the block."""
+    archiver = LogArchiver(kube, archive, emit=lambda *_: None)  # type: ignore[arg-type]
+    log_archiving.configure(archiver)
+    try:
+        yield archiver
+    finally:
+        log_archiving.configure(None)
+
+
 def test_the_outcome_is_written_when_the_runs_end_came_back_before_its_driver_retired(
     real_archive: LogArchive,
 ) -> None:
@@ -43,8 +56,6 @@ def test_the_outcome_is_written_when_the_runs_end_came_back_before_its_driver_re
     run = _run(kube, "r", spec)
 
     async def scenario() -> None:
-        archiver = LogArchiver(kube, real_archive, emit=lambda o, k, r, m: None)  # type: ignore[arg-type]
-        log_archiving.configure(archiver)
         loop = asyncio.get_running_loop()
         world = World(kube, lambda *_: None, clock=lambda: NOW)
         patch_status = kube.patch_status
@@ -57,7 +68,7 @@ def test_the_outcome_is_written_when_the_runs_end_came_back_before_its_driver_re
                 asyncio.run_coroutine_threadsafe(watched, loop).result()
 
         kube.patch_status = patch_then_watch  # type: ignore[method-assign]
-        try:
+        with archiving(kube, real_archive) as archiver:
             await world.on_run("ADDED", run)
             kube.logs[("ns", "r-t-a1", "task")] = "kept\n"
             (driver,) = world.drivers.values()
@@ -65,8 +76,6 @@ def test_the_outcome_is_written_when_the_runs_end_came_back_before_its_driver_re
             assert not world.drivers  # the run ended: its driver is gone
             await archiver.drain()
             await driver.flush()  # the outcome is written in the attempt
-        finally:
-            log_archiving.configure(None)
 
     asyncio.run(scenario())
     (attempt,) = kube.get("taskruns", "ns", "r-t")["status"]["attempts"]  # type: ignore[index]
@@ -85,9 +94,7 @@ def test_the_run_says_logs_are_pending_until_every_outcome_is_stored(
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
-        archiver = LogArchiver(kube, real_archive, emit=lambda *_: None)  # type: ignore[arg-type]
-        log_archiving.configure(archiver)
-        try:
+        with archiving(kube, real_archive) as archiver:
             world = World(kube, lambda *_: None, clock=lambda: NOW)
             await world.on_run("ADDED", run)
             kube.logs[("ns", "r-t-a1", "task")] = "kept\n"
@@ -98,8 +105,6 @@ def test_the_run_says_logs_are_pending_until_every_outcome_is_stored(
             await archiver.drain()
             await driver.flush()  # the outcome is written, then the mark is cleared
             await asyncio.sleep(0.05)
-        finally:
-            log_archiving.configure(None)
 
     asyncio.run(scenario())
     assert seen["at the end"] == ("success", True)
@@ -123,9 +128,7 @@ def test_a_restarted_operator_archives_the_logs_a_finished_run_left_pending(
     run = _run(kube, "r", spec)
 
     async def first_life() -> None:  # the archive never gets to the last attempt
-        archiver = LogArchiver(kube, real_archive, emit=lambda *_: None)  # type: ignore[arg-type]
-        log_archiving.configure(archiver)
-        try:
+        with archiving(kube, real_archive) as archiver:
             world = World(kube, lambda *_: None, clock=lambda: NOW)
             await world.on_run("ADDED", run)
             kube.logs[("ns", "r-t-a1", "task")] = "first\n"
@@ -138,13 +141,9 @@ def test_a_restarted_operator_archives_the_logs_a_finished_run_left_pending(
             archiver.stop()
             archiver.submit = lambda job, done: None  # type: ignore[method-assign]  # stops here
             await world.on_pod("MODIFIED", _end(kube, "r-u-a1"))
-        finally:
-            log_archiving.configure(None)
 
     async def second_life() -> None:
-        archiver = LogArchiver(kube, real_archive, emit=lambda *_: None)  # type: ignore[arg-type]
-        log_archiving.configure(archiver)
-        try:
+        with archiving(kube, real_archive) as archiver:
             world = World(kube, lambda *_: None, clock=lambda: NOW)
             finished = kube.get("pipelineruns", "ns", "r")
             await world.on_run("MODIFIED", finished)  # type: ignore[arg-type]
@@ -154,8 +153,6 @@ def test_a_restarted_operator_archives_the_logs_a_finished_run_left_pending(
             await archiver.drain()
             for _ in range(20):
                 await asyncio.sleep(0.02)
-        finally:
-            log_archiving.configure(None)
 
     asyncio.run(first_life())
     status = kube.get("pipelineruns", "ns", "r")["status"]  # type: ignore[index]

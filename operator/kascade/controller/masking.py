@@ -58,25 +58,25 @@ def secret_refs(pod: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
                 yield str(name), None
 
 
+def _forms(values: list[str]) -> Iterator[str]:
+    """What to replace: each value long enough, as written and as JSON escapes it, longest
+    first (so a value inside another is not masked first)."""
+    for value in sorted(set(values), key=len, reverse=True):
+        if len(value) >= MIN_LENGTH:
+            yield from dict.fromkeys((value, json.dumps(value)[1:-1]))
+
+
 def mask_bytes(data: bytes, values: list[str]) -> bytes:
     """``mask_text`` for a log's bytes (kept as they are where they are not UTF-8)."""
-    for value in sorted(set(values), key=len, reverse=True):
-        if len(value) < MIN_LENGTH:
-            continue
-        escaped = json.dumps(value)[1:-1]
-        for form in dict.fromkeys((value, escaped)):
-            data = data.replace(form.encode(), MASK.encode())
+    for form in _forms(values):
+        data = data.replace(form.encode(), MASK.encode())
     return data
 
 
 def mask_text(text: str, values: list[str]) -> str:
     """Each value, as written and as JSON escapes it, replaced by ``***`` (longest first)."""
-    for value in sorted(set(values), key=len, reverse=True):
-        if len(value) < MIN_LENGTH:
-            continue
-        escaped = json.dumps(value)[1:-1]
-        for form in dict.fromkeys((value, escaped)):
-            text = text.replace(form, MASK)
+    for form in _forms(values):
+        text = text.replace(form, MASK)
     return text
 
 
