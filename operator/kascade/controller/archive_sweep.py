@@ -19,7 +19,7 @@ import asyncio
 import logging
 from typing import Any
 
-from kascade.api.runs import instance_key
+from kascade.api.runs import TaskRunStatus, instance_key
 from kascade.controller import log_archiving, naming
 from kascade.controller.log_archiving import ArchiveJob, Outcome, RunLogs
 from kascade.controller.podspec import LABEL_RUN
@@ -100,11 +100,12 @@ class FinishedRunLogs:
         current = self.kube.get("taskruns", job.namespace, name)
         if current is None:
             return  # deleted meanwhile: nothing to record on
-        attempts = [dict(a) for a in (current.get("status") or {}).get("attempts") or []]
-        for attempt in attempts:
-            if attempt.get("number") == job.attempt and attempt.get("logArchived") is None:
-                attempt["logArchived"] = outcome.archived
-                attempt["logArchiveMessage"] = outcome.message
+        status = TaskRunStatus.model_validate(current.get("status") or {})
+        for attempt in status.attempts or []:
+            if attempt.number == job.attempt and attempt.log_archived is None:
+                attempt.log_archived = outcome.archived
+                attempt.log_archive_message = outcome.message
+                attempts = [a.dump() for a in status.attempts or []]  # a list is replaced whole
                 self.kube.patch_status("taskruns", job.namespace, name, {"attempts": attempts})
                 return
 
